@@ -1,0 +1,29 @@
+"""neuronlab: a NumPy neural-network library and training workbench."""
+
+from neuronlab import checks, data, init, io, layers, losses, optim, preprocessing, regularizers, schedules, train
+from neuronlab.checks import *  # noqa: F403  (every module lists its public names in __all__)
+from neuronlab.init import *  # noqa: F403
+from neuronlab.io import *  # noqa: F403
+from neuronlab.layers import *  # noqa: F403
+from neuronlab.losses import *  # noqa: F403
+from neuronlab.optim import *  # noqa: F403
+from neuronlab.preprocessing import *  # noqa: F403
+from neuronlab.regularizers import *  # noqa: F403
+from neuronlab.schedules import *  # noqa: F403
+from neuronlab.train import *  # noqa: F403
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "data",
+    *checks.__all__,
+    *init.__all__,
+    *io.__all__,
+    *layers.__all__,
+    *losses.__all__,
+    *optim.__all__,
+    *preprocessing.__all__,
+    *regularizers.__all__,
+    *schedules.__all__,
+    *train.__all__,
+]

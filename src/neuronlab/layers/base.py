@@ -1,0 +1,112 @@
+"""The Layer contract every building block follows.
+
+A layer holds ``params`` and ``grads``: two dicts with the same keys. ``forward`` caches
+exactly what ``backward`` needs; ``backward`` *adds* into ``grads`` and returns the gradient
+with respect to the layer's input. Non-learnable state that must be saved with the model
+(batch-norm running averages) lives in ``buffers``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class Layer:
+    """Base class of all layers.
+
+    Class attributes
+    ----------------
+    weight_names : tuple of str
+        Parameters that regularisers and max-norm act on (never biases).
+    bias_names : tuple of str
+        Parameters counted as biases by :meth:`Sequential.summary`.
+    stochastic : bool
+        True for layers that draw random numbers in training (dropout, noise). They skip the
+        noise while ``noise_off`` is set, which gradient checks use.
+    """
+
+    registry_name: ClassVar[str] = ""
+    weight_names: ClassVar[tuple[str, ...]] = ()
+    bias_names: ClassVar[tuple[str, ...]] = ()
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.noise_off = False
+
+    # -- the two directions -------------------------------------------------------------
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """Compute the output for ``x`` of shape (n_samples, ...); cache what backward needs."""
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Add dL/dparams into ``grads`` and return dL/dx (``None`` when ``input_grad`` is
+        False and the layer can skip that work, as the first layer of a network does)."""
+        raise NotImplementedError
+
+    # -- helpers shared by all layers ---------------------------------------------------
+    def _cached(self, value: Any) -> Any:
+        """Return a cached forward value, or raise the error for backward-before-forward."""
+        if value is None:
+            raise ValueError(f"{type(self).__name__}.backward called before forward(training=...)")
+        return value
+
+    def add_param(self, name: str, value: np.ndarray) -> None:
+        """Register a learnable array and its zero gradient."""
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+
+    def zero_grad(self) -> None:
+        for g in self.grads.values():
+            g.fill(0)
+
+    def astype(self, dtype: Any) -> Layer:
+        """Convert params, grads and buffers to ``dtype`` in place of the old arrays; returns self."""
+        dtype = np.dtype(dtype)
+        for store in (self.params, self.grads, self.buffers):
+            for k, v in store.items():
+                if v.dtype != dtype and np.issubdtype(v.dtype, np.floating):
+                    store[k] = v.astype(dtype)
+        return self
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        for v in self.params.values():
+            return v.dtype
+        return None
+
+    # -- counting for summary() ---------------------------------------------------------
+    @property
+    def n_neurons(self) -> int:
+        """Neurons this layer adds to the network (units with their own weights)."""
+        return 0
+
+    def counts(self) -> dict[str, int]:
+        weights = sum(self.params[k].size for k in self.weight_names if k in self.params)
+        biases = sum(self.params[k].size for k in self.bias_names if k in self.params)
+        total = sum(v.size for v in self.params.values())
+        return {"neurons": self.n_neurons, "weights": weights, "biases": biases, "params": total}
+
+    # -- gradient checks ----------------------------------------------------------------
+    def kink_state(self) -> np.ndarray | None:
+        """For piecewise functions (ReLU, max): an array saying which piece each element of
+        the last forward pass fell on. A gradient check that sees it change between x+h and
+        x-h knows the centered difference straddles a kink. ``None`` for smooth layers."""
+        return None
+
+    # -- configuration ------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Constructor keyword arguments as JSON-serialisable values (no RNG, no arrays)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

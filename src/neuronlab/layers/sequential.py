@@ -1,0 +1,180 @@
+"""A stack of layers applied in order, with dotted parameter names and a summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import check_array
+from neuronlab.layers.base import Layer
+from neuronlab.registry import LAYERS
+
+
+class Sequential:
+    """Layers applied one after another.
+
+    ``params`` and ``grads`` are dicts with the same dotted keys (``"0.W"``, ``"0.b"``, ...)
+    whose values are the layers' own arrays, so in-place updates reach the layers.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+    """
+
+    def __init__(self, layers: Sequence[Layer]) -> None:
+        layers = list(layers)
+        if not layers:
+            raise ValueError("layers must not be empty")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
+        self.layers = layers
+        self.preprocessor: Any = None  # set by nl.load when a fitted transform was saved
+
+    # -- the two directions -------------------------------------------------------------
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """Scores for ``x`` of shape (n_samples, n_in) (or (n_samples, ...), flattened)."""
+        check_array("x", x)
+        n_in = self.n_in
+        if n_in is not None:
+            width = int(np.prod(x.shape[1:]))
+            if width != n_in:
+                raise ValueError(f"x has {width} features per sample, but the model expects {n_in}")
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate dL/dscores; grads accumulate. Returns dL/dx (None if not wanted)."""
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            dout = self.layers[i].backward(dout, input_grad=input_grad or i > 0)
+        return dout
+
+    __call__ = forward
+
+    def zero_grad(self) -> None:
+        for layer in self.layers:
+            layer.zero_grad()
+
+    # -- named arrays -------------------------------------------------------------------
+    def _named(self, attr: str) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in getattr(layer, attr).items()}
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return self._named("params")
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return self._named("grads")
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        return self._named("buffers")
+
+    @property
+    def weight_keys(self) -> list[str]:
+        """Dotted names of the parameters that regularisers and constraints act on."""
+        return [f"{i}.{k}" for i, layer in enumerate(self.layers) for k in layer.weight_names if k in layer.params]
+
+    def set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Copy values into params and buffers by dotted name (shapes must match)."""
+        own = {**self.params, **self.buffers}
+        missing = sorted(set(own) - set(arrays))
+        unknown = sorted(set(arrays) - set(own))
+        if missing or unknown:
+            raise ValueError(f"arrays do not match the model: missing {missing}, unexpected {unknown}")
+        for k, v in arrays.items():
+            if own[k].shape != v.shape:
+                raise ValueError(f"array {k!r} has shape {v.shape}, the model expects {own[k].shape}")
+            own[k][...] = v
+
+    def astype(self, dtype: Any) -> Sequential:
+        for layer in self.layers:
+            layer.astype(dtype)
+        return self
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        for layer in self.layers:
+            if layer.dtype is not None:
+                return layer.dtype
+        return None
+
+    @property
+    def n_in(self) -> int | None:
+        return getattr(self.layers[0], "n_in", None)
+
+    @property
+    def n_out(self) -> int | None:
+        for layer in reversed(self.layers):
+            n = getattr(layer, "n_out", None)
+            if n is not None:
+                return n
+        return None
+
+    # -- config -------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        return {"layers": [{"type": type(l).registry_name, "config": l.get_config()} for l in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("model config must be a dict with a 'layers' list")
+        layers = []
+        for i, spec in enumerate(config["layers"]):
+            if not isinstance(spec, dict) or "type" not in spec:
+                raise ValueError(f"layers[{i}] must be a dict with a 'type' key, got {spec!r}")
+            layers.append(LAYERS.get(spec["type"]).from_config(dict(spec.get("config", {}))))
+        return cls(layers)
+
+    # -- summary ------------------------------------------------------------------------
+    def summary(self) -> Summary:
+        """Neurons (inputs not counted), weights, biases and learnable parameters per layer."""
+        rows = [(f"{i}: {type(l).__name__}", l.counts()) for i, l in enumerate(self.layers)]
+        return Summary(rows)
+
+    # -- container protocol -------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __getitem__(self, i: int) -> Layer:
+        return self.layers[i]
+
+    def __repr__(self) -> str:
+        inner = ",\n  ".join(repr(l) for l in self.layers)
+        return f"Sequential([\n  {inner}\n])"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Rows of (layer name, counts) with totals; ``str()`` gives the table."""
+
+    rows: list[tuple[str, dict[str, int]]]
+
+    KEYS = ("neurons", "weights", "biases", "params")
+
+    @property
+    def total(self) -> dict[str, int]:
+        return {k: sum(c[k] for _, c in self.rows) for k in self.KEYS}
+
+    def __getattr__(self, name: str) -> int:
+        if name in Summary.KEYS:
+            return self.total[name]
+        raise AttributeError(name)
+
+    def __str__(self) -> str:
+        head = f"{'layer':<24}{'neurons':>10}{'weights':>12}{'biases':>10}{'params':>12}"
+        lines = [head, "-" * len(head)]
+        for name, c in [*self.rows, ("total", self.total)]:
+            if name == "total":
+                lines.append("-" * len(head))
+            lines.append(f"{name:<24}{c['neurons']:>10,}{c['weights']:>12,}{c['biases']:>10,}{c['params']:>12,}")
+        return "\n".join(lines)
