@@ -93,3 +93,14 @@ def as_rng(seed: Any) -> np.random.Generator:
     if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
         return np.random.default_rng(seed)
     raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(seed).__name__}")
+
+
+def check_float_dtype(name: str, dtype: Any) -> np.dtype:
+    """Return ``dtype`` as a numpy dtype, or raise unless it is float32 or float64."""
+    try:
+        dt = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) would mean float64
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt is None or dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}")
+    return dt

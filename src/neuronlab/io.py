@@ -1,3 +1,0 @@
-"""(in progress)"""
-
-__all__: list[str] = []
