@@ -1,0 +1,325 @@
+"""The resolved configuration of one training run: defaults, TOML files, command-line overrides.
+
+A run is described by five sections, each a small dataclass whose field defaults are the
+defaults of ``neuronlab train``::
+
+    [data]            source, test_size, val_size, preprocess, components
+    [model]           hidden, activation, init, dropout, batchnorm, loss
+    [optim]           optimizer, lr, schedule, decay_factor, decay_epochs, decay_rate, clip_norm
+    [regularization]  l2, l1, max_norm
+    [train]           epochs, batch_size, seed
+
+Precedence is defaults < config file < command line; the run directory keeps the resolved
+result as ``config.toml`` so that ``--resume`` and ``evaluate`` rebuild the same run. A typo in
+a file is an error that lists the valid keys (a silently ignored ``lrr = 0.1`` would train with
+the default learning rate and nobody would notice). Names (activation, optimizer, ...) are
+resolved later through the registries, whose errors list the choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import numbers
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neuronlab._validation import check_number, check_positive_int
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RegularizationConfig",
+    "TrainConfig",
+    "RunConfig",
+    "load_config",
+    "save_config",
+    "to_toml",
+]
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it is split and transformed.
+
+    ``source`` is a data-set name (digits, spiral, circles, moons, xor, blobs), a ``.npz`` /
+    ``.npy`` path or ``cifar10:DIR``. ``test_size`` is the stratified held-out fraction;
+    ``val_size`` the validation fraction of what remains. ``components`` is PCA's k.
+    """
+
+    source: str = "digits"
+    test_size: float = 0.25
+    val_size: float = 0.1
+    preprocess: str = "standardize"
+    components: int | None = None
+
+    def validate(self) -> None:
+        if not self.source.strip():
+            raise ValueError("data.source must not be empty")
+        check_number("data.test_size", self.test_size, low=0, high=1, high_inclusive=False)
+        check_number("data.val_size", self.val_size, low=0, high=1, high_inclusive=False)
+        if self.components is not None:
+            check_positive_int("data.components", self.components)
+
+
+@dataclass
+class ModelConfig:
+    """The MLP: hidden widths, activation, initialiser, dropout rate, batch norm, loss."""
+
+    hidden: list[int] = field(default_factory=lambda: [128])
+    activation: str = "relu"
+    init: str = "he"
+    dropout: float = 0.0
+    batchnorm: bool = False
+    loss: str = "softmax_cross_entropy"
+
+    def validate(self) -> None:
+        for i, width in enumerate(self.hidden):
+            check_positive_int(f"model.hidden[{i}]", width)
+        check_number("model.dropout", self.dropout, low=0, high=1, high_inclusive=False)
+
+
+@dataclass
+class OptimConfig:
+    """Update rule and learning-rate schedule.
+
+    Schedule options are in epochs and converted to optimizer steps by the CLI:
+    ``step`` multiplies the rate by ``decay_factor`` every ``decay_epochs`` epochs;
+    ``exponential`` is lr·e^(−k·epoch) and ``inverse_time`` lr / (1 + k·epoch) with
+    k = ``decay_rate``; ``cosine`` anneals to 0 over the whole run.
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "constant"
+    decay_factor: float = 0.5
+    decay_epochs: int = 10
+    decay_rate: float = 0.1
+    clip_norm: float | None = None
+
+    def validate(self) -> None:
+        check_number("optim.lr", self.lr, low=0, low_inclusive=False)
+        check_number("optim.decay_factor", self.decay_factor, low=0, high=1, low_inclusive=False)
+        check_positive_int("optim.decay_epochs", self.decay_epochs)
+        check_number("optim.decay_rate", self.decay_rate, low=0)
+        if self.clip_norm is not None:
+            check_number("optim.clip_norm", self.clip_norm, low=0, low_inclusive=False)
+
+
+@dataclass
+class RegularizationConfig:
+    """Penalties on weights (never biases) and the max-norm constraint (``None``: off)."""
+
+    l2: float = 0.0
+    l1: float = 0.0
+    max_norm: float | None = None
+
+    def validate(self) -> None:
+        check_number("regularization.l2", self.l2, low=0)
+        check_number("regularization.l1", self.l1, low=0)
+        if self.max_norm is not None:
+            check_number("regularization.max_norm", self.max_norm, low=0, low_inclusive=False)
+
+
+@dataclass
+class TrainConfig:
+    """Length of training, minibatch size and the one seed every random choice derives from."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    seed: int = 0
+
+    def validate(self) -> None:
+        check_positive_int("train.epochs", self.epochs)
+        check_positive_int("train.batch_size", self.batch_size)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise ValueError(f"train.seed must be an integer >= 0, got {self.seed!r}")
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "regularization": RegularizationConfig,
+    "train": TrainConfig,
+}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _coerce(where: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the field type ``tp``; ints are accepted where floats are expected."""
+    args = typing.get_args(tp)
+    if type(None) in args:  # ``X | None``
+        if value is None:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{where} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{where} must be a string, got {value!r}")
+        return value
+    if typing.get_origin(tp) is list:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(f"{where}[{i}]", v, item) for i, v in enumerate(value)]
+    raise TypeError(f"unsupported config type {tp!r} for {where}")  # pragma: no cover
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run; ``RunConfig()`` is the default run of ``neuronlab train``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, source: str = "config") -> RunConfig:
+        """Build and validate a config from nested dicts ``{section: {key: value}}``.
+
+        Missing sections and keys take their defaults. An unknown section or key raises a
+        ValueError naming ``source`` and listing the valid names.
+        """
+        if not isinstance(d, dict):
+            raise TypeError(f"{source} must be a table of sections, got {type(d).__name__}")
+        sections = {}
+        for name, body in d.items():
+            if name not in _SECTIONS:
+                hint = _suggest(name, list(_SECTIONS))
+                for sec, sec_cls in _SECTIONS.items():  # a key written outside its section
+                    if name in _field_types(sec_cls):
+                        hint = f" ({name!r} belongs in [{sec}])"
+                raise ValueError(
+                    f"unknown section {name!r} in {source}{hint}; "
+                    f"valid sections: {', '.join(_SECTIONS)}"
+                )
+            if not isinstance(body, dict):
+                raise TypeError(f"[{name}] in {source} must be a table, got {body!r}")
+            sec_cls = _SECTIONS[name]
+            types = _field_types(sec_cls)
+            kwargs = {}
+            for key, value in body.items():
+                if key not in types:
+                    raise ValueError(
+                        f"unknown key {key!r} in [{name}] of {source}{_suggest(key, list(types))}; "
+                        f"valid keys: {', '.join(types)}"
+                    )
+                kwargs[key] = _coerce(f"{name}.{key}", value, types[key])
+            sections[name] = sec_cls(**kwargs)
+        cfg = cls(**sections)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain dicts (lists copied), ``None`` kept for unset optional values."""
+        return {name: dataclasses.asdict(getattr(self, name)) for name in _SECTIONS}
+
+    def validate(self) -> None:
+        for name in _SECTIONS:
+            getattr(self, name).validate()
+
+    def with_overrides(self, overrides: dict[str, dict[str, Any]], *, source: str = "options") -> RunConfig:
+        """Return a new config with ``{section: {key: value}}`` replacing this one's values."""
+        merged = self.to_dict()
+        for name, body in overrides.items():
+            if name not in merged:
+                raise ValueError(f"unknown section {name!r} in {source}; valid sections: {', '.join(_SECTIONS)}")
+            merged[name].update(body)
+        return RunConfig.from_dict(merged, source=source)
+
+    def to_toml(self) -> str:
+        return to_toml(self.to_dict())
+
+
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    """Read a TOML config file; missing keys take their defaults.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not valid TOML, or holds an unknown section or key (the message lists
+        the valid ones), or a value is out of range.
+    TypeError
+        If a value has the wrong type.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        with path.open("rb") as f:
+            d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path} is not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not a UTF-8 text file: {e}") from None
+    return RunConfig.from_dict(d, source=str(path))
+
+
+def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
+    """Write ``config`` as TOML (values that are ``None`` are left out: TOML has no null)."""
+    Path(path).write_text(config.to_toml(), encoding="utf-8")
+
+
+def _toml_value(where: str, v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Real):
+        if not math.isfinite(v):
+            raise ValueError(f"{where} must be finite to be written as TOML, got {v!r}")
+        return repr(float(v))  # Python's shortest round-trip repr is valid TOML (1e-05, 0.001)
+    if isinstance(v, str):
+        # A JSON string is a valid TOML basic string: the same escapes (\" \\ \n \uXXXX).
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(f"{where}[{i}]", x) for i, x in enumerate(v)) + "]"
+    raise TypeError(f"{where} cannot be written as TOML: {type(v).__name__}")
+
+
+def to_toml(d: dict[str, dict[str, Any]]) -> str:
+    """Write nested ``{section: {key: value}}`` dicts of scalars and lists as TOML text.
+
+    A deliberately tiny writer (no dependency) for the flat shape of run configs; ``None``
+    values are omitted because TOML has no null and a missing key means "the default".
+    """
+    lines: list[str] = []
+    for section, body in d.items():
+        if lines:
+            lines.append("")
+        lines.append(f"[{section}]")
+        for key, value in body.items():
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(f'{section}.{key}', value)}")
+    return "\n".join(lines) + "\n"
