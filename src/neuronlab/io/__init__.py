@@ -1,0 +1,21 @@
+"""Saving, loading and exporting models.
+
+``save`` / ``load``: safetensors with the architecture as JSON metadata (never pickle);
+``save_npz`` / ``load_npz``: the same content in an ``.npz`` readable with
+``allow_pickle=False``; ``export_onnx``: the inference graph for ONNX runtimes;
+``atomic_write_bytes``: the temp-file, fsync, rename write that checkpoints also use.
+"""
+
+from neuronlab.io.atomic import atomic_write_bytes
+from neuronlab.io.files import ModelFileError, load, load_npz, save, save_npz
+from neuronlab.io.onnx_export import export_onnx
+
+__all__ = [
+    "save",
+    "load",
+    "save_npz",
+    "load_npz",
+    "export_onnx",
+    "atomic_write_bytes",
+    "ModelFileError",
+]
