@@ -1,0 +1,58 @@
+"""Adagrad: per-parameter learning rates from the running sum of squared gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import check_number
+from neuronlab.optim.base import Optimizer
+from neuronlab.registry import OPTIMIZERS
+
+__all__ = ["Adagrad"]
+
+
+@OPTIMIZERS.register("adagrad")
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al.), the notes' form.
+
+    ``cache := cache + dw**2``; ``w := w - lr * dw / (sqrt(cache) + eps)``. Parameters with
+    large past gradients get smaller steps; the effective rate only ever decreases.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (> 0).
+    eps : float
+        Smoothing term (> 0) that keeps the division finite.
+    clip_value, clip_norm, weight_decay
+        See :class:`Optimizer`.
+    """
+
+    slots = ("cache",)
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        eps: float = 1e-8,
+        *,
+        clip_value: float | None = None,
+        clip_norm: float | None = None,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(lr, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay)
+        self.eps = check_number("eps", eps, low=0, low_inclusive=False)
+
+    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+        cache, buf = state["cache"], self._scratch[name]
+        np.multiply(g, g, out=buf)
+        cache += buf
+        np.sqrt(cache, out=buf)
+        buf += self.eps
+        np.divide(g, buf, out=buf)
+        buf *= lr
+        w -= buf
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "eps": self.eps}

@@ -1,0 +1,54 @@
+"""Momentum SGD: a velocity integrates the gradient, like a ball rolling downhill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import check_number
+from neuronlab.optim.base import Optimizer
+from neuronlab.registry import OPTIMIZERS
+
+__all__ = ["Momentum"]
+
+
+@OPTIMIZERS.register("momentum")
+class Momentum(Optimizer):
+    """Classical momentum (the notes' form).
+
+    ``v := mu * v - lr * dw``; ``w := w + v``, with v starting at 0.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (> 0).
+    momentum : float
+        mu in [0, 1): the "friction"; 0 gives plain SGD.
+    clip_value, clip_norm, weight_decay
+        See :class:`Optimizer`.
+    """
+
+    slots = ("v",)
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        *,
+        clip_value: float | None = None,
+        clip_norm: float | None = None,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(lr, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay)
+        self.momentum = check_number("momentum", momentum, low=0, high=1, high_inclusive=False)
+
+    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+        v, buf = state["v"], self._scratch[name]
+        np.multiply(g, lr, out=buf)
+        v *= self.momentum
+        v -= buf
+        w += v
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum}

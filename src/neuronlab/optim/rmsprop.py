@@ -1,0 +1,64 @@
+"""RMSprop: Adagrad with a leaky (exponentially decaying) squared-gradient cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import check_number
+from neuronlab.optim.base import Optimizer
+from neuronlab.registry import OPTIMIZERS
+
+__all__ = ["RMSprop"]
+
+
+@OPTIMIZERS.register("rmsprop")
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e), the notes' form.
+
+    ``cache := decay * cache + (1 - decay) * dw**2``;
+    ``w := w - lr * dw / (sqrt(cache) + eps)``, with the cache starting at 0.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (> 0).
+    decay : float
+        Decay rate in (0, 1); typical values 0.9, 0.99, 0.999.
+    eps : float
+        Smoothing term (> 0).
+    clip_value, clip_norm, weight_decay
+        See :class:`Optimizer`.
+    """
+
+    slots = ("cache",)
+
+    def __init__(
+        self,
+        lr: float = 0.001,
+        decay: float = 0.99,
+        eps: float = 1e-8,
+        *,
+        clip_value: float | None = None,
+        clip_norm: float | None = None,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(lr, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay)
+        self.decay = check_number("decay", decay, low=0, high=1, low_inclusive=False, high_inclusive=False)
+        self.eps = check_number("eps", eps, low=0, low_inclusive=False)
+
+    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+        cache, buf, d = state["cache"], self._scratch[name], self.decay
+        np.multiply(g, g, out=buf)
+        buf *= 1.0 - d
+        cache *= d
+        cache += buf
+        np.sqrt(cache, out=buf)
+        buf += self.eps
+        np.divide(g, buf, out=buf)
+        buf *= lr
+        w -= buf
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "decay": self.decay, "eps": self.eps}

@@ -1,0 +1,42 @@
+"""Vanilla stochastic gradient descent: w -= lr * g."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neuronlab.optim.base import Optimizer
+from neuronlab.registry import OPTIMIZERS
+
+__all__ = ["SGD"]
+
+
+@OPTIMIZERS.register("sgd")
+class SGD(Optimizer):
+    """Plain gradient descent, the notes' vanilla update.
+
+    ``w := w - lr * dw`` for every parameter. Keeps no state between steps.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate (> 0).
+    clip_value, clip_norm, weight_decay
+        See :class:`Optimizer`.
+    """
+
+    slots = ()
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        *,
+        clip_value: float | None = None,
+        clip_norm: float | None = None,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__(lr, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay)
+
+    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+        buf = self._scratch[name]
+        np.multiply(g, lr, out=buf)
+        w -= buf
