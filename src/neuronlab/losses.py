@@ -1,3 +1,477 @@
-"""(in progress)"""
+"""Data losses: one signature for all, ``forward(scores, y) -> mean loss`` and
+``backward() -> dL/dscores``.
 
-__all__: list[str] = []
+Every loss is the mean over the batch of a per-sample loss L_i, L = (1/N) Σ_i L_i, so the
+gradient carries a factor 1/N. Classification losses work from raw scores (logits) and are
+stable for logits of any size. ``backward`` returns a fresh array (same shape and dtype as
+the scores); the per-sample work of ``forward`` goes into buffers the loss reuses across
+calls, so a training step allocates little.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.special import expit
+
+from neuronlab._validation import check_array, check_labels, check_number, check_positive_int
+from neuronlab.registry import LOSSES
+
+__all__ = [
+    "Loss",
+    "SoftmaxCrossEntropy",
+    "MulticlassHinge",
+    "SigmoidCrossEntropy",
+    "BinaryHinge",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+]
+
+TASKS = ("classification", "multilabel", "regression")
+
+
+class Loss:
+    """Base class of the data losses.
+
+    Attributes
+    ----------
+    task : {"classification", "multilabel", "regression"}
+        What the targets are; trainers and estimators choose metrics from it.
+    """
+
+    registry_name: ClassVar[str] = ""
+    task: str = "classification"
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, np.ndarray] = {}
+        self._cache: Any = None  # what backward needs; None until the first forward
+
+    # -- the two directions -------------------------------------------------------------
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        """Mean loss over the batch for ``scores`` of shape (n_samples, n_outputs)."""
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        """dL/dscores for the last forward: a new array with the scores' shape and dtype."""
+        raise NotImplementedError
+
+    def __call__(self, scores: np.ndarray, y: Any) -> float:
+        return self.forward(scores, y)
+
+    # -- inference ----------------------------------------------------------------------
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """Predictions (labels, 0/1 attributes or values) for ``scores``."""
+        raise NotImplementedError
+
+    def predict_proba(self, scores: np.ndarray) -> np.ndarray:
+        """Probabilities for ``scores``; only losses with a probabilistic reading have it."""
+        raise NotImplementedError(f"{type(self).__name__} does not give probabilities")
+
+    # -- sanity checks ------------------------------------------------------------------
+    def expected_initial_loss(self, n_outputs: int) -> float | None:
+        """The loss a network with small random weights should start near, or None."""
+        check_positive_int("n_outputs", n_outputs)
+        return None
+
+    def kink_state(self) -> np.ndarray | None:
+        """For piecewise losses, which piece each element of the last forward fell on
+        (hinge: which margins were active); a gradient check that sees it change between
+        x+h and x-h knows it straddled a kink. None for smooth losses."""
+        return None
+
+    # -- configuration ------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Constructor keyword arguments as JSON-serialisable values."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- helpers ------------------------------------------------------------------------
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A reusable scratch array. It grows to the largest batch seen, so the smaller last
+        batch of an epoch does not force a reallocation every epoch."""
+        size = math.prod(shape)
+        flat = self._bufs.get(name)
+        if flat is None or flat.dtype != dtype or flat.size < size:
+            flat = np.empty(size, dtype=dtype)
+            self._bufs[name] = flat
+        return flat[:size].reshape(shape)
+
+    def _state(self) -> Any:
+        if self._cache is None:
+            raise ValueError(f"{type(self).__name__}.backward called before forward")
+        return self._cache
+
+
+# -- shared input checks ----------------------------------------------------------------
+def _check_class_scores(scores: Any) -> np.ndarray:
+    check_array("scores", scores)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(
+            f"scores must have shape (n_samples, n_classes) with n_classes >= 2, got shape {scores.shape}"
+        )
+    return scores
+
+
+def _check_column_scores(scores: Any) -> np.ndarray:
+    """Scores of a single binary output: shape (N,) or (N, 1)."""
+    check_array("scores", scores, min_ndim=1)
+    if scores.ndim > 2 or (scores.ndim == 2 and scores.shape[1] != 1):
+        raise ValueError(f"scores must have shape (n_samples,) or (n_samples, 1), got shape {scores.shape}")
+    return scores
+
+
+def _match_targets(y: Any, scores: np.ndarray) -> np.ndarray:
+    """Targets with the scores' shape; a (N,) vs (N, 1) mismatch is reshaped (never broadcast
+    to (N, N), the classic silent bug)."""
+    y = np.asarray(y)
+    if y.shape == scores.shape:
+        return y
+    n = scores.shape[0]
+    if y.ndim == 0 or y.shape[0] != n:
+        raise ValueError(f"y has shape {y.shape} but scores have {n} rows")
+    columns = {(n,), (n, 1)}
+    if y.shape in columns and scores.shape in columns:
+        return y.reshape(scores.shape)
+    raise ValueError(f"y must have the scores' shape {scores.shape}, got shape {y.shape}")
+
+
+def _binary_signs(y: np.ndarray, out: np.ndarray, *, allow_signs: bool = False) -> np.ndarray:
+    """Write the targets as signs t = ±1 into ``out`` and return it. ``y`` must be 0/1
+    (0 -> -1, 1 -> +1), or already ±1 when ``allow_signs``."""
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"y must hold numeric 0/1 targets, got dtype {y.dtype}")
+    if y.dtype.kind == "b":
+        zero_one, signs = True, False
+    elif y.dtype.kind in "iu":  # integers: the range decides
+        lo, hi = int(y.min()), int(y.max())
+        zero_one = lo >= 0 and hi <= 1
+        signs = lo >= -1 and hi <= 1 and not bool((y == 0).any())
+    else:
+        zero_one = bool(((y == 0) | (y == 1)).all())
+        signs = not zero_one and bool(((y == -1) | (y == 1)).all())
+    if zero_one:
+        np.multiply(y, 2, out=out, casting="unsafe")
+        out -= 1
+        return out
+    if allow_signs and signs:
+        np.copyto(out, y, casting="unsafe")
+        return out
+    allowed = "{0, 1} or {-1, +1}" if allow_signs else "{0, 1}"
+    raise ValueError(f"y must hold targets in {allowed}, got values {np.unique(y)[:8].tolist()}")
+
+
+def _rows(n: int) -> np.ndarray:
+    return np.arange(n)
+
+
+# -- classification over C exclusive classes ----------------------------------------------
+@LOSSES.register("softmax")
+class SoftmaxCrossEntropy(Loss):
+    """Softmax cross-entropy from raw scores.
+
+    L_i = -ln(e^{s_{y_i}} / Σ_j e^{s_j}) = ln Σ_j e^{s_j - m_i} - (s_{y_i} - m_i), with the row
+    maximum m_i subtracted first so that no exponent overflows. dL/ds = (p - onehot(y)) / N.
+
+    Parameters of ``forward``: ``scores`` float ndarray of shape (n_samples, n_classes),
+    ``y`` integer labels of shape (n_samples,) in [0, n_classes).
+    """
+
+    task = "classification"
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        _check_class_scores(scores)
+        n, c = scores.shape
+        y = check_labels("y", y, n, c)
+        rows = _rows(n)
+        p = self._buffer("p", scores.shape, scores.dtype)
+        m = scores.max(axis=1, keepdims=True)
+        np.subtract(scores, m, out=p)
+        correct = p[rows, y].astype(np.float64)  # s_y - m, read before p is exponentiated
+        np.exp(p, out=p)
+        z = p.sum(axis=1, keepdims=True)  # >= 1 because the max entry contributes e^0
+        loss = (np.log(z).sum(dtype=np.float64) - correct.sum()) / n
+        np.divide(p, z, out=p)
+        self._cache = (p, y, rows)
+        return float(loss)
+
+    def backward(self) -> np.ndarray:
+        p, y, rows = self._state()
+        n = p.shape[0]
+        grad = np.multiply(p, 1.0 / n)
+        grad[rows, y] -= 1.0 / n
+        return grad
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """Class labels, shape (n_samples,)."""
+        return _check_class_scores(scores).argmax(axis=1)
+
+    def predict_proba(self, scores: np.ndarray) -> np.ndarray:
+        """Softmax probabilities, shape (n_samples, n_classes), rows sum to 1."""
+        _check_class_scores(scores)
+        p = scores - scores.max(axis=1, keepdims=True)
+        np.exp(p, out=p)
+        p /= p.sum(axis=1, keepdims=True)
+        return p
+
+    def expected_initial_loss(self, n_outputs: int) -> float:
+        """ln C: with near-zero scores every class gets probability 1/C (the notes' 2.302 for C=10)."""
+        return math.log(check_positive_int("n_outputs", n_outputs))
+
+
+@LOSSES.register("multiclass_hinge")
+class MulticlassHinge(Loss):
+    """Weston–Watkins multiclass SVM loss, L_i = Σ_{j≠y_i} max(0, s_j - s_{y_i} + margin).
+
+    dL/ds_j = [margin_j > 0] / N for j ≠ y_i and dL/ds_{y_i} = -(number of active margins) / N.
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+        Δ > 0, the required gap between the correct score and every other score.
+    """
+
+    task = "classification"
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__()
+        self.margin = check_number("margin", margin, low=0.0, low_inclusive=False)
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        _check_class_scores(scores)
+        n, c = scores.shape
+        y = check_labels("y", y, n, c)
+        rows = _rows(n)
+        h = self._buffer("h", scores.shape, scores.dtype)
+        np.subtract(scores, scores[rows, y][:, None], out=h)
+        h += self.margin
+        h[rows, y] = 0  # the correct class is not a term of the sum
+        np.maximum(h, 0, out=h)
+        self._cache = (h, y, rows)
+        return float(h.sum(dtype=np.float64) / n)
+
+    def backward(self) -> np.ndarray:
+        h, y, rows = self._state()
+        n = h.shape[0]
+        grad = np.sign(h)  # h >= 0 after the clamp, so sign is the 0/1 active indicator
+        grad *= 1.0 / n
+        # the correct entry was 0, so the row sum counts only the active wrong classes
+        grad[rows, y] = -grad.sum(axis=1)
+        return grad
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """Class labels, shape (n_samples,)."""
+        return _check_class_scores(scores).argmax(axis=1)
+
+    def expected_initial_loss(self, n_outputs: int) -> float:
+        """(C - 1)·margin: with all scores ≈ 0 each of the C - 1 wrong classes adds ≈ margin."""
+        return (check_positive_int("n_outputs", n_outputs) - 1) * self.margin
+
+    def kink_state(self) -> np.ndarray | None:
+        """Boolean (n_samples, n_classes): which margins were active (> 0) in the last forward."""
+        return None if self._cache is None else self._cache[0] > 0
+
+    def get_config(self) -> dict[str, Any]:
+        return {"margin": self.margin}
+
+
+# -- binary and multi-label (attribute) targets -------------------------------------------
+@LOSSES.register("sigmoid_cross_entropy")
+class SigmoidCrossEntropy(Loss):
+    """Logistic (sigmoid cross-entropy) loss from raw scores, for binary or attribute targets.
+
+    L_i = -Σ_j [y_ij ln σ(s_ij) + (1 - y_ij) ln(1 - σ(s_ij))], summed over attributes j and
+    averaged over samples i. With u = 1 - 2y (±1) this is Σ_j ln(1 + e^{u s}), computed with
+    ``logaddexp`` so that logits of any size stay finite; dL/ds = (σ(s) - y) / N = u σ(u s) / N.
+
+    Parameters
+    ----------
+    multilabel : bool, default False
+        False: one binary output; ``scores`` of shape (N,) or (N, 1) and ``y`` of shape (N,)
+        (``task == "classification"``). True: C independent attributes; ``scores`` and ``y``
+        of shape (N, C) (``task == "multilabel"``). Targets are 0/1 in both cases. The task is
+        fixed at construction, not guessed per call, so trainers know it before any data.
+    """
+
+    def __init__(self, multilabel: bool = False) -> None:
+        super().__init__()
+        if not isinstance(multilabel, bool):
+            raise TypeError(f"multilabel must be a bool, got {type(multilabel).__name__}: {multilabel!r}")
+        self.multilabel = multilabel
+        self.task = "multilabel" if multilabel else "classification"
+
+    def _check_scores(self, scores: Any) -> np.ndarray:
+        if not self.multilabel:
+            return _check_column_scores(scores)
+        check_array("scores", scores)
+        if scores.ndim != 2:
+            raise ValueError(f"scores must have shape (n_samples, n_attributes), got shape {scores.shape}")
+        return scores
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        self._check_scores(scores)
+        y = _match_targets(y, scores)
+        if not self.multilabel and y.ndim == 2 and y.shape[1] != 1:
+            raise ValueError(f"y has shape {y.shape}; use SigmoidCrossEntropy(multilabel=True) for attributes")
+        u = _binary_signs(y, self._buffer("u", scores.shape, scores.dtype))
+        np.negative(u, out=u)  # u = 1 - 2y
+        z = self._buffer("z", scores.shape, scores.dtype)
+        np.multiply(u, scores, out=z)
+        tmp = self._buffer("tmp", scores.shape, scores.dtype)
+        loss = np.logaddexp(0, z, out=tmp).sum(dtype=np.float64) / scores.shape[0]
+        self._cache = (u, z)
+        return float(loss)
+
+    def backward(self) -> np.ndarray:
+        u, z = self._state()
+        grad = expit(z)
+        grad *= u
+        grad *= 1.0 / z.shape[0]
+        return grad
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """0/1 labels (int64) with the targets' shape: 1 where σ(s) > 0.5, i.e. s > 0."""
+        s = self._check_scores(scores)
+        out = (s > 0).astype(np.int64)
+        return out if self.multilabel else out.reshape(-1)
+
+    def predict_proba(self, scores: np.ndarray) -> np.ndarray:
+        """σ(s), the probability of the positive class (of each attribute), with the targets'
+        shape: (N,) for binary, (N, C) for multi-label."""
+        s = self._check_scores(scores)
+        p = expit(s)
+        return p if self.multilabel else p.reshape(-1)
+
+    def expected_initial_loss(self, n_outputs: int) -> float:
+        """n_outputs · ln 2: with s ≈ 0 every attribute has σ(s) = 1/2."""
+        return check_positive_int("n_outputs", n_outputs) * math.log(2.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"multilabel": self.multilabel}
+
+
+@LOSSES.register("binary_hinge")
+class BinaryHinge(Loss):
+    """Binary SVM hinge loss, L_i = max(0, margin - t_i s_i) with t_i = ±1.
+
+    Labels may be given as {0, 1} (0 means t = -1) or as {-1, +1}. ``scores`` has shape (N,)
+    or (N, 1); dL/ds_i = -t_i [margin - t_i s_i > 0] / N.
+
+    Parameters
+    ----------
+    margin : float, default 1.0
+    """
+
+    task = "classification"
+
+    def __init__(self, margin: float = 1.0) -> None:
+        super().__init__()
+        self.margin = check_number("margin", margin, low=0.0, low_inclusive=False)
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        _check_column_scores(scores)
+        y = _match_targets(y, scores)
+        t = _binary_signs(y, self._buffer("t", scores.shape, scores.dtype), allow_signs=True)
+        h = self._buffer("h", scores.shape, scores.dtype)
+        np.multiply(t, scores, out=h)
+        np.subtract(self.margin, h, out=h)
+        np.maximum(h, 0, out=h)
+        self._cache = (t, h)
+        return float(h.sum(dtype=np.float64) / scores.shape[0])
+
+    def backward(self) -> np.ndarray:
+        t, h = self._state()
+        grad = np.sign(h)  # 0/1: whether the margin was violated
+        grad *= t
+        grad *= -1.0 / h.shape[0]
+        return grad
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """0/1 labels (int64) of shape (n_samples,): 1 where s > 0."""
+        return (_check_column_scores(scores) > 0).astype(np.int64).reshape(-1)
+
+    def expected_initial_loss(self, n_outputs: int) -> float:
+        """margin: with s ≈ 0 every sample pays max(0, margin - 0)."""
+        check_positive_int("n_outputs", n_outputs)
+        return self.margin
+
+    def kink_state(self) -> np.ndarray | None:
+        """Boolean with the scores' shape: which samples violated the margin."""
+        return None if self._cache is None else self._cache[1] > 0
+
+    def get_config(self) -> dict[str, Any]:
+        return {"margin": self.margin}
+
+
+# -- regression ---------------------------------------------------------------------------
+class _Regression(Loss):
+    task = "regression"
+
+    def _difference(self, scores: Any, y: Any) -> np.ndarray:
+        check_array("scores", scores, min_ndim=1)
+        if scores.ndim > 2:
+            raise ValueError(f"scores must have shape (n_samples,) or (n_samples, n_targets), got {scores.shape}")
+        y = _match_targets(y, scores)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y must hold numeric regression targets, got dtype {y.dtype}")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or Inf")
+        d = self._buffer("d", scores.shape, scores.dtype)
+        np.subtract(scores, y, out=d, casting="same_kind")
+        return d
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """The scores themselves (the network's output is the prediction)."""
+        return check_array("scores", scores, min_ndim=1)
+
+
+@LOSSES.register("mse")
+class MeanSquaredError(_Regression):
+    """The notes' L2 loss, L = (1/N) Σ_i ‖s_i - y_i‖₂² = (1/N) Σ_i Σ_j (s_ij - y_ij)².
+
+    Summed over the D outputs and averaged over the N samples, with no ½ (so it differs from
+    PyTorch's ``MSELoss``, which also divides by D). dL/ds = 2 (s - y) / N.
+    ``scores`` and ``y`` have shape (N,) or (N, D).
+    """
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        d = self._difference(scores, y)
+        self._cache = d
+        flat = d.reshape(-1)
+        return float(np.dot(flat, flat) / d.shape[0])
+
+    def backward(self) -> np.ndarray:
+        d = self._state()
+        return np.multiply(d, 2.0 / d.shape[0])
+
+
+@LOSSES.register("mae")
+class MeanAbsoluteError(_Regression):
+    """The notes' L1 loss, L = (1/N) Σ_i ‖s_i - y_i‖₁ = (1/N) Σ_i Σ_j |s_ij - y_ij|.
+
+    dL/ds = sign(s - y) / N (0 where s = y exactly). ``scores`` and ``y`` have shape (N,) or (N, D).
+    """
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        d = self._difference(scores, y)
+        sign = self._buffer("sign", d.shape, d.dtype)
+        np.sign(d, out=sign)
+        self._cache = (d, sign)
+        # Σ|d| = Σ sign(d)·d: reuses the sign backward needs instead of an |d| temporary
+        return float(np.dot(sign.reshape(-1), d.reshape(-1)) / d.shape[0])
+
+    def backward(self) -> np.ndarray:
+        _, sign = self._state()
+        return np.multiply(sign, 1.0 / sign.shape[0])
+
+    def kink_state(self) -> np.ndarray | None:
+        """Boolean with the scores' shape: where s > y in the last forward."""
+        return None if self._cache is None else self._cache[0] > 0
