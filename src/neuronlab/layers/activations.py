@@ -1,0 +1,239 @@
+"""Element-wise nonlinearities, each one small class holding both directions.
+
+Every activation keeps its input's shape and computes in the input's dtype. Sigmoid and
+tanh take their derivative from the cached *output* (σ' = σ(1−σ), tanh' = 1 − tanh²), which
+is cheaper than recomputing from the input. The piecewise ones (ReLU, leaky ReLU, PReLU,
+ELU) report through ``kink_state()`` which side of 0 each element fell on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+
+from neuronlab._validation import check_float_dtype, check_number, check_positive_int
+from neuronlab.layers.base import Layer
+from neuronlab.layers.linear import as_2d, check_dout, check_input, dtype_name
+from neuronlab.registry import LAYERS
+
+__all__ = ["ACTIVATIONS", "ELU", "LeakyReLU", "PReLU", "ReLU", "Sigmoid", "Tanh"]
+
+#: Names ``mlp`` and the CLI accept for ``activation``. "maxout" is not an element-wise layer
+#: (it has its own weights) but is chosen the same way.
+ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "prelu", "elu", "tanh", "sigmoid", "maxout")
+
+
+class _Elementwise(Layer):
+    """Shared plumbing: cache one array from forward, check dout against it in backward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._y: np.ndarray | None = None  # what backward reads (output or input, per class)
+
+    def _dout(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        y = self._cached(self._y)
+        return y, check_dout(self, dout, y.shape)
+
+
+@LAYERS.register("sigmoid")
+class Sigmoid(_Elementwise):
+    """Logistic sigmoid ``σ(x) = 1 / (1 + e^{-x})``, shape-preserving.
+
+    Uses ``scipy.special.expit``, which never overflows: σ(−1000) is 0 and σ(1000) is 1
+    without warnings. The derivative σ(1−σ) comes from the cached output.
+    """
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        check_input(self, x)
+        y = expit(x)
+        self._y = y
+        return y
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        y, dout = self._dout(dout)
+        dx = np.subtract(1, y)  # dx = dout · y · (1 − y), from the output alone
+        dx *= y
+        dx *= dout
+        return dx
+
+
+@LAYERS.register("tanh")
+class Tanh(_Elementwise):
+    """Hyperbolic tangent (= 2σ(2x) − 1, zero-centred), shape-preserving.
+
+    The derivative 1 − tanh² comes from the cached output.
+    """
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        check_input(self, x)
+        y = np.tanh(x)
+        self._y = y
+        return y
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        y, dout = self._dout(dout)
+        dx = np.multiply(y, y)  # dx = dout · (1 − y²)
+        np.subtract(1, dx, out=dx)
+        dx *= dout
+        return dx
+
+
+@LAYERS.register("relu")
+class ReLU(_Elementwise):
+    """Rectified linear unit ``max(0, x)``, shape-preserving. The derivative is taken as
+    0 at x = 0. ``kink_state()`` is ``x > 0`` (read from the output: y > 0 ⇔ x > 0)."""
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        check_input(self, x)
+        y = np.maximum(x, 0)
+        self._y = y
+        return y
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        y, dout = self._dout(dout)
+        # Write the 0/1 slope straight into the result array (bool -> float cast), then
+        # scale: no boolean temporary, no mask indexing.
+        dx = np.greater(y, 0, out=np.empty(y.shape, np.result_type(y, dout)))
+        dx *= dout
+        return dx
+
+    def kink_state(self) -> np.ndarray | None:
+        return None if self._y is None else self._y > 0
+
+
+@LAYERS.register("leaky_relu")
+class LeakyReLU(_Elementwise):
+    """Leaky ReLU: ``x`` for x > 0, ``alpha·x`` otherwise; shape-preserving.
+
+    Parameters
+    ----------
+    alpha : float in [0, 1]
+        Slope for negative inputs (the notes: a small constant such as 0.01). Within [0, 1]
+        the function equals ``max(x, alpha·x)``, which is how it is computed.
+    """
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__()
+        self.alpha = check_number("alpha", alpha, low=0.0, high=1.0)
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        check_input(self, x)
+        y = np.multiply(x, x.dtype.type(self.alpha))
+        np.maximum(x, y, out=y)  # max(x, αx) is the leaky ReLU for 0 ≤ α ≤ 1
+        self._y = y  # y > 0 ⇔ x > 0 for α ≥ 0, so the output tells the slope
+        return y
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        y, dout = self._dout(dout)
+        a = self.alpha
+        dx = np.greater(y, 0, out=np.empty(y.shape, np.result_type(y, dout)))
+        dx *= 1.0 - a  # slope: 1 where x > 0, α elsewhere
+        dx += a
+        dx *= dout
+        return dx
+
+    def kink_state(self) -> np.ndarray | None:
+        return None if self._y is None else self._y > 0
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}
+
+
+@LAYERS.register("prelu")
+class PReLU(Layer):
+    """Parametric ReLU: a leaky ReLU whose negative slope is learned, one per unit.
+
+    ``y = x`` for x > 0 and ``alpha_j · x`` otherwise, computed as ``x + (alpha − 1)·min(x, 0)``.
+    Input (n_samples, n_units) (or (n_samples, ...) with n_units features in total); output
+    has the input's shape. ``alpha`` is neither a weight nor a bias (it is not regularised).
+
+    Parameters
+    ----------
+    n_units : int
+    init_slope : float
+        Initial value of every slope (He et al. use 0.25).
+    dtype : float32 or float64
+    """
+
+    def __init__(self, n_units: int, *, init_slope: float = 0.25, dtype: Any = np.float32) -> None:
+        super().__init__()
+        self.n_units = check_positive_int("n_units", n_units)
+        self.init_slope = check_number("init_slope", init_slope)
+        dt = check_float_dtype("dtype", dtype)
+        self.add_param("alpha", np.full(self.n_units, self.init_slope, dtype=dt))
+        self._x: np.ndarray | None = None
+        self._neg: np.ndarray | None = None
+        self._alpha_c: np.ndarray | None = None
+        self._in_shape: tuple[int, ...] = ()
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        x2 = as_2d(self, x, self.n_units, "n_units")
+        alpha = self.params["alpha"].astype(x2.dtype, copy=False)
+        neg = np.minimum(x2, 0)  # also dy/dalpha
+        y = np.multiply(neg, alpha - 1)
+        y += x2
+        self._x, self._neg, self._alpha_c, self._in_shape = x2, neg, alpha, x.shape
+        return y.reshape(x.shape)
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        x2 = self._cached(self._x)
+        dout2 = check_dout(self, dout, self._in_shape).reshape(x2.shape)
+        dx = np.multiply(dout2, self._neg)
+        self.grads["alpha"] += dx.sum(axis=0)  # dL/dalpha_j = Σ_n dout · min(x, 0)
+        if not input_grad:
+            return None
+        np.greater(x2, 0, out=dx)  # slope: 1 where x > 0, alpha_j elsewhere
+        dx *= 1 - self._alpha_c
+        dx += self._alpha_c
+        dx *= dout2
+        return dx.reshape(self._in_shape)
+
+    def kink_state(self) -> np.ndarray | None:
+        return None if self._x is None else self._x > 0
+
+    def get_config(self) -> dict[str, Any]:
+        return {"n_units": self.n_units, "init_slope": self.init_slope, "dtype": dtype_name(self, np.float32)}
+
+
+@LAYERS.register("elu")
+class ELU(_Elementwise):
+    """Exponential linear unit: ``x`` for x > 0, ``alpha·(e^x − 1)`` otherwise.
+
+    Computed with ``expm1(min(x, 0))`` so large positive x never overflows. The derivative
+    for x ≤ 0 is ``alpha·e^x = y + alpha``, taken from the cached output.
+
+    Parameters
+    ----------
+    alpha : float >= 0
+        Value the function approaches for x → −∞ is −alpha.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = check_number("alpha", alpha, low=0.0)
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        check_input(self, x)
+        neg = np.minimum(x, 0)
+        np.expm1(neg, out=neg)
+        neg *= x.dtype.type(self.alpha)
+        y = np.maximum(x, 0)
+        y += neg
+        self._y = y  # y > 0 ⇔ x > 0 (for x ≤ 0, y = α(e^x − 1) ≤ 0)
+        return y
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        y, dout = self._dout(dout)
+        dx = np.minimum(y, 0, dtype=np.result_type(y, dout))
+        dx += self.alpha  # α·e^x for x ≤ 0 (and α for x > 0, replaced next)
+        np.copyto(dx, 1, where=y > 0)
+        dx *= dout
+        return dx
+
+    def kink_state(self) -> np.ndarray | None:
+        return None if self._y is None else self._y > 0
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha}

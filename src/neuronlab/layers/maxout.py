@@ -1,0 +1,123 @@
+"""Maxout units (Goodfellow et al. 2013): each unit is the max over k affine pieces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import as_rng, check_float_dtype, check_positive_int
+from neuronlab.init import initialize
+from neuronlab.layers.base import Layer
+from neuronlab.layers.linear import add_at_b, as_2d, check_dout, dtype_name, seed_config
+from neuronlab.registry import INITIALIZERS, LAYERS
+
+__all__ = ["Maxout"]
+
+
+@LAYERS.register("maxout")
+class Maxout(Layer):
+    """Maxout layer: ``y_j = max_p (x · W[:, j, p] + b[j, p])``.
+
+    It generalises ReLU (pieces ``x`` and ``0``) and leaky ReLU (``x`` and ``αx``) at the cost
+    of k times the parameters. Computed as one GEMM against W viewed as (n_in, n_out·k),
+    then a max over the pieces axis; backward routes each unit's gradient to its winning
+    piece (the first one on ties, as ``argmax`` picks).
+
+    Parameters
+    ----------
+    n_in : int
+        Input features ((n_samples, ...) inputs are flattened row-major).
+    n_out : int
+        Maxout units.
+    pieces : int
+        Affine pieces per unit (k >= 1; k = 1 is a plain linear layer).
+    init : str
+        Initialiser name; fan-in is n_in, so "he" gives variance 2/n_in.
+    rng : None, int or numpy Generator
+    dtype : float32 or float64
+
+    Attributes
+    ----------
+    params : {"W": ndarray of shape (n_in, n_out, pieces), "b": ndarray of shape (n_out, pieces)}
+    """
+
+    weight_names = ("W",)
+    bias_names = ("b",)
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        pieces: int = 2,
+        init: str = "he",
+        rng: Any = None,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        self.n_in = check_positive_int("n_in", n_in)
+        self.n_out = check_positive_int("n_out", n_out)
+        self.pieces = check_positive_int("pieces", pieces)
+        INITIALIZERS.get(init)  # unknown names fail here, listing the choices
+        self.init = init
+        dt = check_float_dtype("dtype", dtype)
+        self._seed = seed_config(rng)
+        shape = (self.n_in, self.n_out, self.pieces)
+        self.add_param("W", initialize(init, shape, as_rng(rng), dtype=dt))
+        self.add_param("b", np.zeros((self.n_out, self.pieces), dtype=dt))
+        self._piece_ids = np.arange(self.pieces)
+        self._x: np.ndarray | None = None
+        self._idx: np.ndarray | None = None
+        self._in_shape: tuple[int, ...] = ()
+
+    @property
+    def n_neurons(self) -> int:
+        return self.n_out
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """x : (n_samples, n_in) or (n_samples, ...) -> (n_samples, n_out)."""
+        x2 = as_2d(self, x, self.n_in)
+        n, k = x2.shape[0], self.pieces
+        W = self.params["W"].reshape(self.n_in, self.n_out * k)
+        b = self.params["b"].reshape(-1)
+        if W.dtype != x2.dtype:  # the input dtype is the compute dtype
+            W, b = W.astype(x2.dtype), b.astype(x2.dtype)
+        z = (x2 @ W).reshape(n, self.n_out, k)
+        z += b.reshape(self.n_out, k)
+        idx = z.argmax(axis=2)
+        y = np.take_along_axis(z, idx[..., None], axis=2).reshape(n, self.n_out)
+        self._x, self._idx, self._in_shape = x2, idx, x.shape
+        return y
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """dout : (n_samples, n_out). Only the winning piece of each unit gets gradient."""
+        x2 = self._cached(self._x)
+        idx = self._idx
+        n, k = x2.shape[0], self.pieces
+        dout = check_dout(self, dout, (n, self.n_out))
+        # One-hot of the winner written as 0/1 floats, then scaled by dout: dL/dz.
+        dz = np.equal(idx[..., None], self._piece_ids, out=np.empty((n, self.n_out, k), dout.dtype))
+        dz *= dout[..., None]
+        dz2 = dz.reshape(n, self.n_out * k)
+        add_at_b(self.grads["W"].reshape(self.n_in, self.n_out * k), x2, dz2)
+        self.grads["b"] += dz.sum(axis=0)
+        if not input_grad:
+            return None
+        W = self.params["W"].reshape(self.n_in, self.n_out * k)
+        dx = dz2 @ (W if W.dtype == dz2.dtype else W.astype(dz2.dtype)).T
+        return dx.reshape(self._in_shape)
+
+    def kink_state(self) -> np.ndarray | None:
+        """Index of the winning piece per (sample, unit) in the last forward pass."""
+        return self._idx
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "pieces": self.pieces,
+            "init": self.init,
+            **self._seed,
+            "dtype": dtype_name(self, np.float32),
+        }

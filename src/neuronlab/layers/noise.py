@@ -1,0 +1,109 @@
+"""Layers that inject noise in training only: inverted dropout and additive Gaussian noise.
+
+Both are the identity at inference and while ``noise_off`` is set (gradient checks set it).
+Each keeps its own ``numpy.random.Generator`` as ``self.rng`` so a checkpoint can save and
+restore ``rng.bit_generator.state`` and a resumed run draws the same masks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import as_rng, check_number
+from neuronlab.layers.base import Layer
+from neuronlab.layers.linear import check_dout, check_input, seed_config
+from neuronlab.registry import LAYERS
+
+__all__ = ["Dropout", "GaussianNoise"]
+
+_IDENTITY = "identity"  # cached marker: the last forward passed x through unchanged
+
+
+@LAYERS.register("dropout")
+class Dropout(Layer):
+    """Inverted dropout: in training each unit is zeroed with probability ``rate`` and the
+    survivors are scaled by 1/(1 − rate), so the expected activation is unchanged and
+    inference needs no rescaling (it is the identity).
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Probability of dropping a unit (note: the notes' ``p`` is the probability of
+        *keeping* one, p = 1 − rate).
+    rng : None, int or numpy Generator
+        Source of the masks; kept as ``self.rng``.
+    """
+
+    stochastic = True
+
+    def __init__(self, rate: float, *, rng: Any = None) -> None:
+        super().__init__()
+        self.rate = check_number("rate", rate, low=0.0, high=1.0, high_inclusive=False)
+        self._seed = seed_config(rng)
+        self.rng = as_rng(rng)
+        self._mask: np.ndarray | str | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """x : any shape -> same shape."""
+        check_input(self, x)
+        if not training or self.noise_off or self.rate == 0.0:
+            self._mask = _IDENTITY
+            return x
+        # Draw uniforms in x's dtype straight into the mask buffer, turn them into 0/1 in
+        # place (bool -> float cast), then scale the survivors by 1/(1 − rate).
+        mask = self.rng.random(x.shape, dtype=x.dtype)
+        np.greater_equal(mask, self.rate, out=mask)
+        mask *= 1.0 / (1.0 - self.rate)
+        self._mask = mask
+        return x * mask
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        mask = self._cached(self._mask)
+        if isinstance(mask, str):
+            return dout
+        return check_dout(self, dout, mask.shape) * mask
+
+    def get_config(self) -> dict[str, Any]:
+        return {"rate": self.rate, **self._seed}
+
+
+@LAYERS.register("gaussian_noise")
+class GaussianNoise(Layer):
+    """Additive input noise: ``y = x + std·ε`` with ε ~ N(0, 1) drawn fresh each training
+    step; the identity at inference. The gradient passes through unchanged.
+
+    Parameters
+    ----------
+    std : float >= 0
+        Standard deviation of the noise.
+    rng : None, int or numpy Generator
+        Source of the noise; kept as ``self.rng``.
+    """
+
+    stochastic = True
+
+    def __init__(self, std: float, *, rng: Any = None) -> None:
+        super().__init__()
+        self.std = check_number("std", std, low=0.0)
+        self._seed = seed_config(rng)
+        self.rng = as_rng(rng)
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """x : any shape -> same shape."""
+        check_input(self, x)
+        self._shape = x.shape
+        if not training or self.noise_off or self.std == 0.0:
+            return x
+        y = self.rng.standard_normal(x.shape, dtype=x.dtype)
+        y *= x.dtype.type(self.std)
+        y += x
+        return y
+
+    def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        return check_dout(self, dout, self._cached(self._shape))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"std": self.std, **self._seed}
