@@ -1,0 +1,206 @@
+"""User data from ``.npz`` / ``.npy`` files, and minibatches read from (memory-mapped) arrays.
+
+File conventions
+----------------
+``data.npz``
+    Arrays named ``X`` (n_samples, n_features) and ``y`` (n_samples,), read into memory
+    (``np.load(allow_pickle=False)``: loading never runs code).
+``<stem>.npy``
+    The features, opened with ``mmap_mode="r"`` so data larger than memory is read lazily,
+    one minibatch at a time. The labels are the sibling file whose name is the stem with its
+    last ``X`` replaced by ``y``: ``X.npy`` -> ``y.npy``, ``train_X.npy`` -> ``train_y.npy``,
+    ``X_train.npy`` -> ``y_train.npy``. Labels are small and read into memory.
+a folder
+    Shorthand for ``folder/X.npy`` with ``folder/y.npy``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import check_positive_int
+
+__all__ = ["batch", "iterate_minibatches", "labels_path_for", "load_arrays"]
+
+_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError)
+
+
+def labels_path_for(x_path: str | os.PathLike[str]) -> Path:
+    """The ``y`` file that goes with a ``.npy`` features file (see the module docstring)."""
+    x_path = Path(x_path)
+    stem = x_path.stem
+    i = stem.rfind("X")
+    if i < 0:
+        raise ValueError(
+            f"cannot find the labels for {x_path}: name the features file with an 'X' "
+            "(X.npy, train_X.npy) and the labels the same with 'y' (y.npy, train_y.npy), "
+            "or save both in one .npz with arrays 'X' and 'y'"
+        )
+    return x_path.with_name(stem[:i] + "y" + stem[i + 1:] + x_path.suffix)
+
+
+def _check_pair(X: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
+    if X.ndim != 2:
+        raise ValueError(f"{source}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise TypeError(f"{source}: X must hold numbers, got dtype {X.dtype}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{source}: X is empty: shape {X.shape}")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"{source}: y must have shape (n_samples,) or (n_samples, n_targets), got {y.shape}")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"{source}: X has {X.shape[0]} rows but y has {y.shape[0]}")
+    if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
+        y = y.astype(np.int64)
+    elif np.issubdtype(y.dtype, np.floating):
+        y = y.astype(np.float32)  # regression targets
+    else:
+        raise TypeError(f"{source}: y must hold integer labels or float targets, got dtype {y.dtype}")
+    return X, y
+
+
+def _load_npy(path: Path, mmap: bool) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except _READ_ERRORS as err:
+        raise ValueError(f"cannot read {path} as a .npy array (corrupt or not numeric?): {err}") from err
+
+
+def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Load features and labels from a ``.npz`` file, a ``.npy`` pair or a folder.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        From ``.npz``: in memory, float32 unless stored as float64. From ``.npy``: an
+        ``np.memmap`` in the stored dtype (read lazily; :func:`batch` converts rows to
+        float32). Values are not scanned for NaN here (that would read the whole file);
+        the model checks each batch.
+    y : ndarray of shape (n_samples,)
+        int64 class labels (or float32 regression targets), in memory.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing (named in the message).
+    ValueError
+        A corrupt file, missing ``X``/``y`` arrays, or lengths that do not match.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "X.npy"
+    if not path.exists():
+        raise FileNotFoundError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                found = sorted(npz.files)
+                X = npz["X"] if "X" in found else None
+                y = npz["y"] if "y" in found else None
+        except _READ_ERRORS as err:
+            raise ValueError(f"cannot read {path} as a .npz archive (corrupt?): {err}") from err
+        if X is None or y is None:
+            raise ValueError(f"{path} must hold arrays named 'X' and 'y', found {found}")
+        X, y = _check_pair(X, y, str(path))
+        if X.dtype != np.float64:
+            X = X.astype(np.float32, copy=False)
+        return X, y
+    if suffix == ".npy":
+        X = _load_npy(path, mmap=True)
+        y = np.asarray(_load_npy(labels_path_for(path), mmap=False))
+        return _check_pair(X, y, str(path))
+    raise ValueError(f"unsupported data file {path}: expected a .npz file, a .npy file or a folder")
+
+
+def batch(
+    X: np.ndarray,
+    idx: np.ndarray,
+    *,
+    out: np.ndarray | None = None,
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """Read rows ``X[idx]`` into a contiguous array of ``dtype``.
+
+    Pass ``idx`` sorted (as :func:`iterate_minibatches` does): on a memory-mapped X rows are
+    then read in file order, so the operating system reads ahead sequentially instead of
+    seeking, and in memory the gather walks forward through the cache.
+
+    Parameters
+    ----------
+    X : ndarray or np.memmap of shape (n_samples, n_features)
+    idx : ndarray of int of shape (n_batch,)
+    out : ndarray of shape (>= n_batch, n_features), optional
+        Buffer reused across calls (its leading rows are filled and returned as a view).
+    dtype : default float32
+
+    Returns
+    -------
+    ndarray of shape (n_batch, n_features), C-contiguous, of ``dtype`` (or of ``out``).
+    """
+    idx = np.asarray(idx)
+    n = idx.shape[0]
+    if out is None:
+        out = np.empty((n, *X.shape[1:]), dtype=dtype)
+    elif out.shape[0] < n or out.shape[1:] != X.shape[1:]:
+        raise ValueError(f"out has shape {out.shape}, need at least ({n}, {', '.join(map(str, X.shape[1:]))})")
+    dst = out[:n]
+    if X.dtype == dst.dtype:
+        np.take(X, idx, axis=0, out=dst)  # gather straight into the buffer, no temporary
+    else:
+        dst[...] = X[idx]  # integer or float64 storage: gather, then cast once
+    return dst
+
+
+def iterate_minibatches(
+    X: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    *,
+    order: np.ndarray | None = None,
+    reuse_buffer: bool = False,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(X_batch, y_batch)`` minibatches with rows read by :func:`batch`.
+
+    Parameters
+    ----------
+    X : ndarray or np.memmap of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+    batch_size : int
+    order : ndarray of int, optional
+        Rows to visit in this order, e.g. a per-epoch permutation of the training indices
+        from :func:`split_indices`. Default: 0..n_samples-1. Consecutive chunks of
+        ``batch_size`` form the batches (the last may be smaller); inside a chunk rows are
+        read in sorted order, which changes nothing for a minibatch gradient (a mean over
+        the rows) but makes memory-mapped reads sequential.
+    reuse_buffer : bool, default False
+        Fill one preallocated X buffer for every batch (no allocation per step). A yielded
+        batch is then only valid until the next one is requested.
+
+    Yields
+    ------
+    X_batch : float32 ndarray of shape (n_batch, n_features) (float64 if X is float64)
+    y_batch : ndarray of shape (n_batch,)
+    """
+    batch_size = check_positive_int("batch_size", batch_size)
+    if X.shape[0] != np.shape(y)[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {np.shape(y)[0]}")
+    n = X.shape[0]
+    order = np.arange(n) if order is None else np.asarray(order)
+    if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
+        raise ValueError(f"order must be a 1-D integer index array, got shape {order.shape}, dtype {order.dtype}")
+    if order.size and (order.min() < 0 or order.max() >= n):
+        raise ValueError(f"order must index rows in [0, {n}), got {int(order.min())}..{int(order.max())}")
+    dtype = np.float64 if X.dtype == np.float64 else np.float32
+    buf = np.empty((min(batch_size, order.size), *X.shape[1:]), dtype=dtype) if reuse_buffer else None
+    for start in range(0, order.size, batch_size):
+        idx = np.sort(order[start:start + batch_size])
+        yield batch(X, idx, out=buf, dtype=dtype), y[idx]
