@@ -23,11 +23,12 @@ __all__ = ["gradcheck", "GradcheckReport", "GradcheckRow", "relative_error", "VE
 # e < 1e-2 "suspicious"; anything else (including NaN) "wrong".
 VERDICTS: tuple[tuple[str, float], ...] = (("ok", 1e-7), ("look", 1e-4), ("suspicious", 1e-2))
 
-# Both gradients below this magnitude count as agreeing (relative error 0). In float64 with
-# h = 1e-5 the centered difference of an O(1) objective carries roundoff of about
-# 1e-16 / 1e-5 = 1e-11, so two values under 1e-12 are numerically indistinguishable from zero
-# and their ratio says nothing; 0/0 would otherwise be NaN.
+# Both gradients below this magnitude count as agreeing (relative error 0, not 0/0 = NaN).
 TINY = 1e-12
+
+# float64 machine epsilon: each evaluation of f carries a roundoff of about EPS·|f|, so the
+# centered difference carries about EPS·|f| / h (2e-11 for |f| ≈ 1 and h = 1e-5).
+EPS = float(np.finfo(np.float64).eps)
 
 _ADVICE = {
     "look": "worth a look: fine only if the objective has kinks there; otherwise",
@@ -36,16 +37,19 @@ _ADVICE = {
 }
 
 
-def relative_error(analytic: Any, numerical: Any, *, tiny: float = TINY) -> np.ndarray:
-    """Elementwise relative error ``|a - n| / max(|a|, |n|)``.
+def relative_error(analytic: Any, numerical: Any, *, floor: float = 0.0, tiny: float = TINY) -> np.ndarray:
+    """Elementwise relative error ``|a - n| / max(|a|, |n|, floor)``.
 
-    Where both ``|a|`` and ``|n|`` are below ``tiny`` the error is defined as 0 (no
-    information, and it avoids 0/0).
+    Where both ``|a|`` and ``|n|`` are below ``tiny`` the error is 0 (there is nothing to
+    compare, and 0/0 would be NaN). ``floor`` (default 0: the notes' plain formula) keeps
+    gradients at the roundoff level of the numerical estimate from looking like bugs:
+    :func:`gradcheck` sets it so that a difference within roundoff stays below 1e-7.
 
     Parameters
     ----------
     analytic, numerical : array_like of the same shape
-    tiny : float, default 1e-12
+    floor : float >= 0, default 0.0
+    tiny : float >= 0, default 1e-12
 
     Returns
     -------
@@ -55,11 +59,12 @@ def relative_error(analytic: Any, numerical: Any, *, tiny: float = TINY) -> np.n
     n = np.asarray(numerical, dtype=np.float64)
     if a.shape != n.shape:
         raise ValueError(f"analytic has shape {a.shape} but numerical has shape {n.shape}")
+    floor = check_number("floor", floor, low=0)
     tiny = check_number("tiny", tiny, low=0)
     scale = np.maximum(np.abs(a), np.abs(n))
     small = scale < tiny
     # np.where evaluates both branches, so divide by a safe denominator where both are tiny.
-    return np.where(small, 0.0, np.abs(a - n) / np.where(small, 1.0, scale))
+    return np.where(small, 0.0, np.abs(a - n) / np.where(small, 1.0, np.maximum(scale, floor)))
 
 
 def verdict_for(error: float) -> str:
@@ -307,9 +312,17 @@ def _check_entries(problem: _Problem, x: np.ndarray, arr: np.ndarray, analytic: 
         s_minus = problem.kink_states()
         arr[pos] = old
         numerical = ((f_plus[0] - f_minus[0]) + (f_plus[1] - f_minus[1])) / (2.0 * eps)
-        errors[j] = relative_error(analytic[pos], numerical)
+        errors[j] = relative_error(analytic[pos], numerical, floor=_floor(f_plus, f_minus, eps))
         kinked[j] = not _same_states(s_plus, s_minus)
     return errors, kinked
+
+
+def _floor(f_plus: tuple[float, float], f_minus: tuple[float, float], eps: float) -> float:
+    """Denominator floor of the relative error: the roundoff of the centered difference,
+    ``EPS·scale / h`` (scale: the magnitude of each part of f that changed, at least 1),
+    divided by the "ok" bound, so that a disagreement within roundoff always reads "ok"."""
+    scale = sum(max(1.0, abs(p), abs(m)) for p, m in zip(f_plus, f_minus, strict=True) if p != m)
+    return EPS * max(scale, 1.0) / eps / VERDICTS[0][1]
 
 
 def _row(name: str, shape: tuple[int, ...], errors: np.ndarray, kinked: np.ndarray, where: str) -> GradcheckRow:
@@ -386,7 +399,9 @@ def gradcheck(
     max_entries = check_positive_int("max_entries", max_entries)
     if not isinstance(check_input, (bool, np.bool_)):
         raise TypeError(f"check_input must be a bool, got {type(check_input).__name__}: {check_input!r}")
-    rng = as_rng(seed)
+    # Child streams, not the seed's own: R drawn from default_rng(seed) would repeat a user's
+    # x = default_rng(seed).standard_normal(...) and can make the check degenerate (R ∝ x).
+    r_rng, rng = as_rng(seed).spawn(2)
     desc = _validate_target(target, loss, regularizer)
     as_loss = _is_loss(target)
     if x is None:
@@ -394,7 +409,7 @@ def gradcheck(
     check_array("x", x, min_ndim=1 if as_loss else 2)
     x64 = np.array(x, dtype=np.float64)  # our own copy: the input row perturbs it in place
 
-    problem = _Problem(None if as_loss else target, target if as_loss else loss, y, regularizer, rng)
+    problem = _Problem(None if as_loss else target, target if as_loss else loss, y, regularizer, r_rng)
     grads, dx = problem.analytic(x64, bool(check_input) or as_loss)
     rows: list[GradcheckRow] = []
     for name, arr, where in problem.arrays():
