@@ -1,0 +1,399 @@
+"""Everything optional in the training loop is a callback (Keras' ``on_*`` hooks).
+
+A callback overrides only the hooks it needs; the :class:`Trainer` calls a hook only on the
+callbacks that override it, so a callback that does nothing costs nothing per step.
+Callbacks with state that a resumed run needs (counters, best values, best weights) return it
+from :meth:`Callback.state_dict`; checkpoints save it and restore it with
+:meth:`Callback.load_state_dict`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from neuronlab._validation import check_number, check_positive_int
+
+if TYPE_CHECKING:
+    from neuronlab.train.trainer import Trainer
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "ReduceLROnPlateau",
+    "NonFiniteGuard",
+    "DivergenceError",
+    "ProgressBar",
+    "JSONLLogger",
+]
+
+
+class Callback:
+    """Base class: every hook does nothing.
+
+    Hooks, in the order the trainer calls them: ``on_train_begin(trainer)``, then per epoch
+    ``on_epoch_begin(trainer, epoch)``, per step ``on_before_update(trainer, step, loss)``
+    (after the gradients are complete, before the optimizer uses them) and
+    ``on_batch_end(trainer, step, logs)``, then ``on_epoch_end(trainer, epoch, logs)``; finally
+    ``on_train_end(trainer)`` after a run that finished normally, and ``close()`` always (also
+    after an exception). ``step`` is the 0-based index of the optimizer step; ``trainer.step``
+    counts the steps done. Setting ``trainer.stop_training = True`` ends the loop after the
+    current step (the epoch is still closed: validation and ``on_epoch_end`` run).
+
+    Attributes
+    ----------
+    order : int
+        Callbacks run in increasing ``order`` (stable): :class:`Checkpoint` uses 100 so that it
+        saves the state other callbacks have just updated at the end of an epoch.
+    """
+
+    order: ClassVar[int] = 0
+
+    def on_train_begin(self, trainer: Trainer) -> None: ...
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
+    def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None: ...
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None: ...
+    def on_train_end(self, trainer: Trainer) -> None: ...
+    def close(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """State a resumed run needs (JSON-able values and ndarrays), or None if stateless."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+def _check_nonneg_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return int(value)
+
+
+class _Monitor(Callback):
+    """Shared by EarlyStopping and ReduceLROnPlateau: track the best value of one epoch
+    metric and count the epochs without an improvement of more than ``min_delta``."""
+
+    def __init__(self, monitor: str, patience: int, min_delta: float, mode: str) -> None:
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a str, got {type(monitor).__name__}: {monitor!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor = monitor
+        self.patience = _check_nonneg_int("patience", patience)
+        self.min_delta = check_number("min_delta", min_delta, low=0)
+        self.mode = mode
+        # accuracies improve upwards, losses and errors downwards
+        self._sign = (1.0 if monitor.endswith("acc") else -1.0) if mode == "auto" else (
+            1.0 if mode == "max" else -1.0)
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        # a fresh run starts from scratch; a resumed one gets its state back right after this
+        self.best, self.best_epoch, self.wait = None, None, 0
+        names = trainer.epoch_metric_names
+        if self.monitor not in names:
+            raise ValueError(
+                f"{type(self).__name__} monitor {self.monitor!r} is not measured in this run; "
+                f"available: {names}" + ("" if trainer.has_validation else " (pass validation=...)")
+            )
+
+    def _improved(self, epoch: int, logs: dict[str, Any]) -> bool:
+        value = logs[self.monitor]
+        if value is None or not math.isfinite(value):
+            self.wait += 1
+            return False
+        if self.best is None or self._sign * (value - self.best) > self.min_delta:
+            self.best, self.best_epoch, self.wait = float(value), epoch, 0
+            return True
+        self.wait += 1
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], int(state["wait"])
+
+
+class EarlyStopping(_Monitor):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : str
+        An epoch metric: ``"val_loss"``, ``"val_acc"``, ``"val_error"``, ``"loss"``, ``"acc"``...
+    patience : int
+        Epochs without improvement (>= 0) after which training stops.
+    min_delta : float
+        An improvement must exceed this (>= 0).
+    restore_best : bool
+        At the end of training, put back the parameters and buffers of the best epoch.
+    mode : {"auto", "min", "max"}
+        Direction of improvement; "auto": max for names ending in "acc", else min.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        patience: int = 5,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+        mode: str = "auto",
+    ) -> None:
+        super().__init__(monitor, patience, min_delta, mode)
+        self.restore_best = bool(restore_best)
+        self.stopped_epoch: int | None = None
+        self._best_arrays: dict[str, np.ndarray] = {}
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        super().on_train_begin(trainer)
+        self.stopped_epoch = None
+        self._best_arrays = {}
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        if self._improved(epoch, logs):
+            if self.restore_best:
+                arrays = {**trainer.model.params, **trainer.model.buffers}
+                if self._best_arrays.keys() != arrays.keys():
+                    self._best_arrays = {k: v.copy() for k, v in arrays.items()}
+                else:  # reuse the buffers: one copy per improving epoch, no allocation
+                    for k, v in arrays.items():
+                        np.copyto(self._best_arrays[k], v)
+        elif self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            trainer.stop_training = True
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.restore_best and self._best_arrays:
+            trainer.model.set_arrays(self._best_arrays)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["stopped_epoch"] = self.stopped_epoch
+        state["best_arrays"] = dict(self._best_arrays)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.stopped_epoch = state["stopped_epoch"]
+        self._best_arrays = {k: np.array(v, copy=True) for k, v in state["best_arrays"].items()}
+
+
+class ReduceLROnPlateau(_Monitor):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs.
+
+    The trainer's lr is ``schedule(step) * trainer.lr_scale``; this callback lowers
+    ``lr_scale``, so it composes with any schedule. ``min_lr`` bounds the lr at the time of a
+    reduction (the schedule's current lr times the new scale).
+
+    Parameters
+    ----------
+    monitor : str
+        Epoch metric to watch (see :class:`EarlyStopping`).
+    factor : float
+        In (0, 1).
+    patience : int
+        Epochs without improvement (>= 0) before a reduction; the count restarts after one.
+    min_lr : float
+        Lower bound (>= 0) of the learning rate.
+    min_delta : float
+        An improvement must exceed this (>= 0).
+    mode : {"auto", "min", "max"}
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        *,
+        factor: float = 0.1,
+        patience: int = 3,
+        min_lr: float = 0.0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+    ) -> None:
+        super().__init__(monitor, patience, min_delta, mode)
+        self.factor = check_number("factor", factor, low=0, high=1, low_inclusive=False, high_inclusive=False)
+        self.min_lr = check_number("min_lr", min_lr, low=0)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        if self._improved(epoch, logs) or self.wait < self.patience:
+            return
+        self.wait = 0
+        base = trainer.base_lr(trainer.step)
+        if base <= 0.0:
+            return
+        if base * trainer.lr_scale * self.factor >= self.min_lr:
+            trainer.lr_scale *= self.factor
+        elif base * trainer.lr_scale > self.min_lr:
+            trainer.lr_scale = self.min_lr / base
+
+
+class DivergenceError(RuntimeError):
+    """The loss or a gradient became NaN or Inf.
+
+    Attributes
+    ----------
+    step : int
+        0-based index of the optimizer step at which it happened (not applied).
+    name : str
+        ``"loss"`` or the dotted name of the parameter whose gradient is non-finite.
+    value : float
+        The offending value (nan, inf or -inf).
+    """
+
+    def __init__(self, step: int, name: str, value: float) -> None:
+        self.step, self.name, self.value = step, name, value
+        what = "the loss" if name == "loss" else f"the gradient of parameter {name!r}"
+        super().__init__(
+            f"training diverged at step {step}: {what} is {value} (the update was not applied); "
+            "lower the learning rate, clip gradients or check the data"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across process pools
+        return (type(self), (self.step, self.name, self.value))
+
+
+class NonFiniteGuard(Callback):
+    """Raise :class:`DivergenceError` at the first step whose loss or gradient is not finite,
+    before the optimizer applies it, so the parameters (and any checkpoint) stay good.
+
+    The check costs one sum per gradient array; only when a sum is not finite are the
+    elements looked at (a finite array whose sum overflows is not an error).
+    """
+
+    def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None:
+        if not math.isfinite(loss):
+            raise DivergenceError(step, "loss", float(loss))
+        for name, g in trainer.grads.items():
+            if not math.isfinite(g.sum()):
+                lo, hi = float(g.min()), float(g.max())  # min/max propagate NaN
+                if not (math.isfinite(lo) and math.isfinite(hi)):
+                    raise DivergenceError(step, name, hi if not math.isfinite(hi) else lo)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over all steps of the run, showing the loss and the epoch metrics.
+
+    Parameters
+    ----------
+    disable : bool or None
+        None: shown only when ``file`` (default stderr) is a terminal.
+    file : file object or None
+        Where to draw (default ``sys.stderr``).
+    mininterval : float
+        Seconds between updates of the loss shown (>= 0); keeps the per-step cost tiny.
+    """
+
+    def __init__(self, *, disable: bool | None = None, file: IO[str] | None = None,
+                 mininterval: float = 0.1) -> None:
+        self.disable = disable
+        self.file = file
+        self.mininterval = check_number("mininterval", mininterval, low=0)
+        self.bar: Any = None
+        self._next = 0.0
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        from tqdm.auto import tqdm
+
+        file = self.file if self.file is not None else sys.stderr
+        disable = self.disable
+        if disable is None:
+            disable = not (hasattr(file, "isatty") and file.isatty())
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, file=file,
+                        disable=disable, unit="step", dynamic_ncols=True, mininterval=self.mininterval)
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        self.bar.set_description(f"epoch {epoch + 1}/{trainer.epochs}", refresh=False)
+
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        bar = self.bar
+        bar.update(1)
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.mininterval
+            bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        shown = {k: f"{v:.4g}" for k, v in logs.items()
+                 if k not in ("epoch", "step", "lr") and isinstance(v, float)}
+        self.bar.set_postfix(shown, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class JSONLLogger(Callback):
+    """Append one JSON object per line to ``metrics.jsonl``: the project's source of truth
+    for metrics. The file is opened in append mode and flushed after every line, so a killed
+    run loses nothing written; a resumed run first writes a ``"train_begin"`` line with
+    ``"resumed": true`` and its step, so readers can drop the replayed steps.
+
+    Events: ``{"event": "train_begin", "step", "epoch", "resumed"}``,
+    ``{"event": "step", "step", "epoch", "loss", "lr"}`` (every ``every_steps`` steps),
+    ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``.
+    Non-finite numbers are written as ``null`` so every line is strict JSON.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, or an existing folder (then ``folder/metrics.jsonl``).
+    every_steps : int
+        Write a step event every this many steps (> 0).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, every_steps: int = 1) -> None:
+        path = os.fspath(path)
+        self.path = os.path.join(path, "metrics.jsonl") if os.path.isdir(path) else path
+        self.every_steps = check_positive_int("every_steps", every_steps)
+        self._f: IO[str] | None = None
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        assert self._f is not None
+        self._f.write(json.dumps({k: _jsonable(v) for k, v in obj.items()}) + "\n")
+        self._f.flush()
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if self._f is None:
+            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._write({"event": "train_begin", "time": time.time(), "step": trainer.step,
+                     "epoch": trainer.epoch, "resumed": trainer.resumed})
+
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        if (step + 1) % self.every_steps == 0:
+            self._write({"event": "step", "step": step, "epoch": trainer.epoch,
+                         "loss": logs["loss"], "lr": logs["lr"]})
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        self._write({"event": "epoch", "time": time.time(), **logs})
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self._write({"event": "train_end", "time": time.time(), "step": trainer.step})
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
