@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 import neuronlab as nl
@@ -87,13 +88,17 @@ def test_config_round_trip_and_pure(s):
     values = [s(i) for i in range(0, 60, 7)]
     assert values == [s(i) for i in range(0, 60, 7)]  # a pure function of the step
     assert all(isinstance(v, float) and v >= 0 for v in values)
+    # NumPy integer steps give plain Python floats (weakly typed: float32 updates stay float32)
+    assert type(s(np.int64(9))) is float and s(np.int64(9)) == s(9)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.lr = 1.0  # type: ignore[misc]
 
 
 def test_registry_and_nested_config():
-    assert SCHEDULES.names() == ["constant", "cosine", "exponential", "inverse_time", "step", "warmup"]
-    s = nl.get_schedule("warmup", schedule={"type": "cosine", "lr": 0.1, "total_steps": 10}, warmup_steps=2)
+    names = ["constant", "cosine", "exponential", "inverse_time", "step", "warmup"]
+    assert SCHEDULES.names() == names
+    inner = {"type": "cosine", "lr": 0.1, "total_steps": 10}
+    s = nl.get_schedule("warmup", schedule=inner, warmup_steps=2)
     assert s.get_config() == {
         "type": "warmup",
         "schedule": {"type": "cosine", "lr": 0.1, "total_steps": 10, "min_lr": 0.0},

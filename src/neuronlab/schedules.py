@@ -111,12 +111,13 @@ class StepDecay(Schedule):
 
     def __post_init__(self) -> None:
         _positive_lr(self)
-        _set(self, "factor", check_number("factor", self.factor, low=0, high=1, low_inclusive=False))
+        factor = check_number("factor", self.factor, low=0, high=1, low_inclusive=False)
+        _set(self, "factor", factor)
         _set(self, "every", check_positive_int("every", self.every))
 
     def __call__(self, step: int) -> float:
         _check_step(step)
-        return self.lr * self.factor ** (step // self.every)
+        return float(self.lr * self.factor ** (step // self.every))
 
 
 @SCHEDULES.register("exponential")
@@ -141,7 +142,7 @@ class Exponential(Schedule):
 
     def __call__(self, step: int) -> float:
         _check_step(step)
-        return self.lr * math.exp(-self.k * step)
+        return float(self.lr * math.exp(-self.k * step))
 
 
 @SCHEDULES.register("inverse_time")
@@ -166,7 +167,7 @@ class InverseTime(Schedule):
 
     def __call__(self, step: int) -> float:
         _check_step(step)
-        return self.lr / (1.0 + self.k * step)
+        return float(self.lr / (1.0 + self.k * step))
 
 
 @SCHEDULES.register("cosine")
@@ -230,7 +231,9 @@ class Warmup(Schedule):
         if isinstance(inner, Mapping):
             inner = schedule_from_config(inner)
         if not isinstance(inner, Schedule):
-            raise TypeError(f"schedule must be a Schedule or a config dict, got {type(inner).__name__}")
+            raise TypeError(
+                f"schedule must be a Schedule or a config dict, got {type(inner).__name__}"
+            )
         _set(self, "schedule", inner)
         _set(self, "warmup_steps", check_positive_int("warmup_steps", self.warmup_steps))
 
@@ -238,7 +241,7 @@ class Warmup(Schedule):
         _check_step(step)
         w = self.warmup_steps
         if step < w:
-            return self.schedule(0) * (step + 1) / w
+            return float(self.schedule(0) * (step + 1) / w)
         return self.schedule(step - w)
 
 

@@ -89,7 +89,8 @@ def test_step_is_refused_and_max_iter_is_honoured():
 
 def test_bad_arguments_and_config():
     opt = nl.LBFGS(max_iter=7, history=4, tol=1e-6)
-    assert nl.LBFGS.from_config(opt.get_config()).get_config() == {"max_iter": 7, "history": 4, "tol": 1e-6}
+    cfg = {"max_iter": 7, "history": 4, "tol": 1e-6}
+    assert opt.get_config() == cfg and nl.LBFGS.from_config(cfg).get_config() == cfg
     with pytest.raises(TypeError, match="fun must be callable"):
         opt.minimize(3.0, {"w": np.zeros(1)}, {"w": np.zeros(1)})
     with pytest.raises(ValueError, match="same keys"):

@@ -126,8 +126,11 @@ def _run(opt, params, grad_seq):
 
 @pytest.mark.parametrize("name", sorted(STEP_RULES))
 def test_state_dict_round_trip_is_bit_identical(name, rng):
-    p0 = {"0.W": rng.standard_normal((4, 3)).astype(np.float32), "0.b": rng.standard_normal(3).astype(np.float32)}
-    seq = [{k: rng.standard_normal(v.shape).astype(np.float32) for k, v in p0.items()} for _ in range(6)]
+    def randn(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    p0 = {"0.W": randn(4, 3), "0.b": randn(3)}
+    seq = [{k: randn(*v.shape) for k, v in p0.items()} for _ in range(6)]
     kw = dict(STEP_RULES[name], clip_norm=2.0)
 
     full = {k: v.copy() for k, v in p0.items()}
@@ -220,9 +223,10 @@ def test_step_allocates_nothing_the_size_of_the_weights(name, rng):
     # 100k float32 = 400 kB per array; after the first step (state and scratch created), a
     # step with both clippings and weight decay must not allocate even one such array.
     n = 100_000
-    p = {"a": rng.standard_normal(n).astype(np.float32), "b": rng.standard_normal(n).astype(np.float32)}
+    p = {k: rng.standard_normal(n).astype(np.float32) for k in ("a", "b")}
     g = {k: rng.standard_normal(n).astype(np.float32) for k in p}
-    opt = nl.get_optimizer(name, **dict(STEP_RULES[name], clip_value=1.0, clip_norm=10.0, weight_decay=0.1))
+    kw = dict(STEP_RULES[name], clip_value=1.0, clip_norm=10.0, weight_decay=0.1)
+    opt = nl.get_optimizer(name, **kw)
     opt.step(p, g)
     tracemalloc.start()
     try:

@@ -68,15 +68,15 @@ class Adam(Optimizer):
         buf *= 1.0 - b2
         v *= b2
         v += buf
-        # lr * (m / bc1) / (sqrt(v / bc2) + eps), with the corrections folded into scalars
-        # so that no corrected copies of m and v are made.
-        bc1 = 1.0 - b1**t
-        bc2 = 1.0 - b2**t
+        # lr (m / bc1) / (sqrt(v / bc2) + eps)
+        #   = (lr sqrt(bc2) / bc1) m / (sqrt(v) + eps sqrt(bc2)):
+        # the corrections become two scalars, so no corrected copies of m and v are made.
+        # (Python floats are weakly typed: float32 arrays stay float32.)
+        sbc2 = math.sqrt(1.0 - b2**t)
         np.sqrt(v, out=buf)
-        buf *= 1.0 / math.sqrt(bc2)  # Python floats are weakly typed: float32 stays float32
-        buf += self.eps
+        buf += self.eps * sbc2
         np.divide(m, buf, out=buf)
-        buf *= lr / bc1
+        buf *= lr * sbc2 / (1.0 - b1**t)
         w -= buf
 
     def get_config(self) -> dict[str, Any]:
@@ -113,5 +113,11 @@ class AdamW(Adam):
         weight_decay: float = 0.01,
     ) -> None:
         super().__init__(
-            lr, beta1, beta2, eps, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay
+            lr,
+            beta1,
+            beta2,
+            eps,
+            clip_value=clip_value,
+            clip_norm=clip_norm,
+            weight_decay=weight_decay,
         )

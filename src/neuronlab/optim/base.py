@@ -103,11 +103,16 @@ class Optimizer:
         """
         if lr is None:
             lr = self.lr
-        elif not (0.0 <= lr < math.inf):  # also rejects NaN
-            raise ValueError(f"lr must be >= 0 and finite, got {lr!r}")
+        else:
+            # a Python float is weakly typed: a NumPy float64 lr would promote float32
+            # updates to float64 loops
+            lr = float(lr)
+            if not (0.0 <= lr < math.inf):  # also rejects NaN
+                raise ValueError(f"lr must be >= 0 and finite, got {lr!r}")
         if params.keys() != grads.keys():
             raise ValueError(
-                f"params and grads must have the same keys, got {sorted(params)} and {sorted(grads)}"
+                "params and grads must have the same keys, "
+                f"got {sorted(params)} and {sorted(grads)}"
             )
         self.t += 1
         if self.clip_value is not None or self.clip_norm is not None:
@@ -126,7 +131,9 @@ class Optimizer:
                 for w in params.values():
                     w *= factor
             else:
-                keys = decay_keys if isinstance(decay_keys, (set, frozenset, dict)) else set(decay_keys)
+                keys = decay_keys
+                if not isinstance(keys, (set, frozenset, dict)):
+                    keys = set(keys)  # O(1) membership
                 for name, w in params.items():
                     if name in keys:
                         w *= factor
@@ -162,7 +169,9 @@ class Optimizer:
         """First step of a parameter (or first after load_state_dict): zero slots unless
         restored, and its scratch array."""
         if g.shape != w.shape:
-            raise ValueError(f"grads[{name!r}] has shape {g.shape}, but the parameter has shape {w.shape}")
+            raise ValueError(
+                f"grads[{name!r}] has shape {g.shape}, but the parameter has shape {w.shape}"
+            )
         s = self.state.get(name)
         if s is None:
             s = self.state[name] = {slot: np.zeros_like(w) for slot in self.slots}
@@ -201,7 +210,8 @@ class Optimizer:
         kind = d.get("type")
         if kind and kind != type(self).registry_name:
             raise ValueError(
-                f"optimizer state dict is for {kind!r}, cannot load it into {type(self).registry_name!r}"
+                f"optimizer state dict is for {kind!r}, "
+                f"cannot load it into {type(self).registry_name!r}"
             )
         t = d["t"]
         if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:

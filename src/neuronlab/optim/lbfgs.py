@@ -87,13 +87,15 @@ class LBFGS(Optimizer):
             raise TypeError(f"fun must be callable, got {type(fun).__name__}")
         if params.keys() != grads.keys():
             raise ValueError(
-                f"params and grads must have the same keys, got {sorted(params)} and {sorted(grads)}"
+                "params and grads must have the same keys, "
+                f"got {sorted(params)} and {sorted(grads)}"
             )
         names = list(params)
         for k in names:
             if grads[k].shape != params[k].shape:
                 raise ValueError(
-                    f"grads[{k!r}] has shape {grads[k].shape}, but the parameter has shape {params[k].shape}"
+                    f"grads[{k!r}] has shape {grads[k].shape}, "
+                    f"but the parameter has shape {params[k].shape}"
                 )
         bounds = np.cumsum([0] + [params[k].size for k in names])
         x0 = np.empty(bounds[-1], dtype=np.float64)

@@ -45,7 +45,9 @@ class RMSprop(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__(lr, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay)
-        self.decay = check_number("decay", decay, low=0, high=1, low_inclusive=False, high_inclusive=False)
+        self.decay = check_number(
+            "decay", decay, low=0, high=1, low_inclusive=False, high_inclusive=False
+        )
         self.eps = check_number("eps", eps, low=0, low_inclusive=False)
 
     def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
