@@ -244,6 +244,20 @@ def test_sigmoid_cross_entropy_stable_for_huge_logits(dtype):
     np.testing.assert_allclose(loss.backward(), np.array([0.0, 0.0, 1.0, -1.0]) / 4, atol=1e-7)
 
 
+def test_sigmoid_cross_entropy_tiny_gradients_keep_relative_accuracy():
+    # confidently right samples have gradients like σ(-40) = 4.25e-18; computing them as
+    # 1 - σ(40) would round to 0, so check them to relative precision
+    scores = np.array([-40.0, 40.0, -5.0])
+    y = np.array([0, 1, 0])
+    loss = SigmoidCrossEntropy()
+    # L = ln(1 + e^-40) + ln(1 + e^-40) + ln(1 + e^-5), each ≈ its e^{-|s|} term for the first two
+    expected_loss = (2 * math.log1p(math.exp(-40.0)) + math.log1p(math.exp(-5.0))) / 3
+    assert loss.forward(scores, y) == pytest.approx(expected_loss, rel=1e-14)
+    sigma = lambda v: 1.0 / (1.0 + math.exp(-v))  # noqa: E731  (exact enough for these v)
+    expected = np.array([sigma(-40.0), -sigma(-40.0), sigma(-5.0)]) / 3
+    np.testing.assert_allclose(loss.backward(), expected, rtol=1e-12)
+
+
 # -- the notes' sanity check: initial loss with small random weights ----------------------
 @pytest.mark.parametrize("n_classes", [3, 10])
 def test_initial_loss_with_small_scores(rng, n_classes):
