@@ -102,7 +102,8 @@ def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         try:
-            with np.load(path, allow_pickle=False) as npz:
+            # Open the file ourselves: np.load leaks its handle when the zip is corrupt.
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
                 found = sorted(npz.files)
                 X = npz["X"] if "X" in found else None
                 y = npz["y"] if "y" in found else None
