@@ -1,0 +1,11 @@
+"""Data losses: one signature for all, ``forward(scores, y) -> mean loss`` and
+``backward() -> dL/dscores``."""
+
+from neuronlab.losses.base import Loss
+from neuronlab.losses.classification import BinaryHinge, MulticlassHinge, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from neuronlab.losses.regression import MeanAbsoluteError, MeanSquaredError
+
+__all__ = [
+    "Loss", "SoftmaxCrossEntropy", "MulticlassHinge", "SigmoidCrossEntropy", "BinaryHinge",
+    "MeanSquaredError", "MeanAbsoluteError",
+]  # fmt: skip

@@ -1,0 +1,157 @@
+"""Data losses: one signature for all, ``forward(scores, y) -> mean loss`` and
+``backward() -> dL/dscores``.
+
+Every loss is the mean over the batch of a per-sample loss L_i, L = (1/N) Σ_i L_i, so the
+gradient carries a factor 1/N. Classification losses work from raw scores (logits) and are
+stable for logits of any size. ``backward`` returns a fresh array (same shape and dtype as
+the scores); the per-sample work of ``forward`` goes into buffers the loss reuses across
+calls, so a training step allocates little.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+
+from neuronlab._validation import check_array, check_positive_int
+
+class Loss:
+    """Base class of the data losses.
+
+    Attributes
+    ----------
+    task : {"classification", "multilabel", "regression"}
+        What the targets are; trainers and estimators choose metrics from it.
+    """
+
+    registry_name: ClassVar[str] = ""
+    task: str = "classification"
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, np.ndarray] = {}
+        self._cache: Any = None  # what backward needs; None until the first forward
+
+    # -- the two directions -------------------------------------------------------------
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        """Mean loss over the batch for ``scores`` of shape (n_samples, n_outputs)."""
+        raise NotImplementedError
+
+    def backward(self) -> np.ndarray:
+        """dL/dscores for the last forward: a new array with the scores' shape and dtype."""
+        raise NotImplementedError
+
+    def __call__(self, scores: np.ndarray, y: Any) -> float:
+        return self.forward(scores, y)
+
+    # -- inference ----------------------------------------------------------------------
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """Predictions (labels, 0/1 attributes or values) for ``scores``."""
+        raise NotImplementedError
+
+    def predict_proba(self, scores: np.ndarray) -> np.ndarray:
+        """Probabilities for ``scores``; only losses with a probabilistic reading have it."""
+        raise NotImplementedError(f"{type(self).__name__} does not give probabilities")
+
+    # -- sanity checks ------------------------------------------------------------------
+    def expected_initial_loss(self, n_outputs: int) -> float | None:
+        """The loss a network with small random weights should start near, or None."""
+        check_positive_int("n_outputs", n_outputs)
+        return None
+
+    def kink_state(self) -> np.ndarray | None:
+        """For piecewise losses, which piece each element of the last forward fell on
+        (hinge: which margins were active); a gradient check that sees it change between
+        x+h and x-h knows it straddled a kink. None for smooth losses."""
+        return None
+
+    # -- configuration ------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Constructor keyword arguments as JSON-serialisable values."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Loss:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- helpers ------------------------------------------------------------------------
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A reusable scratch array. It grows to the largest batch seen, so the smaller last
+        batch of an epoch does not force a reallocation every epoch."""
+        size = math.prod(shape)
+        flat = self._bufs.get(name)
+        if flat is None or flat.dtype != dtype or flat.size < size:
+            flat = np.empty(size, dtype=dtype)
+            self._bufs[name] = flat
+        return flat[:size].reshape(shape)
+
+    def _state(self) -> Any:
+        if self._cache is None:
+            raise ValueError(f"{type(self).__name__}.backward called before forward")
+        return self._cache
+
+
+# -- shared input checks ----------------------------------------------------------------
+def _check_class_scores(scores: Any) -> np.ndarray:
+    check_array("scores", scores)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(
+            f"scores must have shape (n_samples, n_classes) with n_classes >= 2, got shape {scores.shape}"
+        )
+    return scores
+
+
+def _check_column_scores(scores: Any) -> np.ndarray:
+    """Scores of a single binary output: shape (N,) or (N, 1)."""
+    check_array("scores", scores, min_ndim=1)
+    if scores.ndim > 2 or (scores.ndim == 2 and scores.shape[1] != 1):
+        raise ValueError(f"scores must have shape (n_samples,) or (n_samples, 1), got shape {scores.shape}")
+    return scores
+
+
+def _match_targets(y: Any, scores: np.ndarray) -> np.ndarray:
+    """Targets with the scores' shape; a (N,) vs (N, 1) mismatch is reshaped (never broadcast
+    to (N, N), the classic silent bug)."""
+    y = np.asarray(y)
+    if y.shape == scores.shape:
+        return y
+    n = scores.shape[0]
+    if y.ndim == 0 or y.shape[0] != n:
+        raise ValueError(f"y has shape {y.shape} but scores have {n} rows")
+    columns = {(n,), (n, 1)}
+    if y.shape in columns and scores.shape in columns:
+        return y.reshape(scores.shape)
+    raise ValueError(f"y must have the scores' shape {scores.shape}, got shape {y.shape}")
+
+
+def _binary_signs(y: np.ndarray, out: np.ndarray, *, allow_signs: bool = False) -> np.ndarray:
+    """Write the targets as signs t = ±1 into ``out`` and return it. ``y`` must be 0/1
+    (0 -> -1, 1 -> +1), or already ±1 when ``allow_signs``."""
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"y must hold numeric 0/1 targets, got dtype {y.dtype}")
+    if y.dtype.kind == "b":
+        zero_one, signs = True, False
+    elif y.dtype.kind in "iu":  # integers: the range decides
+        lo, hi = int(y.min()), int(y.max())
+        zero_one = lo >= 0 and hi <= 1
+        signs = lo >= -1 and hi <= 1 and not bool((y == 0).any())
+    else:
+        zero_one = bool(((y == 0) | (y == 1)).all())
+        signs = not zero_one and bool(((y == -1) | (y == 1)).all())
+    if zero_one:
+        np.multiply(y, 2, out=out, casting="unsafe")
+        out -= 1
+        return out
+    if allow_signs and signs:
+        np.copyto(out, y, casting="unsafe")
+        return out
+    allowed = "{0, 1} or {-1, +1}" if allow_signs else "{0, 1}"
+    raise ValueError(f"y must hold targets in {allowed}, got values {np.unique(y)[:8].tolist()}")
+
+
+# -- classification over C exclusive classes ----------------------------------------------

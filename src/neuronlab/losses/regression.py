@@ -1,0 +1,76 @@
+"""Regression losses: the notes' L2 (mean squared error) and L1 (mean absolute error)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import check_array
+from neuronlab.registry import LOSSES
+from neuronlab.losses.base import Loss, _match_targets
+
+
+class _Regression(Loss):
+    task = "regression"
+
+    def _difference(self, scores: Any, y: Any) -> np.ndarray:
+        check_array("scores", scores, min_ndim=1)
+        if scores.ndim > 2:
+            raise ValueError(f"scores must have shape (n_samples,) or (n_samples, n_targets), got {scores.shape}")
+        y = _match_targets(y, scores)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y must hold numeric regression targets, got dtype {y.dtype}")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or Inf")
+        d = self._buffer("d", scores.shape, scores.dtype)
+        np.subtract(scores, y, out=d, casting="same_kind")
+        return d
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """The scores themselves (the network's output is the prediction)."""
+        return check_array("scores", scores, min_ndim=1)
+
+
+@LOSSES.register("mse")
+class MeanSquaredError(_Regression):
+    """The notes' L2 loss, L = (1/N) Σ_i ‖s_i - y_i‖₂² = (1/N) Σ_i Σ_j (s_ij - y_ij)².
+
+    Summed over the D outputs and averaged over the N samples, with no ½ (so it differs from
+    PyTorch's ``MSELoss``, which also divides by D). dL/ds = 2 (s - y) / N.
+    ``scores`` and ``y`` have shape (N,) or (N, D).
+    """
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        d = self._difference(scores, y)
+        self._cache = d
+        flat = d.reshape(-1)
+        return float(np.dot(flat, flat) / d.shape[0])
+
+    def backward(self) -> np.ndarray:
+        d = self._state()
+        return np.multiply(d, 2.0 / d.shape[0])
+
+
+@LOSSES.register("mae")
+class MeanAbsoluteError(_Regression):
+    """The notes' L1 loss, L = (1/N) Σ_i ‖s_i - y_i‖₁ = (1/N) Σ_i Σ_j |s_ij - y_ij|.
+
+    dL/ds = sign(s - y) / N (0 where s = y exactly). ``scores`` and ``y`` have shape (N,) or (N, D).
+    """
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        d = self._difference(scores, y)
+        sign = self._buffer("sign", d.shape, d.dtype)
+        np.sign(d, out=sign)
+        self._cache = (d, sign)
+        # Σ|d| = Σ sign(d)·d: reuses the sign backward needs instead of an |d| temporary
+        return float(np.dot(sign.reshape(-1), d.reshape(-1)) / d.shape[0])
+
+    def backward(self) -> np.ndarray:
+        _, sign = self._state()
+        return np.multiply(sign, 1.0 / sign.shape[0])
+
+    def kink_state(self) -> np.ndarray | None:
+        """Boolean with the scores' shape: where s > y in the last forward."""
+        return None if self._cache is None else self._cache[0] > 0
