@@ -39,7 +39,9 @@ def rel_error(a: np.ndarray, n: np.ndarray) -> float:
     return float((np.abs(a - n) / denom).max())
 
 
-def check_layer(layer, x: np.ndarray, *, training: bool = True, seed: int = 1, reset=None) -> dict[str, float]:
+def check_layer(
+    layer, x: np.ndarray, *, training: bool = True, seed: int = 1, reset=None
+) -> dict[str, float]:
     """Relative errors of dx and of every parameter gradient for ``L = sum(R * layer(x))``.
 
     ``reset`` (optional) is called before every forward, e.g. to rewind a dropout RNG so

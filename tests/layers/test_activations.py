@@ -95,7 +95,9 @@ def test_prelu_golden():
 # -- the notes' identities ------------------------------------------------------------------
 def test_tanh_is_scaled_sigmoid(rng):
     x = rng.standard_normal((6, 5)) * 3
-    np.testing.assert_allclose(nl.Tanh().forward(x), 2 * nl.Sigmoid().forward(2 * x) - 1, atol=1e-15)
+    np.testing.assert_allclose(
+        nl.Tanh().forward(x), 2 * nl.Sigmoid().forward(2 * x) - 1, atol=1e-15
+    )
 
 
 def test_leaky_relu_with_zero_alpha_is_relu(rng):
@@ -135,7 +137,9 @@ def test_inference_equals_training(rng):
     x = rng.standard_normal((3, 4))
     for cls, kwargs in ELEMENTWISE:
         layer = cls(**kwargs)
-        np.testing.assert_array_equal(layer.forward(x, training=True), layer.forward(x, training=False))
+        np.testing.assert_array_equal(
+            layer.forward(x, training=True), layer.forward(x, training=False)
+        )
 
 
 def test_prelu_accumulates_and_float32(rng):
@@ -164,7 +168,14 @@ def test_smooth_layers_have_no_kinks(rng):
 
 @pytest.mark.parametrize(
     "layer",
-    [nl.Sigmoid(), nl.Tanh(), nl.ReLU(), nl.LeakyReLU(0.2), nl.ELU(0.5), nl.PReLU(4, init_slope=0.1)],
+    [
+        nl.Sigmoid(),
+        nl.Tanh(),
+        nl.ReLU(),
+        nl.LeakyReLU(0.2),
+        nl.ELU(0.5),
+        nl.PReLU(4, init_slope=0.1),
+    ],
     ids=lambda l: type(l).__name__,
 )
 def test_config_round_trip(layer):
@@ -190,8 +201,11 @@ def test_bad_args(make, exc, match):
         make()
 
 
-@pytest.mark.parametrize("layer", [nl.Sigmoid(), nl.Tanh(), nl.ReLU(), nl.LeakyReLU(), nl.ELU(), nl.PReLU(2)],
-                         ids=lambda l: type(l).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [nl.Sigmoid(), nl.Tanh(), nl.ReLU(), nl.LeakyReLU(), nl.ELU(), nl.PReLU(2)],
+    ids=lambda l: type(l).__name__,
+)
 def test_bad_input_and_backward_before_forward(layer):
     with pytest.raises(ValueError, match="backward called before forward"):
         layer.backward(np.ones((1, 2), np.float32))

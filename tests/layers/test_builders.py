@@ -3,7 +3,7 @@ import pytest
 
 import neuronlab as nl
 
-from ._numgrad import check_layer, numgrad, rel_error
+from ._numgrad import numgrad, rel_error
 
 
 def _types(model):
@@ -31,7 +31,11 @@ def test_structure_plain_and_linear_classifier():
     assert _types(nl.mlp(5, [], 3)) == ["Linear"]
     m = nl.mlp(64, [100, 50], 10)
     assert (m.n_in, m.n_out) == (64, 10)
-    assert [(l.n_in, l.n_out) for l in m if isinstance(l, nl.Linear)] == [(64, 100), (100, 50), (50, 10)]
+    assert [(l.n_in, l.n_out) for l in m if isinstance(l, nl.Linear)] == [
+        (64, 100),
+        (100, 50),
+        (50, 10),
+    ]
 
 
 def test_structure_batchnorm_before_activation_then_dropout():
@@ -46,8 +50,15 @@ def test_structure_batchnorm_before_activation_then_dropout():
 
 @pytest.mark.parametrize(
     ("activation", "cls"),
-    [("relu", nl.ReLU), ("leaky_relu", nl.LeakyReLU), ("prelu", nl.PReLU), ("elu", nl.ELU),
-     ("tanh", nl.Tanh), ("sigmoid", nl.Sigmoid), ("Leaky-ReLU", nl.LeakyReLU)],
+    [
+        ("relu", nl.ReLU),
+        ("leaky_relu", nl.LeakyReLU),
+        ("prelu", nl.PReLU),
+        ("elu", nl.ELU),
+        ("tanh", nl.Tanh),
+        ("sigmoid", nl.Sigmoid),
+        ("Leaky-ReLU", nl.LeakyReLU),
+    ],
 )
 def test_every_activation(activation, cls):
     m = nl.mlp(4, [5], 2, activation=activation)
@@ -94,7 +105,9 @@ def test_config_round_trip_rebuilds_the_same_network():
 
 # -- whole-network checks ---------------------------------------------------------------------
 def test_whole_network_gradcheck_float64(rng):
-    model = nl.mlp(5, [6, 4], 3, activation="tanh", batchnorm=True, dropout=0.3, rng=0, dtype=np.float64)
+    model = nl.mlp(
+        5, [6, 4], 3, activation="tanh", batchnorm=True, dropout=0.3, rng=0, dtype=np.float64
+    )
     for layer in model:
         layer.noise_off = layer.stochastic  # gradient checks switch dropout off
     x = rng.standard_normal((7, 5))
@@ -145,7 +158,9 @@ def _train_xor(hidden, activation, dtype):
     pick = gen.integers(0, 4, 400)
     X = (centers[pick] + 0.25 * gen.standard_normal((400, 2))).astype(dtype)
     y = labels[pick]
-    model = nl.mlp(2, hidden, 2, activation=activation, batchnorm=True, dropout=0.1, rng=1, dtype=dtype)
+    model = nl.mlp(
+        2, hidden, 2, activation=activation, batchnorm=True, dropout=0.1, rng=1, dtype=dtype
+    )
     losses = []
     for step in range(150):
         batch = gen.integers(0, 400, 64)
@@ -173,9 +188,17 @@ def test_end_to_end_training_learns_xor_like_data(dtype, activation):
 @pytest.mark.parametrize(
     ("kwargs", "exc", "match"),
     [
-        ({"activation": "swish"}, ValueError, "unknown activation 'swish'; choose one of: relu, leaky_relu"),
+        (
+            {"activation": "swish"},
+            ValueError,
+            "unknown activation 'swish'; choose one of: relu, leaky_relu",
+        ),
         ({"activation": None}, TypeError, "activation must be a str"),
-        ({"init": "uniformish"}, ValueError, "unknown initializer 'uniformish'; choose one of: .*he"),
+        (
+            {"init": "uniformish"},
+            ValueError,
+            "unknown initializer 'uniformish'; choose one of: .*he",
+        ),
         ({"dropout": 1.0}, ValueError, "dropout must be < 1.0, got 1.0"),
         ({"dropout": -0.5}, ValueError, "dropout must be >= 0.0, got -0.5"),
         ({"hidden": [4, 0]}, ValueError, r"hidden\[1\] must be > 0, got 0"),

@@ -59,8 +59,8 @@ def test_backward_accumulates(rng):
     lin.backward(dout)
     once = {k: g.copy() for k, g in lin.grads.items()}
     lin.backward(dout)
-    for k in once:
-        np.testing.assert_allclose(lin.grads[k], 2 * once[k])
+    for k, g in once.items():
+        np.testing.assert_allclose(lin.grads[k], 2 * g)
     np.testing.assert_allclose(once["W"], x.T @ dout)
 
 
@@ -131,7 +131,14 @@ def test_counts():
 def test_config_round_trip():
     lin = nl.Linear(3, 2, init="glorot", bias=0.1, rng=5, dtype=np.float64)
     cfg = lin.get_config()
-    assert cfg == {"n_in": 3, "n_out": 2, "init": "glorot", "bias": 0.1, "rng": 5, "dtype": "float64"}
+    assert cfg == {
+        "n_in": 3,
+        "n_out": 2,
+        "init": "glorot",
+        "bias": 0.1,
+        "rng": 5,
+        "dtype": "float64",
+    }
     again = nl.Linear.from_config(cfg)
     assert again.get_config() == cfg
     np.testing.assert_array_equal(again.params["W"], lin.params["W"])  # same int seed

@@ -56,7 +56,9 @@ def _maxout_from_pieces(n, slope_of_second_piece):
     return m
 
 
-@pytest.mark.parametrize(("activation", "slope"), [(nl.ReLU(), 0.0), (nl.LeakyReLU(alpha=0.1), 0.1)])
+@pytest.mark.parametrize(
+    ("activation", "slope"), [(nl.ReLU(), 0.0), (nl.LeakyReLU(alpha=0.1), 0.1)]
+)
 def test_relu_and_leaky_relu_are_maxout_with_fixed_pieces(rng, activation, slope):
     x = rng.uniform(0.1, 2, (6, 4)) * rng.choice([-1, 1], (6, 4))
     dout = rng.standard_normal((6, 4))
@@ -86,8 +88,8 @@ def test_accumulates_and_input_grad_false(rng):
     assert dx.shape == (3, 2, 2)
     once = {k: g.copy() for k, g in m.grads.items()}
     assert m.backward(dout, input_grad=False) is None
-    for k in once:
-        np.testing.assert_allclose(m.grads[k], 2 * once[k])
+    for k, g in once.items():
+        np.testing.assert_allclose(m.grads[k], 2 * g)
 
 
 def test_float32_matches_float64(rng):
@@ -105,7 +107,14 @@ def test_float32_matches_float64(rng):
 def test_config_round_trip():
     m = nl.Maxout(4, 3, pieces=3, init="glorot", rng=9, dtype=np.float64)
     cfg = m.get_config()
-    assert cfg == {"n_in": 4, "n_out": 3, "pieces": 3, "init": "glorot", "rng": 9, "dtype": "float64"}
+    assert cfg == {
+        "n_in": 4,
+        "n_out": 3,
+        "pieces": 3,
+        "init": "glorot",
+        "rng": 9,
+        "dtype": "float64",
+    }
     again = nl.Maxout.from_config(cfg)
     np.testing.assert_array_equal(again.params["W"], m.params["W"])
 

@@ -123,7 +123,9 @@ def test_bad_args(make, exc, match):
         make()
 
 
-@pytest.mark.parametrize("layer", [nl.Dropout(0.5), nl.GaussianNoise(0.1)], ids=lambda l: type(l).__name__)
+@pytest.mark.parametrize(
+    "layer", [nl.Dropout(0.5), nl.GaussianNoise(0.1)], ids=lambda l: type(l).__name__
+)
 def test_backward_before_forward_and_bad_input(layer):
     with pytest.raises(ValueError, match="backward called before forward"):
         layer.backward(np.ones((2, 2), np.float32))

@@ -54,7 +54,9 @@ def test_batchnorm_output_mean_is_beta_and_std_is_gamma(rng):
     np.testing.assert_allclose(y.mean(axis=0), [1.0, -3.0, 0.0], atol=1e-10)
     # exactly γ·sqrt(σ²/(σ² + eps)): eps shrinks the std a hair (5e-4 relative for σ = 0.1)
     var = x.var(axis=0)
-    np.testing.assert_allclose(y.std(axis=0), [2.0, 0.5, 1.0] * np.sqrt(var / (var + 1e-5)), rtol=1e-10)
+    np.testing.assert_allclose(
+        y.std(axis=0), [2.0, 0.5, 1.0] * np.sqrt(var / (var + 1e-5)), rtol=1e-10
+    )
     np.testing.assert_allclose(y.std(axis=0), [2.0, 0.5, 1.0], rtol=1e-3)
 
 
@@ -114,8 +116,8 @@ def test_accumulates_input_grad_false_and_shapes(rng, cls):
     assert layer.backward(dout).shape == x.shape
     once = {k: g.copy() for k, g in layer.grads.items()}
     assert layer.backward(dout, input_grad=False) is None
-    for k in once:
-        np.testing.assert_allclose(layer.grads[k], 2 * once[k])
+    for k, g in once.items():
+        np.testing.assert_allclose(layer.grads[k], 2 * g)
 
 
 @pytest.mark.parametrize("cls", [nl.BatchNorm, nl.LayerNorm])
@@ -139,8 +141,11 @@ def test_astype_converts_buffers():
     assert bn.buffers["running_var"].dtype == np.float64 and bn.get_config()["dtype"] == "float64"
 
 
-@pytest.mark.parametrize("layer", [nl.BatchNorm(3, momentum=0.8, eps=1e-3), nl.LayerNorm(4, eps=1e-6)],
-                         ids=lambda l: type(l).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [nl.BatchNorm(3, momentum=0.8, eps=1e-3), nl.LayerNorm(4, eps=1e-6)],
+    ids=lambda l: type(l).__name__,
+)
 def test_config_round_trip(layer):
     cfg = layer.get_config()
     again = type(layer).from_config(cfg)

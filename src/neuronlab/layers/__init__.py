@@ -11,9 +11,9 @@ from neuronlab.layers.sequential import Sequential, Summary
 
 __all__ = [
     "ACTIVATIONS",
+    "ELU",
     "BatchNorm",
     "Dropout",
-    "ELU",
     "GaussianNoise",
     "Layer",
     "LayerNorm",

@@ -194,7 +194,11 @@ class PReLU(Layer):
         return None if self._x is None else self._x > 0
 
     def get_config(self) -> dict[str, Any]:
-        return {"n_units": self.n_units, "init_slope": self.init_slope, "dtype": dtype_name(self, np.float32)}
+        return {
+            "n_units": self.n_units,
+            "init_slope": self.init_slope,
+            "dtype": dtype_name(self, np.float32),
+        }
 
 
 @LAYERS.register("elu")

@@ -71,13 +71,19 @@ def mlp(
     n_in = check_positive_int("n_in", n_in)
     n_out = check_positive_int("n_out", n_out)
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence):
-        raise TypeError(f"hidden must be a list of layer widths, got {type(hidden).__name__}: {hidden!r}")
+        raise TypeError(
+            f"hidden must be a list of layer widths, got {type(hidden).__name__}: {hidden!r}"
+        )
     widths = [check_positive_int(f"hidden[{i}]", h) for i, h in enumerate(hidden)]
     if not isinstance(activation, str):
-        raise TypeError(f"activation must be a str, got {type(activation).__name__}: {activation!r}")
+        raise TypeError(
+            f"activation must be a str, got {type(activation).__name__}: {activation!r}"
+        )
     act = activation.strip().lower().replace("-", "_")
     if act not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}")
+        raise ValueError(
+            f"unknown activation {activation!r}; choose one of: {', '.join(ACTIVATIONS)}"
+        )
     if not isinstance(batchnorm, (bool, np.bool_)):
         raise TypeError(f"batchnorm must be a bool, got {type(batchnorm).__name__}: {batchnorm!r}")
     rate = check_number("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)

@@ -7,7 +7,13 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
-from neuronlab._validation import FLOAT_DTYPES, as_rng, check_float_dtype, check_number, check_positive_int
+from neuronlab._validation import (
+    FLOAT_DTYPES,
+    as_rng,
+    check_float_dtype,
+    check_number,
+    check_positive_int,
+)
 from neuronlab.init import initialize
 from neuronlab.layers.base import Layer
 from neuronlab.registry import INITIALIZERS, LAYERS
@@ -25,9 +31,13 @@ def check_input(layer: Layer, x: Any) -> np.ndarray:
     only guards against the mistakes that would otherwise give a confusing NumPy error.
     """
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{type(layer).__name__}: x must be a numpy ndarray, got {type(x).__name__}")
+        raise TypeError(
+            f"{type(layer).__name__}: x must be a numpy ndarray, got {type(x).__name__}"
+        )
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{type(layer).__name__}: x must have dtype float32 or float64, got {x.dtype}")
+        raise TypeError(
+            f"{type(layer).__name__}: x must have dtype float32 or float64, got {x.dtype}"
+        )
     if x.ndim < 2:
         raise ValueError(
             f"{type(layer).__name__}: x must have at least 2 dimensions (n_samples, n_features), "
@@ -53,7 +63,9 @@ def check_dout(layer: Layer, dout: Any, shape: tuple[int, ...]) -> np.ndarray:
     """Check that the upstream gradient matches the shape of the last output."""
     if not isinstance(dout, np.ndarray) or dout.shape != shape:
         got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
-        raise ValueError(f"{type(layer).__name__}.backward: dout must have shape {shape}, got {got}")
+        raise ValueError(
+            f"{type(layer).__name__}.backward: dout must have shape {shape}, got {got}"
+        )
     return dout
 
 

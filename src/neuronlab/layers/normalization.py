@@ -36,7 +36,9 @@ class _Norm(Layer):
 
     def _gamma_beta(self, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         # (n_features,) vectors: casting them to the compute dtype is cheap.
-        return self.params["gamma"].astype(dt, copy=False), self.params["beta"].astype(dt, copy=False)
+        return self.params["gamma"].astype(dt, copy=False), self.params["beta"].astype(
+            dt, copy=False
+        )
 
     def _param_grads(self, dout: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Add dgamma = Σ dout·x̂ and dbeta = Σ dout (over the batch); return (dout2, buffer)
@@ -186,4 +188,8 @@ class LayerNorm(_Norm):
         return dx.reshape(self._in_shape)
 
     def get_config(self) -> dict[str, Any]:
-        return {"n_features": self.n_features, "eps": self.eps, "dtype": dtype_name(self, np.float32)}
+        return {
+            "n_features": self.n_features,
+            "eps": self.eps,
+            "dtype": dtype_name(self, np.float32),
+        }
