@@ -54,7 +54,9 @@ def test_standardize_golden():
     np.testing.assert_allclose(s.transform(X), [[-r, 0], [0, 0], [r, 0]], atol=1e-15)
     # A validation row uses the training statistics: (7 - 3) / sqrt(8/3) = sqrt(6);
     # the constant column gives 11 - 10 = 1, not 1 / 0.
-    np.testing.assert_allclose(s.transform(np.array([[7.0, 11.0]])), [[np.sqrt(6), 1.0]], rtol=1e-15)
+    np.testing.assert_allclose(
+        s.transform(np.array([[7.0, 11.0]])), [[np.sqrt(6), 1.0]], rtol=1e-15
+    )
 
 
 def test_standardize_mean0_std1(rng):
@@ -99,11 +101,16 @@ def test_pca_golden():
     np.testing.assert_allclose(p.explained_variance_ratio_, [0.8], rtol=1e-12)  # 4 / (4 + 1)
     np.testing.assert_allclose(p.components_, np.array([[1.0], [1.0]]) / np.sqrt(2), rtol=1e-12)
     # projections onto (1, 1)/√2: ±4/√2 = ±2√2 for the first two, 0 for the others
-    np.testing.assert_allclose(p.transform(X)[:, 0], [2 * np.sqrt(2), -2 * np.sqrt(2), 0, 0], atol=1e-12)
+    np.testing.assert_allclose(
+        p.transform(X)[:, 0], [2 * np.sqrt(2), -2 * np.sqrt(2), 0, 0], atol=1e-12
+    )
     # whitening divides by sqrt(4 + eps)
     w = nl.PCA(1, whiten=True, eps=1e-5).fit(X)
-    np.testing.assert_allclose(w.transform(X)[:2, 0], [2 * np.sqrt(2) / np.sqrt(4 + 1e-5),
-                                                      -2 * np.sqrt(2) / np.sqrt(4 + 1e-5)], rtol=1e-12)
+    np.testing.assert_allclose(
+        w.transform(X)[:2, 0],
+        [2 * np.sqrt(2) / np.sqrt(4 + 1e-5), -2 * np.sqrt(2) / np.sqrt(4 + 1e-5)],
+        rtol=1e-12,
+    )
     assert p.n_features_in_ == 2 and p.n_features_out_ == 1
 
 
@@ -175,8 +182,11 @@ def test_validation_uses_training_statistics(rng):
     p = nl.PCA(whiten=True).fit(train)
     Zv = p.transform(val)
     assert np.abs(population_cov(Zv) - np.eye(5)).max() > 1.0  # variance scaled by 9
-    np.testing.assert_allclose(Zv, (val - train.mean(axis=0)) @ p.components_
-                               / np.sqrt(p.explained_variance_ + p.eps), rtol=1e-9)
+    np.testing.assert_allclose(
+        Zv,
+        (val - train.mean(axis=0)) @ p.components_ / np.sqrt(p.explained_variance_ + p.eps),
+        rtol=1e-9,
+    )
 
 
 # -- contract for every transform -------------------------------------------------------
@@ -190,7 +200,9 @@ def test_state_dict_round_trip(make, rng):
     assert b.get_config() == a.get_config()
     Xv = correlated(rng)
     np.testing.assert_array_equal(b.transform(Xv), a.transform(Xv))
-    np.testing.assert_array_equal(b.transform(Xv.astype(np.float32)), a.transform(Xv.astype(np.float32)))
+    np.testing.assert_array_equal(
+        b.transform(Xv.astype(np.float32)), a.transform(Xv.astype(np.float32))
+    )
     # state_dict hands out copies: changing them does not change the fitted transform
     for v in state.values():
         v += 1.0

@@ -66,7 +66,7 @@ def test_batches_from_memmap(tmp_path, indexed):
     assert [len(s) for s in seen] == [10, 10, 10, 10, 10, 3]
     # each batch holds exactly the rows of its chunk of the order
     for k, rows in enumerate(seen):
-        np.testing.assert_array_equal(rows, np.sort(order[10 * k:10 * (k + 1)]))
+        np.testing.assert_array_equal(rows, np.sort(order[10 * k : 10 * (k + 1)]))
 
 
 def test_batch_casts_and_reuses_buffer(indexed):

@@ -27,7 +27,9 @@ def make_batch(rng: np.random.Generator, index: int) -> dict:
     }
 
 
-def write_folder(folder: Path, rng: np.random.Generator, protocol: int = pickle.HIGHEST_PROTOCOL) -> dict:
+def write_folder(
+    folder: Path, rng: np.random.Generator, protocol: int = pickle.HIGHEST_PROTOCOL
+) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     batches = {}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
@@ -44,7 +46,9 @@ def test_reads_fixture(tmp_path, rng, protocol):
     assert Xt.shape == (ROWS, 3072) and yt.shape == (ROWS,)
     raw = np.concatenate([batches[f"data_batch_{i}"][b"data"] for i in range(1, 6)])
     np.testing.assert_array_equal(X, raw.astype(np.float32) / np.float32(255))
-    np.testing.assert_array_equal(y, sum((batches[f"data_batch_{i}"][b"labels"] for i in range(1, 6)), []))
+    np.testing.assert_array_equal(
+        y, sum((batches[f"data_batch_{i}"][b"labels"] for i in range(1, 6)), [])
+    )
     np.testing.assert_array_equal(Xt, batches["test_batch"][b"data"] / np.float32(255))
     assert X.min() >= 0 and X.max() <= 1
 
@@ -54,7 +58,9 @@ def test_parent_folder_and_channel_major_layout(tmp_path, rng):
     # first training row: red channel all 10, green 20, blue 30 (rows are R..., G..., B...)
     d = batches["data_batch_1"][b"data"]
     d[0] = np.repeat(np.array([10, 20, 30], dtype=np.uint8), 1024)
-    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(pickle.dumps(batches["data_batch_1"]))
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(
+        pickle.dumps(batches["data_batch_1"])
+    )
     (X, _), _ = nl.data.cifar10(tmp_path)  # the folder that contains cifar-10-batches-py
     img = X[0].reshape(nl.data.CIFAR10_IMAGE_SHAPE)
     np.testing.assert_array_equal(img[:, 5, 7] * 255, [10, 20, 30])
@@ -89,7 +95,9 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, rng):
     marker = tmp_path / "pwned"
     evil = {**batches["data_batch_3"], b"batch_label": _RunsCode(marker)}
     (folder / "data_batch_3").write_bytes(pickle.dumps(evil))
-    with pytest.raises(UnsafePickleError, match=r"data_batch_3.*refusing to load global (posix|os|nt)\.system"):
+    with pytest.raises(
+        UnsafePickleError, match=r"data_batch_3.*refusing to load global (posix|os|nt)\.system"
+    ):
         nl.data.cifar10(folder)
     assert not marker.exists()
     assert issubclass(UnsafePickleError, pickle.UnpicklingError)
@@ -121,7 +129,9 @@ def test_missing_and_corrupt(tmp_path, rng):
         nl.data.cifar10(folder)
     good = pickle.dumps(make_batch(rng, 1))
     (folder / "truncated").write_bytes(good[: len(good) // 2])
-    with pytest.raises(ValueError, match="truncated .*not a readable CIFAR-10 batch|not a readable CIFAR-10 batch"):
+    with pytest.raises(
+        ValueError, match="truncated .*not a readable CIFAR-10 batch|not a readable CIFAR-10 batch"
+    ):
         nl.data.read_cifar10_batch(folder / "truncated")
     (folder / "text").write_text("hello")
     with pytest.raises(ValueError, match="not a readable CIFAR-10 batch"):

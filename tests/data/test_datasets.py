@@ -68,7 +68,9 @@ def test_blobs_classes_and_features():
 @pytest.mark.parametrize("name", GENERATED)
 def test_generated_dtypes_and_seeding(name):
     X, y = nl.data.load_dataset(name, seed=7)
-    assert X.dtype == np.float32 and y.dtype == np.int64 and X.ndim == 2 and y.shape == (X.shape[0],)
+    assert (
+        X.dtype == np.float32 and y.dtype == np.int64 and X.ndim == 2 and y.shape == (X.shape[0],)
+    )
     assert np.isfinite(X).all()
     X2, y2 = nl.data.load_dataset(name, seed=7)
     np.testing.assert_array_equal(X, X2)

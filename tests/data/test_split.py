@@ -48,7 +48,7 @@ def test_reproducible_and_seed_dependent(rng):
     a = split_indices(y, seed=3)
     b = split_indices(y, seed=3)
     c = split_indices(y, seed=4)
-    for p, q in zip(a, b):
+    for p, q in zip(a, b, strict=True):
         np.testing.assert_array_equal(p, q)
     assert not np.array_equal(a.test, c.test)
     g1, g2 = np.random.default_rng(9), np.random.default_rng(9)

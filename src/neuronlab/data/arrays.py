@@ -42,7 +42,7 @@ def labels_path_for(x_path: str | os.PathLike[str]) -> Path:
             "(X.npy, train_X.npy) and the labels the same with 'y' (y.npy, train_y.npy), "
             "or save both in one .npz with arrays 'X' and 'y'"
         )
-    return x_path.with_name(stem[:i] + "y" + stem[i + 1:] + x_path.suffix)
+    return x_path.with_name(stem[:i] + "y" + stem[i + 1 :] + x_path.suffix)
 
 
 def _check_pair(X: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -53,7 +53,9 @@ def _check_pair(X: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, 
     if X.shape[0] == 0:
         raise ValueError(f"{source}: X is empty: shape {X.shape}")
     if y.ndim not in (1, 2):
-        raise ValueError(f"{source}: y must have shape (n_samples,) or (n_samples, n_targets), got {y.shape}")
+        raise ValueError(
+            f"{source}: y must have shape (n_samples,) or (n_samples, n_targets), got {y.shape}"
+        )
     if y.shape[0] != X.shape[0]:
         raise ValueError(f"{source}: X has {X.shape[0]} rows but y has {y.shape[0]}")
     if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
@@ -61,7 +63,9 @@ def _check_pair(X: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, 
     elif np.issubdtype(y.dtype, np.floating):
         y = y.astype(np.float32)  # regression targets
     else:
-        raise TypeError(f"{source}: y must hold integer labels or float targets, got dtype {y.dtype}")
+        raise TypeError(
+            f"{source}: y must hold integer labels or float targets, got dtype {y.dtype}"
+        )
     return X, y
 
 
@@ -71,7 +75,9 @@ def _load_npy(path: Path, mmap: bool) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except _READ_ERRORS as err:
-        raise ValueError(f"cannot read {path} as a .npy array (corrupt or not numeric?): {err}") from err
+        raise ValueError(
+            f"cannot read {path} as a .npy array (corrupt or not numeric?): {err}"
+        ) from err
 
 
 def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +158,9 @@ def batch(
     if out is None:
         out = np.empty((n, *X.shape[1:]), dtype=dtype)
     elif out.shape[0] < n or out.shape[1:] != X.shape[1:]:
-        raise ValueError(f"out has shape {out.shape}, need at least ({n}, {', '.join(map(str, X.shape[1:]))})")
+        raise ValueError(
+            f"out has shape {out.shape}, need at least ({n}, {', '.join(map(str, X.shape[1:]))})"
+        )
     dst = out[:n]
     if X.dtype == dst.dtype:
         np.take(X, idx, axis=0, out=dst)  # gather straight into the buffer, no temporary
@@ -197,11 +205,17 @@ def iterate_minibatches(
     n = X.shape[0]
     order = np.arange(n) if order is None else np.asarray(order)
     if order.ndim != 1 or not np.issubdtype(order.dtype, np.integer):
-        raise ValueError(f"order must be a 1-D integer index array, got shape {order.shape}, dtype {order.dtype}")
+        raise ValueError(
+            f"order must be a 1-D integer index array, got shape {order.shape}, dtype {order.dtype}"
+        )
     if order.size and (order.min() < 0 or order.max() >= n):
-        raise ValueError(f"order must index rows in [0, {n}), got {int(order.min())}..{int(order.max())}")
+        raise ValueError(
+            f"order must index rows in [0, {n}), got {int(order.min())}..{int(order.max())}"
+        )
     dtype = np.float64 if X.dtype == np.float64 else np.float32
-    buf = np.empty((min(batch_size, order.size), *X.shape[1:]), dtype=dtype) if reuse_buffer else None
+    buf = (
+        np.empty((min(batch_size, order.size), *X.shape[1:]), dtype=dtype) if reuse_buffer else None
+    )
     for start in range(0, order.size, batch_size):
-        idx = np.sort(order[start:start + batch_size])
+        idx = np.sort(order[start : start + batch_size])
         yield batch(X, idx, out=buf, dtype=dtype), y[idx]

@@ -37,7 +37,16 @@ image in row-major order, so ``X[i].reshape(CIFAR10_IMAGE_SHAPE)`` is (channel, 
 and ``.transpose(1, 2, 0)`` gives a (32, 32, 3) picture."""
 
 CIFAR10_CLASSES: tuple[str, ...] = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 
 TRAIN_FILES: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -105,7 +114,9 @@ def _field(batch: dict, key: str, file: Path) -> Any:
     for k in (key.encode(), key):  # bytes keys (the originals) or str keys (Python 3 re-saves)
         if k in batch:
             return batch[k]
-    raise ValueError(f"{file} is not a CIFAR-10 batch: no {key!r} entry (found {sorted(map(repr, batch))})")
+    raise ValueError(
+        f"{file} is not a CIFAR-10 batch: no {key!r} entry (found {sorted(map(repr, batch))})"
+    )
 
 
 def read_cifar10_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -134,15 +145,37 @@ def read_cifar10_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.nda
             batch = SafeBatchUnpickler(fh, encoding="bytes").load()
     except UnsafePickleError as err:
         raise UnsafePickleError(f"{file}: {err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, OverflowError, MemoryError) as err:
-        raise ValueError(f"{file} is not a readable CIFAR-10 batch (truncated or corrupt?): {err}") from err
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        OverflowError,
+        MemoryError,
+    ) as err:
+        raise ValueError(
+            f"{file} is not a readable CIFAR-10 batch (truncated or corrupt?): {err}"
+        ) from err
     if not isinstance(batch, dict):
-        raise ValueError(f"{file} is not a CIFAR-10 batch: expected a dict, got {type(batch).__name__}")
+        raise ValueError(
+            f"{file} is not a CIFAR-10 batch: expected a dict, got {type(batch).__name__}"
+        )
     data = _field(batch, "data", file)
     labels = _field(batch, "labels", file)
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _ROW:
-        desc = f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != _ROW
+    ):
+        desc = (
+            f"{data.dtype} array of shape {data.shape}"
+            if isinstance(data, np.ndarray)
+            else type(data).__name__
+        )
         raise ValueError(f"{file}: 'data' must be a uint8 array of shape (n, {_ROW}), got {desc}")
     if not isinstance(labels, (list, np.ndarray)) or len(labels) != data.shape[0]:
         raise ValueError(f"{file}: 'labels' must be a list of {data.shape[0]} ints")
@@ -163,7 +196,7 @@ def _stack(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
     row = 0
     for data, _ in parts:
         # Scale into the preallocated result: no float64 intermediate of the whole set.
-        np.divide(data, np.float32(255.0), out=X[row:row + data.shape[0]])
+        np.divide(data, np.float32(255.0), out=X[row : row + data.shape[0]])
         row += data.shape[0]
     return X, np.concatenate([y for _, y in parts])
 

@@ -105,7 +105,9 @@ def circles(
 
     n = check_positive_int("n", n)
     noise = check_number("noise", noise, low=0)
-    factor = check_number("factor", factor, low=0, high=1, low_inclusive=False, high_inclusive=False)
+    factor = check_number(
+        "factor", factor, low=0, high=1, low_inclusive=False, high_inclusive=False
+    )
     X, y = make_circles(n_samples=n, noise=noise, factor=factor, random_state=_sklearn_seed(seed))
     return _as_xy(X, y)
 
@@ -158,8 +160,9 @@ def blobs(
     k = check_positive_int("n_classes", n_classes)
     d = check_positive_int("n_features", n_features)
     std = check_number("std", std, low=0)
-    X, y = make_blobs(n_samples=n, n_features=d, centers=k, cluster_std=std,
-                      random_state=_sklearn_seed(seed))
+    X, y = make_blobs(
+        n_samples=n, n_features=d, centers=k, cluster_std=std, random_state=_sklearn_seed(seed)
+    )
     return _as_xy(X, y)
 
 

@@ -54,7 +54,9 @@ def _allocate(counts: np.ndarray, total: int, rng: np.random.Generator) -> np.nd
 def _part_size(name: str, fraction: float, n: int) -> int:
     size = math.floor(fraction * n + 0.5)  # round half up: 25% of 1797 -> 449
     if fraction > 0 and size == 0:
-        raise ValueError(f"{name}={fraction!r} of {n} samples gives an empty set; use a larger {name}")
+        raise ValueError(
+            f"{name}={fraction!r} of {n} samples gives an empty set; use a larger {name}"
+        )
     return size
 
 
@@ -95,7 +97,8 @@ def split_indices(
     test_size = check_number("test_size", test_size, low=0, high=1, high_inclusive=False)
     if val_size + test_size >= 1:
         raise ValueError(
-            f"val_size + test_size must be < 1 to leave training data, got {val_size!r} + {test_size!r}"
+            "val_size + test_size must be < 1 to leave training data, "
+            f"got {val_size!r} + {test_size!r}"
         )
     if not isinstance(stratify, (bool, np.bool_)):
         raise TypeError(f"stratify must be a bool, got {type(stratify).__name__}: {stratify!r}")
@@ -104,13 +107,14 @@ def split_indices(
     n_val = _part_size("val_size", val_size, n)
     if n_test + n_val >= n:
         raise ValueError(
-            f"val_size={val_size!r} and test_size={test_size!r} leave no training data from {n} samples"
+            f"val_size={val_size!r} and test_size={test_size!r} leave no training data "
+            f"from {n} samples"
         )
 
     if not stratify:
         perm = rng.permutation(n)
-        parts = perm[n - n_test - n_val:n - n_test], perm[n - n_test:]
-        train = perm[:n - n_test - n_val]
+        parts = perm[n - n_test - n_val : n - n_test], perm[n - n_test :]
+        train = perm[: n - n_test - n_val]
         return SplitIndices(np.sort(train), np.sort(parts[0]), np.sort(parts[1]))
 
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
@@ -122,11 +126,11 @@ def split_indices(
     starts = np.concatenate([[0], np.cumsum(counts)])
     train, val, test = [], [], []
     for c in range(classes.size):
-        members = rng.permutation(by_class[starts[c]:starts[c + 1]])
+        members = rng.permutation(by_class[starts[c] : starts[c + 1]])
         t, v = test_per_class[c], val_per_class[c]
         test.append(members[:t])
-        val.append(members[t:t + v])
-        train.append(members[t + v:])
+        val.append(members[t : t + v])
+        train.append(members[t + v :])
     return SplitIndices(*(np.sort(np.concatenate(p)).astype(np.int64) for p in (train, val, test)))
 
 
@@ -164,9 +168,16 @@ def train_val_test_split(
         raise TypeError(f"X must be an array of shape (n_samples, ...), got {type(X).__name__}")
     y = np.asarray(y)
     if y.ndim == 0 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[:1]}")
+        raise ValueError(
+            f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[:1]}"
+        )
     if stratify and y.ndim != 1:
         raise ValueError(f"stratify=True needs 1-D class labels, got y of shape {y.shape}")
-    idx = split_indices(y if y.ndim == 1 else np.zeros(y.shape[0]), val_size=val_size,
-                        test_size=test_size, stratify=stratify, seed=seed)
+    idx = split_indices(
+        y if y.ndim == 1 else np.zeros(y.shape[0]),
+        val_size=val_size,
+        test_size=test_size,
+        stratify=stratify,
+        seed=seed,
+    )
     return Split(X[idx.train], y[idx.train], X[idx.val], y[idx.val], X[idx.test], y[idx.test])
