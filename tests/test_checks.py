@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuronlab.checks import VERDICTS, GradcheckReport, gradcheck, relative_error, verdict_for
+from neuronlab.checks import GRADCHECK_BANDS, GradcheckReport, gradcheck, relative_error, verdict_for
 from neuronlab.layers.base import Layer
 from neuronlab.layers.sequential import Sequential
 
@@ -179,8 +179,40 @@ def test_relative_error_validates():
      (9.9e-3, "suspicious"), (1e-2, "wrong"), (3.0, "wrong"), (float("nan"), "wrong")],
 )
 def test_verdict_bands(error, verdict):
-    assert [b for _, b in VERDICTS] == [1e-7, 1e-4, 1e-2]
+    assert [b for _, b in GRADCHECK_BANDS] == [1e-7, 1e-4, 1e-2]
     assert verdict_for(error) == verdict
+
+
+def test_relative_error_floor():
+    # |1e-6 − 0| / max(1e-6, 0, 1e-4) = 1e-2; without the floor the plain formula gives 1.
+    assert relative_error(1e-6, 0.0, floor=1e-4) == pytest.approx(1e-2)
+    assert relative_error(1e-6, 0.0) == 1.0
+    # Above the floor it changes nothing: |2 − 1| / 2.
+    assert relative_error(2.0, 1.0, floor=1e-4) == 0.5
+
+
+def test_roundoff_in_a_zero_gradient_is_not_a_failure(rng):
+    # A bias right before batch centering has an exactly zero gradient (the centering
+    # removes it), so the numerical value is pure roundoff, ~1e-12; with the plain formula
+    # that is a relative error near 1. The roundoff floor keeps it "ok".
+    x, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2))
+    report = gradcheck(Sequential([Affine(3, 2), Center(2)]), HalfSquare(), x, y)
+    assert report["0.b"].verdict == "ok" and report.passed
+
+
+class Shifted(Affine):
+    """dx off by a constant 1e-6: a bug far below the size of the gradient itself."""
+
+    def backward(self, dout, *, input_grad=True):
+        return super().backward(dout, input_grad=input_grad) + 1e-6
+
+
+def test_small_absolute_bug_is_still_caught(rng):
+    # floor = 10 · 2.2e-16 · max(1, |f|) / 2e-5 / 1e-7 ≈ 1.1e-3·max(1, |f|), so an error of
+    # 1e-6 reads 1e-6 / max(|dx|, floor): 1e-4 or more here, far above the "ok" bound.
+    report = gradcheck(Shifted(3, 2), x=rng.standard_normal((4, 3)))
+    assert report["x"].max_error > 1e-5 and report["x"].failed
+    assert report["W"].verdict == "ok"
 
 
 # -- single layers --------------------------------------------------------------------------------
