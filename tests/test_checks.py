@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuronlab.checks import GRADCHECK_BANDS, GradcheckReport, gradcheck, relative_error, verdict_for
+from neuronlab.checks import (
+    GRADCHECK_BANDS,
+    GradcheckReport,
+    gradcheck,
+    relative_error,
+    verdict_for,
+)
 from neuronlab.layers.base import Layer
 from neuronlab.layers.sequential import Sequential
 
@@ -117,7 +123,7 @@ class HalfSquare:
 
 
 class Hinge:
-    """Binary hinge mean(max(0, 1 − y s)) with y in {−1, +1}; kink_state is the active margin."""
+    """Binary hinge mean(max(0, 1 − y s)), y in {−1, +1}; kink_state: the active margins."""
 
     def forward(self, s, y):
         self._y = y
@@ -235,10 +241,13 @@ def test_planted_bias_bug_is_wrong_with_golden_error(rng):
     assert report["W"].verdict == "ok" and report["x"].verdict == "ok"
     text = str(report)
     assert "FAILED" in text
-    assert "b: max rel error 7.5e-01 — wrong: the analytic gradient disagrees; check backward of Affine" in text
+    assert ("b: max rel error 7.5e-01 — wrong: the analytic gradient disagrees; "
+            "check backward of Affine") in text
 
 
-@pytest.mark.parametrize(("delta", "verdict"), [(1e-6, "look"), (1e-3, "suspicious"), (0.5, "wrong")])
+@pytest.mark.parametrize(
+    ("delta", "verdict"), [(1e-6, "look"), (1e-3, "suspicious"), (0.5, "wrong")]
+)
 def test_scaled_weight_gradient_lands_in_its_band(rng, delta, verdict):
     # dW scaled by (1 + δ): every entry has relative error δ|a| / ((1 + δ)|a|) = δ / (1 + δ).
     report = gradcheck(Affine(3, 2, dw_scale=1 + delta), x=rng.standard_normal((4, 3)))

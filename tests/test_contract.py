@@ -2,8 +2,9 @@
 
 One parametrised test runs each name in LAYERS, LOSSES and REGULARIZERS through forward and
 backward in float32 and float64, a float64 gradient check (relative error < 1e-7, kinks
-aside), the get_config / from_config round trip and inference-mode determinism. A registered
-component with no example below fails: new components cannot skip the contract.
+aside), the get_config / from_config round trip and inference-mode determinism (CONSTRAINTS
+too: max-norm bounds and round trip). A registered component with no example below fails:
+new components cannot skip the contract.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 import neuronlab as nl  # imports every module, so every component is registered
-from neuronlab.registry import LAYERS, LOSSES, REGULARIZERS
+from neuronlab.registry import CONSTRAINTS, LAYERS, LOSSES, REGULARIZERS
 
 N = 5  # samples per batch: few samples, few kinks (the notes)
 
@@ -43,8 +44,8 @@ LAYER_EXAMPLES: dict[str, tuple[dict[str, Any], Callable[[np.random.Generator], 
     "prelu": ({"n_units": 4, "init_slope": 0.2}, lambda rng: away_from_zero(rng, (N, 4))),
     "elu": ({"alpha": 0.7}, lambda rng: away_from_zero(rng, (N, 4))),
     # Shifted and scaled input so that normalisation does real work.
-    "batchnorm": ({"n_features": 4, "momentum": 0.8}, lambda rng: 3.0 + 2.0 * rng.standard_normal((N, 4))),
-    "layernorm": ({"n_features": 4}, lambda rng: 3.0 + 2.0 * rng.standard_normal((N, 4))),
+    "batchnorm": ({"n_features": 4, "momentum": 0.8}, lambda rng: 3.0 + 2.0 * normal((N, 4))(rng)),
+    "layernorm": ({"n_features": 4}, lambda rng: 3.0 + 2.0 * normal((N, 4))(rng)),
     "dropout": ({"rate": 0.5, "rng": 0}, normal((N, 4))),
     "gaussian_noise": ({"std": 0.3, "rng": 0}, normal((N, 4))),
 }
@@ -71,8 +72,12 @@ REGULARIZER_EXAMPLES: dict[str, dict[str, Any]] = {
     "elastic_net": {"l1": 0.05, "l2": 0.1},
 }
 
-EXAMPLES = {"layer": LAYER_EXAMPLES, "loss": LOSS_EXAMPLES, "regularizer": REGULARIZER_EXAMPLES}
-REGISTRIES = {"layer": LAYERS, "loss": LOSSES, "regularizer": REGULARIZERS}
+CONSTRAINT_EXAMPLES: dict[str, dict[str, Any]] = {"max_norm": {"max_norm": 1.5}}
+
+EXAMPLES = {"layer": LAYER_EXAMPLES, "loss": LOSS_EXAMPLES, "regularizer": REGULARIZER_EXAMPLES,
+            "constraint": CONSTRAINT_EXAMPLES}
+REGISTRIES = {"layer": LAYERS, "loss": LOSSES, "regularizer": REGULARIZERS,
+              "constraint": CONSTRAINTS}
 CASES = [(kind, name) for kind, reg in REGISTRIES.items() for name in reg.names()]
 
 
@@ -95,7 +100,8 @@ def layer_contract(name: str, rng: np.random.Generator) -> None:
     for dtype in (np.float32, np.float64):
         layer = cls(**kwargs).astype(dtype)
         assert set(layer.params) == set(layer.grads)
-        assert all(p.dtype == dtype and layer.grads[k].dtype == dtype for k, p in layer.params.items())
+        for k, p in layer.params.items():
+            assert p.dtype == dtype and layer.grads[k].dtype == dtype, k
         x = x64.astype(dtype)
         x_before = x.copy()
         out = layer.forward(x, training=True)
@@ -202,7 +208,32 @@ def regularizer_contract(name: str, rng: np.random.Generator) -> None:
     assert twin.loss(model) == reg.loss(model)
 
 
-CONTRACTS = {"layer": layer_contract, "loss": loss_contract, "regularizer": regularizer_contract}
+def constraint_contract(name: str, rng: np.random.Generator) -> None:
+    cls = CONSTRAINTS.get(name)
+    kwargs = CONSTRAINT_EXAMPLES[name]
+    c = cls(**kwargs)
+    for dtype in (np.float32, np.float64):
+        model = small_model(dtype)
+        for key in model.weight_keys:
+            model.params[key][:, 0] *= 10.0  # push one unit far outside the ball
+        before = {k: v.copy() for k, v in model.params.items()}
+        c.apply(model)
+        for key, w in model.params.items():
+            assert w.dtype == dtype
+            if key not in model.weight_keys:  # biases untouched
+                assert np.array_equal(w, before[key]), key
+                continue
+            norms = np.linalg.norm(w.astype(np.float64), axis=0)
+            assert norms.max() <= c.max_norm * (1 + 1e-6), key
+            inside = np.linalg.norm(before[key].astype(np.float64), axis=0) <= c.max_norm
+            assert np.array_equal(w[:, inside], before[key][:, inside]), key
+            assert not np.array_equal(w[:, 0], before[key][:, 0]), key
+    cfg = c.get_config()
+    assert json.loads(json.dumps(cfg)) == cfg and cls.from_config(cfg).get_config() == cfg
+
+
+CONTRACTS = {"layer": layer_contract, "loss": loss_contract, "regularizer": regularizer_contract,
+             "constraint": constraint_contract}
 
 
 @pytest.mark.parametrize(("kind", "name"), CASES, ids=[f"{k}:{n}" for k, n in CASES])
@@ -226,7 +257,8 @@ def test_every_registry_is_covered() -> None:
 def test_mlp_with_softmax_and_l2(activation: str, rng: np.random.Generator) -> None:
     model = nl.mlp(6, [7, 5], 3, activation=activation, batchnorm=True, dropout=0.5, rng=0)
     x, y = rng.standard_normal((N, 6)), rng.integers(0, 3, size=N)
-    report = nl.gradcheck(model, nl.SoftmaxCrossEntropy(), x, y, regularizer=nl.L2(1e-2), max_entries=15)
+    report = nl.gradcheck(model, nl.SoftmaxCrossEntropy(), x, y, regularizer=nl.L2(1e-2),
+                          max_entries=15)
     assert_passes(report)
     assert {r.name for r in report.rows} == {*model.params, "x"}
     assert model.dtype == np.float32  # the check ran on a float64 copy
