@@ -39,14 +39,20 @@ def trainer(callbacks: list[nl.Callback]) -> nl.Trainer:
         schedule=nl.Cosine(lr=1e-2, total_steps=EPOCHS * 5),
         regularizer=nl.L2(1e-3),
         constraints=[nl.MaxNorm(3.0)],
-        callbacks=[nl.EarlyStopping(patience=10), nl.ReduceLROnPlateau(patience=1, factor=0.5),
-                   nl.NonFiniteGuard(), *callbacks],
+        callbacks=[
+            nl.EarlyStopping(patience=10),
+            nl.ReduceLROnPlateau(patience=1, factor=0.5),
+            nl.NonFiniteGuard(),
+            *callbacks,
+        ],
     )
 
 
 def fit(tr: nl.Trainer, resume: str | None = None) -> nl.History:
     X, y, Xv, yv = data()
-    return tr.fit(X, y, validation=(Xv, yv), epochs=EPOCHS, batch_size=BATCH, seed=11, resume=resume)
+    return tr.fit(
+        X, y, validation=(Xv, yv), epochs=EPOCHS, batch_size=BATCH, seed=11, resume=resume
+    )
 
 
 class _Hang(nl.Callback):

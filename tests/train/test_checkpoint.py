@@ -16,7 +16,9 @@ import pytest
 import neuronlab as nl
 from neuronlab.train.checkpoint import latest_checkpoint
 
-_spec = importlib.util.spec_from_file_location("_train_resume_case", Path(__file__).with_name("_train_resume_case.py"))
+_spec = importlib.util.spec_from_file_location(
+    "_train_resume_case", Path(__file__).with_name("_train_resume_case.py")
+)
 case = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(case)  # type: ignore[union-attr]
 
@@ -53,8 +55,8 @@ def reference() -> nl.Trainer:
 def assert_same_run(a: nl.Trainer, b: nl.Trainer) -> None:
     pa, pb = {**a.model.params, **a.model.buffers}, {**b.model.params, **b.model.buffers}
     assert pa.keys() == pb.keys()
-    for k in pa:
-        assert np.array_equal(pa[k], pb[k]), k
+    for k, v in pa.items():
+        assert np.array_equal(v, pb[k]), k
     sa, sb = a.optimizer.state_dict(), b.optimizer.state_dict()
     assert sa["t"] == sb["t"]
     for name, slots in sa["state"].items():
@@ -64,10 +66,14 @@ def assert_same_run(a: nl.Trainer, b: nl.Trainer) -> None:
     assert (a.step, a.epoch, a.lr_scale) == (b.step, b.epoch, b.lr_scale)
 
 
-def interrupted_then_resumed(tmp_path: Path, interrupt: InterruptAt, ckpt: nl.Checkpoint) -> nl.Trainer:
+def interrupted_then_resumed(
+    tmp_path: Path, interrupt: InterruptAt, ckpt: nl.Checkpoint
+) -> nl.Trainer:
     with pytest.raises(Interrupt):
         case.fit(case.trainer([ckpt, interrupt]))
-    resumed = case.trainer([])  # fresh model, optimizer and callbacks: all state comes from the file
+    resumed = case.trainer(
+        []
+    )  # fresh model, optimizer and callbacks: all state comes from the file
     case.fit(resumed, resume=str(tmp_path))
     assert resumed.resumed
     return resumed
@@ -90,17 +96,26 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path, reference):
 
 def test_resume_after_sigkilled_subprocess(tmp_path, reference):
     script = Path(case.__file__)
-    with subprocess.Popen([sys.executable, str(script), str(tmp_path), "8"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path), "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         try:
             line = proc.stdout.readline()  # blocks until the checkpoint of step 8 is written
-            assert line.strip() == "SAVED 8", proc.stderr.read() if proc.poll() is not None else line
+            assert line.strip() == "SAVED 8", (
+                proc.stderr.read() if proc.poll() is not None else line
+            )
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     # keep=2: steps 4 and 8 remain; no temporary file was left behind
-    assert sorted(os.listdir(tmp_path)) == ["step-000000004.safetensors", "step-000000008.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "step-000000004.safetensors",
+        "step-000000008.safetensors",
+    ]
     resumed = case.trainer([])
     case.fit(resumed, resume=tmp_path)
     assert_same_run(reference, resumed)
@@ -135,7 +150,10 @@ def test_checkpoint_content(tmp_path):
 def test_keep_prunes_oldest(tmp_path):
     case.fit(case.trainer([nl.Checkpoint(tmp_path, every_steps=2, every_epochs=1, keep=3)]))
     assert sorted(os.listdir(tmp_path)) == [
-        "epoch-0003-step-000000020.safetensors", "step-000000018.safetensors", "step-000000020.safetensors"]
+        "epoch-0003-step-000000020.safetensors",
+        "step-000000018.safetensors",
+        "step-000000020.safetensors",
+    ]
     assert latest_checkpoint(tmp_path).endswith("epoch-0003-step-000000020.safetensors")
 
 
@@ -217,12 +235,19 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
             return float("nan") if PoisonLoss.calls == 8 else value
 
     X, y, _, _ = case.data()
-    tr = nl.Trainer(nl.mlp(4, [8], 3, rng=0), PoisonLoss(), nl.SGD(lr=0.1),
-                    callbacks=[nl.NonFiniteGuard(), nl.Checkpoint(tmp_path, every_steps=1, keep=2)])
+    tr = nl.Trainer(
+        nl.mlp(4, [8], 3, rng=0),
+        PoisonLoss(),
+        nl.SGD(lr=0.1),
+        callbacks=[nl.NonFiniteGuard(), nl.Checkpoint(tmp_path, every_steps=1, keep=2)],
+    )
     with pytest.raises(nl.DivergenceError) as err:
         tr.fit(X, y, epochs=2, batch_size=32)
     assert err.value.step == 7 and err.value.name == "loss"
-    assert sorted(os.listdir(tmp_path)) == ["step-000000006.safetensors", "step-000000007.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "step-000000006.safetensors",
+        "step-000000007.safetensors",
+    ]
     loaded = nl.load_checkpoint(tmp_path)
     assert loaded.step == 7 and tr.step == 7
     for k, v in loaded.model_arrays().items():
@@ -237,8 +262,13 @@ def test_resume_of_an_early_stopped_run_stays_stopped(tmp_path):
 
     def make(callbacks):
         model = nl.mlp(4, [16], 3, rng=0)
-        return nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.05), schedule=lambda s: 0.05 if s < 10 else 0.0,
-                          callbacks=[nl.EarlyStopping(patience=1), *callbacks])
+        return nl.Trainer(
+            model,
+            nl.SoftmaxCrossEntropy(),
+            nl.SGD(lr=0.05),
+            schedule=lambda s: 0.05 if s < 10 else 0.0,
+            callbacks=[nl.EarlyStopping(patience=1), *callbacks],
+        )
 
     first = make([nl.Checkpoint(tmp_path)])
     first.fit(X, y, validation=(Xv, yv), epochs=20, batch_size=32, seed=0)

@@ -2,28 +2,28 @@
 
 from neuronlab.train.callbacks import (
     Callback,
+    Checkpoint,
     DivergenceError,
     EarlyStopping,
-    JSONLLogger,
     NonFiniteGuard,
-    ProgressBar,
     ReduceLROnPlateau,
 )
-from neuronlab.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from neuronlab.train.checkpoint import CheckpointError, load_checkpoint
 from neuronlab.train.history import History
+from neuronlab.train.loggers import JSONLLogger, ProgressBar
 from neuronlab.train.trainer import Trainer
 
 __all__ = [
-    "Trainer",
-    "History",
     "Callback",
-    "EarlyStopping",
-    "ReduceLROnPlateau",
     "Checkpoint",
     "CheckpointError",
-    "NonFiniteGuard",
     "DivergenceError",
-    "ProgressBar",
+    "EarlyStopping",
+    "History",
     "JSONLLogger",
+    "NonFiniteGuard",
+    "ProgressBar",
+    "ReduceLROnPlateau",
+    "Trainer",
     "load_checkpoint",
 ]

@@ -9,29 +9,26 @@ from :meth:`Callback.state_dict`; checkpoints save it and restore it with
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
-import sys
-import time
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from neuronlab._validation import check_number, check_positive_int
+from neuronlab.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
 
 if TYPE_CHECKING:
     from neuronlab.train.trainer import Trainer
 
 __all__ = [
     "Callback",
-    "EarlyStopping",
-    "ReduceLROnPlateau",
-    "NonFiniteGuard",
+    "Checkpoint",
     "DivergenceError",
-    "ProgressBar",
-    "JSONLLogger",
+    "EarlyStopping",
+    "NonFiniteGuard",
+    "ReduceLROnPlateau",
 ]
 
 
@@ -94,8 +91,11 @@ class _Monitor(Callback):
         self.min_delta = check_number("min_delta", min_delta, low=0)
         self.mode = mode
         # accuracies improve upwards, losses and errors downwards
-        self._sign = (1.0 if monitor.endswith("acc") else -1.0) if mode == "auto" else (
-            1.0 if mode == "max" else -1.0)
+        self._sign = (
+            (1.0 if monitor.endswith("acc") else -1.0)
+            if mode == "auto"
+            else (1.0 if mode == "max" else -1.0)
+        )
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.wait = 0
@@ -125,7 +125,11 @@ class _Monitor(Callback):
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], int(state["wait"])
+        self.best, self.best_epoch, self.wait = (
+            state["best"],
+            state["best_epoch"],
+            int(state["wait"]),
+        )
 
 
 class EarlyStopping(_Monitor):
@@ -226,7 +230,9 @@ class ReduceLROnPlateau(_Monitor):
         mode: str = "auto",
     ) -> None:
         super().__init__(monitor, patience, min_delta, mode)
-        self.factor = check_number("factor", factor, low=0, high=1, low_inclusive=False, high_inclusive=False)
+        self.factor = check_number(
+            "factor", factor, low=0, high=1, low_inclusive=False, high_inclusive=False
+        )
         self.min_lr = check_number("min_lr", min_lr, low=0)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
@@ -285,115 +291,86 @@ class NonFiniteGuard(Callback):
                     raise DivergenceError(step, name, hi if not math.isfinite(hi) else lo)
 
 
-class ProgressBar(Callback):
-    """A tqdm bar over all steps of the run, showing the loss and the epoch metrics.
+def _check_optional_positive_int(name: str, value: Any) -> int | None:
+    return None if value is None else check_positive_int(name, value)
+
+
+class Checkpoint(Callback):
+    """Save exact checkpoints to ``directory`` during training.
+
+    Files are ``step-000000120.safetensors`` (mid-epoch) and
+    ``epoch-0003-step-000000120.safetensors`` (end of epoch 3, 0-based, after validation and
+    the other callbacks). ``fit(..., resume=directory)`` continues from the newest.
+    A failing run writes nothing for the failed step (a :class:`DivergenceError` is raised
+    before ``on_batch_end``) and a partial write never replaces a good file.
 
     Parameters
     ----------
-    disable : bool or None
-        None: shown only when ``file`` (default stderr) is a terminal.
-    file : file object or None
-        Where to draw (default ``sys.stderr``).
-    mininterval : float
-        Seconds between updates of the loss shown (>= 0); keeps the per-step cost tiny.
+    directory : str or os.PathLike
+        Created if missing.
+    every_steps : int or None
+        Save after every this many optimizer steps (> 0).
+    every_epochs : int or None
+        Save after every this many epochs (> 0); the last epoch of a run (also one ended by
+        early stopping) is always saved.
+    keep : int or None
+        Keep the newest ``keep`` checkpoints (> 0) older than or equal to the one just
+        written; None keeps all. Newer files (from a run resumed from an older checkpoint)
+        are never deleted.
     """
 
-    def __init__(self, *, disable: bool | None = None, file: IO[str] | None = None,
-                 mininterval: float = 0.1) -> None:
-        self.disable = disable
-        self.file = file
-        self.mininterval = check_number("mininterval", mininterval, low=0)
-        self.bar: Any = None
-        self._next = 0.0
+    order = 100
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        every_steps: int | None = None,
+        every_epochs: int | None = 1,
+        keep: int | None = 3,
+    ) -> None:
+        self.directory = os.fspath(directory)
+        self.every_steps = _check_optional_positive_int("every_steps", every_steps)
+        self.every_epochs = _check_optional_positive_int("every_epochs", every_epochs)
+        self.keep = _check_optional_positive_int("keep", keep)
+        if self.every_steps is None and self.every_epochs is None:
+            raise ValueError("every_steps and every_epochs cannot both be None")
+        self.last_path: str | None = None
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        from tqdm.auto import tqdm
-
-        file = self.file if self.file is not None else sys.stderr
-        disable = self.disable
-        if disable is None:
-            disable = not (hasattr(file, "isatty") and file.isatty())
-        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, file=file,
-                        disable=disable, unit="step", dynamic_ncols=True, mininterval=self.mininterval)
-
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
-        self.bar.set_description(f"epoch {epoch + 1}/{trainer.epochs}", refresh=False)
+        os.makedirs(self.directory, exist_ok=True)
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
-        bar = self.bar
-        bar.update(1)
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self.mininterval
-            bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
+        if self.every_steps is not None and trainer.step % self.every_steps == 0:
+            self.save(trainer, f"step-{trainer.step:09d}.safetensors")
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
-        shown = {k: f"{v:.4g}" for k, v in logs.items()
-                 if k not in ("epoch", "step", "lr") and isinstance(v, float)}
-        self.bar.set_postfix(shown, refresh=True)
+        last = trainer.stop_training or epoch + 1 == trainer.epochs
+        if last or (self.every_epochs is not None and (epoch + 1) % self.every_epochs == 0):
+            self.save(trainer, f"epoch-{epoch:04d}-step-{trainer.step:09d}.safetensors")
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    def save(self, trainer: Trainer, name: str) -> str:
+        """Write a checkpoint called ``name`` now, then prune old ones; returns its path."""
+        path = os.path.join(self.directory, name)
+        save_checkpoint(trainer, path)
+        self.last_path = path
+        if self.keep is not None:
+            self._prune(path)
+        return path
 
+    def _prune(self, newest: str) -> None:
+        def key(name: str) -> tuple[int, bool]:
+            m = CHECKPOINT_NAME.match(name)
+            assert m is not None
+            return int(m.group(2)), m.group(1) is not None
 
-class JSONLLogger(Callback):
-    """Append one JSON object per line to ``metrics.jsonl``: the project's source of truth
-    for metrics. The file is opened in append mode and flushed after every line, so a killed
-    run loses nothing written; a resumed run first writes a ``"train_begin"`` line with
-    ``"resumed": true`` and its step, so readers can drop the replayed steps.
-
-    Events: ``{"event": "train_begin", "step", "epoch", "resumed"}``,
-    ``{"event": "step", "step", "epoch", "loss", "lr"}`` (every ``every_steps`` steps),
-    ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``.
-    Non-finite numbers are written as ``null`` so every line is strict JSON.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file, or an existing folder (then ``folder/metrics.jsonl``).
-    every_steps : int
-        Write a step event every this many steps (> 0).
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, every_steps: int = 1) -> None:
-        path = os.fspath(path)
-        self.path = os.path.join(path, "metrics.jsonl") if os.path.isdir(path) else path
-        self.every_steps = check_positive_int("every_steps", every_steps)
-        self._f: IO[str] | None = None
-
-    def _write(self, obj: dict[str, Any]) -> None:
-        assert self._f is not None
-        self._f.write(json.dumps({k: _jsonable(v) for k, v in obj.items()}) + "\n")
-        self._f.flush()
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        if self._f is None:
-            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        self._write({"event": "train_begin", "time": time.time(), "step": trainer.step,
-                     "epoch": trainer.epoch, "resumed": trainer.resumed})
-
-    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
-        if (step + 1) % self.every_steps == 0:
-            self._write({"event": "step", "step": step, "epoch": trainer.epoch,
-                         "loss": logs["loss"], "lr": logs["lr"]})
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
-        self._write({"event": "epoch", "time": time.time(), **logs})
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        self._write({"event": "train_end", "time": time.time(), "step": trainer.step})
-
-    def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
-            self._f = None
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+        top = key(os.path.basename(newest))
+        older = sorted(
+            n for n in os.listdir(self.directory) if CHECKPOINT_NAME.match(n) and key(n) <= top
+        )
+        older.sort(key=key)
+        for name in older[: max(0, len(older) - self.keep)]:
+            try:
+                os.unlink(os.path.join(self.directory, name))
+            except FileNotFoundError:
+                pass

@@ -28,18 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from neuronlab._validation import check_positive_int
-from neuronlab.train.callbacks import Callback
-
 if TYPE_CHECKING:
     from neuronlab.layers.sequential import Sequential
+    from neuronlab.train.callbacks import Callback
     from neuronlab.train.trainer import Trainer
 
-__all__ = ["Checkpoint", "CheckpointError", "load_checkpoint"]
+__all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "neuronlab.checkpoint"
 VERSION = 1
-_NAME = re.compile(r"^(?:epoch-(\d+)-)?step-(\d+)\.safetensors$")
+CHECKPOINT_NAME = re.compile(r"^(?:epoch-(\d+)-)?step-(\d+)\.safetensors$")
 
 
 class CheckpointError(ValueError):
@@ -106,8 +104,11 @@ def _callback_keys(callbacks: list[Callback]) -> list[str]:
 
 
 def _layer_rngs(model: Sequential) -> dict[str, Any]:
-    return {str(i): layer.rng for i, layer in enumerate(model.layers)
-            if isinstance(getattr(layer, "rng", None), np.random.Generator)}
+    return {
+        str(i): layer.rng
+        for i, layer in enumerate(model.layers)
+        if isinstance(getattr(layer, "rng", None), np.random.Generator)
+    }
 
 
 def save_checkpoint(trainer: Trainer, path: str | os.PathLike[str]) -> None:
@@ -138,8 +139,12 @@ def save_checkpoint(trainer: Trainer, path: str | os.PathLike[str]) -> None:
         "history": trainer.history.to_dict(),
         "callbacks": callbacks,
     }
-    metadata = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(meta),
-                "sha256": _digest(tensors)}
+    metadata = {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "meta": json.dumps(meta),
+        "sha256": _digest(tensors),
+    }
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
@@ -198,8 +203,14 @@ def _read_metadata(data: bytes, path: str) -> dict[str, str]:
         raise CheckpointError(f"checkpoint {path!r} is corrupted: unreadable header") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"checkpoint {path!r} is corrupted: bad header")
-    end = max((int(v["data_offsets"][1]) for k, v in header.items()
-               if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    end = max(
+        (
+            int(v["data_offsets"][1])
+            for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
+        ),
+        default=0,
+    )
     if 8 + n + end != len(data):
         raise CheckpointError(
             f"checkpoint {path!r} is truncated or corrupted: the header describes "
@@ -216,7 +227,7 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> str | None:
     written at the end of the epoch), or None."""
     best: tuple[int, int, str] | None = None
     for name in os.listdir(directory):
-        m = _NAME.match(name)
+        m = CHECKPOINT_NAME.match(name)
         if m:
             key = (int(m.group(2)), m.group(1) is not None, name)
             if best is None or key > best:
@@ -234,6 +245,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     CheckpointError
         Truncated, corrupted (checksum mismatch) or not a neuronlab checkpoint.
     """
+    from safetensors import SafetensorError
     from safetensors.numpy import load
 
     path = os.fspath(path)
@@ -246,15 +258,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
         data = f.read()
     meta = _read_metadata(data, path)
     if meta.get("version") != str(VERSION):
-        raise CheckpointError(f"checkpoint {path!r} has version {meta.get('version')!r}; this "
-                              f"neuronlab reads version {VERSION}")
+        raise CheckpointError(
+            f"checkpoint {path!r} has version {meta.get('version')!r}; this "
+            f"neuronlab reads version {VERSION}"
+        )
     try:
         tensors = load(data)
         info = json.loads(meta["meta"])
-    except Exception as e:  # safetensors raises its own error type for every framing problem
+    except (SafetensorError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path!r} is corrupted: {e}") from None
     if _digest(tensors) != meta.get("sha256"):
-        raise CheckpointError(f"checkpoint {path!r} is corrupted: its arrays fail the SHA-256 check")
+        raise CheckpointError(
+            f"checkpoint {path!r} is corrupted: its arrays fail the SHA-256 check"
+        )
     return LoadedCheckpoint(path, info, tensors)
 
 
@@ -265,13 +281,16 @@ def restore_checkpoint(trainer: Trainer, ckpt: LoadedCheckpoint) -> None:
     meta, model = ckpt.meta, trainer.model
     saved_cfg, own_cfg = meta["model"], json.loads(json.dumps(model.get_config()))
     if saved_cfg != own_cfg:
-        raise CheckpointError(f"checkpoint {ckpt.path!r} was written for a different model: "
-                              f"{saved_cfg} != {own_cfg}")
+        raise CheckpointError(
+            f"checkpoint {ckpt.path!r} was written for a different model: {saved_cfg} != {own_cfg}"
+        )
     saved_fit, own_fit = meta["trainer"]["fit"], trainer._counters()["fit"]
     for key in ("n_samples", "batch_size"):
         if saved_fit[key] != own_fit[key]:
-            raise CheckpointError(f"checkpoint {ckpt.path!r} was written with {key}={saved_fit[key]}, "
-                                  f"this run has {key}={own_fit[key]}; resume needs the same data layout")
+            raise CheckpointError(
+                f"checkpoint {ckpt.path!r} was written with {key}={saved_fit[key]}, "
+                f"this run has {key}={own_fit[key]}; resume needs the same data layout"
+            )
     try:
         model.set_arrays(ckpt.model_arrays())
     except ValueError as e:
@@ -279,8 +298,10 @@ def restore_checkpoint(trainer: Trainer, ckpt: LoadedCheckpoint) -> None:
     trainer.optimizer.load_state_dict(_unflatten(meta["optimizer"], ckpt.tensors))
     rngs, saved_rngs = _layer_rngs(model), meta["layer_rngs"]
     if set(rngs) != set(saved_rngs):
-        raise CheckpointError(f"checkpoint {ckpt.path!r} has random states for layers "
-                              f"{sorted(saved_rngs)}, the model has random layers {sorted(rngs)}")
+        raise CheckpointError(
+            f"checkpoint {ckpt.path!r} has random states for layers "
+            f"{sorted(saved_rngs)}, the model has random layers {sorted(rngs)}"
+        )
     for i, g in rngs.items():
         _set_rng_state(g, saved_rngs[i])
     _set_rng_state(trainer._shuffle_rng, meta["shuffle_rng"])
@@ -301,90 +322,8 @@ def restore_callbacks(trainer: Trainer, ckpt: LoadedCheckpoint) -> None:
 
 def _set_rng_state(g: np.random.Generator, state: dict[str, Any]) -> None:
     if state.get("bit_generator") != type(g.bit_generator).__name__:
-        raise CheckpointError(f"random state is for {state.get('bit_generator')!r}, the generator "
-                              f"uses {type(g.bit_generator).__name__}")
+        raise CheckpointError(
+            f"random state is for {state.get('bit_generator')!r}, the generator "
+            f"uses {type(g.bit_generator).__name__}"
+        )
     g.bit_generator.state = state
-
-
-# -- the callback ----------------------------------------------------------------------------
-def _check_optional_positive_int(name: str, value: Any) -> int | None:
-    return None if value is None else check_positive_int(name, value)
-
-
-class Checkpoint(Callback):
-    """Save exact checkpoints to ``directory`` during training.
-
-    Files are ``step-000000120.safetensors`` (mid-epoch) and
-    ``epoch-0003-step-000000120.safetensors`` (end of epoch 3, 0-based, after validation and
-    the other callbacks). ``fit(..., resume=directory)`` continues from the newest.
-    A failing run writes nothing for the failed step (a :class:`DivergenceError` is raised
-    before ``on_batch_end``) and a partial write never replaces a good file.
-
-    Parameters
-    ----------
-    directory : str or os.PathLike
-        Created if missing.
-    every_steps : int or None
-        Save after every this many optimizer steps (> 0).
-    every_epochs : int or None
-        Save after every this many epochs (> 0); the last epoch of a run (also one ended by
-        early stopping) is always saved.
-    keep : int or None
-        Keep the newest ``keep`` checkpoints (> 0) older than or equal to the one just
-        written; None keeps all. Newer files (from a run resumed from an older checkpoint)
-        are never deleted.
-    """
-
-    order = 100
-
-    def __init__(
-        self,
-        directory: str | os.PathLike[str],
-        *,
-        every_steps: int | None = None,
-        every_epochs: int | None = 1,
-        keep: int | None = 3,
-    ) -> None:
-        self.directory = os.fspath(directory)
-        self.every_steps = _check_optional_positive_int("every_steps", every_steps)
-        self.every_epochs = _check_optional_positive_int("every_epochs", every_epochs)
-        self.keep = _check_optional_positive_int("keep", keep)
-        if self.every_steps is None and self.every_epochs is None:
-            raise ValueError("every_steps and every_epochs cannot both be None")
-        self.last_path: str | None = None
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        os.makedirs(self.directory, exist_ok=True)
-
-    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
-        if self.every_steps is not None and trainer.step % self.every_steps == 0:
-            self.save(trainer, f"step-{trainer.step:09d}.safetensors")
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
-        last = trainer.stop_training or epoch + 1 == trainer.epochs
-        if last or (self.every_epochs is not None and (epoch + 1) % self.every_epochs == 0):
-            self.save(trainer, f"epoch-{epoch:04d}-step-{trainer.step:09d}.safetensors")
-
-    def save(self, trainer: Trainer, name: str) -> str:
-        """Write a checkpoint called ``name`` now, then prune old ones; returns its path."""
-        path = os.path.join(self.directory, name)
-        save_checkpoint(trainer, path)
-        self.last_path = path
-        if self.keep is not None:
-            self._prune(path)
-        return path
-
-    def _prune(self, newest: str) -> None:
-        def key(name: str) -> tuple[int, bool]:
-            m = _NAME.match(name)
-            assert m is not None
-            return int(m.group(2)), m.group(1) is not None
-
-        top = key(os.path.basename(newest))
-        older = sorted(n for n in os.listdir(self.directory) if _NAME.match(n) and key(n) <= top)
-        older.sort(key=key)
-        for name in older[: max(0, len(older) - self.keep)]:
-            try:
-                os.unlink(os.path.join(self.directory, name))
-            except FileNotFoundError:
-                pass

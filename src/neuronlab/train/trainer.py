@@ -9,7 +9,6 @@ logging, progress) is a :class:`~neuronlab.train.callbacks.Callback`.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
 from collections.abc import Callable, Sequence
@@ -17,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from neuronlab._validation import check_array, check_labels, check_positive_int
+from neuronlab._validation import check_array, check_positive_int
+from neuronlab.data.arrays import batch
 from neuronlab.train.callbacks import Callback
 from neuronlab.train.checkpoint import load_checkpoint, restore_callbacks, restore_checkpoint
 from neuronlab.train.history import History
+from neuronlab.train.inputs import check_components, check_data
 
 __all__ = ["Trainer"]
-
-_FINITE_CHUNK = 1 << 20  # elements per isfinite pass: bounded memory for memmapped data
 
 
 def _overrides(cb: Callback, hook: str) -> bool:
@@ -75,40 +74,18 @@ class Trainer:
         constraints: Sequence[Any] = (),
         callbacks: Sequence[Callback] = (),
     ) -> None:
-        for name, obj, attrs in (("model", model, ("forward", "backward", "params", "grads", "zero_grad")),
-                                 ("loss", loss, ("forward", "backward", "predict", "task")),
-                                 ("optimizer", optimizer, ("step", "state_dict", "load_state_dict"))):
-            missing = [a for a in attrs if not hasattr(obj, a)]
-            if missing:
-                raise TypeError(f"{name} must provide {', '.join(attrs)}; {type(obj).__name__} lacks {missing}")
-        if loss.task not in ("classification", "multilabel", "regression"):
-            raise ValueError(f"loss.task must be classification, multilabel or regression, got {loss.task!r}")
-        if schedule is not None and not callable(schedule):
-            raise TypeError(f"schedule must be callable step -> lr, got {type(schedule).__name__}")
-        if regularizer is not None and not (hasattr(regularizer, "loss") and hasattr(regularizer, "add_grad")):
-            raise TypeError(f"regularizer must have loss(model) and add_grad(model), got {type(regularizer).__name__}")
-        constraints = tuple(constraints)
-        for i, c in enumerate(constraints):
-            if not hasattr(c, "apply"):
-                raise TypeError(f"constraints[{i}] must have apply(model), got {type(c).__name__}")
-        callbacks = list(callbacks)
-        for i, cb in enumerate(callbacks):
-            if not isinstance(cb, Callback):
-                raise TypeError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
+        constraints, callbacks = tuple(constraints), list(callbacks)
+        check_components(model, loss, optimizer, schedule, regularizer, constraints, callbacks)
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.schedule, self.regularizer, self.constraints = schedule, regularizer, constraints
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)  # stable: ties keep user order
         self.full_batch = bool(getattr(optimizer, "full_batch", False))
-        self.history = History()
-        self.step = self.epoch = self.batch_in_epoch = 0
-        self.epoch_done = self.stop_training = self.resumed = False
-        self.lr_scale = 1.0
+        self._reset_state()
         self.epochs = self.batch_size = self.n_samples = self.n_batches = 0
         self.has_validation = False
+        self._width = 1  # values per sample that acc / error average over
         self._seed: int | None = 0
         self._shuffle_rng = np.random.default_rng(0)
-        self._perm: np.ndarray | None = None
-        self._sums = {"loss": 0.0, "n": 0, "correct": 0, "sq": 0.0}
         self.grads: dict[str, np.ndarray] = {}
 
     # -- learning rate ----------------------------------------------------------------------
@@ -185,39 +162,49 @@ class Trainer:
         self._before_update = [cb for cb in self.callbacks if _overrides(cb, "on_before_update")]
         self._batch_end = [cb for cb in self.callbacks if _overrides(cb, "on_batch_end")]
         try:
-            for cb in self.callbacks:
-                cb.on_train_begin(self)
-            if ckpt is not None:
-                restore_callbacks(self, ckpt)
-            first = self.epoch + 1 if self.epoch_done else self.epoch
-            mid_epoch = ckpt is not None and not self.epoch_done  # continue the saved epoch
-            for epoch in range(first, self.epochs):
-                if self.stop_training and not mid_epoch:
-                    break
-                if not mid_epoch:
-                    self._perm = None if self.full_batch else self._shuffle_rng.permutation(self.n_samples)
-                    self.batch_in_epoch = 0
-                    self._sums = {"loss": 0.0, "n": 0, "correct": 0, "sq": 0.0}
-                mid_epoch = False
-                self.epoch, self.epoch_done = epoch, False
-                for cb in self.callbacks:
-                    cb.on_epoch_begin(self, epoch)
-                if self.batch_in_epoch < self.n_batches and not self.stop_training:  # resumed: maybe none left
-                    if self.full_batch:
-                        self._train_full_batch(X, y)
-                    else:
-                        self._train_epoch(X, y)
-                logs = self._epoch_logs(validation)
-                self.history.record_epoch(logs)
-                self.epoch_done = True
-                for cb in self.callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
-            for cb in self.callbacks:
-                cb.on_train_end(self)
+            # Overflow on the way to a NaN is reported once, as a DivergenceError by
+            # NonFiniteGuard (or a NaN in the history), not as RuntimeWarnings from every layer.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                self._run(X, y, validation, ckpt)
         finally:
             for cb in self.callbacks:
                 cb.close()
         return self.history
+
+    def _run(self, X: np.ndarray, y: np.ndarray, validation: Any, ckpt: Any) -> None:
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        if ckpt is not None:
+            restore_callbacks(self, ckpt)
+        first = self.epoch + 1 if self.epoch_done else self.epoch
+        mid_epoch = ckpt is not None and not self.epoch_done  # continue the saved epoch
+        for epoch in range(first, self.epochs):
+            if self.stop_training and not mid_epoch:
+                break
+            if not mid_epoch:
+                self._perm = (
+                    None if self.full_batch else self._shuffle_rng.permutation(self.n_samples)
+                )
+                self.batch_in_epoch = 0
+                self._sums = {"loss": 0.0, "n": 0, "correct": 0, "sq": 0.0}
+            mid_epoch = False
+            self.epoch, self.epoch_done = epoch, False
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, epoch)
+            if (
+                self.batch_in_epoch < self.n_batches and not self.stop_training
+            ):  # resumed: maybe none left
+                if self.full_batch:
+                    self._train_full_batch(X, y)
+                else:
+                    self._train_epoch(X, y)
+            logs = self._epoch_logs(validation)
+            self.history.record_epoch(logs)
+            self.epoch_done = True
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, logs)
+        for cb in self.callbacks:
+            cb.on_train_end(self)
 
     def _train_epoch(self, X: np.ndarray, y: np.ndarray) -> None:
         model, loss, opt, reg = self.model, self.loss, self.optimizer, self.regularizer
@@ -230,8 +217,7 @@ class Trainer:
             # sorted rows: sequential reads from a memmap; the order inside a batch is irrelevant
             idx = np.sort(perm[b * bs : (b + 1) * bs])
             m = idx.shape[0]
-            xb = xbuf[:m]
-            np.take(X, idx, axis=0, out=xb, mode="clip")  # copies and casts; idx is always valid
+            xb = batch(X, idx, out=xbuf)  # contiguous rows in the model's dtype, no allocation
             yb = y[idx]
             model.zero_grad()
             scores = model.forward(xb, training=True)
@@ -292,7 +278,9 @@ class Trainer:
             cb.on_batch_end(self, step, logs)
 
     # -- metrics -------------------------------------------------------------------------------
-    def _accumulate(self, scores: np.ndarray, y: np.ndarray, sums: dict[str, Any], task: str) -> None:
+    def _accumulate(
+        self, scores: np.ndarray, y: np.ndarray, sums: dict[str, Any], task: str
+    ) -> None:
         if task == "regression":
             d = scores - y.reshape(scores.shape)
             sums["sq"] += float(np.dot(d.reshape(-1), d.reshape(-1)))
@@ -319,14 +307,19 @@ class Trainer:
 
     # -- inference -----------------------------------------------------------------------------
     def _batches(self, X: np.ndarray, batch_size: int | None) -> Any:
-        bs = max(self.batch_size, 1024) if batch_size is None else check_positive_int("batch_size", batch_size)
+        bs = (
+            max(self.batch_size, 1024)
+            if batch_size is None
+            else check_positive_int("batch_size", batch_size)
+        )
         dtype = self.model.dtype
         for s in range(0, X.shape[0], bs):
             xb = X[s : s + bs]
             yield s, (xb if xb.dtype == dtype else xb.astype(dtype))
 
-    def _evaluate(self, X: np.ndarray, y: np.ndarray, *, prefix: str = "",
-                  batch_size: int | None = None) -> dict[str, float]:
+    def _evaluate(
+        self, X: np.ndarray, y: np.ndarray, *, prefix: str = "", batch_size: int | None = None
+    ) -> dict[str, float]:
         sums = {"loss": 0.0, "n": 0, "correct": 0, "sq": 0.0}
         for s, xb in self._batches(X, batch_size):
             yb = y[s : s + xb.shape[0]]
@@ -348,42 +341,15 @@ class Trainer:
         """``loss.predict`` of the scores for X (class labels, 0/1 attributes or regression
         values), computed in inference mode in batches. Returns shape (n_samples, ...)."""
         X = check_array("X", X)
-        parts = [self.loss.predict(self.model.forward(xb, training=False)) for _, xb in self._batches(X, batch_size)]
+        parts = [
+            self.loss.predict(self.model.forward(xb, training=False))
+            for _, xb in self._batches(X, batch_size)
+        ]
         return np.concatenate(parts, axis=0)
 
-    # -- validation of inputs ----------------------------------------------------------------
     def _check_data(self, xname: str, yname: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        X = check_array(xname, X, finite=False)
-        rows = max(1, _FINITE_CHUNK // max(1, X[0].size))
-        for s in range(0, X.shape[0], rows):  # chunked: no full-size boolean temporary
-            if not np.isfinite(X[s : s + rows]).all():
-                raise ValueError(f"{xname} contains NaN or Inf")
-        n_in, n = getattr(self.model, "n_in", None), X.shape[0]
-        if n_in is not None and X[0].size != n_in:
-            raise ValueError(f"{xname} has {X[0].size} features per sample, but the model expects {n_in}")
-        y = np.asarray(y)
-        if y.ndim == 0 or y.shape[0] != n:
-            raise ValueError(f"{xname} has {n} samples but {yname} has shape {y.shape}")
-        n_out, task = getattr(self.model, "n_out", None), self.loss.task
-        if task == "classification":
-            y = check_labels(yname, y, n, n_out if n_out is not None and n_out >= 2 else None)
-            self._width = 1
-        elif task == "multilabel":
-            if y.ndim != 2 or (n_out is not None and y.shape[1] != n_out):
-                raise ValueError(f"{yname} must have shape ({n}, {n_out}) for a multilabel loss, got {y.shape}")
-            if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
-                raise ValueError(f"{yname} must hold 0/1 attribute targets")
-            self._width = y.shape[1]
-        else:
-            if y.dtype.kind not in "biuf":
-                raise TypeError(f"{yname} must hold numeric regression targets, got dtype {y.dtype}")
-            if y.ndim > 2 or (n_out is not None and y[0].size != n_out):
-                raise ValueError(f"{yname} must have shape ({n},) or ({n}, {n_out}), got {y.shape}")
-            y = y.astype(self.model.dtype)
-            if not np.isfinite(y).all():
-                raise ValueError(f"{yname} contains NaN or Inf")
-            self._width = y[0].size
-        return X, np.ascontiguousarray(y)
+        X, y, self._width = check_data(self.model, self.loss.task, xname, yname, X, y)
+        return X, y
 
     # -- state for checkpoints -----------------------------------------------------------------
     def _reset_state(self) -> None:
@@ -397,15 +363,27 @@ class Trainer:
     def _counters(self) -> dict[str, Any]:
         """The trainer's scalar state (JSON) that a checkpoint stores."""
         return {
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "epoch_done": self.epoch_done, "stop_training": self.stop_training,
-            "lr_scale": self.lr_scale, "sums": dict(self._sums),
-            "fit": {"n_samples": self.n_samples, "batch_size": self.batch_size,
-                    "epochs": self.epochs, "seed": self._seed},
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "epoch_done": self.epoch_done,
+            "stop_training": self.stop_training,
+            "lr_scale": self.lr_scale,
+            "sums": dict(self._sums),
+            "fit": {
+                "n_samples": self.n_samples,
+                "batch_size": self.batch_size,
+                "epochs": self.epochs,
+                "seed": self._seed,
+            },
         }
 
     def _set_counters(self, c: dict[str, Any]) -> None:
-        self.step, self.epoch, self.batch_in_epoch = int(c["step"]), int(c["epoch"]), int(c["batch_in_epoch"])
+        self.step, self.epoch, self.batch_in_epoch = (
+            int(c["step"]),
+            int(c["epoch"]),
+            int(c["batch_in_epoch"]),
+        )
         self.epoch_done, self.stop_training = bool(c["epoch_done"]), bool(c["stop_training"])
         self.lr_scale = float(c["lr_scale"])
         self._sums = dict(c["sums"])

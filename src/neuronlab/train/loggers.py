@@ -1,0 +1,159 @@
+"""Callbacks that report progress: a tqdm bar and the append-only ``metrics.jsonl`` log."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from neuronlab._validation import check_number, check_positive_int
+from neuronlab.train.callbacks import Callback
+
+if TYPE_CHECKING:
+    from neuronlab.train.trainer import Trainer
+
+__all__ = ["JSONLLogger", "ProgressBar"]
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over all steps of the run, showing the loss and the epoch metrics.
+
+    Parameters
+    ----------
+    disable : bool or None
+        None: shown only when ``file`` (default stderr) is a terminal.
+    file : file object or None
+        Where to draw (default ``sys.stderr``).
+    mininterval : float
+        Seconds between updates of the loss shown (>= 0); keeps the per-step cost tiny.
+    """
+
+    def __init__(
+        self, *, disable: bool | None = None, file: IO[str] | None = None, mininterval: float = 0.1
+    ) -> None:
+        self.disable = disable
+        self.file = file
+        self.mininterval = check_number("mininterval", mininterval, low=0)
+        self.bar: Any = None
+        self._next = 0.0
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        from tqdm.auto import tqdm
+
+        file = self.file if self.file is not None else sys.stderr
+        disable = self.disable
+        if disable is None:
+            disable = not (hasattr(file, "isatty") and file.isatty())
+        self.bar = tqdm(
+            total=trainer.total_steps,
+            initial=trainer.step,
+            file=file,
+            disable=disable,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=self.mininterval,
+        )
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        self.bar.set_description(f"epoch {epoch + 1}/{trainer.epochs}", refresh=False)
+
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        bar = self.bar
+        bar.update(1)
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.mininterval
+            bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        shown = {
+            k: f"{v:.4g}"
+            for k, v in logs.items()
+            if k not in ("epoch", "step", "lr") and isinstance(v, float)
+        }
+        self.bar.set_postfix(shown, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class JSONLLogger(Callback):
+    """Append one JSON object per line to ``metrics.jsonl``: the project's source of truth
+    for metrics. The file is opened in append mode and flushed after every line, so a killed
+    run loses nothing written; a resumed run first writes a ``"train_begin"`` line with
+    ``"resumed": true`` and its step, so readers can drop the replayed steps.
+
+    Events: ``{"event": "train_begin", "step", "epoch", "resumed"}``,
+    ``{"event": "step", "step", "epoch", "loss", "lr"}`` (every ``every_steps`` steps),
+    ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``.
+    Non-finite numbers are written as ``null`` so every line is strict JSON.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, or an existing folder (then ``folder/metrics.jsonl``).
+    every_steps : int
+        Write a step event every this many steps (> 0).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, every_steps: int = 1) -> None:
+        path = os.fspath(path)
+        self.path = os.path.join(path, "metrics.jsonl") if os.path.isdir(path) else path
+        self.every_steps = check_positive_int("every_steps", every_steps)
+        self._f: IO[str] | None = None
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        assert self._f is not None
+        self._f.write(json.dumps({k: _jsonable(v) for k, v in obj.items()}) + "\n")
+        self._f.flush()
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        if self._f is None:
+            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._write(
+            {
+                "event": "train_begin",
+                "time": time.time(),
+                "step": trainer.step,
+                "epoch": trainer.epoch,
+                "resumed": trainer.resumed,
+            }
+        )
+
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        if (step + 1) % self.every_steps == 0:
+            self._write(
+                {
+                    "event": "step",
+                    "step": step,
+                    "epoch": trainer.epoch,
+                    "loss": logs["loss"],
+                    "lr": logs["lr"],
+                }
+            )
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        self._write({"event": "epoch", "time": time.time(), **logs})
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self._write({"event": "train_end", "time": time.time(), "step": trainer.step})
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
