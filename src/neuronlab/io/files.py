@@ -83,6 +83,8 @@ def _payload(
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Arrays by name and the string metadata shared by the safetensors and npz formats."""
     model = _check_model(model)
+    if metadata is None:
+        metadata = getattr(model, "metadata", None)  # set by load: load -> save keeps it
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     try:
@@ -170,7 +172,7 @@ def _rebuild_preprocessor(spec: Any, arrays: dict[str, np.ndarray], source: str)
         raise ModelFileError(f"{source}: preprocessor entry must be an object with a 'type'")
     try:
         cls = PREPROCESSORS.get(spec["type"])
-        pre = cls(**dict(spec.get("config") or {}))
+        pre = cls.from_config(dict(spec.get("config") or {}))
         pre.load_state_dict({**dict(spec.get("state") or {}), **arrays})
     except (ValueError, TypeError, KeyError) as e:
         raise ModelFileError(f"{source}: cannot rebuild preprocessor {spec['type']!r}: {e}") from None
@@ -230,6 +232,20 @@ def read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, s
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise ModelFileError(f"{source}: safetensors file has no neuronlab metadata")
+    ends = [t.get("data_offsets", [0, 0])[-1] for k, t in header.items() if isinstance(t, dict)]
+    present = len(blob) - 8 - n
+    if all(isinstance(e, int) for e in ends):
+        described = max(ends, default=0)
+        if described > present:
+            raise ModelFileError(
+                f"{source}: truncated file (the header describes {described} bytes of array "
+                f"data, only {present} are present)"
+            )
+        if described < present:
+            raise ModelFileError(
+                f"{source}: corrupted file ({present - described} unexpected bytes after the "
+                "array data)"
+            )
     try:
         arrays = st_load(blob)
     except Exception as e:  # safetensors' own error type: truncated data, bad offsets, ...
@@ -260,6 +276,7 @@ def save(
         ``model.preprocessor`` (set by :func:`load`), so load -> save keeps it.
     metadata : dict, optional
         JSON-serialisable user data (metrics, dataset name, ...), returned as ``model.metadata``.
+        Defaults to ``model.metadata`` when the model has one (set by :func:`load`).
     """
     arrays, meta = _payload(model, preprocessor, metadata)
     write_safetensors(path, arrays, meta)
@@ -316,11 +333,13 @@ def load_npz(path: PathLike) -> Sequential:
     if not os.path.exists(source):
         raise FileNotFoundError(f"model file not found: {source!r}")
     try:
-        npz = np.load(source, allow_pickle=False)
-        if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{source}: not an .npz archive (a single .npy array)")
-        with npz:
-            entries = {k: npz[k] for k in npz.files}
+        # Our own file handle: np.load(path) leaks its handle when the zip is unreadable.
+        with open(source, "rb") as f:
+            npz = np.load(f, allow_pickle=False)
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ModelFileError(f"{source}: not an .npz archive (a single .npy array)")
+            with npz:
+                entries = {k: npz[k] for k in npz.files}
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:

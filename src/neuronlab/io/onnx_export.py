@@ -150,11 +150,25 @@ def _affine_map(pre: Any, n_features: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _preprocessor_nodes(g: _Graph, pre: Any, x: str, n_features: int) -> str:
     a, c = _affine_map(pre, n_features)
-    if a.shape[0] == a.shape[1] and np.count_nonzero(a - np.diag(np.diag(a))) == 0:
-        # Elementwise (mean-centre, standardise, min-max): Mul + Add, no GEMM.
+    # Every shipped preprocessor is (x - shift) @ A with shift its first fitted vector (mean
+    # or centre). Subtracting first, as transform does, avoids the float32 cancellation of
+    # x @ A + c when the data sit far from the origin (pixel values around 100, say).
+    shift = next(iter(pre.state_dict().values()), None)
+    if isinstance(shift, np.ndarray) and shift.shape == (n_features,) and np.allclose(
+        -shift @ a, c, rtol=1e-9, atol=1e-12 * (1 + np.abs(c).max())
+    ):
+        x = g.node("Sub", [x, g.const("preprocessor.shift", shift)], "preprocessor.centred")
+        c = None
+    square = a.shape[0] == a.shape[1]
+    if square and np.allclose(a, np.eye(a.shape[0]), rtol=0, atol=1e-12):
+        y = x  # mean-centring only (the probe's 1 - m + m can be off by an ulp)
+    elif square and np.count_nonzero(a - np.diag(np.diag(a))) == 0:
+        # Elementwise (mean-centre, standardise, min-max): Mul, no GEMM.
         y = g.node("Mul", [x, g.const("preprocessor.scale", np.diag(a))], "preprocessor.scaled")
     else:
         y = g.node("MatMul", [x, g.const("preprocessor.A", a)], "preprocessor.projected")
+    if c is None:
+        return y
     return g.node("Add", [y, g.const("preprocessor.offset", c)], "preprocessor.out")
 
 
