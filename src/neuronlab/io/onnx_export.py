@@ -36,6 +36,7 @@ class _Graph:
         self.opset = opset
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
+        self.n_model_in = 0  # the network's own input width, after any preprocessor
 
     def const(self, name: str, value: np.ndarray, dtype: Any = np.float32) -> str:
         # float64 models are exported in float32: the graph's input type.
@@ -150,6 +151,11 @@ def _affine_map(pre: Any, n_features: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _preprocessor_nodes(g: _Graph, pre: Any, x: str, n_features: int) -> str:
     a, c = _affine_map(pre, n_features)
+    if a.shape[1] != g.n_model_in:
+        raise ValueError(
+            f"preprocessor {type(pre).__name__} outputs {a.shape[1]} features, but the model "
+            f"expects {g.n_model_in}"
+        )
     # Every shipped preprocessor is (x - shift) @ A with shift its first fitted vector (mean
     # or centre). Subtracting first, as transform does, avoids the float32 cancellation of
     # x @ A + c when the data sit far from the origin (pixel values around 100, say).
@@ -181,6 +187,17 @@ def _n_features_in(pre: Any) -> int:
         if isinstance(v, np.ndarray) and v.ndim >= 1:
             return int(v.shape[0])  # the fitted mean / scale / components have D rows
     raise ValueError(f"cannot tell the input width of preprocessor {type(pre).__name__}")
+
+
+def _input_width(model: Sequential) -> int:
+    """The input width: that of the first layer with a fixed one. The layers before it
+    (activations, noise) are elementwise, so they keep the width."""
+    for layer in model.layers:
+        for attr in ("n_in", "n_features", "n_units"):
+            n = getattr(layer, attr, None)
+            if isinstance(n, (int, np.integer)):
+                return int(n)
+    raise ValueError("cannot export a model without a layer of fixed input width (n_in)")
 
 
 # -- entry point ------------------------------------------------------------------------
@@ -221,11 +238,10 @@ def export_onnx(
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset must be between {MIN_OPSET} and {newest}, got {opset!r}")
-    n_in = model.n_in
-    if n_in is None:
-        raise ValueError("cannot export a model whose first layer has no fixed input width (n_in)")
+    n_in = _input_width(model)
 
     g = _Graph(helper, numpy_helper, opset)
+    g.n_model_in = n_in
     x = "x"
     n_features = n_in
     pre = getattr(model, "preprocessor", None) if include_preprocessor else None
