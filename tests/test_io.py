@@ -95,7 +95,9 @@ def trained_like(model: nl.Sequential, rng: np.random.Generator) -> nl.Sequentia
 def make_model(activation: str, dtype, seed: int = 0) -> nl.Sequential:
     # mlp puts Linear -> BatchNorm -> activation -> Dropout per hidden layer; with
     # activation="maxout" a Maxout replaces Linear + activation.
-    model = nl.mlp(6, [8, 5], 3, activation=activation, batchnorm=True, dropout=0.3, rng=seed, dtype=dtype)
+    model = nl.mlp(
+        6, [8, 5], 3, activation=activation, batchnorm=True, dropout=0.3, rng=seed, dtype=dtype
+    )
     return trained_like(model, np.random.default_rng(seed + 1))
 
 
@@ -126,7 +128,9 @@ def test_save_load_reproduces_inference_exactly(tmp_path, x, activation, dtype):
     assert_same_model(model, loaded)
     assert loaded.dtype == np.dtype(dtype)
     xd = x.astype(dtype)
-    np.testing.assert_array_equal(loaded.forward(xd, training=False), model.forward(xd, training=False))
+    np.testing.assert_array_equal(
+        loaded.forward(xd, training=False), model.forward(xd, training=False)
+    )
     assert loaded.preprocessor is None
     assert loaded.metadata == {}
 
@@ -295,7 +299,9 @@ def rewrite(path, tmp_path, *, arrays=None, **meta_changes):
     meta.pop("sha256")
     st_arrays = {**st_arrays, **(arrays or {})}
     out = tmp_path / "edited.safetensors"
-    io_files.write_safetensors(out, {k: v for k, v in st_arrays.items() if v is not None}, {**meta, **meta_changes})
+    io_files.write_safetensors(
+        out, {k: v for k, v in st_arrays.items() if v is not None}, {**meta, **meta_changes}
+    )
     return out
 
 

@@ -12,7 +12,7 @@ import neuronlab as nl
 from neuronlab.registry import LAYERS
 
 onnx = pytest.importorskip("onnx")
-from onnx.reference import ReferenceEvaluator  # noqa: E402
+from onnx.reference import ReferenceEvaluator
 
 TOL = 1e-5
 
@@ -29,24 +29,40 @@ def randomise(model: nl.Sequential, rng: np.random.Generator) -> nl.Sequential:
 def networks(dtype) -> dict[str, nl.Sequential]:
     kw = {"dtype": dtype}
     return {
-        "classic": nl.Sequential([
-            nl.Linear(7, 9, rng=1, **kw), nl.ReLU(),
-            nl.Linear(9, 8, rng=2, **kw), nl.Sigmoid(),
-            nl.Linear(8, 6, rng=3, **kw), nl.Tanh(),
-            nl.Linear(6, 4, rng=4, **kw),
-        ]),
-        "rectifiers": nl.Sequential([
-            nl.Linear(7, 9, rng=1, **kw), nl.LeakyReLU(alpha=0.1),
-            nl.Linear(9, 8, rng=2, **kw), nl.PReLU(8, **kw),
-            nl.Linear(8, 6, rng=3, **kw), nl.ELU(alpha=0.7),
-            nl.Linear(6, 4, rng=4, **kw),
-        ]),
-        "normalised": nl.Sequential([
-            nl.GaussianNoise(0.3, rng=0),
-            nl.Linear(7, 9, rng=1, **kw), nl.BatchNorm(9, eps=1e-3, **kw), nl.ReLU(), nl.Dropout(0.5, rng=0),
-            nl.Maxout(9, 6, pieces=3, rng=2, **kw), nl.LayerNorm(6, **kw),
-            nl.Linear(6, 4, rng=3, **kw),
-        ]),
+        "classic": nl.Sequential(
+            [
+                nl.Linear(7, 9, rng=1, **kw),
+                nl.ReLU(),
+                nl.Linear(9, 8, rng=2, **kw),
+                nl.Sigmoid(),
+                nl.Linear(8, 6, rng=3, **kw),
+                nl.Tanh(),
+                nl.Linear(6, 4, rng=4, **kw),
+            ]
+        ),
+        "rectifiers": nl.Sequential(
+            [
+                nl.Linear(7, 9, rng=1, **kw),
+                nl.LeakyReLU(alpha=0.1),
+                nl.Linear(9, 8, rng=2, **kw),
+                nl.PReLU(8, **kw),
+                nl.Linear(8, 6, rng=3, **kw),
+                nl.ELU(alpha=0.7),
+                nl.Linear(6, 4, rng=4, **kw),
+            ]
+        ),
+        "normalised": nl.Sequential(
+            [
+                nl.GaussianNoise(0.3, rng=0),
+                nl.Linear(7, 9, rng=1, **kw),
+                nl.BatchNorm(9, eps=1e-3, **kw),
+                nl.ReLU(),
+                nl.Dropout(0.5, rng=0),
+                nl.Maxout(9, 6, pieces=3, rng=2, **kw),
+                nl.LayerNorm(6, **kw),
+                nl.Linear(6, 4, rng=3, **kw),
+            ]
+        ),
     }
 
 
@@ -72,7 +88,9 @@ def test_export_matches_inference(tmp_path, rng, name, dtype):
         x = rng.standard_normal((n, 7)).astype(np.float32)
         got = reference(proto, x)
         assert got.dtype == np.float32 and got.shape == (n, 4)
-        np.testing.assert_allclose(got, model.forward(x.astype(dtype), training=False), rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(
+            got, model.forward(x.astype(dtype), training=False), rtol=TOL, atol=TOL
+        )
 
 
 def test_graph_signature(tmp_path):
@@ -86,7 +104,11 @@ def test_graph_signature(tmp_path):
     assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["N", 3]
     assert proto.opset_import[0].version == 17
     ops = [n.op_type for n in proto.graph.node]
-    assert "Dropout" not in ops and ops.count("ReduceMax") == 1 and ops.count("BatchNormalization") == 1
+    assert (
+        "Dropout" not in ops
+        and ops.count("ReduceMax") == 1
+        and ops.count("BatchNormalization") == 1
+    )
 
 
 def test_newer_opset_uses_reduce_max_axes_input(tmp_path, rng):
@@ -98,8 +120,14 @@ def test_newer_opset_uses_reduce_max_axes_input(tmp_path, rng):
 
 @pytest.mark.parametrize(
     ("name", "config"),
-    [("mean_center", {}), ("standardize", {}), ("minmax", {}), ("pca", {"n_components": 4}),
-     ("pca", {"whiten": True}), ("zca", {})],
+    [
+        ("mean_center", {}),
+        ("standardize", {}),
+        ("minmax", {}),
+        ("pca", {"n_components": 4}),
+        ("pca", {"whiten": True}),
+        ("zca", {}),
+    ],
 )
 def test_affine_preprocessor_becomes_the_first_nodes(tmp_path, rng, name, config):
     from neuronlab.registry import PREPROCESSORS
@@ -111,7 +139,9 @@ def test_affine_preprocessor_becomes_the_first_nodes(tmp_path, rng, name, config
     model = randomise(nl.mlp(width, [8], 3, activation="prelu", batchnorm=True, rng=0), rng)
     model.preprocessor = pre
     proto = nl.export_onnx(model, tmp_path / "m.onnx")
-    assert [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == ["N", 7]
+    assert [
+        d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim
+    ] == ["N", 7]
     x = X[:9].astype(np.float32)
     expected = model.forward(pre.transform(X[:9]), training=False)
     np.testing.assert_allclose(reference(proto, x), expected, rtol=TOL, atol=TOL)
@@ -177,7 +207,9 @@ def test_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="PCA outputs 2 features, but the model expects 4"):
         nl.export_onnx(model, tmp_path / "pca.onnx")
 
-    with pytest.raises(NotImplementedError, match=r"layer 1 \(Square.*supported layer types: .*linear"):
+    with pytest.raises(
+        NotImplementedError, match=r"layer 1 \(Square.*supported layer types: .*linear"
+    ):
         nl.export_onnx(nl.Sequential([nl.Linear(4, 3), Square()]), tmp_path / "sq.onnx")
     with pytest.raises(ValueError, match="opset must be between 17 and"):
         nl.export_onnx(nl.Sequential([nl.Linear(4, 3)]), tmp_path / "m.onnx", opset=13)

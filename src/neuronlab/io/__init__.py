@@ -11,11 +11,11 @@ from neuronlab.io.files import ModelFileError, load, load_npz, save, save_npz
 from neuronlab.io.onnx_export import export_onnx
 
 __all__ = [
-    "save",
-    "load",
-    "save_npz",
-    "load_npz",
-    "export_onnx",
-    "atomic_write_bytes",
     "ModelFileError",
+    "atomic_write_bytes",
+    "export_onnx",
+    "load",
+    "load_npz",
+    "save",
+    "save_npz",
 ]

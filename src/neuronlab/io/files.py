@@ -30,7 +30,7 @@ from neuronlab.io.atomic import atomic_write_bytes
 from neuronlab.layers.sequential import Sequential
 from neuronlab.registry import PREPROCESSORS
 
-__all__ = ["ModelFileError", "save", "load", "save_npz", "load_npz"]
+__all__ = ["ModelFileError", "load", "load_npz", "save", "save_npz"]
 
 FORMAT = "neuronlab.model"
 FORMAT_VERSION = 1
@@ -74,7 +74,9 @@ def _preprocessor_payload(pre: Any) -> tuple[dict[str, Any], dict[str, np.ndarra
     try:
         json.dumps(spec)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"preprocessor {name!r} config/state is not JSON-serialisable: {e}") from None
+        raise TypeError(
+            f"preprocessor {name!r} config/state is not JSON-serialisable: {e}"
+        ) from None
     return spec, arrays
 
 
@@ -140,7 +142,9 @@ def _rebuild(arrays: dict[str, np.ndarray], meta: dict[str, str], source: str) -
 
     model_arrays = {k: v for k, v in arrays.items() if not k.startswith(PREPROCESSOR_PREFIX)}
     pre_arrays = {
-        k[len(PREPROCESSOR_PREFIX):]: v for k, v in arrays.items() if k.startswith(PREPROCESSOR_PREFIX)
+        k[len(PREPROCESSOR_PREFIX) :]: v
+        for k, v in arrays.items()
+        if k.startswith(PREPROCESSOR_PREFIX)
     }
     try:
         model = Sequential.from_config(config)
@@ -156,13 +160,17 @@ def _rebuild(arrays: dict[str, np.ndarray], meta: dict[str, str], source: str) -
     own = {**model.params, **model.buffers}
     for k, v in model_arrays.items():
         if k in own and own[k].dtype != v.dtype:
-            raise ModelFileError(f"{source}: array {k!r} has dtype {v.dtype}, the model expects {own[k].dtype}")
+            raise ModelFileError(
+                f"{source}: array {k!r} has dtype {v.dtype}, the model expects {own[k].dtype}"
+            )
     try:
         model.set_arrays(model_arrays)
     except ValueError as e:
         raise ModelFileError(f"{source}: arrays do not match the architecture: {e}") from None
 
-    model.preprocessor = None if pre_spec is None else _rebuild_preprocessor(pre_spec, pre_arrays, source)
+    model.preprocessor = (
+        None if pre_spec is None else _rebuild_preprocessor(pre_spec, pre_arrays, source)
+    )
     model.metadata = user_meta
     return model
 
@@ -175,7 +183,9 @@ def _rebuild_preprocessor(spec: Any, arrays: dict[str, np.ndarray], source: str)
         pre = cls.from_config(dict(spec.get("config") or {}))
         pre.load_state_dict({**dict(spec.get("state") or {}), **arrays})
     except (ValueError, TypeError, KeyError) as e:
-        raise ModelFileError(f"{source}: cannot rebuild preprocessor {spec['type']!r}: {e}") from None
+        raise ModelFileError(
+            f"{source}: cannot rebuild preprocessor {spec['type']!r}: {e}"
+        ) from None
     return pre
 
 
@@ -192,10 +202,12 @@ def _data_digest(blob: bytes, header_len: int) -> str:
     # Offsets in a safetensors header are relative to the end of the header, so the data
     # section is the same bytes whatever the metadata holds: it can be hashed before the
     # hash itself is written into the header.
-    return hashlib.sha256(memoryview(blob)[8 + header_len:]).hexdigest()
+    return hashlib.sha256(memoryview(blob)[8 + header_len :]).hexdigest()
 
 
-def write_safetensors(path: PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+def write_safetensors(
+    path: PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, str]
+) -> None:
     """Atomically write ``arrays`` and string ``metadata`` as safetensors with a SHA-256 of the
     array bytes under metadata ``"sha256"``. Shared by model files and checkpoints."""
     from safetensors.numpy import save as st_save
@@ -212,6 +224,7 @@ def read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, s
     Raises FileNotFoundError for a missing file and :class:`ModelFileError` for anything that
     is not a complete, uncorrupted safetensors file.
     """
+    from safetensors import SafetensorError
     from safetensors.numpy import load as st_load
 
     source = os.fspath(path)
@@ -226,7 +239,7 @@ def read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, s
             f"{len(blob) - 8} follow)"
         )
     try:
-        header = json.loads(blob[8:8 + n].decode("utf-8"))
+        header = json.loads(blob[8 : 8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ModelFileError(f"{source}: not a safetensors file (unreadable header)") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
@@ -248,11 +261,13 @@ def read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, s
             )
     try:
         arrays = st_load(blob)
-    except Exception as e:  # safetensors' own error type: truncated data, bad offsets, ...
+    except (SafetensorError, ValueError, TypeError) as e:  # bad offsets, dtypes, shapes
         raise ModelFileError(f"{source}: corrupted or truncated safetensors data ({e})") from None
     expected = meta.get("sha256")
     if expected is not None and _data_digest(blob, n) != expected:
-        raise ModelFileError(f"{source}: corrupted file (checksum of the array data does not match)")
+        raise ModelFileError(
+            f"{source}: corrupted file (checksum of the array data does not match)"
+        )
     return arrays, meta
 
 
@@ -318,7 +333,10 @@ def save_npz(
     suffix is added) and atomically.
     """
     arrays, meta = _payload(model, preprocessor, metadata)
-    entries = {**arrays, **{_NPZ_META_PREFIX + k: np.array(v, dtype=np.str_) for k, v in meta.items()}}
+    entries = {
+        **arrays,
+        **{_NPZ_META_PREFIX + k: np.array(v, dtype=np.str_) for k, v in meta.items()},
+    }
     buf = _stdio.BytesIO()
     np.savez(buf, **entries)
     atomic_write_bytes(path, buf.getbuffer())
@@ -352,7 +370,7 @@ def load_npz(path: PathLike) -> Sequential:
         if k.startswith(_NPZ_META_PREFIX):
             if v.ndim != 0 or v.dtype.kind != "U":
                 raise ModelFileError(f"{source}: metadata entry {k!r} is not a unicode string")
-            meta[k[len(_NPZ_META_PREFIX):]] = str(v)
+            meta[k[len(_NPZ_META_PREFIX) :]] = str(v)
         else:
             arrays[k] = v
     if not meta:

@@ -160,8 +160,10 @@ def _preprocessor_nodes(g: _Graph, pre: Any, x: str, n_features: int) -> str:
     # or centre). Subtracting first, as transform does, avoids the float32 cancellation of
     # x @ A + c when the data sit far from the origin (pixel values around 100, say).
     shift = next(iter(pre.state_dict().values()), None)
-    if isinstance(shift, np.ndarray) and shift.shape == (n_features,) and np.allclose(
-        -shift @ a, c, rtol=1e-9, atol=1e-12 * (1 + np.abs(c).max())
+    if (
+        isinstance(shift, np.ndarray)
+        and shift.shape == (n_features,)
+        and np.allclose(-shift @ a, c, rtol=1e-9, atol=1e-12 * (1 + np.abs(c).max()))
     ):
         x = g.node("Sub", [x, g.const("preprocessor.shift", shift)], "preprocessor.centred")
         c = None
