@@ -76,6 +76,7 @@ def test_gradcheck_float64(rng):
     z = x @ m.params["W"].reshape(5, 9) + m.params["b"].reshape(-1)
     top2 = np.sort(z.reshape(4, 3, 3), axis=2)[..., -2:]
     assert (top2[..., 1] - top2[..., 0]).min() > 1e-3  # no near-ties: no kink within ±h
+    np.testing.assert_array_equal(m.kink_state(), z.reshape(4, 3, 3).argmax(axis=2))
     errors = check_layer(m, x)
     assert max(errors.values()) < 1e-7, errors
 

@@ -21,8 +21,8 @@ class Maxout(Layer):
 
     It generalises ReLU (pieces ``x`` and ``0``) and leaky ReLU (``x`` and ``αx``) at the cost
     of k times the parameters. Computed as one GEMM against W viewed as (n_in, n_out·k),
-    then a max over the pieces axis; backward routes each unit's gradient to its winning
-    piece (the first one on ties, as ``argmax`` picks).
+    then a running max over the pieces; backward routes each unit's gradient to its winning
+    piece (the first one on ties, as ``argmax`` would).
 
     Parameters
     ----------
@@ -66,7 +66,7 @@ class Maxout(Layer):
         shape = (self.n_in, self.n_out, self.pieces)
         self.add_param("W", initialize(init, shape, as_rng(rng), dtype=dt))
         self.add_param("b", np.zeros((self.n_out, self.pieces), dtype=dt))
-        self._piece_ids = np.arange(self.pieces)
+        self._idx_dtype = np.uint8 if self.pieces <= 255 else np.intp
         self._x: np.ndarray | None = None
         self._idx: np.ndarray | None = None
         self._in_shape: tuple[int, ...] = ()
@@ -85,8 +85,14 @@ class Maxout(Layer):
             W, b = W.astype(x2.dtype), b.astype(x2.dtype)
         z = (x2 @ W).reshape(n, self.n_out, k)
         z += b.reshape(self.n_out, k)
-        idx = z.argmax(axis=2)
-        y = np.take_along_axis(z, idx[..., None], axis=2).reshape(n, self.n_out)
+        # Running max over the pieces, one strided (N, n_out) view at a time: much faster
+        # than argmax/max along a short last axis. Strict ">" keeps the first piece on ties.
+        y = z[..., 0].copy()
+        idx = np.zeros((n, self.n_out), dtype=self._idx_dtype)
+        for p in range(1, k):
+            zp = z[..., p]
+            np.copyto(idx, p, where=np.greater(zp, y))
+            np.maximum(y, zp, out=y)
         self._x, self._idx, self._in_shape = x2, idx, x.shape
         return y
 
@@ -96,9 +102,12 @@ class Maxout(Layer):
         idx = self._idx
         n, k = x2.shape[0], self.pieces
         dout = check_dout(self, dout, (n, self.n_out))
-        # One-hot of the winner written as 0/1 floats, then scaled by dout: dL/dz.
-        dz = np.equal(idx[..., None], self._piece_ids, out=np.empty((n, self.n_out, k), dout.dtype))
-        dz *= dout[..., None]
+        # dL/dz: the winner's slot gets dout, the others 0 (piece by piece, strided views).
+        dz = np.empty((n, self.n_out, k), dtype=dout.dtype)
+        for p in range(k):
+            dzp = dz[..., p]
+            np.equal(idx, p, out=dzp)
+            dzp *= dout
         dz2 = dz.reshape(n, self.n_out * k)
         add_at_b(self.grads["W"].reshape(self.n_in, self.n_out * k), x2, dz2)
         self.grads["b"] += dz.sum(axis=0)
