@@ -294,13 +294,16 @@ def test_wrong_files_are_refused(tmp_path, good_file):
 
 
 def rewrite(path, tmp_path, *, arrays=None, **meta_changes):
-    """Write a copy of a good model file with some arrays or metadata replaced."""
+    """Write a copy of a good model file with some arrays or metadata replaced (None: removed)."""
     st_arrays, meta = io_files.read_safetensors(path)
     meta.pop("sha256")
     st_arrays = {**st_arrays, **(arrays or {})}
+    meta = {**meta, **meta_changes}
     out = tmp_path / "edited.safetensors"
     io_files.write_safetensors(
-        out, {k: v for k, v in st_arrays.items() if v is not None}, {**meta, **meta_changes}
+        out,
+        {k: v for k, v in st_arrays.items() if v is not None},
+        {k: v for k, v in meta.items() if v is not None},
     )
     return out
 
@@ -331,6 +334,10 @@ def test_bad_metadata_is_refused(tmp_path, good_file):
         nl.load(rewrite(good_file, tmp_path, architecture=json.dumps(arch)))
     with pytest.raises(nl.ModelFileError, match="'architecture' is not valid JSON"):
         nl.load(rewrite(good_file, tmp_path, architecture="{layers: oops"))
+    with pytest.raises(nl.ModelFileError, match="has no 'architecture' entry"):
+        nl.load(rewrite(good_file, tmp_path, architecture=None))
+    with pytest.raises(nl.ModelFileError, match="metadata 'metadata' must be a JSON object"):
+        nl.load(rewrite(good_file, tmp_path, metadata="[1, 2]"))
     with pytest.raises(nl.ModelFileError, match="format version '2' is not supported"):
         nl.load(rewrite(good_file, tmp_path, format_version="2"))
     with pytest.raises(nl.ModelFileError, match="cannot rebuild preprocessor 'sorcery'"):
