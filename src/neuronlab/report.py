@@ -1,0 +1,322 @@
+"""One self-contained HTML report of a run directory.
+
+``write_report(run_dir)`` reads what ``neuronlab train`` wrote (``config.toml``,
+``metrics.jsonl``, ``model.safetensors``) and writes ``report.html`` beside them: the config,
+the model summary, the final metrics, the diagnosis and every plot that applies, each in a
+``<section id="...">`` with a stable id (see :data:`SECTION_IDS`). Pictures are PNGs embedded
+as base64 ``data:`` URLs and the style sheet is inline, so the file has no external resource
+and can be mailed or archived as it is. Missing pieces (no model file, no monitor records, a
+data file that moved) leave a note in their section instead of failing the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuronlab import plots
+from neuronlab.io import atomic_write_bytes
+
+__all__ = ["write_report", "read_metrics", "image_shape_for", "SECTION_IDS"]
+
+SECTION_IDS: tuple[str, ...] = (
+    "config", "summary", "metrics", "diagnosis", "loss", "accuracy", "learning-rate",
+    "update-ratio", "gradient-norms", "dead-units", "activations", "gradients", "weights",
+    "decision-regions",
+)
+"""Every section a report can have, in page order. ``weights`` appears only for image data
+and ``decision-regions`` only for 2-D data; every other section is always present."""
+
+_IMAGE_SHAPES = {"digits": (8, 8)}  # data-set name -> shape of one flattened row
+_CIFAR_SHAPE = (3, 32, 32)  # CIFAR-10 python batches: channel-major rows (R plane, G, B)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d1d1f;background:#fafafa}
+header{background:#243447;color:#fff;padding:1.2em 2em}header h1{margin:0;font-size:1.5em}
+header p{margin:.3em 0 0;opacity:.8}nav{padding:.6em 2em;background:#e9edf2;font-size:.9em}
+nav a{margin-right:1em;color:#243447}main{padding:0 2em 2em;max-width:1100px}
+section{background:#fff;border:1px solid #dde2e8;border-radius:6px;margin:1.2em 0;padding:.6em 1.2em 1em}
+h2{font-size:1.15em;border-bottom:1px solid #eee;padding-bottom:.3em}
+table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #dde2e8;padding:.25em .6em;text-align:left}
+th{background:#f2f4f7}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
+img{max-width:100%;height:auto}.note{color:#666;font-style:italic}
+.finding{border-left:4px solid #d9822b;padding:.2em .8em;margin:.6em 0;background:#fff8f0}
+.finding.ok{border-color:#2e8540;background:#f3faf4}.finding h3{margin:.2em 0;font-size:1em}
+"""
+
+
+# -- reading a run directory -------------------------------------------------------------------------
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Records of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``), in file order.
+
+    A last line cut short by a crash is ignored; a bad line elsewhere raises ValueError
+    naming the line.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.jsonl"
+    lines = p.read_text(encoding="utf-8").splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break  # torn write at the end of an interrupted run
+            raise ValueError(f"{p}:{i + 1} is not valid JSON: {e}") from None
+    return out
+
+
+def image_shape_for(config: dict[str, Any], n_in: int | None) -> tuple[int, ...] | None:
+    """Shape of one input row as an image, or None when the inputs are not images.
+
+    Decided from the config: ``data.image_shape`` when given, else the data set (``digits``:
+    8×8, ``cifar10:DIR``: 3×32×32 channel-major); the shape must also match the model's input
+    width (PCA to k components makes inputs that are no longer pixels).
+    """
+    data = config.get("data", {}) if isinstance(config, dict) else {}
+    source = str(data.get("source", ""))
+    shape = data.get("image_shape")
+    if shape is None:
+        shape = _CIFAR_SHAPE if source.startswith("cifar10:") else _IMAGE_SHAPES.get(source)
+    if shape is None or n_in is None or math.prod(shape) != n_in:
+        return None
+    return tuple(int(s) for s in shape)
+
+
+def _load_config(run_dir: Path, model: Any) -> tuple[dict[str, Any], str | None]:
+    p = run_dir / "config.toml"
+    if p.is_file():
+        try:
+            with p.open("rb") as f:
+                return tomllib.load(f), None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            return {}, f"config.toml could not be read: {e}"
+    saved = getattr(model, "metadata", {}).get("config") if model is not None else None
+    if isinstance(saved, dict):
+        return saved, "no config.toml: the config saved in the model file is shown"
+    return {}, "no config.toml in the run directory"
+
+
+def _load_model(run_dir: Path) -> tuple[Any, str | None]:
+    p = run_dir / "model.safetensors"
+    if not p.is_file():
+        return None, "no model.safetensors in the run directory (training did not finish?)"
+    from neuronlab.io import load
+
+    try:
+        return load(p), None
+    except (OSError, ValueError) as e:
+        return None, f"model.safetensors could not be loaded: {e}"
+
+
+def _load_training_data(config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The run's training split, rebuilt from its config exactly as ``train`` split it."""
+    from neuronlab.cli import split_data
+    from neuronlab.config import RunConfig
+
+    (X, y), _, _ = split_data(RunConfig.from_dict(config, source="config.toml"))
+    return np.asarray(X), np.asarray(y)
+
+
+# -- HTML pieces ---------------------------------------------------------------------------------
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    # no Software tag: the file stays byte-stable across matplotlib versions
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img(fig: Any, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(text)}</p>'
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "—" if not math.isfinite(v) else f"{v:.4g}"
+    if v is None:
+        return "—"
+    return html.escape(str(v))
+
+
+def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...] | None = None) -> str:
+    h = "".join(f"<th>{html.escape(c)}</th>" for c in head) if head else ""
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table>{f'<tr>{h}</tr>' if h else ''}{body}</table>"
+
+
+def _config_html(config: dict[str, Any]) -> str:
+    rows = []
+    for section, body in config.items():
+        if isinstance(body, dict):
+            rows += [(f"{section}.{k}", json.dumps(v) if isinstance(v, list) else v) for k, v in body.items()]
+        else:
+            rows.append((section, body))
+    return _table(rows, ("key", "value")) if rows else ""
+
+
+def _metrics_html(records: plots.RunRecords, model: Any) -> str:
+    parts = []
+    if records.epochs:
+        last = records.epochs[-1]
+        keys = [k for k in ("loss", "acc", "error", "val_loss", "val_acc", "val_error", "lr") if k in last]
+        parts.append(f"<p>After epoch {last.get('epoch', len(records.epochs) - 1) + 1} "
+                     f"({last.get('step', '?')} steps):</p>")
+        parts.append(_table([tuple(last.get(k) for k in keys)], tuple(keys)))
+        if any(e.get("val_loss") is not None for e in records.epochs):
+            best = min((e for e in records.epochs if e.get("val_loss") is not None), key=lambda e: e["val_loss"])
+            parts.append(f"<p>Best validation loss {_fmt(best['val_loss'])} after epoch {best['epoch'] + 1}.</p>")
+    test = getattr(model, "metadata", {}).get("test") if model is not None else None
+    if isinstance(test, dict) and test:
+        parts.append("<p>Held-out test set:</p>" + _table([tuple(test.values())], tuple(test)))
+    return "".join(parts) or _note("no epoch finished in this run")
+
+
+def _finding_html(f: Any) -> str:
+    get = (lambda k: f.get(k)) if isinstance(f, dict) else (lambda k: getattr(f, k, None))
+    title = get("title") or get("rule") or get("name") or type(f).__name__
+    severity = str(get("severity") or "")
+    body = []
+    for key in ("message", "evidence", "action"):
+        v = get(key)
+        if v:
+            label = {"evidence": "Evidence: ", "action": "Suggested action: "}.get(key, "")
+            text = "; ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+            body.append(f"<p>{label}{html.escape(text)}</p>")
+    cls = "finding ok" if severity.lower() in ("ok", "info") else "finding"
+    sev = f" <small>({html.escape(severity)})</small>" if severity else ""
+    return f'<div class="{cls}"><h3>{html.escape(str(title))}{sev}</h3>{"".join(body)}</div>'
+
+
+def _diagnosis_html(records: plots.RunRecords) -> str:
+    try:
+        from neuronlab.diagnose import diagnose
+    except ImportError:
+        return _note("diagnosis is not available in this installation")
+    from neuronlab.train import History
+
+    h = History.from_dict({"loss": [None if not math.isfinite(v) else v for v in records.loss.tolist()],
+                           "lr": [None if not math.isfinite(v) else v for v in records.lr.tolist()],
+                           "epochs": records.epochs})
+    h.monitor = records.monitor  # type: ignore[attr-defined]
+    findings = diagnose(h)
+    if not findings:
+        return '<div class="finding ok"><h3>No problem found</h3><p>Every rule passed.</p></div>'
+    return "".join(_finding_html(f) for f in findings)
+
+
+# -- the report ------------------------------------------------------------------------------------
+def write_report(
+    run_dir: str | os.PathLike[str], *, path: str | os.PathLike[str] | None = None, sample_size: int = 500
+) -> Path:
+    """Write ``report.html`` for a run directory and return its path.
+
+    Parameters
+    ----------
+    run_dir : path
+        A folder written by ``neuronlab train``.
+    path : path, optional
+        Where to write (default ``RUN_DIR/report.html``); written atomically.
+    sample_size : int
+        Training rows forwarded for the activation and gradient histograms.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    model, model_note = _load_model(run_dir)
+    config, config_note = _load_config(run_dir, model)
+    metrics_file = run_dir / "metrics.jsonl"
+    records = plots.as_records(read_metrics(metrics_file) if metrics_file.is_file() else [])
+
+    sections: list[tuple[str, str, str]] = []
+
+    def add(sid: str, title: str, content: str) -> None:
+        sections.append((sid, title, content))
+
+    def figure(sid: str, title: str, make: Any, *, explain: str = "") -> None:
+        try:
+            content = _img(make(), title)
+        except Exception as e:  # a plot that fails must not take the whole report down
+            content = _note(f"this plot failed: {type(e).__name__}: {e}")
+        add(sid, title, (f"<p>{html.escape(explain)}</p>" if explain else "") + content)
+
+    add("config", "Configuration", (_note(config_note) if config_note else "") + _config_html(config))
+    add("summary", "Model", _note(model_note) if model is None else f"<pre>{html.escape(str(model.summary()))}</pre>")
+    add("metrics", "Final metrics", _metrics_html(records, model))
+    try:
+        diagnosis = _diagnosis_html(records)
+    except Exception as e:
+        diagnosis = _note(f"the diagnosis failed: {type(e).__name__}: {e}")
+    add("diagnosis", "Diagnosis", diagnosis)
+    figure("loss", "Loss", lambda: plots.plot_loss(records, log_scale=_spans_decades(records.loss)))
+    figure("accuracy", "Accuracy", lambda: plots.plot_accuracy(records))
+    figure("learning-rate", "Learning rate", lambda: plots.plot_learning_rate(records))
+    figure("update-ratio", "Update / weight ratio", lambda: plots.plot_update_ratios(records),
+           explain="‖Δw‖/‖w‖ per step; the notes' rule of thumb is about 1e-3 (dashed).")
+    figure("gradient-norms", "Gradient norms", lambda: plots.plot_gradient_norms(records))
+    figure("dead-units", "Dead and saturated units", lambda: plots.plot_dead_units(records))
+
+    data_note, X, y = None, None, None
+    if model is not None and config:
+        try:
+            X, y = _load_training_data(config)
+        except Exception as e:  # the data file moved, CIFAR not on this machine, ...
+            data_note = f"the training data could not be loaded ({type(e).__name__}: {e})"
+    else:
+        data_note = "needs the model and the config"
+    if X is not None:
+        idx = np.sort(np.random.default_rng(0).permutation(len(X))[:sample_size])
+        Xs, ys = X[idx], y[idx]
+        pre = getattr(model, "preprocessor", None)
+        Xp = np.ascontiguousarray(pre.transform(Xs) if pre is not None else Xs, dtype=model.dtype)
+        from neuronlab.registry import LOSSES
+
+        loss = LOSSES.create(str(config.get("model", {}).get("loss", "softmax_cross_entropy")))
+        figure("activations", "Activation histograms", lambda: plots.plot_activation_histograms(model, Xp),
+               explain=f"Each layer's output on {len(Xp)} training examples, inference mode.")
+        figure("gradients", "Gradient histograms", lambda: plots.plot_gradient_histograms(model, loss, Xp, ys),
+               explain="The gradient reaching each layer's output on the same examples (gradient flow).")
+    else:
+        add("activations", "Activation histograms", _note(data_note or ""))
+        add("gradients", "Gradient histograms", _note(data_note or ""))
+    if model is not None:
+        shape = image_shape_for(config, model.n_in)
+        if shape is not None:
+            figure("weights", "First-layer weights", lambda: plots.plot_weight_grid(model, shape))
+        if X is not None and X.ndim == 2 and X.shape[1] == 2 and model.n_in == 2:
+            figure("decision-regions", "Decision regions", lambda: plots.plot_decision_regions(model, X, y))
+
+    name = html.escape(run_dir.resolve().name)
+    nav = "".join(f'<a href="#{sid}">{html.escape(t)}</a>' for sid, t, _ in sections)
+    body = "".join(f'<section id="{sid}"><h2>{html.escape(t)}</h2>{c}</section>' for sid, t, c in sections)
+    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>neuronlab report: {name}'
+           f"</title><style>{_CSS}</style></head><body><header><h1>neuronlab run report</h1>"
+           f"<p>{name}</p></header><nav>{nav}</nav><main>{body}</main></body></html>\n")
+    out = Path(path) if path is not None else run_dir / "report.html"
+    atomic_write_bytes(out, doc.encode("utf-8"))
+    return out
+
+
+def _spans_decades(loss: np.ndarray) -> bool:
+    """Log scale when the finite positive losses span more than two decades."""
+    v = loss[np.isfinite(loss) & (loss > 0)]
+    return v.size > 1 and float(v.max()) > 100.0 * float(v.min())
