@@ -227,20 +227,22 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
     trainer's current (finite) ones: the bad update was never applied nor saved."""
 
     class PoisonLoss(nl.SoftmaxCrossEntropy):
-        calls = 0
+        armed = False
 
         def forward(self, scores, y):
-            PoisonLoss.calls += 1
             value = super().forward(scores, y)
-            return float("nan") if PoisonLoss.calls == 8 else value
+            if PoisonLoss.armed:
+                PoisonLoss.armed = False
+                return float("nan")
+            return value
+
+    class Arm(nl.Callback):  # the next training forward, step 7's, gets a NaN loss
+        def on_batch_end(self, trainer, step, logs):
+            PoisonLoss.armed = trainer.step == 7
 
     X, y, _, _ = case.data()
-    tr = nl.Trainer(
-        nl.mlp(4, [8], 3, rng=0),
-        PoisonLoss(),
-        nl.SGD(lr=0.1),
-        callbacks=[nl.NonFiniteGuard(), nl.Checkpoint(tmp_path, every_steps=1, keep=2)],
-    )
+    ckpt = nl.Checkpoint(tmp_path, every_steps=1, keep=2)
+    tr = nl.Trainer(nl.mlp(4, [8], 3, rng=0), PoisonLoss(), nl.SGD(lr=0.1), callbacks=[nl.NonFiniteGuard(), Arm(), ckpt])
     with pytest.raises(nl.DivergenceError) as err:
         tr.fit(X, y, epochs=2, batch_size=32)
     assert err.value.step == 7 and err.value.name == "loss"

@@ -256,14 +256,18 @@ class DivergenceError(RuntimeError):
     step : int
         0-based index of the optimizer step at which it happened (not applied).
     name : str
-        ``"loss"`` or the dotted name of the parameter whose gradient is non-finite.
+        ``"loss"``, the dotted name of the parameter whose gradient is non-finite, or
+        ``"scores"`` when the network's output itself overflowed (the trainer raises that one
+        with or without a guard: the loss cannot be computed from it).
     value : float
         The offending value (nan, inf or -inf).
     """
 
     def __init__(self, step: int, name: str, value: float) -> None:
         self.step, self.name, self.value = step, name, value
-        what = "the loss" if name == "loss" else f"the gradient of parameter {name!r}"
+        what = {"loss": "the loss", "scores": "the network's output"}.get(
+            name, f"the gradient of parameter {name!r}"
+        )
         super().__init__(
             f"training diverged at step {step}: {what} is {value} (the update was not applied); "
             "lower the learning rate, clip gradients or check the data"

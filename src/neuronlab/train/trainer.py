@@ -18,7 +18,7 @@ import numpy as np
 
 from neuronlab._validation import check_array, check_positive_int
 from neuronlab.data.arrays import batch
-from neuronlab.train.callbacks import Callback
+from neuronlab.train.callbacks import Callback, DivergenceError
 from neuronlab.train.checkpoint import load_checkpoint, restore_callbacks, restore_checkpoint
 from neuronlab.train.history import History
 from neuronlab.train.inputs import check_components, check_data
@@ -28,6 +28,13 @@ __all__ = ["Trainer"]
 
 def _overrides(cb: Callback, hook: str) -> bool:
     return getattr(type(cb), hook) is not getattr(Callback, hook)
+
+
+def _raise_if_diverged(step: int, scores: np.ndarray) -> None:
+    """Non-finite network outputs mean the weights have diverged: say so with the step."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise DivergenceError(step, "scores", float(scores[bad][0])) from None
 
 
 class Trainer:
@@ -221,13 +228,17 @@ class Trainer:
             yb = y[idx]
             model.zero_grad()
             scores = model.forward(xb, training=True)
-            self._accumulate(scores, yb, sums, task)  # before loss.forward reuses its buffers
-            value = loss.forward(scores, yb)
+            step = self.step
+            try:
+                value = loss.forward(scores, yb)
+            except ValueError:
+                _raise_if_diverged(step, scores)  # overflowed scores are divergence, not bad input
+                raise
+            self._accumulate(scores, yb, sums, task)
             model.backward(loss.backward(), input_grad=False)
             if reg is not None:
                 value += reg.loss(model)
                 reg.add_grad(model)
-            step = self.step
             lr = (self.schedule(step) if self.schedule is not None else opt.lr) * self.lr_scale
             for cb in self._before_update:
                 cb.on_before_update(self, step, value)
