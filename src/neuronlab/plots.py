@@ -66,6 +66,9 @@ class RunRecords:
         Epoch summaries (``"epoch"``, ``"step"``, ``"loss"``, ``"acc"``, ``"val_loss"``, ...).
     monitor : list of dict
         Per-layer monitor records (each with ``"step"`` and ``"layer"``).
+    info : dict
+        Facts recorded at the start of the run (``history.info``: expected and measured
+        initial loss, ...).
     """
 
     steps: np.ndarray
@@ -73,6 +76,7 @@ class RunRecords:
     lr: np.ndarray
     epochs: list[dict[str, Any]] = field(default_factory=list)
     monitor: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _float(v: Any) -> float:
@@ -85,6 +89,7 @@ def _from_jsonl(records: Iterable[dict[str, Any]]) -> RunRecords:
     steps: dict[int, tuple[float, float]] = {}
     epochs: dict[int, dict[str, Any]] = {}
     monitor: dict[tuple[Any, ...], dict[str, Any]] = {}
+    info: dict[str, Any] = {}
     for r in records:
         if not isinstance(r, dict):
             raise TypeError(f"records must be dicts, got {type(r).__name__}")
@@ -93,8 +98,10 @@ def _from_jsonl(records: Iterable[dict[str, Any]]) -> RunRecords:
             steps[int(r["step"])] = (_float(r.get("loss")), _float(r.get("lr")))
         elif event == "epoch":
             epochs[int(r["epoch"])] = {k: v for k, v in r.items() if k not in ("event", "time")}
+        elif event == "train_begin":
+            info = info or dict(r.get("info") or {})  # the first start measured the initial loss
         elif "layer" in r and "step" in r:
-            monitor[(r["step"], r["layer"], r.get("param"))] = r
+            monitor[(r["step"], r["layer"], r.get("param"))] = {k: v for k, v in r.items() if k != "event"}
     order = sorted(steps)
     return RunRecords(
         steps=np.asarray(order, dtype=np.int64),
@@ -102,6 +109,7 @@ def _from_jsonl(records: Iterable[dict[str, Any]]) -> RunRecords:
         lr=np.asarray([steps[s][1] for s in order], dtype=np.float64),
         epochs=[epochs[e] for e in sorted(epochs)],
         monitor=sorted(monitor.values(), key=lambda r: int(r["step"])),
+        info=info,
     )
 
 
@@ -130,8 +138,10 @@ def as_records(obj: Any) -> RunRecords:
         if not {"loss", "lr", "epochs"} <= set(obj):
             raise ValueError("a history dict needs 'loss', 'lr' and 'epochs' keys")
         loss, lr, epochs, monitor = obj["loss"], obj["lr"], obj["epochs"], obj.get("monitor")
+        info = obj.get("info")
     elif hasattr(obj, "loss") and hasattr(obj, "epochs"):  # a History
         loss, lr, epochs, monitor = obj.loss, obj.lr, obj.epochs, getattr(obj, "monitor", None)
+        info = getattr(obj, "info", None)
     elif isinstance(obj, Iterable) and not isinstance(obj, (str, bytes)):
         return _from_jsonl(obj)
     else:
@@ -146,6 +156,7 @@ def as_records(obj: Any) -> RunRecords:
         lr=np.fromiter((_float(v) for v in lr), dtype=np.float64, count=len(lr)),
         epochs=[dict(e) for e in epochs],
         monitor=_monitor_list(monitor),
+        info=dict(info or {}),
     )
 
 
@@ -282,13 +293,16 @@ def plot_learning_rate(history_or_records: Any, *, ax: Axes | None = None) -> Fi
 
 
 # -- monitor series ----------------------------------------------------------------------------
-def _series(monitor: list[dict[str, Any]], key: str, by: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _series(
+    monitor: list[dict[str, Any]], key: str, by: str, *, weights_only: bool = False
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{name: (steps, values)}`` of monitor field ``key``, one series per ``by`` value, in
-    layer order ("0.W" < "1.W" < "10.W")."""
+    layer order ("0.W" < "1.W" < "10.W"). ``weights_only`` keeps records whose ``role`` is
+    "weight" (records without a role are kept)."""
     acc: dict[str, list[tuple[int, float]]] = {}
     for rec in monitor:
         v = rec.get(key)
-        if v is None:
+        if v is None or (weights_only and rec.get("role", "weight") != "weight"):
             continue
         name = str(rec.get(by, rec.get("layer")))
         if by == "layer" and rec.get("type"):
@@ -311,11 +325,17 @@ def _plot_series(ax: Axes, series: dict[str, tuple[np.ndarray, np.ndarray]], **k
 
 
 def plot_update_ratios(
-    history_or_records: Any, *, ax: Axes | None = None, band: tuple[float, float] = UPDATE_RATIO_BAND
+    history_or_records: Any,
+    *,
+    ax: Axes | None = None,
+    band: tuple[float, float] = UPDATE_RATIO_BAND,
+    weights_only: bool = True,
 ) -> Figure:
     """Update/weight ratio ‖Δw‖/‖w‖ per parameter over time, log axis, with the 1e-3 band.
 
     The notes' rule: about 1e-3; far below, the learning rate is too low; far above, too high.
+    ``weights_only`` leaves out biases and batch-norm parameters (the rule is about weights;
+    a bias starting at 0 has a meaningless ratio).
 
     Returns
     -------
@@ -327,7 +347,7 @@ def plot_update_ratios(
     hi = check_number("band[1]", band[1], low=lo, low_inclusive=False)
     r = as_records(history_or_records)
     fig, ax = _axes(ax)
-    series = _series(r.monitor, "update_ratio", "param")
+    series = _series(r.monitor, "update_ratio", "param", weights_only=weights_only)
     ax.axhspan(lo, hi, color="C2", alpha=0.12, label=f"healthy band [{lo:g}, {hi:g}]")
     ax.axhline(UPDATE_RATIO_TARGET, color="C2", ls="--", lw=1.0, label="1e-3")
     _plot_series(ax, series, lw=1.2)
@@ -341,9 +361,9 @@ def plot_update_ratios(
     return fig
 
 
-def plot_gradient_norms(history_or_records: Any, *, ax: Axes | None = None) -> Figure:
+def plot_gradient_norms(history_or_records: Any, *, ax: Axes | None = None, weights_only: bool = True) -> Figure:
     """Gradient norm per parameter over time (log axis): vanishing or exploding through depth
-    shows as lines drifting apart by decades.
+    shows as lines drifting apart by decades. ``weights_only`` as in :func:`plot_update_ratios`.
 
     Returns
     -------
@@ -352,7 +372,7 @@ def plot_gradient_norms(history_or_records: Any, *, ax: Axes | None = None) -> F
     """
     r = as_records(history_or_records)
     fig, ax = _axes(ax)
-    series = _series(r.monitor, "grad_norm", "param")
+    series = _series(r.monitor, "grad_norm", "param", weights_only=weights_only)
     _plot_series(ax, series, lw=1.2)
     if series:
         ax.set_yscale("log", nonpositive="mask")

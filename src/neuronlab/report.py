@@ -212,8 +212,7 @@ def _diagnosis_html(records: plots.RunRecords) -> str:
 
     h = History.from_dict({"loss": [None if not math.isfinite(v) else v for v in records.loss.tolist()],
                            "lr": [None if not math.isfinite(v) else v for v in records.lr.tolist()],
-                           "epochs": records.epochs})
-    h.monitor = records.monitor  # type: ignore[attr-defined]
+                           "epochs": records.epochs, "monitor": records.monitor, "info": records.info})
     findings = diagnose(h)
     if not findings:
         return '<div class="finding ok"><h3>No problem found</h3><p>Every rule passed.</p></div>'

@@ -21,15 +21,23 @@ if TYPE_CHECKING:
 
 __all__ = ["TensorBoardLogger"]
 
+_LAYER_KEYS = ("dead_fraction", "saturation", "act_std")  # monitor "layer" fields worth a chart
+
 
 class TensorBoardLogger(Callback):
     """Write scalars and histograms of a run as TensorBoard event files.
 
     Tags: ``train/loss`` and ``train/lr`` per step; ``update_ratio/<param>`` (‖Δw‖/‖w‖ of
-    each weight matrix, the notes' ≈ 1e-3 rule) every ``ratio_every_steps`` steps;
-    ``epoch/<metric>`` (loss, acc, val_loss, val_acc, ...) per epoch; ``weights/<param>``
-    histograms of every parameter every ``histogram_every_epochs`` epochs. Steps are the
-    0-based optimizer step, epochs the 0-based epoch index, as in ``metrics.jsonl``.
+    each weight matrix, the notes' ≈ 1e-3 rule); ``epoch/<metric>`` (loss, acc, val_loss,
+    val_acc, ...) per epoch; ``weights/<param>`` histograms of every parameter every
+    ``histogram_every_epochs`` epochs. Steps are the 0-based optimizer step, epochs the 0-based
+    epoch index, as in ``metrics.jsonl``.
+
+    When the trainer has a :class:`~neuronlab.monitor.Monitor` (the default), its records are
+    forwarded as they appear, with no extra measurement: ``update_ratio/<param>`` and
+    ``grad_norm/<param>`` for weights, ``dead_fraction/<layer>``, ``saturation/<layer>`` and
+    ``act_std/<layer>``. Without one, the logger measures update ratios itself every
+    ``ratio_every_steps`` steps.
 
     Parameters
     ----------
@@ -60,6 +68,8 @@ class TensorBoardLogger(Callback):
         self._before: dict[str, np.ndarray] = {}  # weights before a sampled update, reused buffers
         self._diff: dict[str, np.ndarray] = {}
         self._sampled: int | None = None
+        self._forward = False
+        self._n_seen = 0
 
     def on_train_begin(self, trainer: Trainer) -> None:
         if self._writer is None:
@@ -70,8 +80,14 @@ class TensorBoardLogger(Callback):
                     "TensorBoardLogger needs tensorboardX: pip install 'neuronlab[tensorboard]'"
                 ) from None
             self._writer = SummaryWriter(logdir=self.logdir)
+        from neuronlab.monitor import Monitor
+
+        history = trainer.history
+        self._n_seen = len(getattr(history, "monitor", ()))  # a resumed run's were logged before
+        self._forward = any(isinstance(cb, Monitor) for cb in trainer.callbacks)
         params = trainer.model.params
-        self._before = {k: np.empty_like(params[k]) for k in trainer.model.weight_keys}
+        keys = () if self._forward else trainer.model.weight_keys  # no second measurement
+        self._before = {k: np.empty_like(params[k]) for k in keys}
         self._diff = {k: np.empty_like(v) for k, v in self._before.items()}
         self._sampled = None
 
@@ -89,7 +105,9 @@ class TensorBoardLogger(Callback):
                 w.add_scalar("train/loss", float(logs["loss"]), step)
             if logs.get("lr") is not None:
                 w.add_scalar("train/lr", float(logs["lr"]), step)
-        if self._sampled == step:
+        if self._forward:
+            self._log_monitor(trainer.history.monitor)
+        elif self._sampled == step:
             params = trainer.model.params
             for k, before in self._before.items():
                 d = np.subtract(params[k], before, out=self._diff[k])
@@ -97,6 +115,21 @@ class TensorBoardLogger(Callback):
                 if norm > 0.0:  # an all-zero weight has no meaningful ratio
                     w.add_scalar(f"update_ratio/{k}", float(np.linalg.norm(d.reshape(-1))) / norm, step)
             self._sampled = None
+
+    def _log_monitor(self, records: list[dict[str, Any]]) -> None:
+        w = self._writer
+        for rec in records[self._n_seen :]:
+            step = rec["step"]
+            if rec.get("kind") == "param":
+                if rec.get("role") == "weight":
+                    for key in ("update_ratio", "grad_norm"):
+                        if rec.get(key) is not None:
+                            w.add_scalar(f"{key}/{rec['param']}", float(rec[key]), step)
+            else:
+                for key in _LAYER_KEYS:
+                    if rec.get(key) is not None:
+                        w.add_scalar(f"{key}/{rec['layer']}_{rec.get('type', '')}", float(rec[key]), step)
+        self._n_seen = len(records)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
         w = self._writer
