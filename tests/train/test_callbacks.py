@@ -22,7 +22,11 @@ def data(n: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def trainer(callbacks, *, lr=0.1, schedule=None, optimizer=None) -> nl.Trainer:
     model = nl.mlp(3, [8], 3, rng=0)
     return nl.Trainer(
-        model, nl.SoftmaxCrossEntropy(), optimizer or nl.SGD(lr=lr), schedule=schedule, callbacks=callbacks
+        model,
+        nl.SoftmaxCrossEntropy(),
+        optimizer or nl.SGD(lr=lr),
+        schedule=schedule,
+        callbacks=callbacks,
     )
 
 
@@ -151,7 +155,9 @@ def test_reduce_lr_on_plateau_scales_the_schedule():
     """min_delta is huge, so only the first epoch counts as an improvement; patience 1:
     every later epoch reduces lr_scale by 10 until lr reaches min_lr = 1e-3 (base lr 0.1)."""
     X, y = data(40)
-    plateau = nl.ReduceLROnPlateau(monitor="loss", factor=0.1, patience=1, min_delta=1e9, min_lr=1e-3)
+    plateau = nl.ReduceLROnPlateau(
+        monitor="loss", factor=0.1, patience=1, min_delta=1e9, min_lr=1e-3
+    )
     tr = trainer([plateau], lr=0.1)
     h = tr.fit(X, y, epochs=5, batch_size=20)
     # end of epoch 0: best; end of epoch 1: reduce (x0.1), end of 2: reduce to 1e-3 = min_lr,
@@ -235,16 +241,20 @@ def test_guard_names_the_parameter_with_a_nan_gradient():
         def on_batch_end(self, trainer, step, logs):
             before.update({k: v.copy() for k, v in trainer.model.params.items()})
 
-    tr = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), callbacks=[nl.NonFiniteGuard(), Keep()])
-    with pytest.raises(nl.DivergenceError, match=r"step 3: the gradient of parameter '2.W' is nan") as err:
+    tr = nl.Trainer(
+        model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), callbacks=[nl.NonFiniteGuard(), Keep()]
+    )
+    with pytest.raises(
+        nl.DivergenceError, match=r"step 3: the gradient of parameter '2.W' is nan"
+    ) as err:
         tr.fit(X, y, epochs=2, batch_size=20)
     assert (err.value.step, err.value.name, tr.step) == (3, "2.W", 3)
     for k, v in model.params.items():  # the poisoned step was not applied
         assert np.array_equal(v, before[k]), k
 
 
-def test_guard_accepts_a_finite_gradient_whose_sum_overflows():
-    g = np.full(4, 3e38, dtype=np.float32)  # finite, but the float32 sum is inf
+def test_guard_accepts_a_finite_gradient_whose_square_sum_overflows():
+    g = np.full(4, 3e38, dtype=np.float32)  # finite, but Σg² is inf in float32
     tr = types.SimpleNamespace(grads={"0.W": g})
     with np.errstate(over="ignore", invalid="ignore"):  # as inside Trainer.fit
         nl.NonFiniteGuard().on_before_update(tr, 0, 1.0)
@@ -257,7 +267,9 @@ def test_guard_accepts_a_finite_gradient_whose_sum_overflows():
 def test_progress_bar_shows_loss_and_accuracy():
     X, y = data(40)
     out = io.StringIO()
-    trainer([nl.ProgressBar(disable=False, file=out, mininterval=0)]).fit(X, y, validation=(X, y), epochs=2, batch_size=20)
+    trainer([nl.ProgressBar(disable=False, file=out, mininterval=0)]).fit(
+        X, y, validation=(X, y), epochs=2, batch_size=20
+    )
     text = out.getvalue()
     assert "4/4" in text and "loss=" in text and "val_acc=" in text and "epoch 2/2" in text
 
@@ -272,7 +284,9 @@ def test_progress_bar_is_silent_when_not_a_terminal():
 def test_jsonl_logger_appends_one_object_per_event(tmp_path):
     X, y = data(40)
     trainer([nl.JSONLLogger(tmp_path)]).fit(X, y, validation=(X, y), epochs=2, batch_size=20)
-    trainer([nl.JSONLLogger(tmp_path / "metrics.jsonl", every_steps=2)]).fit(X, y, epochs=1, batch_size=20)
+    trainer([nl.JSONLLogger(tmp_path / "metrics.jsonl", every_steps=2)]).fit(
+        X, y, epochs=1, batch_size=20
+    )
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     lines = [e for e in lines if e["event"] != "monitor"]  # a default Monitor may add its own
     events = [e["event"] for e in lines]

@@ -85,12 +85,19 @@ def test_resume_at_epoch_boundary_is_bit_identical(tmp_path, reference):
     assert_same_run(reference, resumed)
 
 
-def test_resume_mid_epoch_is_bit_identical(tmp_path, reference):
-    # every 4 steps, stopped at 13: the newest checkpoint is step 12, batch 2 of epoch 2
-    ckpt = nl.Checkpoint(tmp_path, every_steps=4, every_epochs=None, keep=None)
-    resumed = interrupted_then_resumed(tmp_path, InterruptAt(step=13), ckpt)
+@pytest.mark.parametrize(
+    ("every", "stop", "newest"),
+    [
+        (4, 13, (12, 2, 2)),  # newest checkpoint: step 12 = batch 2 of epoch 2
+        (5, 6, (5, 0, 5)),  # step 5 = after the last batch of epoch 0, before its validation
+    ],
+)
+def test_resume_mid_epoch_is_bit_identical(tmp_path, reference, every, stop, newest):
+    ckpt = nl.Checkpoint(tmp_path, every_steps=every, every_epochs=None, keep=None)
+    resumed = interrupted_then_resumed(tmp_path, InterruptAt(step=stop), ckpt)
     loaded = nl.load_checkpoint(tmp_path)
-    assert (loaded.step, loaded.epoch, loaded.meta["trainer"]["batch_in_epoch"]) == (12, 2, 2)
+    assert (loaded.step, loaded.epoch, loaded.meta["trainer"]["batch_in_epoch"]) == newest
+    assert not loaded.meta["trainer"]["epoch_done"]
     assert_same_run(reference, resumed)
 
 
@@ -242,7 +249,12 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
 
     X, y, _, _ = case.data()
     ckpt = nl.Checkpoint(tmp_path, every_steps=1, keep=2)
-    tr = nl.Trainer(nl.mlp(4, [8], 3, rng=0), PoisonLoss(), nl.SGD(lr=0.1), callbacks=[nl.NonFiniteGuard(), Arm(), ckpt])
+    tr = nl.Trainer(
+        nl.mlp(4, [8], 3, rng=0),
+        PoisonLoss(),
+        nl.SGD(lr=0.1),
+        callbacks=[nl.NonFiniteGuard(), Arm(), ckpt],
+    )
     with pytest.raises(nl.DivergenceError) as err:
         tr.fit(X, y, epochs=2, batch_size=32)
     assert err.value.step == 7 and err.value.name == "loss"

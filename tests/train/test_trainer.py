@@ -56,7 +56,9 @@ def test_first_step_matches_the_math():
             if step == 0:
                 seen.update({k: v.copy() for k, v in trainer.model.params.items()})
 
-    tr = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=lr), regularizer=nl.L2(lam), callbacks=[Grab()])
+    tr = nl.Trainer(
+        model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=lr), regularizer=nl.L2(lam), callbacks=[Grab()]
+    )
     tr.fit(X, y, epochs=1, batch_size=4, seed=seed)
 
     idx = np.sort(np.random.default_rng(seed).permutation(10)[:4])
@@ -77,7 +79,9 @@ def test_history_steps_lrs_and_json_round_trip():
     X, y = blobs(100)
     Xv, yv = blobs(40, seed=1)
     sched = nl.InverseTime(lr=0.1, k=0.5)
-    tr = nl.Trainer(nl.mlp(5, [8], 3, rng=0), nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), schedule=sched)
+    tr = nl.Trainer(
+        nl.mlp(5, [8], 3, rng=0), nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), schedule=sched
+    )
     h = tr.fit(X, y, validation=(Xv, yv), epochs=3, batch_size=30)
     # 100 rows in batches of 30: 4 steps per epoch (30, 30, 30, 10)
     assert len(h.loss) == len(h.lr) == 12 == tr.step
@@ -127,7 +131,9 @@ def test_float64_input_is_cast_per_batch_like_a_precast_array():
 
     def run(data):
         model = nl.mlp(5, [8], 3, rng=0)
-        nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.Adam(lr=1e-2)).fit(data, y, epochs=2, batch_size=16)
+        nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.Adam(lr=1e-2)).fit(
+            data, y, epochs=2, batch_size=16
+        )
         return model
 
     a, b = run(X64), run(X64.astype(np.float32))
@@ -158,7 +164,11 @@ def test_regression_with_mse():
     y = np.sin(X[:, 0]) + 0.05 * rng.standard_normal(400)
     Xv = np.linspace(-2, 2, 50, dtype=np.float32)[:, None]
     yv = np.sin(Xv[:, 0])
-    tr = nl.Trainer(nl.mlp(1, [32, 32], 1, activation="tanh", init="glorot", rng=0), nl.MeanSquaredError(), nl.Adam(lr=1e-2))
+    tr = nl.Trainer(
+        nl.mlp(1, [32, 32], 1, activation="tanh", init="glorot", rng=0),
+        nl.MeanSquaredError(),
+        nl.Adam(lr=1e-2),
+    )
     h = tr.fit(X, y, validation=(Xv, yv), epochs=40, batch_size=32)
     last = h.epochs[-1]
     assert set(last) == {"epoch", "step", "lr", "loss", "error", "val_loss", "val_error"}
@@ -173,7 +183,9 @@ def test_multilabel_with_sigmoid_cross_entropy():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 4)).astype(np.float32)
     Y = np.stack([X[:, 0] > 0, X[:, 1] + X[:, 2] > 0], axis=1).astype(np.int64)
-    tr = nl.Trainer(nl.mlp(4, [16], 2, rng=0), nl.SigmoidCrossEntropy(multilabel=True), nl.Adam(lr=1e-2))
+    tr = nl.Trainer(
+        nl.mlp(4, [16], 2, rng=0), nl.SigmoidCrossEntropy(multilabel=True), nl.Adam(lr=1e-2)
+    )
     h = tr.fit(X, Y, epochs=20, batch_size=32)
     assert h.epochs[-1]["acc"] > 0.95
     assert tr.predict(X).shape == (300, 2)
@@ -203,19 +215,55 @@ def test_evaluate_and_predict_are_batched_inference():
 @pytest.mark.parametrize(
     ("X", "y", "kwargs", "error", "match"),
     [
-        (np.ones((10, 5), dtype=np.int64), np.zeros(10, int), {}, TypeError, "X must have dtype float32 or float64"),
+        (
+            np.ones((10, 5), dtype=np.int64),
+            np.zeros(10, int),
+            {},
+            TypeError,
+            "X must have dtype float32 or float64",
+        ),
         (np.ones(10), np.zeros(10, int), {}, ValueError, "at least 2 dimensions"),
         (np.ones((0, 5)), np.zeros(0, int), {}, ValueError, "X is empty"),
         (np.full((10, 5), np.nan), np.zeros(10, int), {}, ValueError, "X contains NaN or Inf"),
-        (np.ones((10, 4)), np.zeros(10, int), {}, ValueError, "4 features per sample, but the model expects 5"),
+        (
+            np.ones((10, 4)),
+            np.zeros(10, int),
+            {},
+            ValueError,
+            "4 features per sample, but the model expects 5",
+        ),
         (np.ones((10, 5)), np.zeros(9, int), {}, ValueError, "X has 10 samples but y has shape"),
         (np.ones((10, 5)), np.full(10, 3), {}, ValueError, r"y must be in \[0, 3\), got label 3"),
         (np.ones((10, 5)), np.full(10, 0.5), {}, TypeError, "integer class labels"),
-        (np.ones((10, 5)), np.zeros(10, int), {"batch_size": 0}, ValueError, "batch_size must be > 0, got 0"),
-        (np.ones((10, 5)), np.zeros(10, int), {"epochs": -1}, ValueError, "epochs must be > 0, got -1"),
+        (
+            np.ones((10, 5)),
+            np.zeros(10, int),
+            {"batch_size": 0},
+            ValueError,
+            "batch_size must be > 0, got 0",
+        ),
+        (
+            np.ones((10, 5)),
+            np.zeros(10, int),
+            {"epochs": -1},
+            ValueError,
+            "epochs must be > 0, got -1",
+        ),
         (np.ones((10, 5)), np.zeros(10, int), {"seed": "a"}, TypeError, "seed must be an integer"),
-        (np.ones((10, 5)), np.zeros(10, int), {"validation": np.ones((3, 5))}, TypeError, "validation must be a tuple"),
-        (np.ones((10, 5)), np.zeros(10, int), {"validation": (np.ones((3, 5)), np.full(3, -1))}, ValueError, r"y_val must be in \[0, 3\)"),
+        (
+            np.ones((10, 5)),
+            np.zeros(10, int),
+            {"validation": np.ones((3, 5))},
+            TypeError,
+            "validation must be a tuple",
+        ),
+        (
+            np.ones((10, 5)),
+            np.zeros(10, int),
+            {"validation": (np.ones((3, 5)), np.full(3, -1))},
+            ValueError,
+            r"y_val must be in \[0, 3\)",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error(X, y, kwargs, error, match):

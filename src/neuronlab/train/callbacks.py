@@ -281,15 +281,17 @@ class NonFiniteGuard(Callback):
     """Raise :class:`DivergenceError` at the first step whose loss or gradient is not finite,
     before the optimizer applies it, so the parameters (and any checkpoint) stay good.
 
-    The check costs one sum per gradient array; only when a sum is not finite are the
-    elements looked at (a finite array whose sum overflows is not an error).
+    The check costs one BLAS dot product g·g per gradient array (NaN and Inf propagate into
+    it, and it allocates nothing); only when that is not finite are the elements looked at,
+    so a finite gradient whose squares overflow is not an error.
     """
 
     def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None:
         if not math.isfinite(loss):
             raise DivergenceError(step, "loss", float(loss))
         for name, g in trainer.grads.items():
-            if not math.isfinite(g.sum()):
+            flat = g.reshape(-1)
+            if not math.isfinite(np.dot(flat, flat)):
                 lo, hi = float(g.min()), float(g.max())  # min/max propagate NaN
                 if not (math.isfinite(lo) and math.isfinite(hi)):
                     raise DivergenceError(step, name, hi if not math.isfinite(hi) else lo)

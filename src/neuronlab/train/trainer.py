@@ -125,6 +125,10 @@ class Trainer:
     ) -> History:
         """Train for ``epochs`` epochs (in total, counting those of a resumed run).
 
+        Each call starts a new run (fresh history, step 0, a new shuffle generator) from the
+        model's current weights and the optimizer's current state; ``resume`` instead
+        continues a checkpointed run exactly where it stopped.
+
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features), float32 or float64 (np.memmap works:
