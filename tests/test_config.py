@@ -21,7 +21,7 @@ def test_defaults_describe_the_default_run() -> None:
     cfg = RunConfig()
     assert cfg.data.source == "digits"
     assert cfg.data.test_size == 0.25
-    assert cfg.model.hidden == [128]
+    assert cfg.model.hidden == [256]
     assert (cfg.model.activation, cfg.model.init) == ("relu", "he")
     assert cfg.optim.optimizer == "adam"
     assert cfg.data.preprocess == "standardize"
@@ -29,7 +29,7 @@ def test_defaults_describe_the_default_run() -> None:
     # Mutable defaults are per instance, not shared between configs.
     other = RunConfig()
     other.model.hidden.append(7)
-    assert cfg.model.hidden == [128]
+    assert cfg.model.hidden == [256]
 
 
 def test_toml_round_trip_preserves_every_value(tmp_path) -> None:
@@ -82,7 +82,9 @@ def test_unknown_key_lists_the_valid_keys_and_suggests(tmp_path) -> None:
 
 
 def test_unknown_section_lists_the_valid_sections() -> None:
-    with pytest.raises(ValueError, match="valid sections: data, model, optim, regularization, train"):
+    with pytest.raises(
+        ValueError, match="valid sections: data, model, optim, regularization, train"
+    ):
         RunConfig.from_dict({"optimizer": {"lr": 0.1}})
     # A key written at top level points to the section it belongs in.
     with pytest.raises(ValueError, match=r"'epochs' belongs in \[train\]"):

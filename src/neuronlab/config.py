@@ -37,8 +37,8 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RegularizationConfig",
-    "TrainConfig",
     "RunConfig",
+    "TrainConfig",
     "load_config",
     "save_config",
     "to_toml",
@@ -50,8 +50,9 @@ class DataConfig:
     """Where the data comes from and how it is split and transformed.
 
     ``source`` is a data-set name (digits, spiral, circles, moons, xor, blobs), a ``.npz`` /
-    ``.npy`` path or ``cifar10:DIR``. ``test_size`` is the stratified held-out fraction;
-    ``val_size`` the validation fraction of what remains. ``components`` is PCA's k.
+    ``.npy`` path or ``cifar10:DIR``. ``test_size`` and ``val_size`` are the stratified
+    held-out test and validation fractions of all samples (for ``cifar10:DIR``, whose test
+    batch is the test set, ``val_size`` is a fraction of the training batches). ``components`` is PCA's k.
     """
 
     source: str = "digits"
@@ -73,12 +74,12 @@ class DataConfig:
 class ModelConfig:
     """The MLP: hidden widths, activation, initialiser, dropout rate, batch norm, loss."""
 
-    hidden: list[int] = field(default_factory=lambda: [128])
+    hidden: list[int] = field(default_factory=lambda: [256])
     activation: str = "relu"
     init: str = "he"
     dropout: float = 0.0
     batchnorm: bool = False
-    loss: str = "softmax_cross_entropy"
+    loss: str = "softmax"
 
     def validate(self) -> None:
         for i, width in enumerate(self.hidden):
@@ -132,14 +133,18 @@ class RegularizationConfig:
 class TrainConfig:
     """Length of training, minibatch size and the one seed every random choice derives from."""
 
-    epochs: int = 20
+    epochs: int = 30
     batch_size: int = 32
     seed: int = 0
 
     def validate(self) -> None:
         check_positive_int("train.epochs", self.epochs)
         check_positive_int("train.batch_size", self.batch_size)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+        if (
+            isinstance(self.seed, bool)
+            or not isinstance(self.seed, numbers.Integral)
+            or self.seed < 0
+        ):
             raise ValueError(f"train.seed must be an integer >= 0, got {self.seed!r}")
 
 
@@ -247,12 +252,16 @@ class RunConfig:
         for name in _SECTIONS:
             getattr(self, name).validate()
 
-    def with_overrides(self, overrides: dict[str, dict[str, Any]], *, source: str = "options") -> RunConfig:
+    def with_overrides(
+        self, overrides: dict[str, dict[str, Any]], *, source: str = "options"
+    ) -> RunConfig:
         """Return a new config with ``{section: {key: value}}`` replacing this one's values."""
         merged = self.to_dict()
         for name, body in overrides.items():
             if name not in merged:
-                raise ValueError(f"unknown section {name!r} in {source}; valid sections: {', '.join(_SECTIONS)}")
+                raise ValueError(
+                    f"unknown section {name!r} in {source}; valid sections: {', '.join(_SECTIONS)}"
+                )
             merged[name].update(body)
         return RunConfig.from_dict(merged, source=source)
 

@@ -1,0 +1,5 @@
+"""``python -m neuronlab``: the same as the ``neuronlab`` command."""
+
+from neuronlab.cli import main
+
+main()

@@ -1,0 +1,250 @@
+"""Build a training run from a :class:`~neuronlab.config.RunConfig`: load and split the data,
+fit the preprocessor's choice, create the model, loss, optimizer, schedule and regularisers.
+
+The command line uses these; they are plain functions so that scripts, searches and tests
+build exactly the run ``neuronlab train`` would.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuronlab.config import RunConfig
+
+__all__ = [
+    "PreparedRun",
+    "build_run",
+    "evaluate_arrays",
+    "is_file_source",
+    "load_source",
+    "make_preprocessor",
+    "n_outputs",
+    "prepare_run",
+    "split_data",
+]
+
+_BINARY_LOSSES = ("sigmoid_cross_entropy", "binary_hinge")  # one score per sample
+
+
+# -- data ---------------------------------------------------------------------------------
+def load_source(
+    source: str,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
+    """Load ``source``: ``((X, y), None)``, or ``((X_train, y_train), (X_test, y_test))`` for
+    data that ships its own test set (``cifar10:DIR``)."""
+    from neuronlab import data
+
+    if source.startswith("cifar10:"):
+        folder = source.split(":", 1)[1]
+        if not folder:
+            raise ValueError("cifar10 needs a folder: --data cifar10:DIR")
+        train, test = data.cifar10(folder)
+        return train, test
+    if is_file_source(source) and (
+        source.lower().endswith((".npz", ".npy")) or os.sep in source or Path(source).exists()
+    ):
+        return data.load_arrays(source), None
+    if source not in data.DATASETS:
+        raise ValueError(
+            f"unknown data {source!r}: give one of {', '.join(data.DATASETS.names())}, "
+            "a .npz/.npy file or cifar10:DIR"
+        )
+    return data.load_dataset(source), None
+
+
+def is_file_source(source: str) -> bool:
+    """True when ``source`` names a file or folder rather than a data set or ``cifar10:DIR``."""
+    from neuronlab.data import DATASETS
+
+    return not source.startswith("cifar10:") and source not in DATASETS
+
+
+def split_data(cfg: RunConfig) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The (train, validation, test) pairs of a run: stratified when labels are classes."""
+    from neuronlab.data import train_val_test_split
+
+    d, seed = cfg.data, cfg.train.seed
+    (X, y), test = load_source(d.source)
+    stratify = y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+    if test is None:
+        s = train_val_test_split(
+            X, y, val_size=d.val_size, test_size=d.test_size, stratify=stratify, seed=seed
+        )
+        return (s.X_train, s.y_train), (s.X_val, s.y_val), (s.X_test, s.y_test)
+    # The data has its own test set: the validation share is taken from the training part.
+    s = train_val_test_split(X, y, val_size=d.val_size, test_size=0.0, stratify=stratify, seed=seed)
+    return (s.X_train, s.y_train), (s.X_val, s.y_val), test
+
+
+def n_outputs(loss_name: str, task: str, *labels: np.ndarray) -> int:
+    """Width of the output layer: one score per class (the largest label of any split + 1),
+    one for binary losses, or the number of targets per sample."""
+    y = labels[0]
+    if task != "classification":
+        return int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+    if loss_name in _BINARY_LOSSES:
+        return 1
+    return int(max(int(v.max()) for v in labels if v.size)) + 1
+
+
+# -- building a run from its config ---------------------------------------------------------
+def build_run(
+    cfg: RunConfig, n_in: int, labels: tuple[np.ndarray, ...], steps_per_epoch: int
+) -> dict[str, Any]:
+    """Model, loss, optimizer, schedule, regularizer and constraints for ``cfg``, for data with
+    ``n_in`` features and the label arrays ``labels`` (train first; they size the output).
+
+    Schedule periods given in epochs are turned into optimizer steps here.
+    """
+    from neuronlab import regularizers, schedules
+    from neuronlab.layers import mlp
+    from neuronlab.optim import get_optimizer
+    from neuronlab.registry import LOSSES
+
+    m, o, r = cfg.model, cfg.optim, cfg.regularization
+    loss_name = LOSSES.get(m.loss).registry_name
+    loss = LOSSES.create(m.loss)
+    model = mlp(
+        n_in,
+        m.hidden,
+        n_outputs(loss_name, loss.task, *labels),
+        activation=m.activation,
+        batchnorm=m.batchnorm,
+        dropout=m.dropout,
+        init=m.init,
+        rng=cfg.train.seed,
+    )
+    optimizer = get_optimizer(o.optimizer, lr=o.lr, clip_norm=o.clip_norm)
+    kind = schedules.SCHEDULES.get(o.schedule).registry_name
+    spe = steps_per_epoch
+    if kind == "constant":
+        schedule = None
+    elif kind == "step":
+        schedule = schedules.get_schedule(
+            "step", lr=o.lr, factor=o.decay_factor, every=o.decay_epochs * spe
+        )
+    elif kind in ("exponential", "inverse_time"):
+        # decay_rate is per epoch; the schedule counts steps: k_step = k_epoch / steps_per_epoch
+        schedule = schedules.get_schedule(kind, lr=o.lr, k=o.decay_rate / spe)
+    elif kind == "cosine":
+        schedule = schedules.get_schedule("cosine", lr=o.lr, total_steps=cfg.train.epochs * spe)
+    else:
+        raise ValueError(
+            f"schedule {o.schedule!r} is not available on the command line; "
+            "choose one of: constant, step, exponential, inverse_time, cosine"
+        )
+    if r.l1 and r.l2:
+        regularizer = regularizers.ElasticNet(l1=r.l1, l2=r.l2)
+    elif r.l2:
+        regularizer = regularizers.L2(r.l2)
+    elif r.l1:
+        regularizer = regularizers.L1(r.l1)
+    else:
+        regularizer = None
+    constraints = [regularizers.MaxNorm(r.max_norm)] if r.max_norm is not None else []
+    return {
+        "model": model,
+        "loss": loss,
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "regularizer": regularizer,
+        "constraints": constraints,
+    }
+
+
+def make_preprocessor(cfg: RunConfig) -> Any:
+    """The unfitted preprocessor named by ``cfg.data.preprocess`` (None for "none")."""
+    from neuronlab.registry import PREPROCESSORS
+
+    name = cfg.data.preprocess
+    if name.strip().lower() == "none":
+        return None
+    kind = PREPROCESSORS.get(name).registry_name
+    if kind == "pca":
+        return PREPROCESSORS.create("pca", n_components=cfg.data.components)
+    return PREPROCESSORS.create(kind)
+
+
+def evaluate_arrays(
+    model: Any, loss: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1024
+) -> dict[str, float]:
+    """Mean loss and accuracy (or mean squared error) of ``model`` on (X, y), in batches."""
+    total = correct = sq = 0.0
+    n = X.shape[0]
+    dtype = model.dtype
+    for s in range(0, n, batch_size):
+        xb = np.asarray(X[s : s + batch_size], dtype=dtype)
+        yb = y[s : s + batch_size]
+        scores = model.forward(xb, training=False)
+        total += loss.forward(scores, yb) * xb.shape[0]
+        if loss.task == "regression":
+            d = scores - yb.reshape(scores.shape)
+            sq += float(np.vdot(d, d))
+        else:
+            pred = loss.predict(scores)
+            correct += int(np.count_nonzero(pred == yb.reshape(pred.shape)))
+    out = {"loss": total / n}
+    width = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+    out["error" if loss.task == "regression" else "accuracy"] = (
+        sq if loss.task == "regression" else correct
+    ) / (n * width)
+    return out
+
+
+# -- everything at once ---------------------------------------------------------------------
+@dataclass
+class PreparedRun:
+    """The data and components of one run, ready for :class:`~neuronlab.train.Trainer`.
+
+    ``train``, ``val`` and ``test`` are ``(X, y)`` pairs already transformed by
+    ``preprocessor`` (fitted on ``train`` only); ``val`` may have 0 rows.
+    """
+
+    config: RunConfig
+    model: Any
+    loss: Any
+    optimizer: Any
+    schedule: Any
+    regularizer: Any
+    constraints: list[Any]
+    preprocessor: Any
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+
+    def trainer_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``Trainer`` besides the callbacks."""
+        return {
+            "model": self.model,
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "schedule": self.schedule,
+            "regularizer": self.regularizer,
+            "constraints": self.constraints,
+        }
+
+
+def prepare_run(cfg: RunConfig) -> PreparedRun:
+    """Load and split ``cfg``'s data, fit its preprocessor on the training part (the notes'
+    rule: statistics from training data only) and build the components."""
+    (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = split_data(cfg)
+    pre = make_preprocessor(cfg)
+    if pre is not None:
+        X_tr = pre.fit_transform(np.asarray(X_tr))
+        X_val, X_te = pre.transform(np.asarray(X_val)), pre.transform(np.asarray(X_te))
+    n_in = int(np.prod(X_tr.shape[1:]))
+    steps_per_epoch = -(-X_tr.shape[0] // cfg.train.batch_size)
+    parts = build_run(cfg, n_in, (y_tr, y_val, y_te), steps_per_epoch)
+    return PreparedRun(
+        config=cfg,
+        **parts,
+        preprocessor=pre,
+        train=(X_tr, y_tr),
+        val=(X_val, y_val),
+        test=(X_te, y_te),
+    )
