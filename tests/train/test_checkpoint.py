@@ -291,3 +291,25 @@ def test_resume_of_an_early_stopped_run_stays_stopped(tmp_path):
     again.fit(X, y, validation=(Xv, yv), epochs=20, batch_size=32, seed=0, resume=tmp_path)
     assert again.step == first.step
     assert_same_run(first, again)
+
+
+def test_lbfgs_run_resumes_exactly(tmp_path):
+    """Full-batch L-BFGS: one minimize per epoch, no permutation; resume after epoch 1."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+
+    def make(callbacks):
+        model = nl.mlp(3, [6], 2, rng=0, dtype=np.float64)
+        return nl.Trainer(
+            model, nl.SoftmaxCrossEntropy(), nl.LBFGS(max_iter=5), callbacks=callbacks
+        )
+
+    straight = make([])
+    straight.fit(X, y, epochs=4)
+    with pytest.raises(Interrupt):
+        make([nl.Checkpoint(tmp_path), InterruptAt(epoch=1)]).fit(X, y, epochs=4)
+    assert "data/perm" not in nl.load_checkpoint(tmp_path).tensors
+    resumed = make([])
+    resumed.fit(X, y, epochs=4, resume=tmp_path)
+    assert_same_run(straight, resumed)
