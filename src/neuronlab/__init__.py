@@ -11,6 +11,10 @@ from neuronlab.preprocessing import *  # noqa: F403
 from neuronlab.regularizers import *  # noqa: F403
 from neuronlab.schedules import *  # noqa: F403
 from neuronlab.train import *  # noqa: F403
+from neuronlab import monitor  # after train: it builds on train.callbacks
+from neuronlab.monitor import *  # noqa: F403
+from neuronlab import diagnose as _diagnose_module  # the name nl.diagnose is the function
+from neuronlab.diagnose import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -26,4 +30,6 @@ __all__ = [
     *regularizers.__all__,
     *schedules.__all__,
     *train.__all__,
+    *monitor.__all__,
+    *_diagnose_module.__all__,
 ]

@@ -27,6 +27,10 @@ class History:
         in training mode) or ``"error"`` (regression: mean squared error); with validation
         data also ``"val_loss"`` and ``"val_acc"`` / ``"val_error"``, measured in inference
         mode after the epoch. Example: ``history.epochs[-1]["val_acc"]``.
+    monitor : list of dict
+        Per-layer records of :class:`neuronlab.Monitor` (schema in ``neuronlab.monitor``).
+    info : dict
+        Facts about the run recorded at its start (expected and measured initial loss...).
 
     Notes
     -----
@@ -38,6 +42,8 @@ class History:
         self.loss: list[float] = []
         self.lr: list[float | None] = []
         self.epochs: list[dict[str, Any]] = []
+        self.monitor: list[dict[str, Any]] = []
+        self.info: dict[str, Any] = {}
 
     # -- recording (called by the Trainer) -------------------------------------------------
     def record_epoch(self, logs: dict[str, Any]) -> None:
@@ -70,6 +76,8 @@ class History:
             "loss": [_finite_or_none(v) for v in self.loss],
             "lr": list(self.lr),
             "epochs": [{k: _finite_or_none(v) for k, v in e.items()} for e in self.epochs],
+            "monitor": [{k: _finite_or_none(v) for k, v in r.items()} for r in self.monitor],
+            "info": {k: _finite_or_none(v) for k, v in self.info.items()},
         }
 
     @classmethod
@@ -81,6 +89,8 @@ class History:
         h.loss = [math.nan if v is None else float(v) for v in d["loss"]]
         h.lr = [None if v is None else float(v) for v in d["lr"]]
         h.epochs = [dict(e) for e in d["epochs"]]
+        h.monitor = [dict(r) for r in d.get("monitor", ())]  # absent in older files
+        h.info = dict(d.get("info", {}))
         return h
 
     def __eq__(self, other: object) -> bool:

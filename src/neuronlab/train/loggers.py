@@ -92,7 +92,9 @@ class JSONLLogger(Callback):
 
     Events: ``{"event": "train_begin", "step", "epoch", "resumed"}``,
     ``{"event": "step", "step", "epoch", "loss", "lr"}`` (every ``every_steps`` steps),
-    ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``.
+    ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``, and each
+    record of ``trainer.history.monitor`` as ``{"event": "monitor", **record}`` right after the
+    step that made it (train_begin's ``"info"`` holds ``history.info``).
     Non-finite numbers are written as ``null`` so every line is strict JSON.
 
     Parameters
@@ -108,6 +110,7 @@ class JSONLLogger(Callback):
         self.path = os.path.join(path, "metrics.jsonl") if os.path.isdir(path) else path
         self.every_steps = check_positive_int("every_steps", every_steps)
         self._f: IO[str] | None = None
+        self._n_monitor = 0  # monitor records already written
 
     def _write(self, obj: dict[str, Any]) -> None:
         assert self._f is not None
@@ -117,6 +120,7 @@ class JSONLLogger(Callback):
     def on_train_begin(self, trainer: Trainer) -> None:
         if self._f is None:
             self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        history = getattr(trainer, "history", None)
         self._write(
             {
                 "event": "train_begin",
@@ -124,8 +128,16 @@ class JSONLLogger(Callback):
                 "step": trainer.step,
                 "epoch": trainer.epoch,
                 "resumed": trainer.resumed,
+                "info": {k: _jsonable(v) for k, v in getattr(history, "info", {}).items()},
             }
         )
+        self._n_monitor = len(getattr(history, "monitor", ()))  # a resumed run's were written
+
+    def _write_monitor(self, trainer: Trainer) -> None:
+        records = trainer.history.monitor
+        while self._n_monitor < len(records):
+            self._write({"event": "monitor", **records[self._n_monitor]})
+            self._n_monitor += 1
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
         if (step + 1) % self.every_steps == 0:
@@ -138,6 +150,9 @@ class JSONLLogger(Callback):
                     "lr": logs["lr"],
                 }
             )
+        history = getattr(trainer, "history", None)
+        if history is not None and self._n_monitor < len(history.monitor):
+            self._write_monitor(trainer)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
         self._write({"event": "epoch", "time": time.time(), **logs})

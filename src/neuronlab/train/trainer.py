@@ -56,10 +56,15 @@ class Trainer:
     constraints : sequence of objects with ``apply(model)``
         Applied after every update (max-norm).
     callbacks : sequence of Callback
+    monitor : bool or Monitor, default True
+        True adds a :class:`~neuronlab.monitor.Monitor` with its defaults (unless ``callbacks``
+        holds one); a Monitor instance is used as given; False or None turns monitoring off.
 
     Attributes
     ----------
     history : History
+    train_data : (X, y) or None
+        The training arrays of the current ``fit`` (references, not copies).
     step : int
         Optimizer steps done (global, across epochs and resumes).
     epoch : int
@@ -80,9 +85,19 @@ class Trainer:
         regularizer: Any = None,
         constraints: Sequence[Any] = (),
         callbacks: Sequence[Callback] = (),
+        monitor: Any = True,
     ) -> None:
         constraints, callbacks = tuple(constraints), list(callbacks)
         check_components(model, loss, optimizer, schedule, regularizer, constraints, callbacks)
+        from neuronlab.monitor import Monitor  # lazy: monitor.py imports train.callbacks
+
+        if isinstance(monitor, Monitor):
+            callbacks.append(monitor)
+        elif monitor is True:
+            if not any(isinstance(cb, Monitor) for cb in callbacks):
+                callbacks.append(Monitor())
+        elif monitor is not False and monitor is not None:
+            raise TypeError(f"monitor must be a bool or a Monitor, got {type(monitor).__name__}")
         self.model, self.loss, self.optimizer = model, loss, optimizer
         self.schedule, self.regularizer, self.constraints = schedule, regularizer, constraints
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)  # stable: ties keep user order
@@ -90,6 +105,7 @@ class Trainer:
         self._reset_state()
         self.epochs = self.batch_size = self.n_samples = self.n_batches = 0
         self.has_validation = False
+        self.train_data: tuple[np.ndarray, np.ndarray] | None = None
         self._width = 1  # values per sample that acc / error average over
         self._seed: int | None = 0
         self._shuffle_rng = np.random.default_rng(0)
@@ -158,6 +174,7 @@ class Trainer:
                 raise TypeError("validation must be a tuple (X_val, y_val)")
             validation = self._check_data("X_val", "y_val", *validation)
         self.has_validation = validation is not None
+        self.train_data = (X, y)
         self.n_samples = X.shape[0]
         self.n_batches = 1 if self.full_batch else -(-self.n_samples // self.batch_size)
         self._seed = int(seed)
@@ -177,6 +194,9 @@ class Trainer:
             # NonFiniteGuard (or a NaN in the history), not as RuntimeWarnings from every layer.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 self._run(X, y, validation, ckpt)
+        except DivergenceError as err:  # recorded for diagnose(): the history ends here
+            self.history.info.update(diverged_step=err.step, diverged_at=err.name)
+            raise
         finally:
             for cb in self.callbacks:
                 cb.close()

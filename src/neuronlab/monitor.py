@@ -1,0 +1,266 @@
+"""Per-layer training monitors: the numbers the notes teach us to watch while a net learns.
+
+:class:`Monitor` is a :class:`~neuronlab.train.callbacks.Callback` that the
+:class:`~neuronlab.train.Trainer` adds by default. Every ``every`` optimizer steps (and at
+step 0) it measures, per layer:
+
+* for each learnable array, its norm, its gradient's norm and the update/weight ratio
+  ``‖Δw‖ / ‖w‖`` of that step (the notes: about 1e-3 is healthy);
+* for each layer's output on a fixed data sample: mean and standard deviation, the fraction
+  of dead ReLU units and the fraction of saturated sigmoid/tanh outputs;
+* for batch norm, summaries of the running mean and variance.
+
+How it measures (and why it changes nothing). The gradient norms are read in
+``on_before_update``, when the gradients are complete (regularisation included) and before
+the optimizer clips them; the parameters are copied into buffers allocated once. In
+``on_batch_end`` the difference with the updated parameters gives ``‖Δw‖`` (clipping,
+weight decay and constraints included: the real step). Activations come from a separate
+forward pass, in inference mode, of a fixed sample of at most ``sample_size`` training rows
+chosen once at ``on_train_begin`` with the monitor's own generator: the same rows every
+time, so the numbers are comparable over time, and no dropout mask or batch-norm running
+average is touched. The trainer's random generators are never used, so a run is bit-identical
+with and without the monitor. The cost is one small forward pass and two passes over the
+parameters every ``every`` steps (a few percent of training at the defaults).
+
+Records (``trainer.history.monitor``, and ``{"event": "monitor", ...}`` lines in
+``metrics.jsonl``) are flat JSON-able dicts. Every record has ``"step"`` (0-based optimizer
+step whose update was measured), ``"kind"``, ``"layer"`` (index in the Sequential, as a str)
+and ``"type"`` (the layer's class name):
+
+``kind = "param"``, one per learnable array::
+
+    {"step": 120, "kind": "param", "layer": "0", "type": "Linear", "param": "0.W",
+     "role": "weight", "size": 6400, "weight_norm": 14.1, "grad_norm": 0.52,
+     "update_norm": 0.013, "update_ratio": 0.00092}
+
+``role`` is ``"weight"`` (regularised weights), ``"bias"`` or ``"other"`` (batch-norm gamma and
+beta, PReLU slopes). ``weight_norm`` is the norm of the array after the update, ``grad_norm``
+the norm of its gradient (before clipping), ``update_ratio = update_norm / norm before the
+update`` (``None`` when that norm is 0). For full-batch L-BFGS one step is a whole
+``minimize`` call: the update is measured over it and the gradient is the final one.
+
+``kind = "layer"``, one per layer, describing its output on the sample::
+
+    {"step": 120, "kind": "layer", "layer": "1", "type": "ReLU", "units": 100,
+     "act_mean": 0.41, "act_std": 0.63, "dead_fraction": 0.02}
+
+plus, by layer type, ``dead_fraction`` (ReLU: units whose output is 0 on every row of the
+sample), ``saturation`` (the fraction of saturated outputs; Sigmoid: outputs < 0.05 or > 0.95, where σ' < 0.048, a fifth
+of its peak 0.25; Tanh: ``|output| > 0.95``, where tanh' < 0.098, a tenth of its peak) and, for
+BatchNorm, ``running_mean_mean``, ``running_mean_std``, ``running_var_mean``,
+``running_var_min``, ``running_var_max``. Non-finite numbers are stored as ``None``.
+
+At train begin the monitor also fills ``history.info``: ``"expected_initial_loss"``
+(``loss.expected_initial_loss(n_outputs)``, or None), ``"initial_loss"`` (the data loss of the
+first training batch, before any update: step 0's objective minus the regulariser's penalty;
+filled at step 0), ``"n_outputs"``,
+``"loss"`` (the loss's class name), ``"monitor_every"`` and ``"monitor_sample_size"``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neuronlab._validation import check_positive_int
+from neuronlab.train.callbacks import Callback
+
+if TYPE_CHECKING:
+    from neuronlab.train.trainer import Trainer
+
+__all__ = ["SATURATION", "Monitor"]
+
+#: Saturation thresholds on the *output* of each squashing activation, as (centre, half
+#: width): an output is saturated when ``|y - centre| > half width``.
+SATURATION: dict[str, tuple[float, float]] = {"Sigmoid": (0.5, 0.45), "Tanh": (0.0, 0.95)}
+
+
+def _norm(a: np.ndarray) -> float:
+    flat = a.reshape(-1)
+    return math.sqrt(float(np.dot(flat, flat)))
+
+
+def _num(v: float) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+class Monitor(Callback):
+    """Sample per-layer statistics every ``every`` steps into ``trainer.history.monitor``.
+
+    Parameters
+    ----------
+    every : int > 0, default 25
+        Measure at steps 0, every, 2·every, ... . At 25 the cost on a small MLP stays below a
+        few percent of training time (one inference pass over the sample and two passes over
+        the parameters per measurement).
+    sample_size : int > 0, default 256
+        Training rows (at most) forwarded to measure activations; chosen once, seeded.
+    seed : int, default 0
+        Seeds the choice of the sample (the monitor's own generator, never the trainer's).
+
+    Attributes
+    ----------
+    sample : ndarray of shape (n_sample, n_features) or None
+        The fixed rows, in the model's dtype.
+    """
+
+    order = -10  # before loggers (JSONLLogger writes the records made in the same step)
+
+    def __init__(self, *, every: int = 25, sample_size: int = 256, seed: int = 0) -> None:
+        self.every = check_positive_int("every", every)
+        self.sample_size = check_positive_int("sample_size", sample_size)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an integer, got {type(seed).__name__}: {seed!r}")
+        self.seed = int(seed)
+        self.sample: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+        self._before: dict[str, np.ndarray] = {}  # parameter copies, allocated once
+        self._pending: list[dict[str, Any]] | None = None
+        self._params: list[tuple[str, str, str, str, np.ndarray, np.ndarray]] = []
+
+    # -- set-up ---------------------------------------------------------------------------------
+    def on_train_begin(self, trainer: Trainer) -> None:
+        model = trainer.model
+        self._params = []
+        layers = getattr(model, "layers", None)
+        grads = model.grads
+        for name, p in model.params.items():
+            idx, _, short = name.partition(".")
+            layer = layers[int(idx)] if layers is not None and idx.isdigit() else None
+            role = "other"
+            if layer is not None and short in layer.weight_names:
+                role = "weight"
+            elif layer is not None and short in layer.bias_names:
+                role = "bias"
+            kind = type(layer).__name__ if layer is not None else ""
+            self._params.append((name, idx, kind, role, p, grads[name]))
+        self._before = {name: np.empty_like(p) for name, _, _, _, p, _ in self._params}
+        self._pending = None
+        self.sample, self._y = self._choose_sample(trainer)
+        self._fill_info(trainer)
+
+    def _choose_sample(self, trainer: Trainer) -> tuple[np.ndarray | None, np.ndarray | None]:
+        data = getattr(trainer, "train_data", None)
+        if data is None:
+            return None, None
+        X, y = data
+        n = X.shape[0]
+        rng = np.random.default_rng(self.seed)
+        idx = np.arange(n) if n <= self.sample_size else np.sort(
+            rng.choice(n, size=self.sample_size, replace=False))
+        dtype = trainer.model.dtype or np.float64
+        return np.asarray(X[idx], dtype=dtype).reshape(len(idx), -1), np.asarray(y)[idx]
+
+    def _fill_info(self, trainer: Trainer) -> None:
+        info = trainer.history.info
+        if "expected_initial_loss" in info:  # a resumed run keeps what its first start knew
+            return
+        loss, model = trainer.loss, trainer.model
+        n_out = getattr(model, "n_out", None)
+        expected = None
+        if n_out is not None and hasattr(loss, "expected_initial_loss"):
+            expected = loss.expected_initial_loss(n_out)
+        info.update({"loss": type(loss).__name__, "n_outputs": n_out,
+                     "expected_initial_loss": None if expected is None else float(expected),
+                     "initial_loss": None, "monitor_every": self.every,
+                     "monitor_sample_size": None if self.sample is None else len(self.sample)})
+
+    # -- per step -------------------------------------------------------------------------------
+    def _due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def _snapshot(self) -> list[dict[str, Any]]:
+        pending = []
+        with np.errstate(all="ignore"):
+            for name, _, _, _, p, _ in self._params:
+                before = self._before[name]
+                np.copyto(before, p)
+                pending.append({"before": _norm(before), "grad_norm": None})
+        return pending
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        # L-BFGS updates inside one minimize call per epoch: compare with the epoch's start
+        if trainer.full_batch and self._due(trainer.step):
+            self._pending = self._snapshot()
+
+    def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None:
+        if not self._due(step):
+            return
+        if step == 0 and not trainer.full_batch and trainer.history.info.get("initial_loss", 0) is None:
+            # the first batch's data loss: the objective minus the penalty (the loss itself is
+            # not called again: no extra forward, nothing in the run changes)
+            reg = trainer.regularizer
+            info = trainer.history.info
+            info["initial_loss"] = _num(loss - (reg.loss(trainer.model) if reg is not None else 0.0))
+        if not trainer.full_batch:
+            self._pending = self._snapshot()
+        if self._pending is not None:
+            with np.errstate(all="ignore"):
+                for pre, (*_, g) in zip(self._pending, self._params):
+                    pre["grad_norm"] = _num(_norm(g))
+
+    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        if self._pending is None or not self._due(step):
+            return
+        pending, self._pending = self._pending, None
+        records = trainer.history.monitor
+        with np.errstate(all="ignore"):
+            for (name, idx, kind, role, p, _), pre in zip(self._params, pending):
+                rec: dict[str, Any] = {"step": step, "kind": "param", "layer": idx, "type": kind,
+                                       "param": name, "role": role, "size": int(p.size),
+                                       "weight_norm": _num(_norm(p)), "grad_norm": pre["grad_norm"],
+                                       "update_norm": None, "update_ratio": None}
+                if pre["before"] is not None:
+                    delta = self._before[name]
+                    np.subtract(p, delta, out=delta)  # the buffer now holds Δw
+                    rec["update_norm"] = upd = _num(_norm(delta))
+                    if upd is not None and pre["before"] > 0 and math.isfinite(pre["before"]):
+                        rec["update_ratio"] = upd / pre["before"]
+                records.append(rec)
+            records.extend(self.layer_records(trainer.model, step))
+
+    # -- activations ----------------------------------------------------------------------------
+    def layer_records(self, model: Any, step: int) -> list[dict[str, Any]]:
+        """Forward the sample through ``model`` in inference mode and describe every layer's
+        output (the ``kind = "layer"`` records). Empty without a sample or a ``layers`` list."""
+        layers = getattr(model, "layers", None)
+        if self.sample is None or layers is None:
+            return []
+        out = []
+        x = self.sample
+        with np.errstate(all="ignore"):
+            for i, layer in enumerate(layers):
+                x = layer.forward(x, training=False)
+                out.append(_describe(step, i, layer, x.reshape(x.shape[0], -1)))
+        return out
+
+    def get_config(self) -> dict[str, Any]:
+        return {"every": self.every, "sample_size": self.sample_size, "seed": self.seed}
+
+    def __repr__(self) -> str:
+        return f"Monitor(every={self.every}, sample_size={self.sample_size}, seed={self.seed})"
+
+
+def _describe(step: int, i: int, layer: Any, y: np.ndarray) -> dict[str, Any]:
+    """The ``kind = "layer"`` record of one layer's output ``y`` of shape (n_sample, units)."""
+    kind = type(layer).__name__
+    units = y.shape[1]
+    rec: dict[str, Any] = {"step": step, "kind": "layer", "layer": str(i), "type": kind,
+                           "units": int(units), "act_mean": _num(y.mean()), "act_std": _num(y.std())}
+    if kind == "ReLU":
+        # a unit is dead when no row of the sample activates it: its column maximum is 0
+        rec["dead_fraction"] = float(np.count_nonzero(y.max(axis=0) <= 0)) / units
+    elif kind in SATURATION:
+        centre, half = SATURATION[kind]
+        dist = np.abs(y - centre) if centre else np.abs(y)
+        rec["saturation"] = float(np.count_nonzero(dist > half)) / y.size
+    buffers = getattr(layer, "buffers", {})
+    if "running_mean" in buffers and "running_var" in buffers:
+        rm, rv = buffers["running_mean"], buffers["running_var"]
+        rec.update({"running_mean_mean": _num(rm.mean()), "running_mean_std": _num(rm.std()),
+                    "running_var_mean": _num(rv.mean()), "running_var_min": _num(rv.min()),
+                    "running_var_max": _num(rv.max())})
+    return rec
