@@ -88,3 +88,19 @@ def test_arguments_are_validated(tmp_path):
         TensorBoardLogger(tmp_path, every_steps=0)
     with pytest.raises(TypeError, match="histogram_every_epochs"):
         TensorBoardLogger(tmp_path, histogram_every_epochs=1.5)
+
+
+def test_neuronlab_train_with_tensorboard(tmp_path):
+    from click.testing import CliRunner
+
+    from neuronlab.cli import cli
+
+    r = CliRunner().invoke(cli, ["train", "--runs-dir", str(tmp_path), "--name", "tb", "--epochs", "1",
+                                 "--hidden", "16", "--no-report", "--no-progress", "--tensorboard"])
+    assert r.exit_code == 0, r.output
+    tags = read_events(tmp_path / "tb" / "tensorboard")
+    n_steps = sum(1 for line in (tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()
+                  if '"event": "step"' in line)
+    assert len(tags["train/loss"]) == n_steps > 0
+    assert {"epoch/loss", "epoch/val_acc", "update_ratio/0.W", "weights/0.W"} <= set(tags)
+    assert not (tmp_path / "tb" / "report.html").exists()

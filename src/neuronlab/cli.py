@@ -1,4 +1,4 @@
-"""The ``neuronlab`` command: ``train``, ``evaluate``, ``summary``, ``export``.
+"""The ``neuronlab`` command: ``train``, ``evaluate``, ``summary``, ``export``, ``report``.
 
 The CLI only resolves a :class:`~neuronlab.config.RunConfig` (defaults < ``--config`` file <
 options), builds the core objects from it and calls them. A user mistake (a bad option value,
@@ -251,12 +251,17 @@ def _new_run_dir(runs_dir: str, name: str | None) -> Path:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar [on when stderr is a terminal]."
 )
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write RUN_DIR/report.html at the end.")
+@click.option("--tensorboard", is_flag=True, help="Also log to RUN_DIR/tensorboard/ (needs tensorboardX).")
 def train(
     config_file: str | None,
     resume_dir: str | None,
     name: str | None,
     runs_dir: str,
     progress: bool | None,
+    report: bool,
+    tensorboard: bool,
     **options: Any,
 ) -> None:
     """Train an MLP and write runs/<name>/ (config.toml, metrics.jsonl, model.safetensors,
@@ -305,6 +310,10 @@ def train(
         Checkpoint(ckpt_dir),
         ProgressBar(disable=None if progress is None else not progress),
     ]
+    if tensorboard:
+        from neuronlab.tensorboard import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
     trainer = Trainer(**run.trainer_kwargs(), callbacks=callbacks)
     click.echo(f"run directory: {run_dir}", err=True)
     try:
@@ -326,6 +335,20 @@ def train(
     meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "test": test}
     save(run.model, run_dir / "model.safetensors", preprocessor=run.preprocessor, metadata=meta)
     click.echo(_format_metrics(test, f"test ({len(run.test[1])} samples)"))
+    if report:
+        from neuronlab.report import write_report
+
+        click.echo(f"report: {write_report(run_dir)}", err=True)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [RUN_DIR/report.html].")
+def report(run_dir: str, output: str | None) -> None:
+    """Write one self-contained HTML report of RUN_DIR: config, model, metrics, diagnosis, plots."""
+    from neuronlab.report import write_report
+
+    click.echo(write_report(run_dir, path=output))
 
 
 # -- evaluate / summary / export -----------------------------------------------------------

@@ -321,7 +321,12 @@ def _series(
 
 def _plot_series(ax: Axes, series: dict[str, tuple[np.ndarray, np.ndarray]], **kw: Any) -> None:
     for i, (name, (s, v)) in enumerate(series.items()):
-        ax.plot(s, v, color=f"C{i % 10}", label=name, **kw)
+        ax.plot(s, v, color=f"C{i % 10}", label=name, **_marks(len(s)), **kw)
+
+
+def _marks(n: int) -> dict[str, Any]:
+    """Markers on short series: a run sampled once or twice would otherwise draw nothing."""
+    return {"marker": "o", "ms": 3.0} if n <= 30 else {}
 
 
 def plot_update_ratios(
@@ -399,7 +404,7 @@ def plot_dead_units(history_or_records: Any, *, ax: Axes | None = None) -> Figur
     sat = _series(r.monitor, "saturation", "layer")
     _plot_series(ax, {f"{k} dead": v for k, v in dead.items()}, lw=1.4)
     for i, (name, (s, v)) in enumerate(sat.items(), start=len(dead)):
-        ax.plot(s, v, color=f"C{i % 10}", ls="--", lw=1.4, label=f"{name} saturated")
+        ax.plot(s, v, color=f"C{i % 10}", ls="--", lw=1.4, label=f"{name} saturated", **_marks(len(s)))
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("step")
     ax.set_ylabel("fraction of units")
@@ -413,6 +418,8 @@ def plot_dead_units(history_or_records: Any, *, ax: Axes | None = None) -> Figur
 
 # -- histograms from a model and a data sample -----------------------------------------------------
 def _hist_panels(values: Sequence[tuple[str, np.ndarray]], bins: int, xlabel: str, color: str) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = _panels(len(values))
     for ax, (title, v) in zip(axes, values, strict=True):
         v = np.asarray(v, dtype=np.float64).ravel()
@@ -422,6 +429,7 @@ def _hist_panels(values: Sequence[tuple[str, np.ndarray]], bins: int, xlabel: st
         ax.text(0.98, 0.95, f"mean {v.mean():.3g}\nstd {v.std():.3g}", ha="right", va="top",
                 transform=ax.transAxes, fontsize="x-small")
         ax.tick_params(labelsize="x-small")
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # tiny gradient scales have long labels
         ax.set_xlabel(xlabel, fontsize="x-small")
     return fig
 
@@ -621,7 +629,12 @@ def plot_decision_regions(
     scores = model.forward(grid, training=False)
     pred = scores.argmax(axis=1) if scores.shape[1] > 1 else (scores[:, 0] > 0).astype(np.int64)
     n_classes = max(int(scores.shape[1]) if scores.shape[1] > 1 else 2, int(y.max()) + 1)
-    cmap = "tab10" if n_classes <= 10 else "tab20"
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    # class k gets colour k of the qualitative palette, in the regions and on the points alike
+    palette = colormaps["tab10" if n_classes <= 10 else "tab20"].colors
+    cmap = ListedColormap([palette[k % len(palette)] for k in range(n_classes)])
     fig, ax = _axes(ax, (5.5, 5.0))
     levels = np.arange(n_classes + 1) - 0.5
     ax.contourf(gx, gy, pred.reshape(gx.shape), levels=levels, cmap=cmap, vmin=-0.5,

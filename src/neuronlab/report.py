@@ -50,7 +50,9 @@ table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #dde2e8;pad
 th{background:#f2f4f7}pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
 img{max-width:100%;height:auto}.note{color:#666;font-style:italic}
 .finding{border-left:4px solid #d9822b;padding:.2em .8em;margin:.6em 0;background:#fff8f0}
+.finding.error{border-color:#c0392b;background:#fdf1f0}.finding.info{border-color:#2c6fbb;background:#f1f6fc}
 .finding.ok{border-color:#2e8540;background:#f3faf4}.finding h3{margin:.2em 0;font-size:1em}
+details{margin:.3em 0}summary{cursor:pointer;color:#444}
 """
 
 
@@ -123,8 +125,8 @@ def _load_model(run_dir: Path) -> tuple[Any, str | None]:
 
 def _load_training_data(config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The run's training split, rebuilt from its config exactly as ``train`` split it."""
-    from neuronlab.cli import split_data
     from neuronlab.config import RunConfig
+    from neuronlab.runs import split_data
 
     (X, y), _, _ = split_data(RunConfig.from_dict(config, source="config.toml"))
     return np.asarray(X), np.asarray(y)
@@ -188,22 +190,22 @@ def _metrics_html(records: plots.RunRecords, model: Any) -> str:
 
 
 def _finding_html(f: Any) -> str:
-    get = (lambda k: f.get(k)) if isinstance(f, dict) else (lambda k: getattr(f, k, None))
-    title = get("title") or get("rule") or get("name") or type(f).__name__
-    severity = str(get("severity") or "")
-    body = []
-    for key in ("message", "evidence", "action"):
-        v = get(key)
-        if v:
-            label = {"evidence": "Evidence: ", "action": "Suggested action: "}.get(key, "")
-            text = "; ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-            body.append(f"<p>{label}{html.escape(text)}</p>")
-    cls = "finding ok" if severity.lower() in ("ok", "info") else "finding"
-    sev = f" <small>({html.escape(severity)})</small>" if severity else ""
-    return f'<div class="{cls}"><h3>{html.escape(str(title))}{sev}</h3>{"".join(body)}</div>'
+    """One :class:`neuronlab.diagnose.Finding` (rule, severity, message, evidence, action)."""
+    d = f.to_dict() if hasattr(f, "to_dict") else dict(f)
+    severity = str(d.get("severity") or "warning")
+    title = str(d.get("rule") or "finding").replace("_", " ")
+    parts = [f"<p>{html.escape(str(d.get('message') or ''))}</p>"]
+    evidence = d.get("evidence")
+    if isinstance(evidence, dict) and evidence:
+        rows = [(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in evidence.items()]
+        parts.append("<details><summary>Evidence</summary>" + _table(rows) + "</details>")
+    if d.get("action"):
+        parts.append(f"<p><b>Try:</b> {html.escape(str(d['action']))}</p>")
+    return (f'<div class="finding {html.escape(severity)}"><h3>{html.escape(title)} '
+            f"<small>({html.escape(severity)})</small></h3>{''.join(parts)}</div>")
 
 
-def _diagnosis_html(records: plots.RunRecords) -> str:
+def _diagnosis_html(records: plots.RunRecords, model: Any) -> str:
     try:
         from neuronlab.diagnose import diagnose
     except ImportError:
@@ -213,7 +215,7 @@ def _diagnosis_html(records: plots.RunRecords) -> str:
     h = History.from_dict({"loss": [None if not math.isfinite(v) else v for v in records.loss.tolist()],
                            "lr": [None if not math.isfinite(v) else v for v in records.lr.tolist()],
                            "epochs": records.epochs, "monitor": records.monitor, "info": records.info})
-    findings = diagnose(h)
+    findings = diagnose(h, model=model)
     if not findings:
         return '<div class="finding ok"><h3>No problem found</h3><p>Every rule passed.</p></div>'
     return "".join(_finding_html(f) for f in findings)
@@ -262,7 +264,7 @@ def write_report(
     add("summary", "Model", _note(model_note) if model is None else f"<pre>{html.escape(str(model.summary()))}</pre>")
     add("metrics", "Final metrics", _metrics_html(records, model))
     try:
-        diagnosis = _diagnosis_html(records)
+        diagnosis = _diagnosis_html(records, model)
     except Exception as e:
         diagnosis = _note(f"the diagnosis failed: {type(e).__name__}: {e}")
     add("diagnosis", "Diagnosis", diagnosis)
