@@ -1,0 +1,141 @@
+"""diagnose(): every rule fires on a real run that provokes it and stays quiet on a healthy run.
+
+The runs (tests/_runs.py) are small: digits with an MLP, or 2-D spirals, 80-160 steps each,
+a monitor sampling every 5 steps. Each is built once per module.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _runs import deep, digits_split, healthy, train
+
+import neuronlab as nl
+from neuronlab.diagnose import RULES
+
+
+def _spiral_halves() -> tuple[np.ndarray, ...]:
+    X, y = nl.data.spiral()
+    return X[::2], y[::2], X[1::2], y[1::2]
+
+
+# name -> how to provoke it (every run is seeded)
+PROVOKE = {
+    # SGD at lr = 10: the output overflows within a few steps
+    "lr_too_high": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.SGD(lr=10.0)),
+    # SGD at lr = 1e-7: ratios around 1e-8, the loss does not move
+    "lr_too_low": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.SGD(lr=1e-7)),
+    # sigmoid net with Glorot weights x8: confident wrong scores from the start (loss ~11)
+    "initial_loss": lambda: train(deep("sigmoid", 5, 50, init="glorot", factor=8), nl.SGD(lr=0.1)),
+    # 60 training digits, 200 hidden units, 30 epochs: memorised (100%) vs ~70% validation
+    "overfitting": lambda: train(nl.mlp(64, [200], 10, rng=0), nl.Adam(lr=1e-3),
+                                 data=digits_split(60, 500), epochs=30, batch_size=20),
+    # a linear classifier on spirals: ~50% on both splits, flat
+    "underfitting": lambda: train(nl.mlp(2, [], 3, rng=0), nl.Adam(lr=1e-2), data=_spiral_halves(),
+                                  epochs=20, batch_size=30),
+    # Adam at lr = 0.1 pushes most second-layer ReLUs below 0 for every input
+    "dead_relu": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.Adam(lr=0.1)),
+    # the same huge sigmoid net: most outputs pinned near 0 or 1
+    "saturation": lambda: train(deep("sigmoid", 5, 50, init="glorot", factor=8), nl.SGD(lr=0.1)),
+    # six sigmoid layers with std-0.01 weights: each layer multiplies the signal by ~0.01·0.25
+    "vanishing_gradients": lambda: train(deep("sigmoid", 6, 50, init="normal"), nl.SGD(lr=0.1)),
+    # eight ReLU layers with He weights x2.5: the backward signal grows ~2x per layer
+    "exploding_gradients": lambda: train(deep("relu", 8, 50, init="he", factor=2.5), nl.SGD(lr=1e-7)),
+    # tanh with std-0.01 weights (the notes' example): activations shrink ~14x per layer
+    "activations_collapsing": lambda: train(deep("tanh", 6, 50, init="normal"), nl.SGD(lr=0.1)),
+    # the same x2.5 ReLU net: activations grow ~2.5x per layer
+    "activations_exploding": lambda: train(deep("relu", 8, 50, init="he", factor=2.5), nl.SGD(lr=1e-7)),
+}
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, nl.Trainer]:
+    cache: dict[str, nl.Trainer] = {}
+
+    class Lazy(dict):
+        def __missing__(self, key: str) -> nl.Trainer:
+            cache[key] = (healthy if key == "healthy" else PROVOKE[key])()
+            self[key] = cache[key]
+            return cache[key]
+
+    return Lazy()
+
+
+def test_there_are_at_least_eight_rules_and_each_has_a_provoking_run():
+    assert len(RULES) >= 8 and set(PROVOKE) == set(RULES)
+
+
+@pytest.mark.parametrize("rule", list(PROVOKE))
+def test_rule_fires_on_its_provoking_run(runs, rule):
+    findings = nl.diagnose(runs[rule].history)
+    names = [f.rule for f in findings]
+    assert rule in names, nl.format_findings(findings)
+    f = findings[names.index(rule)]
+    assert f.message and f.action and f.severity in ("error", "warning")
+    assert "steps" in f.evidence or "epochs" in f.evidence
+    json.dumps(f.to_dict(), allow_nan=False)  # evidence is plain JSON numbers
+
+
+@pytest.mark.parametrize("rule", list(PROVOKE))
+def test_rule_is_quiet_on_the_healthy_run(runs, rule):
+    findings = nl.diagnose(runs["healthy"].history)
+    assert rule not in [f.rule for f in findings], nl.format_findings(findings)
+
+
+def test_healthy_run_is_healthy(runs):
+    h = runs["healthy"].history
+    assert h.epochs[-1]["val_acc"] > 0.9 and nl.diagnose(h) == []
+    assert nl.format_findings([]) == "Diagnosis: no problems found."
+
+
+def test_evidence_numbers(runs):
+    """Spot checks that the evidence states the numbers the rule read."""
+    (high,) = [f for f in nl.diagnose(runs["lr_too_high"].history) if f.rule == "lr_too_high"]
+    tr = runs["lr_too_high"]
+    assert high.severity == "error" and high.evidence["diverged_step"] == tr.diverged.step
+    (low,) = [f for f in nl.diagnose(runs["lr_too_low"].history) if f.rule == "lr_too_low"]
+    assert max(low.evidence["median_update_ratio"].values()) < 1e-5
+    (init,) = [f for f in nl.diagnose(runs["initial_loss"].history) if f.rule == "initial_loss"]
+    assert init.evidence["expected_initial_loss"] == pytest.approx(np.log(10))
+    assert init.evidence["initial_loss"] == runs["initial_loss"].history.loss[0]  # no regulariser
+    (over,) = [f for f in nl.diagnose(runs["overfitting"].history) if f.rule == "overfitting"]
+    last = runs["overfitting"].history.epochs[-1]
+    assert over.evidence["gap"] == pytest.approx(last["acc"] - last["val_acc"])
+
+
+def test_underfitting_defers_to_the_learning_rate(runs):
+    """The lr = 1e-7 run has low, flat accuracies too, but its cause is the learning rate."""
+    names = [f.rule for f in nl.diagnose(runs["lr_too_low"].history)]
+    assert "lr_too_low" in names and "underfitting" not in names
+
+
+def test_diagnose_reads_a_json_round_trip_and_orders_errors_first(runs):
+    h = runs["lr_too_high"].history
+    findings = nl.diagnose(h)
+    again = nl.diagnose(json.loads(json.dumps(h.to_dict())))
+    assert [f.to_dict() for f in again] == [f.to_dict() for f in findings]
+    assert findings[0].severity == "error"
+    assert [f.severity for f in findings] == sorted((f.severity for f in findings),
+                                                    key=["error", "warning", "info"].index)
+
+
+def test_text_output(runs):
+    findings = nl.diagnose(runs["saturation"].history)
+    text = nl.format_findings(findings)
+    assert text.startswith(f"Diagnosis: {len(findings)} findings")
+    assert "1. [warning]" in text and "try: " in text
+    one = str(findings[0])
+    assert one.startswith(f"[{findings[0].severity}] {findings[0].rule}: ") and "\n  try: " in one
+
+
+def test_empty_and_monitorless_histories():
+    assert nl.diagnose(nl.History()) == []
+    with pytest.raises(TypeError, match="history must be a History"):
+        nl.diagnose([1, 2, 3])
+    # without a monitor only the loss-based rules can speak: a NaN loss is still caught
+    h = nl.History()
+    h.loss = [2.3, 5.0, float("nan")]
+    (f,) = nl.diagnose(h)
+    assert f.rule == "lr_too_high" and f.evidence["first_non_finite_step"] == 2

@@ -1,0 +1,203 @@
+"""Monitor: record schema, golden statistics, and that monitoring changes nothing in a run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import neuronlab as nl
+
+
+def blobs(n: int = 96, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    return X, (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 0.5).astype(np.int64)
+
+
+def mixed_model(seed: int = 0) -> nl.Sequential:
+    """One of each monitored kind: batch norm, ReLU, tanh, sigmoid, dropout."""
+    return nl.Sequential([
+        nl.Linear(4, 16, rng=seed), nl.BatchNorm(16), nl.ReLU(), nl.Dropout(0.2, rng=seed + 1),
+        nl.Linear(16, 8, init="glorot", rng=seed + 2), nl.Tanh(),
+        nl.Linear(8, 8, init="glorot", rng=seed + 3), nl.Sigmoid(),
+        nl.Linear(8, 3, init="glorot", rng=seed + 4),
+    ])
+
+
+def fit(model, monitor, *, optimizer=None, epochs=2, batch_size=32, regularizer=None, callbacks=()):
+    X, y = blobs()
+    tr = nl.Trainer(model, nl.SoftmaxCrossEntropy(), optimizer or nl.SGD(lr=0.1),
+                    regularizer=regularizer, callbacks=list(callbacks), monitor=monitor)
+    tr.fit(X, y, epochs=epochs, batch_size=batch_size)
+    return tr
+
+
+def test_records_follow_the_schema_and_are_strict_json():
+    tr = fit(mixed_model(), nl.Monitor(every=2), epochs=2)  # 3 batches per epoch: steps 0..5
+    recs = tr.history.monitor
+    assert sorted({r["step"] for r in recs}) == [0, 2, 4]
+    params = [r for r in recs if r["kind"] == "param" and r["step"] == 2]
+    layers = [r for r in recs if r["kind"] == "layer" and r["step"] == 2]
+    assert [r["param"] for r in params] == list(tr.model.params)  # every learnable array
+    roles = {r["param"]: r["role"] for r in params}
+    assert roles["0.W"] == "weight" and roles["0.b"] == "bias" and roles["1.gamma"] == "other"
+    assert all(r["layer"] == r["param"].split(".")[0] for r in params)
+    assert [(r["layer"], r["type"]) for r in layers] == [
+        (str(i), type(layer).__name__) for i, layer in enumerate(tr.model.layers)]
+    by_type = {r["type"]: r for r in layers}
+    assert "dead_fraction" in by_type["ReLU"] and "dead_fraction" not in by_type["Tanh"]
+    assert "saturation" in by_type["Tanh"] and "saturation" in by_type["Sigmoid"]
+    assert {"running_mean_mean", "running_var_min", "running_var_max"} <= set(by_type["BatchNorm"])
+    assert layers[0]["units"] == 16 and layers[-1]["units"] == 3
+    text = json.dumps(tr.history.to_dict(), allow_nan=False)  # strict JSON, round-trips
+    assert nl.History.from_dict(json.loads(text)) == tr.history
+
+
+def test_sgd_update_norm_is_lr_times_grad_norm():
+    """Plain SGD: Δw = -lr·g exactly, so ‖Δw‖ = lr·‖g‖. The ratio is ‖Δw‖/‖w_before‖, so
+    ‖w_before‖ = ‖Δw‖/ratio, and the triangle inequality bounds |‖w_after‖ - ‖w_before‖| by ‖Δw‖."""
+    lr = 0.05
+    tr = fit(nl.mlp(4, [8], 3, rng=0), nl.Monitor(every=1), optimizer=nl.SGD(lr=lr), epochs=1)
+    params = [r for r in tr.history.monitor if r["kind"] == "param"]
+    assert len(params) == 3 * 4  # 3 steps x (W, b, W, b)
+    for r in params:
+        assert r["update_norm"] == pytest.approx(lr * r["grad_norm"], rel=1e-5)
+        if r["update_ratio"] is not None:
+            before = r["update_norm"] / r["update_ratio"]
+            assert abs(r["weight_norm"] - before) <= r["update_norm"] * (1 + 1e-5)
+    assert all(r["update_ratio"] is not None for r in params if r["role"] == "weight")
+
+
+def test_update_ratio_golden_single_weight():
+    """Linear(1, 1) with w = 2, b = 0 on x = 1, MSE to target 0: s = 2, L = s² = 4,
+    dL/dw = 2·s·x = 4; SGD lr 0.1 gives Δw = -0.4, so ‖Δw‖ = 0.4, ratio = 0.4 / 2 = 0.2 and
+    the new weight is 1.6."""
+    model = nl.Sequential([nl.Linear(1, 1, dtype=np.float64)])
+    model.layers[0].params["W"][...] = 2.0
+    tr = nl.Trainer(model, nl.MeanSquaredError(), nl.SGD(lr=0.1), monitor=nl.Monitor(every=1))
+    tr.fit(np.ones((1, 1)), np.zeros(1), epochs=1, batch_size=1)
+    w = next(r for r in tr.history.monitor if r.get("param") == "0.W")
+    assert w["grad_norm"] == pytest.approx(4.0)
+    assert w["update_norm"] == pytest.approx(0.4)
+    assert w["update_ratio"] == pytest.approx(0.2)
+    assert w["weight_norm"] == pytest.approx(1.6)
+
+
+def test_dead_fraction_and_saturation_golden():
+    """Units 0-3 of the ReLU layer get bias -1000: never active on inputs of size ~1, so
+    exactly 4 of 8 units are dead. The sigmoid sees pre-activations ±20 on unit 0
+    (σ = 2e-9 or 1 - 2e-9: saturated) and ±0.02 on unit 1 (σ ≈ 0.5): half the outputs are
+    saturated; tanh gets the same inputs, and tanh(±20) = ±1, tanh(±0.02) ≈ ±0.02."""
+    X, y = blobs(64)
+    relu_net = nl.Sequential([nl.Linear(4, 8, rng=0, dtype=np.float64), nl.ReLU(),
+                              nl.Linear(8, 3, rng=1, dtype=np.float64)])
+    relu_net.layers[0].params["b"][:4] = -1000.0
+    tr = nl.Trainer(relu_net, nl.SoftmaxCrossEntropy(), nl.SGD(lr=1e-9), monitor=nl.Monitor(every=1))
+    tr.fit(X.astype(np.float64), y, epochs=1, batch_size=64)
+    relu = next(r for r in tr.history.monitor if r["type"] == "ReLU")
+    assert relu["dead_fraction"] == 0.5
+    for act in (nl.Sigmoid, nl.Tanh):
+        first = nl.Linear(4, 2, dtype=np.float64)
+        first.params["W"][...] = 0.0
+        first.params["W"][0] = [20.0, 0.02]  # the sign of x0 decides ±
+        net = nl.Sequential([first, act(), nl.Linear(2, 3, rng=0, dtype=np.float64)])
+        Xs = np.sign(X[:, :4]).astype(np.float64)  # x0 = ±1 exactly
+        tr = nl.Trainer(net, nl.SoftmaxCrossEntropy(), nl.SGD(lr=1e-9), monitor=nl.Monitor(every=1))
+        tr.fit(Xs, y, epochs=1, batch_size=64)
+        rec = next(r for r in tr.history.monitor if r["type"] == act.__name__)
+        assert rec["saturation"] == 0.5
+
+
+def test_activation_stats_match_a_forward_of_the_sample():
+    """With fewer rows than sample_size the sample is the training set in order. Steps
+    0..8 with every=4: the last record (step 8) describes the final model."""
+    X, y = blobs(72)
+    model = mixed_model()
+    tr = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), monitor=nl.Monitor(every=4))
+    tr.fit(X, y, epochs=3, batch_size=24)
+    assert tr.step == 9
+    last = [r for r in tr.history.monitor if r["kind"] == "layer" and r["step"] == 8]
+    x = X
+    for layer, rec in zip(model.layers, last):
+        x = layer.forward(x, training=False)
+        assert rec["act_mean"] == pytest.approx(float(x.mean()), rel=1e-6, abs=1e-7)
+        assert rec["act_std"] == pytest.approx(float(x.std()), rel=1e-6)
+    bn = next(r for r in last if r["type"] == "BatchNorm")
+    assert bn["running_var_min"] == pytest.approx(float(model.layers[1].buffers["running_var"].min()))
+
+
+def test_sample_is_fixed_and_bounded():
+    X, y = blobs(500)
+    mon = nl.Monitor(every=10, sample_size=100, seed=3)
+    tr = nl.Trainer(nl.mlp(4, [8], 3, rng=0), nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), monitor=mon)
+    tr.fit(X, y, epochs=1, batch_size=100)
+    expected = X[np.sort(np.random.default_rng(3).choice(500, size=100, replace=False))]
+    np.testing.assert_array_equal(mon.sample, expected)
+    assert tr.history.info["monitor_sample_size"] == 100 and tr.history.info["monitor_every"] == 10
+
+
+def test_monitoring_changes_nothing_in_the_run():
+    """Dropout draws, batch-norm running averages and every update are the same with a
+    monitor sampling every step and without one: bit for bit."""
+    runs = [fit(mixed_model(), m, optimizer=nl.Adam(lr=1e-2), epochs=3) for m in (False, nl.Monitor(every=1))]
+    off, on = runs
+    assert off.history.monitor == [] and len(on.history.monitor) > 0
+    assert off.history.loss == on.history.loss and off.history.epochs == on.history.epochs
+    for k, v in {**off.model.params, **off.model.buffers}.items():
+        np.testing.assert_array_equal(v, {**on.model.params, **on.model.buffers}[k])
+
+
+def test_info_records_expected_and_initial_loss():
+    """The initial loss is step 0's objective without the L2 penalty ½·λ·Σ‖W‖² of the
+    initial weights; softmax over 3 classes expects ln 3."""
+    model = nl.mlp(4, [8], 3, rng=0)
+    penalty = 0.5 * 0.1 * sum(float(np.sum(model.params[k].astype(np.float64) ** 2)) for k in model.weight_keys)
+    tr = fit(model, True, regularizer=nl.L2(0.1), epochs=1)
+    info = tr.history.info
+    assert info["expected_initial_loss"] == pytest.approx(math.log(3))
+    assert info["initial_loss"] == pytest.approx(tr.history.loss[0] - penalty, rel=1e-5)
+    assert info["loss"] == "SoftmaxCrossEntropy" and info["n_outputs"] == 3
+
+
+def test_trainer_monitor_option():
+    model = nl.mlp(4, [8], 3, rng=0)
+    default = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1))
+    mons = [cb for cb in default.callbacks if isinstance(cb, nl.Monitor)]
+    assert len(mons) == 1 and mons[0].every == 25 and mons[0].sample_size == 256
+    assert not any(isinstance(cb, nl.Monitor) for cb in
+                   nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), monitor=False).callbacks)
+    mine = nl.Monitor(every=7)
+    own = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), callbacks=[mine])
+    assert [cb for cb in own.callbacks if isinstance(cb, nl.Monitor)] == [mine]
+    with pytest.raises(TypeError, match="monitor must be a bool or a Monitor"):
+        nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), monitor="yes")
+    with pytest.raises(ValueError, match="every must be > 0, got 0"):
+        nl.Monitor(every=0)
+    with pytest.raises(TypeError, match="sample_size must be an integer"):
+        nl.Monitor(sample_size=2.5)
+
+
+def test_jsonl_logger_writes_monitor_records(tmp_path):
+    tr = fit(nl.mlp(4, [8], 3, rng=0), nl.Monitor(every=2), epochs=2,
+             callbacks=[nl.JSONLLogger(tmp_path)])
+    lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    written = [{k: v for k, v in e.items() if k != "event"} for e in lines if e["event"] == "monitor"]
+    assert written == tr.history.to_dict()["monitor"]
+    assert lines[0]["event"] == "train_begin" and lines[0]["info"]["n_outputs"] == 3
+    # each step's records follow that step's line
+    order = [(e["event"], e.get("step")) for e in lines if e["event"] in ("step", "monitor")]
+    assert order.index(("monitor", 2)) > order.index(("step", 2)) > order.index(("monitor", 0))
+
+
+def test_lbfgs_records_the_update_of_the_whole_minimize():
+    X, y = blobs(60)
+    model = nl.mlp(4, [6], 3, rng=0, dtype=np.float64)
+    w0 = model.params["0.W"].copy()
+    tr = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.LBFGS(max_iter=5), monitor=nl.Monitor(every=1))
+    tr.fit(X.astype(np.float64), y, epochs=1)
+    w = next(r for r in tr.history.monitor if r.get("param") == "0.W")
+    assert w["update_norm"] == pytest.approx(float(np.linalg.norm(model.params["0.W"] - w0)))
+    assert w["update_ratio"] == pytest.approx(w["update_norm"] / float(np.linalg.norm(w0)))
