@@ -15,6 +15,10 @@ from neuronlab import monitor  # after train: it builds on train.callbacks
 from neuronlab.monitor import *  # noqa: F403
 from neuronlab import diagnose as _diagnose_module  # the name nl.diagnose is the function
 from neuronlab.diagnose import *  # noqa: F403
+from neuronlab import plots, report, tensorboard  # matplotlib / tensorboardX load lazily inside
+from neuronlab.plots import *  # noqa: F403
+from neuronlab.report import *  # noqa: F403
+from neuronlab.tensorboard import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -32,4 +36,7 @@ __all__ = [
     *train.__all__,
     *monitor.__all__,
     *_diagnose_module.__all__,
+    *plots.__all__,
+    *report.__all__,
+    *tensorboard.__all__,
 ]
