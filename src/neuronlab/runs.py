@@ -164,6 +164,10 @@ def make_preprocessor(cfg: RunConfig) -> Any:
     name = cfg.data.preprocess
     if name.strip().lower() == "none":
         return None
+    if name not in PREPROCESSORS:
+        raise ValueError(
+            f"unknown preprocessor {name!r}; choose one of: none, {', '.join(PREPROCESSORS.names())}"
+        )
     kind = PREPROCESSORS.get(name).registry_name
     if kind == "pca":
         return PREPROCESSORS.create("pca", n_components=cfg.data.components)
