@@ -15,6 +15,8 @@ from neuronlab import monitor  # after train: it builds on train.callbacks
 from neuronlab.monitor import *  # noqa: F403
 from neuronlab import diagnose as _diagnose_module  # the name nl.diagnose is the function
 from neuronlab.diagnose import *  # noqa: F403
+from neuronlab import sanity
+from neuronlab.sanity import *  # noqa: F403
 from neuronlab import plots, report, tensorboard  # matplotlib / tensorboardX load lazily inside
 from neuronlab.plots import *  # noqa: F403
 from neuronlab.report import *  # noqa: F403
@@ -36,6 +38,7 @@ __all__ = [
     *train.__all__,
     *monitor.__all__,
     *_diagnose_module.__all__,
+    *sanity.__all__,
     *plots.__all__,
     *report.__all__,
     *tensorboard.__all__,
