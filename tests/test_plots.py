@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 import neuronlab as nl
 from neuronlab import plots
 from neuronlab.monitor import Monitor
+from neuronlab.plots.curves import ema
+from neuronlab.plots.monitor import UPDATE_RATIO_BAND
 from neuronlab.report import read_metrics
 from neuronlab.train import JSONLLogger
 
@@ -23,8 +25,12 @@ def digits_run(tmp_path_factory):
     Xtr, ytr, Xva, yva = X[:600], y[:600], X[600:800], y[600:800]
     model = nl.mlp(64, [32, 32], 10, activation="relu", rng=0)
     path = tmp_path_factory.mktemp("run") / "metrics.jsonl"
-    trainer = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.Adam(lr=1e-2),
-                         callbacks=[Monitor(every=5), JSONLLogger(path)])
+    trainer = nl.Trainer(
+        model,
+        nl.SoftmaxCrossEntropy(),
+        nl.Adam(lr=1e-2),
+        callbacks=[Monitor(every=5), JSONLLogger(path)],
+    )
     history = trainer.fit(Xtr, ytr, validation=(Xva, yva), epochs=3, batch_size=64, seed=0)
     return model, history, Xtr, ytr, path
 
@@ -52,11 +58,13 @@ def test_history_and_metrics_file_give_the_same_records(digits_run):
 
 
 def test_a_resumed_metrics_file_keeps_the_last_record_of_each_step():
-    recs = [{"event": "step", "step": 0, "loss": 3.0, "lr": 0.1},
-            {"event": "step", "step": 1, "loss": 2.0, "lr": 0.1},
-            {"event": "train_begin", "step": 1, "info": {}},  # resumed from the end of step 0
-            {"event": "step", "step": 1, "loss": 1.5, "lr": 0.1},
-            {"event": "step", "step": 2, "loss": None, "lr": None}]
+    recs = [
+        {"event": "step", "step": 0, "loss": 3.0, "lr": 0.1},
+        {"event": "step", "step": 1, "loss": 2.0, "lr": 0.1},
+        {"event": "train_begin", "step": 1, "info": {}},  # resumed from the end of step 0
+        {"event": "step", "step": 1, "loss": 1.5, "lr": 0.1},
+        {"event": "step", "step": 2, "loss": None, "lr": None},
+    ]
     r = plots.as_records(recs)
     np.testing.assert_array_equal(r.steps, [0, 1, 2])
     np.testing.assert_array_equal(r.loss[:2], [3.0, 1.5])
@@ -73,9 +81,9 @@ def test_as_records_rejects_other_objects():
 def test_ema_is_bias_corrected():
     # beta = 0.5, x = [1, 3]: s0 = 0.5*1 = 0.5, debiased 0.5/(1-0.5) = 1;
     # s1 = 0.5*0.5 + 0.5*3 = 1.75, debiased 1.75/(1-0.25) = 7/3.
-    np.testing.assert_allclose(plots.ema(np.array([1.0, 3.0]), 0.5), [1.0, 7.0 / 3.0])
+    np.testing.assert_allclose(ema(np.array([1.0, 3.0]), 0.5), [1.0, 7.0 / 3.0])
     # a constant series stays constant from the first value on (no pull towards 0)
-    np.testing.assert_allclose(plots.ema(np.full(50, 2.5), 0.99), np.full(50, 2.5))
+    np.testing.assert_allclose(ema(np.full(50, 2.5), 0.99), np.full(50, 2.5))
 
 
 # -- curves ----------------------------------------------------------------------------------------
@@ -86,7 +94,7 @@ def test_plot_loss_draws_raw_smoothed_and_epoch_curves(digits_run):
     ax = fig.axes[0]
     assert _labels(ax) == ["raw", "EMA (0.8)", "train (epoch mean)", "validation"]
     np.testing.assert_allclose(_line(ax, "raw").get_ydata(), history.loss)
-    np.testing.assert_allclose(_line(ax, "EMA (0.8)").get_ydata(), plots.ema(np.array(history.loss), 0.8))
+    np.testing.assert_allclose(_line(ax, "EMA (0.8)").get_ydata(), ema(np.array(history.loss), 0.8))
     val = _line(ax, "validation")
     np.testing.assert_array_equal(val.get_xdata(), [e["step"] for e in history.epochs])
     np.testing.assert_allclose(val.get_ydata(), history["val_loss"])
@@ -135,7 +143,7 @@ def test_plot_update_ratios_one_line_per_weight_and_the_band(digits_run):
         np.testing.assert_allclose(_line(ax, name).get_ydata(), [r["update_ratio"] for r in recs])
     np.testing.assert_array_equal(_line(ax, "1e-3").get_ydata(), [1e-3, 1e-3])
     (band,) = [p for p in ax.patches if p.get_label().startswith("healthy band")]
-    lo, hi = plots.UPDATE_RATIO_BAND
+    lo, hi = UPDATE_RATIO_BAND
     ys = band.get_path().transformed(band.get_patch_transform()).vertices[:, 1]
     assert ys.min() == pytest.approx(lo) and ys.max() == pytest.approx(hi)
     # with biases: twice as many parameter lines
@@ -158,8 +166,9 @@ def test_plot_gradient_norms(digits_run):
 def test_plot_dead_units_and_saturation():
     X, y = nl.data.digits()
     model = nl.mlp(64, [16, 16], 10, activation="tanh", init="normal", rng=0)
-    h = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), callbacks=[Monitor(every=3)]).fit(
-        X[:300], y[:300], epochs=1, batch_size=50)
+    h = nl.Trainer(
+        model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), callbacks=[Monitor(every=3)]
+    ).fit(X[:300], y[:300], epochs=1, batch_size=50)
     ax = plots.plot_dead_units(h).axes[0]
     assert _labels(ax) == ["1: Tanh saturated", "3: Tanh saturated"]
     recs = [r["saturation"] for r in h.monitor if r.get("type") == "Tanh" and r["layer"] == "1"]
@@ -201,7 +210,9 @@ def test_gradient_histograms_leave_the_grads_alone(digits_run):
     loss = nl.SoftmaxCrossEntropy()
     fig = plots.plot_gradient_histograms(model, loss, X[:100], y[:100], bins=10)
     shown = [ax for ax in fig.axes if ax.axison]
-    assert [ax.get_title() for ax in shown] == [f"{i}: {type(l).__name__}" for i, l in enumerate(model.layers)]
+    assert [ax.get_title() for ax in shown] == [
+        f"{i}: {type(l).__name__}" for i, l in enumerate(model.layers)
+    ]
     assert shown[-1].patches[0].get_data().values.sum() == 100 * 10  # dL/dscores
     assert all((g == 7.0).all() for g in model.grads.values())
     # the last panel is the softmax gradient, whose rows sum to 0: mean exactly 0 up to rounding
@@ -222,7 +233,9 @@ def test_weight_mosaic_digits_grid_and_tile_contents(digits_run):
     w7 = model.params["0.W"][:, 7].astype(np.float64)  # row 1, col 1 (7 = 1*6 + 1)
     np.testing.assert_allclose(m[10:18, 10:18].min(), 0.0, atol=1e-12)
     assert m[10:18, 10:18].max() == pytest.approx(1.0)
-    np.testing.assert_allclose(m[10:18, 10:18], ((w7 - w7.min()) / np.ptp(w7)).reshape(8, 8), rtol=1e-6)
+    np.testing.assert_allclose(
+        m[10:18, 10:18], ((w7 - w7.min()) / np.ptp(w7)).reshape(8, 8), rtol=1e-6
+    )
     assert (m[0] == 1.0).all() and (m[9] == 1.0).all()  # padding rows between tiles
     assert (m[46:, 19:] == 1.0).all()  # 32 tiles fill 5 rows and 2 tiles of the sixth
 
@@ -252,8 +265,8 @@ def test_weight_mosaic_cifar_channel_major_rows(rng):
 def test_weight_mosaic_checks_the_shape(rng):
     with pytest.raises(ValueError, match="image_shape"):
         plots.weight_mosaic(rng.standard_normal((64, 4)), (7, 9))
-    with pytest.raises(ValueError, match="image_shape"):
-        plots.weight_mosaic(rng.standard_normal((48, 4)), (4, 4, 3))  # channel-last is not CIFAR rows
+    with pytest.raises(ValueError, match="image_shape"):  # channel-last is not CIFAR rows
+        plots.weight_mosaic(rng.standard_normal((48, 4)), (4, 4, 3))
 
 
 def test_plot_weight_grid_is_one_image(digits_run):

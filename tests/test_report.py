@@ -16,15 +16,33 @@ from neuronlab.cli import cli
 from neuronlab.report import SECTION_IDS, image_shape_for, read_metrics, write_report
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ALWAYS = [s for s in SECTION_IDS if s not in ("weights", "decision-regions")]
-PLOTS = ["loss", "accuracy", "learning-rate", "update-ratio", "gradient-norms", "dead-units",
-         "activations", "gradients"]
+PLOTS = [
+    "loss",
+    "accuracy",
+    "learning-rate",
+    "update-ratio",
+    "gradient-norms",
+    "dead-units",
+    "activations",
+    "gradients",
+]
 
 
 def _train(runs: Path, name: str, *args: str) -> Path:
-    r = CliRunner().invoke(cli, ["train", "--runs-dir", str(runs), "--name", name, "--no-progress", *args])
+    r = CliRunner().invoke(
+        cli, ["train", "--runs-dir", str(runs), "--name", name, "--no-progress", *args]
+    )
     assert r.exit_code == 0, r.output
     return runs / name
 
@@ -37,8 +55,17 @@ def digits_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def moons_run(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("runs"), "moons", "--data", "moons", "--hidden", "16",
-                  "--epochs", "3", "--no-report")
+    return _train(
+        tmp_path_factory.mktemp("runs"),
+        "moons",
+        "--data",
+        "moons",
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--no-report",
+    )
 
 
 class _Page(HTMLParser):
@@ -58,7 +85,9 @@ class _Page(HTMLParser):
             self.sections.append(a["id"] or "")
         if tag == "img":
             self.images.append(a["src"] or "")
-        self.urls += [v or "" for k, v in attrs if k in ("src", "href", "srcset", "poster", "data", "action")]
+        self.urls += [
+            v or "" for k, v in attrs if k in ("src", "href", "srcset", "poster", "data", "action")
+        ]
 
 
 def _parse(path: Path) -> tuple[_Page, str]:
@@ -80,7 +109,12 @@ def test_the_report_is_self_contained(digits_run):
     page, text = _parse(digits_run / "report.html")
     assert all(u.startswith(("data:image/png;base64,", "#")) for u in page.urls), page.urls
     assert not page.tags & {"script", "link", "iframe", "object", "embed"}
-    assert "http://" not in text and "https://" not in text and "url(" not in text and "@import" not in text
+    assert (
+        "http://" not in text
+        and "https://" not in text
+        and "url(" not in text
+        and "@import" not in text
+    )
 
 
 def test_every_image_is_a_png(digits_run):
@@ -99,8 +133,15 @@ def test_the_diagnosis_section_lists_findings_or_says_none(digits_run):
     _, text = _parse(digits_run / "report.html")
     section = text.split('<section id="diagnosis">', 1)[1].split("</section>", 1)[0]
     r = as_records(read_metrics(digits_run))
-    h = History.from_dict({"loss": r.loss.tolist(), "lr": r.lr.tolist(), "epochs": r.epochs,
-                           "monitor": r.monitor, "info": r.info})
+    h = History.from_dict(
+        {
+            "loss": r.loss.tolist(),
+            "lr": r.lr.tolist(),
+            "epochs": r.epochs,
+            "monitor": r.monitor,
+            "info": r.info,
+        }
+    )
     findings = diagnose(h)
     if findings:
         for f in findings:
@@ -131,7 +172,9 @@ def test_a_run_without_model_or_monitor_records_still_renders(moons_run, tmp_pat
     run.mkdir()
     shutil.copy(moons_run / "config.toml", run)
     lines = [rec for rec in read_metrics(moons_run) if rec.get("event") != "monitor"]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in lines) + '{"event": "st')
+    (run / "metrics.jsonl").write_text(
+        "".join(json.dumps(rec) + "\n" for rec in lines) + '{"event": "st'
+    )
     page, text = _parse(write_report(run))  # the torn last line is ignored too
     assert page.sections == ALWAYS  # no model: no weight grid, no decision regions
     assert "no model.safetensors" in text
@@ -152,7 +195,11 @@ def test_image_shape_comes_from_the_data_source():
     assert image_shape_for({"data": {"source": "cifar10:/data/cifar"}}, 3072) == (3, 32, 32)
     assert image_shape_for({"data": {"source": "digits"}}, 20) is None  # PCA to 20 components
     assert image_shape_for({"data": {"source": "moons"}}, 2) is None
-    assert image_shape_for({"data": {"source": "x.npz", "image_shape": [1, 28, 28]}}, 784) == (1, 28, 28)
+    assert image_shape_for({"data": {"source": "x.npz", "image_shape": [1, 28, 28]}}, 784) == (
+        1,
+        28,
+        28,
+    )
     assert image_shape_for({}, None) is None
 
 
@@ -173,7 +220,8 @@ def test_the_digits_report_renders_in_headless_chromium(digits_run, tmp_path):
             page.goto((digits_run / "report.html").as_uri(), wait_until="load")
             ids = page.eval_on_selector_all("section", "els => els.map(e => e.id)")
             images = page.eval_on_selector_all(
-                "img", "els => els.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+                "img", "els => els.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+            )
             heights = page.eval_on_selector_all("section", "els => els.map(e => e.offsetHeight)")
             page.screenshot(path=str(shot), full_page=True)
         finally:

@@ -32,15 +32,21 @@ def read_events(logdir: Path) -> dict[str, list[tuple[int, object]]]:
             i += 12 + n + 4
             for v in ev.summary.value:
                 kind = v.WhichOneof("value")
-                tags.setdefault(v.tag, []).append((ev.step, v.simple_value if kind == "simple_value" else kind))
+                tags.setdefault(v.tag, []).append(
+                    (ev.step, v.simple_value if kind == "simple_value" else kind)
+                )
     return tags
 
 
 def _fit(logger, *, monitor, epochs=2):
     X, y = nl.data.digits()
     model = nl.mlp(64, [16], 10, rng=0)
-    trainer = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), callbacks=[logger], monitor=monitor)
-    h = trainer.fit(X[:400], y[:400], validation=(X[400:500], y[400:500]), epochs=epochs, batch_size=100)
+    trainer = nl.Trainer(
+        model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), callbacks=[logger], monitor=monitor
+    )
+    h = trainer.fit(
+        X[:400], y[:400], validation=(X[400:500], y[400:500]), epochs=epochs, batch_size=100
+    )
     return model, h
 
 
@@ -59,7 +65,9 @@ def test_scalars_and_histograms_land_in_the_event_file(tmp_path):
         recs = [r for r in h.monitor if r.get("param") == name]
         got = tags[f"update_ratio/{name}"]
         assert [s for s, _ in got] == [r["step"] for r in recs] == [0, 2, 4, 6]
-        np.testing.assert_allclose([v for _, v in got], [r["update_ratio"] for r in recs], rtol=1e-6)
+        np.testing.assert_allclose(
+            [v for _, v in got], [r["update_ratio"] for r in recs], rtol=1e-6
+        )
     assert "update_ratio/0.b" not in tags
     assert [s for s, _ in tags["dead_fraction/1_ReLU"]] == [0, 2, 4, 6]
     for name in model.params:
@@ -95,12 +103,30 @@ def test_neuronlab_train_with_tensorboard(tmp_path):
 
     from neuronlab.cli import cli
 
-    r = CliRunner().invoke(cli, ["train", "--runs-dir", str(tmp_path), "--name", "tb", "--epochs", "1",
-                                 "--hidden", "16", "--no-report", "--no-progress", "--tensorboard"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--runs-dir",
+            str(tmp_path),
+            "--name",
+            "tb",
+            "--epochs",
+            "1",
+            "--hidden",
+            "16",
+            "--no-report",
+            "--no-progress",
+            "--tensorboard",
+        ],
+    )
     assert r.exit_code == 0, r.output
     tags = read_events(tmp_path / "tb" / "tensorboard")
-    n_steps = sum(1 for line in (tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()
-                  if '"event": "step"' in line)
+    n_steps = sum(
+        1
+        for line in (tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()
+        if '"event": "step"' in line
+    )
     assert len(tags["train/loss"]) == n_steps > 0
     assert {"epoch/loss", "epoch/val_acc", "update_ratio/0.W", "weights/0.W"} <= set(tags)
     assert not (tmp_path / "tb" / "report.html").exists()

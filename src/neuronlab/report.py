@@ -26,11 +26,22 @@ import numpy as np
 from neuronlab import plots
 from neuronlab.io import atomic_write_bytes
 
-__all__ = ["write_report", "read_metrics", "image_shape_for", "SECTION_IDS"]
+__all__ = ["SECTION_IDS", "image_shape_for", "read_metrics", "write_report"]
 
 SECTION_IDS: tuple[str, ...] = (
-    "config", "summary", "metrics", "diagnosis", "loss", "accuracy", "learning-rate",
-    "update-ratio", "gradient-norms", "dead-units", "activations", "gradients", "weights",
+    "config",
+    "summary",
+    "metrics",
+    "diagnosis",
+    "loss",
+    "accuracy",
+    "learning-rate",
+    "update-ratio",
+    "gradient-norms",
+    "dead-units",
+    "activations",
+    "gradients",
+    "weights",
     "decision-regions",
 )
 """Every section a report can have, in page order. ``weights`` appears only for image data
@@ -166,7 +177,10 @@ def _config_html(config: dict[str, Any]) -> str:
     rows = []
     for section, body in config.items():
         if isinstance(body, dict):
-            rows += [(f"{section}.{k}", json.dumps(v) if isinstance(v, list) else v) for k, v in body.items()]
+            rows += [
+                (f"{section}.{k}", json.dumps(v) if isinstance(v, list) else v)
+                for k, v in body.items()
+            ]
         else:
             rows.append((section, body))
     return _table(rows, ("key", "value")) if rows else ""
@@ -176,13 +190,24 @@ def _metrics_html(records: plots.RunRecords, model: Any) -> str:
     parts = []
     if records.epochs:
         last = records.epochs[-1]
-        keys = [k for k in ("loss", "acc", "error", "val_loss", "val_acc", "val_error", "lr") if k in last]
-        parts.append(f"<p>After epoch {last.get('epoch', len(records.epochs) - 1) + 1} "
-                     f"({last.get('step', '?')} steps):</p>")
+        keys = [
+            k
+            for k in ("loss", "acc", "error", "val_loss", "val_acc", "val_error", "lr")
+            if k in last
+        ]
+        parts.append(
+            f"<p>After epoch {last.get('epoch', len(records.epochs) - 1) + 1} "
+            f"({last.get('step', '?')} steps):</p>"
+        )
         parts.append(_table([tuple(last.get(k) for k in keys)], tuple(keys)))
         if any(e.get("val_loss") is not None for e in records.epochs):
-            best = min((e for e in records.epochs if e.get("val_loss") is not None), key=lambda e: e["val_loss"])
-            parts.append(f"<p>Best validation loss {_fmt(best['val_loss'])} after epoch {best['epoch'] + 1}.</p>")
+            best = min(
+                (e for e in records.epochs if e.get("val_loss") is not None),
+                key=lambda e: e["val_loss"],
+            )
+            parts.append(
+                f"<p>Best validation loss {_fmt(best['val_loss'])} after epoch {best['epoch'] + 1}.</p>"
+            )
     test = getattr(model, "metadata", {}).get("test") if model is not None else None
     if isinstance(test, dict) and test:
         parts.append("<p>Held-out test set:</p>" + _table([tuple(test.values())], tuple(test)))
@@ -197,12 +222,16 @@ def _finding_html(f: Any) -> str:
     parts = [f"<p>{html.escape(str(d.get('message') or ''))}</p>"]
     evidence = d.get("evidence")
     if isinstance(evidence, dict) and evidence:
-        rows = [(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in evidence.items()]
+        rows = [
+            (k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in evidence.items()
+        ]
         parts.append("<details><summary>Evidence</summary>" + _table(rows) + "</details>")
     if d.get("action"):
         parts.append(f"<p><b>Try:</b> {html.escape(str(d['action']))}</p>")
-    return (f'<div class="finding {html.escape(severity)}"><h3>{html.escape(title)} '
-            f"<small>({html.escape(severity)})</small></h3>{''.join(parts)}</div>")
+    return (
+        f'<div class="finding {html.escape(severity)}"><h3>{html.escape(title)} '
+        f"<small>({html.escape(severity)})</small></h3>{''.join(parts)}</div>"
+    )
 
 
 def _diagnosis_html(records: plots.RunRecords, model: Any) -> str:
@@ -212,9 +241,15 @@ def _diagnosis_html(records: plots.RunRecords, model: Any) -> str:
         return _note("diagnosis is not available in this installation")
     from neuronlab.train import History
 
-    h = History.from_dict({"loss": [None if not math.isfinite(v) else v for v in records.loss.tolist()],
-                           "lr": [None if not math.isfinite(v) else v for v in records.lr.tolist()],
-                           "epochs": records.epochs, "monitor": records.monitor, "info": records.info})
+    h = History.from_dict(
+        {
+            "loss": [None if not math.isfinite(v) else v for v in records.loss.tolist()],
+            "lr": [None if not math.isfinite(v) else v for v in records.lr.tolist()],
+            "epochs": records.epochs,
+            "monitor": records.monitor,
+            "info": records.info,
+        }
+    )
     findings = diagnose(h, model=model)
     if not findings:
         return '<div class="finding ok"><h3>No problem found</h3><p>Every rule passed.</p></div>'
@@ -223,7 +258,10 @@ def _diagnosis_html(records: plots.RunRecords, model: Any) -> str:
 
 # -- the report ------------------------------------------------------------------------------------
 def write_report(
-    run_dir: str | os.PathLike[str], *, path: str | os.PathLike[str] | None = None, sample_size: int = 500
+    run_dir: str | os.PathLike[str],
+    *,
+    path: str | os.PathLike[str] | None = None,
+    sample_size: int = 500,
 ) -> Path:
     """Write ``report.html`` for a run directory and return its path.
 
@@ -256,23 +294,35 @@ def write_report(
     def figure(sid: str, title: str, make: Any, *, explain: str = "") -> None:
         try:
             content = _img(make(), title)
-        except Exception as e:  # a plot that fails must not take the whole report down
+        except Exception as e:  # noqa: BLE001  one failing plot must not take the report down
             content = _note(f"this plot failed: {type(e).__name__}: {e}")
         add(sid, title, (f"<p>{html.escape(explain)}</p>" if explain else "") + content)
 
-    add("config", "Configuration", (_note(config_note) if config_note else "") + _config_html(config))
-    add("summary", "Model", _note(model_note) if model is None else f"<pre>{html.escape(str(model.summary()))}</pre>")
+    add(
+        "config",
+        "Configuration",
+        (_note(config_note) if config_note else "") + _config_html(config),
+    )
+    add(
+        "summary",
+        "Model",
+        _note(model_note) if model is None else f"<pre>{html.escape(str(model.summary()))}</pre>",
+    )
     add("metrics", "Final metrics", _metrics_html(records, model))
     try:
         diagnosis = _diagnosis_html(records, model)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001  the rest of the report is still worth having
         diagnosis = _note(f"the diagnosis failed: {type(e).__name__}: {e}")
     add("diagnosis", "Diagnosis", diagnosis)
     figure("loss", "Loss", lambda: plots.plot_loss(records, log_scale=_spans_decades(records.loss)))
     figure("accuracy", "Accuracy", lambda: plots.plot_accuracy(records))
     figure("learning-rate", "Learning rate", lambda: plots.plot_learning_rate(records))
-    figure("update-ratio", "Update / weight ratio", lambda: plots.plot_update_ratios(records),
-           explain="‖Δw‖/‖w‖ per step; the notes' rule of thumb is about 1e-3 (dashed).")
+    figure(
+        "update-ratio",
+        "Update / weight ratio",
+        lambda: plots.plot_update_ratios(records),
+        explain="‖Δw‖/‖w‖ per step; the notes' rule of thumb is about 1e-3 (dashed).",
+    )
     figure("gradient-norms", "Gradient norms", lambda: plots.plot_gradient_norms(records))
     figure("dead-units", "Dead and saturated units", lambda: plots.plot_dead_units(records))
 
@@ -280,7 +330,7 @@ def write_report(
     if model is not None and config:
         try:
             X, y = _load_training_data(config)
-        except Exception as e:  # the data file moved, CIFAR not on this machine, ...
+        except Exception as e:  # noqa: BLE001  data file moved, CIFAR not on this machine...
             data_note = f"the training data could not be loaded ({type(e).__name__}: {e})"
     else:
         data_note = "needs the model and the config"
@@ -292,10 +342,18 @@ def write_report(
         from neuronlab.registry import LOSSES
 
         loss = LOSSES.create(str(config.get("model", {}).get("loss", "softmax_cross_entropy")))
-        figure("activations", "Activation histograms", lambda: plots.plot_activation_histograms(model, Xp),
-               explain=f"Each layer's output on {len(Xp)} training examples, inference mode.")
-        figure("gradients", "Gradient histograms", lambda: plots.plot_gradient_histograms(model, loss, Xp, ys),
-               explain="The gradient reaching each layer's output on the same examples (gradient flow).")
+        figure(
+            "activations",
+            "Activation histograms",
+            lambda: plots.plot_activation_histograms(model, Xp),
+            explain=f"Each layer's output on {len(Xp)} training examples, inference mode.",
+        )
+        figure(
+            "gradients",
+            "Gradient histograms",
+            lambda: plots.plot_gradient_histograms(model, loss, Xp, ys),
+            explain="The gradient reaching each layer's output on the same examples (gradient flow).",
+        )
     else:
         add("activations", "Activation histograms", _note(data_note or ""))
         add("gradients", "Gradient histograms", _note(data_note or ""))
@@ -304,14 +362,22 @@ def write_report(
         if shape is not None:
             figure("weights", "First-layer weights", lambda: plots.plot_weight_grid(model, shape))
         if X is not None and X.ndim == 2 and X.shape[1] == 2 and model.n_in == 2:
-            figure("decision-regions", "Decision regions", lambda: plots.plot_decision_regions(model, X, y))
+            figure(
+                "decision-regions",
+                "Decision regions",
+                lambda: plots.plot_decision_regions(model, X, y),
+            )
 
     name = html.escape(run_dir.resolve().name)
     nav = "".join(f'<a href="#{sid}">{html.escape(t)}</a>' for sid, t, _ in sections)
-    body = "".join(f'<section id="{sid}"><h2>{html.escape(t)}</h2>{c}</section>' for sid, t, c in sections)
-    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>neuronlab report: {name}'
-           f"</title><style>{_CSS}</style></head><body><header><h1>neuronlab run report</h1>"
-           f"<p>{name}</p></header><nav>{nav}</nav><main>{body}</main></body></html>\n")
+    body = "".join(
+        f'<section id="{sid}"><h2>{html.escape(t)}</h2>{c}</section>' for sid, t, c in sections
+    )
+    doc = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>neuronlab report: {name}'
+        f"</title><style>{_CSS}</style></head><body><header><h1>neuronlab run report</h1>"
+        f"<p>{name}</p></header><nav>{nav}</nav><main>{body}</main></body></html>\n"
+    )
     out = Path(path) if path is not None else run_dir / "report.html"
     atomic_write_bytes(out, doc.encode("utf-8"))
     return out

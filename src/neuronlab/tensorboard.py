@@ -63,7 +63,9 @@ class TensorBoardLogger(Callback):
         self.logdir = os.fspath(logdir)
         self.every_steps = check_positive_int("every_steps", every_steps)
         self.ratio_every_steps = check_positive_int("ratio_every_steps", ratio_every_steps)
-        self.histogram_every_epochs = check_positive_int("histogram_every_epochs", histogram_every_epochs)
+        self.histogram_every_epochs = check_positive_int(
+            "histogram_every_epochs", histogram_every_epochs
+        )
         self._writer: Any = None
         self._before: dict[str, np.ndarray] = {}  # weights before a sampled update, reused buffers
         self._diff: dict[str, np.ndarray] = {}
@@ -113,7 +115,9 @@ class TensorBoardLogger(Callback):
                 d = np.subtract(params[k], before, out=self._diff[k])
                 norm = float(np.linalg.norm(before.reshape(-1)))
                 if norm > 0.0:  # an all-zero weight has no meaningful ratio
-                    w.add_scalar(f"update_ratio/{k}", float(np.linalg.norm(d.reshape(-1))) / norm, step)
+                    w.add_scalar(
+                        f"update_ratio/{k}", float(np.linalg.norm(d.reshape(-1))) / norm, step
+                    )
             self._sampled = None
 
     def _log_monitor(self, records: list[dict[str, Any]]) -> None:
@@ -128,7 +132,9 @@ class TensorBoardLogger(Callback):
             else:
                 for key in _LAYER_KEYS:
                     if rec.get(key) is not None:
-                        w.add_scalar(f"{key}/{rec['layer']}_{rec.get('type', '')}", float(rec[key]), step)
+                        w.add_scalar(
+                            f"{key}/{rec['layer']}_{rec.get('type', '')}", float(rec[key]), step
+                        )
         self._n_seen = len(records)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:

@@ -1,0 +1,110 @@
+"""Histograms of each layer's activations and backpropagated gradients on a data sample."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neuronlab._validation import check_array, check_positive_int
+from neuronlab.plots._base import _panels
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _hist_panels(
+    values: Sequence[tuple[str, np.ndarray]], bins: int, xlabel: str, color: str
+) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = _panels(len(values))
+    for ax, (title, v) in zip(axes, values, strict=True):
+        v = np.asarray(v, dtype=np.float64).ravel()
+        counts, edges = np.histogram(v, bins=bins)
+        ax.stairs(counts, edges, fill=True, color=color, alpha=0.8)
+        ax.set_title(title, fontsize="small")
+        ax.text(
+            0.98,
+            0.95,
+            f"mean {v.mean():.3g}\nstd {v.std():.3g}",
+            ha="right",
+            va="top",
+            transform=ax.transAxes,
+            fontsize="x-small",
+        )
+        ax.tick_params(labelsize="x-small")
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # tiny gradient scales have long labels
+        ax.set_xlabel(xlabel, fontsize="x-small")
+    return fig
+
+
+def plot_activation_histograms(model: Any, X: np.ndarray, *, bins: int = 50) -> Figure:
+    """Histogram of every layer's output on a data sample, forwarded in inference mode.
+
+    The notes' picture of healthy depth: activations that keep a spread through the layers,
+    neither collapsing to 0 nor piling up at the saturation ends of tanh/sigmoid.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : ndarray of shape (n_samples, n_in)
+        A sample of (preprocessed) inputs; a few hundred rows are plenty.
+    bins : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One Axes per layer except the last (the scores), titled ``"i: Type"``.
+    """
+    X = check_array("X", X)
+    bins = check_positive_int("bins", bins)
+    layers = list(model.layers)
+    out, values = X, []
+    for i, layer in enumerate(layers[:-1] if len(layers) > 1 else layers):
+        out = layer.forward(out, training=False)
+        values.append((f"{i}: {type(layer).__name__}", out))
+    return _hist_panels(values, bins, "activation", "C0")
+
+
+def plot_gradient_histograms(
+    model: Any, loss: Any, X: np.ndarray, y: np.ndarray, *, bins: int = 50
+) -> Figure:
+    """Histogram of the gradient dL/d(output) arriving at each layer on a data sample
+    (gradient flow: how the backward signal shrinks or grows through depth).
+
+    The model's ``grads`` are left as they were (saved and put back).
+
+    Parameters
+    ----------
+    model : Sequential
+    loss : Loss
+    X : ndarray of shape (n_samples, n_in)
+    y : ndarray of targets for ``loss``
+    bins : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One Axes per layer, titled ``"i: Type"``, last layer first removed: order follows depth.
+    """
+    X = check_array("X", X)
+    bins = check_positive_int("bins", bins)
+    grads = model.grads
+    saved = {k: g.copy() for k, g in grads.items()}
+    try:
+        scores = model.forward(X, training=False)
+        loss.forward(scores, y)
+        dout = loss.backward()
+        values = []
+        layers = list(model.layers)
+        for i in range(len(layers) - 1, -1, -1):
+            values.append((f"{i}: {type(layers[i]).__name__}", np.array(dout, dtype=np.float64)))
+            if i > 0:
+                dout = layers[i].backward(dout, input_grad=True)
+    finally:
+        for k, g in grads.items():
+            np.copyto(g, saved[k])
+    values.reverse()
+    return _hist_panels(values, bins, "∂L/∂output", "C3")
