@@ -473,3 +473,44 @@ def test_runs_dir_gets_timestamped_names(tmp_path, monkeypatch) -> None:
     names = sorted(p.name for p in (tmp_path / "runs").iterdir())
     assert len(names) == 2 and all(re.fullmatch(r"\d{8}-\d{6}(-\d+)?", n) for n in names)
     assert os.path.isfile(tmp_path / "runs" / names[0] / "model.safetensors")
+
+
+def test_regression_lbfgs_and_models_without_a_run_config(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)).astype(np.float32)
+    y = (X @ np.array([1.0, 2.0, -1.0]) + 0.1 * rng.normal(size=200)).astype(np.float32)
+    np.savez(tmp_path / "reg.npz", X=X, y=y)
+    args = ["--data", tmp_path / "reg.npz", "--loss", "mse", "--runs-dir", tmp_path]
+    result = run_cli("train", "--no-report", *args, "--epochs", 20, "--name", "reg")
+    assert result.exit_code == 0, result.output
+    assert "test (50 samples): mean squared error" in result.stdout
+    # The run's own data is scored on its test split; the same file given explicitly, whole.
+    assert "reg.npz test split (50 samples)" in run_cli("evaluate", tmp_path / "reg").output
+    assert (
+        "reg.npz (200 samples)"
+        in run_cli("evaluate", tmp_path / "reg", "--data", tmp_path / "reg.npz").output
+    )
+
+    lbfgs = run_cli(
+        "train",
+        "--no-report",
+        "--optimizer",
+        "lbfgs",
+        "--hidden",
+        "8",
+        "--epochs",
+        2,
+        "--runs-dir",
+        tmp_path,
+        "--name",
+        "lbfgs",
+    )
+    assert lbfgs.exit_code == 0, lbfgs.output  # full batch: no lr or clipping passed to it
+    clipped = run_cli(
+        "train", "--no-report", "--optimizer", "lbfgs", "--clip-norm", "1", "--runs-dir", tmp_path
+    )
+    assert_user_error(clipped, "clip_norm does not apply to 'lbfgs'")
+
+    bare = tmp_path / "bare.safetensors"  # saved from Python: no run config in its metadata
+    nl.save(nl.mlp(3, [4], 2, rng=0), bare)
+    assert_user_error(run_cli("evaluate", bare), "no run config", "--data")

@@ -26,6 +26,7 @@ from neuronlab.runs import evaluate_arrays, is_file_source, load_source, prepare
 __all__ = ["EXIT_DIVERGED", "EXIT_USAGE", "cli", "main"]
 
 EXIT_USAGE = 2  # click's own code for usage errors; every user mistake uses it
+EXIT_CHECK_FAILED = 1  # `neuronlab check`: a sanity check failed
 EXIT_DIVERGED = 3
 
 
@@ -251,9 +252,15 @@ def _new_run_dir(runs_dir: str, name: str | None) -> Path:
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar [on when stderr is a terminal]."
 )
-@click.option("--report/--no-report", default=True, show_default=True,
-              help="Write RUN_DIR/report.html at the end.")
-@click.option("--tensorboard", is_flag=True, help="Also log to RUN_DIR/tensorboard/ (needs tensorboardX).")
+@click.option(
+    "--report/--no-report",
+    default=True,
+    show_default=True,
+    help="Write RUN_DIR/report.html at the end.",
+)
+@click.option(
+    "--tensorboard", is_flag=True, help="Also log to RUN_DIR/tensorboard/ (needs tensorboardX)."
+)
 def train(
     config_file: str | None,
     resume_dir: str | None,
@@ -266,6 +273,7 @@ def train(
 ) -> None:
     """Train an MLP and write runs/<name>/ (config.toml, metrics.jsonl, model.safetensors,
     checkpoints/). With no options: 64-256-10 ReLU on digits, He init, Adam, standardized."""
+    from neuronlab.diagnose import diagnose, format_findings
     from neuronlab.io import save
     from neuronlab.train import (
         Checkpoint,
@@ -326,6 +334,7 @@ def train(
             resume=ckpt_dir if resume_dir else None,
         )
     except DivergenceError as e:
+        click.echo(format_findings(diagnose(trainer.history)), err=True)
         last = latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
         kept = f"the last good checkpoint is kept: {last}" if last else "no checkpoint was written"
         raise _Diverged(f"{e}; {kept}") from None
@@ -335,6 +344,7 @@ def train(
     meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "test": test}
     save(run.model, run_dir / "model.safetensors", preprocessor=run.preprocessor, metadata=meta)
     click.echo(_format_metrics(test, f"test ({len(run.test[1])} samples)"))
+    click.echo(format_findings(diagnose(trainer.history)))
     if report:
         from neuronlab.report import write_report
 
@@ -342,8 +352,38 @@ def train(
 
 
 @cli.command()
+@_train_options
+@click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False),
+    help="TOML run config; options override it.",
+)
+@click.option(
+    "--n-overfit", default=20, show_default=True, type=click.IntRange(min=1),
+    help="Examples the overfit check must memorise.",
+)
+@click.option(
+    "--max-steps", default=300, show_default=True, type=click.IntRange(min=1),
+    help="Steps allowed for the overfit check.",
+)
+def check(config_file: str | None, n_overfit: int, max_steps: int, **options: Any) -> None:
+    """Sanity checks of a run config before training it: initial loss, regularisation, overfit
+    a tiny subset, gradient check. Takes the options of `train`; exits 1 if a check fails."""
+    from neuronlab.sanity import sanity_check
+
+    cfg = resolve_config(config_file, options)
+    run = prepare_run(cfg)
+    report = sanity_check(run.model, run.loss, *run.train, n_overfit=n_overfit,
+                          max_steps=max_steps, optimizer=run.optimizer, seed=cfg.train.seed)
+    click.echo(str(report))
+    if not report.passed:
+        sys.exit(EXIT_CHECK_FAILED)
+
+
+@cli.command()
 @click.argument("run_dir", metavar="RUN_DIR", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Output file [RUN_DIR/report.html].")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Output file [RUN_DIR/report.html]."
+)
 def report(run_dir: str, output: str | None) -> None:
     """Write one self-contained HTML report of RUN_DIR: config, model, metrics, diagnosis, plots."""
     from neuronlab.report import write_report
@@ -390,11 +430,14 @@ def evaluate(model_path: str, data: str | None, split: str) -> None:
 
     model, _ = _load_model(model_path)
     saved = model.metadata.get("config")
+    if not isinstance(saved, dict) and data is None:
+        raise click.UsageError("this model file holds no run config: say which data with --data")
     cfg = RunConfig.from_dict(saved) if isinstance(saved, dict) else RunConfig()
     source = data if data is not None else cfg.data.source
     if data is not None and data != cfg.data.source:
         cfg = cfg.with_overrides({"data": {"source": data}})
-    if is_file_source(source) or split == "all":
+    # An explicitly given file is scored whole; the run's own data by its test split.
+    if split == "all" or (data is not None and is_file_source(source)):
         (X, y), test = load_source(source)
         what = f"{source} ({len(y)} samples)"
         if test is not None:  # cifar10: train and test batches together

@@ -104,7 +104,7 @@ def build_run(
     from neuronlab import regularizers, schedules
     from neuronlab.layers import mlp
     from neuronlab.optim import get_optimizer
-    from neuronlab.registry import LOSSES
+    from neuronlab.registry import LOSSES, OPTIMIZERS
 
     m, o, r = cfg.model, cfg.optim, cfg.regularization
     loss_name = LOSSES.get(m.loss).registry_name
@@ -119,7 +119,13 @@ def build_run(
         init=m.init,
         rng=cfg.train.seed,
     )
-    optimizer = get_optimizer(o.optimizer, lr=o.lr, clip_norm=o.clip_norm)
+    if getattr(OPTIMIZERS.get(o.optimizer), "full_batch", False):
+        # L-BFGS: a line search picks every step, so lr, clipping and schedules do not apply
+        if o.clip_norm is not None:
+            raise ValueError(f"optim.clip_norm does not apply to {o.optimizer!r} (full batch)")
+        optimizer = get_optimizer(o.optimizer)
+    else:
+        optimizer = get_optimizer(o.optimizer, lr=o.lr, clip_norm=o.clip_norm)
     kind = schedules.SCHEDULES.get(o.schedule).registry_name
     spe = steps_per_epoch
     if kind == "constant":
