@@ -33,5 +33,23 @@ test-slow: $(STAMP) chromium
 test-all: $(STAMP) chromium
 	$(PY) -m pytest -m ''
 
+# The peers are installed for benchmarking only, into their own venv. torch is pinned exactly
+# and installed first with --no-index: pip can only take the CPU build from this machine's
+# local wheel (find-links), never a CUDA build from an index; its dependencies come after.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): pyproject.toml
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-index --no-deps 'torch==2.13.0'
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . 'torch==2.13.0' scikit-learn
+	$(BENCH_VENV)/bin/python -c "import sys, torch; sys.exit('torch is a CUDA build' if torch.version.cuda else 0)"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache

@@ -1,0 +1,214 @@
+"""neuronlab against PyTorch CPU and scikit-learn, in one process, interleaved.
+
+Usage::
+
+    python benchmarks/bench.py            # the full run (several minutes), writes RESULTS.md
+    python benchmarks/bench.py --quick    # about a minute: a smoke run with small sizes
+
+``make bench`` builds ``.venv-bench`` (the project plus torch==2.13.0 CPU and scikit-learn) and
+runs this. Every throughput is the median over interleaved repetitions (each repetition runs
+every contender once, in rotating order), printed as a ratio to PyTorch, to scikit-learn and to
+the machine's GEMM ceiling (see ``ceiling.py``). Speed is reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported by tests
+
+import contenders as C  # noqa: E402
+from ceiling import Ceiling, gemm_ceiling  # noqa: E402
+from machine import blas_threads, describe_machine  # noqa: E402
+from memory import measure_memmap  # noqa: E402
+from report import Row, write_results  # noqa: E402
+from timing import interleave  # noqa: E402
+
+__all__ = ["Config", "FULL", "QUICK", "main", "run_benchmark"]
+
+LARGE = (3072, 512, 512, 10)
+SMALL = (64, 128, 10)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of one benchmark run. ``peers`` picks the contenders besides neuronlab."""
+
+    reps: int = 7
+    large_rows: int = 10240
+    small_rows: int = 20000
+    large_infer_rows: int = 20480
+    small_infer_rows: int = 200000
+    digits_seeds: int = 5
+    digits_max_epochs: int = 60
+    target: float = 0.97
+    memmap_gib: float | None = 2.0
+    ceiling_tries: int = 9
+    peers: tuple[str, ...] = ("torch", "sklearn")
+    sections: tuple[str, ...] = ("ceiling", "train", "infer", "digits", "memmap")
+    optimizers: tuple[str, ...] = ("momentum", "adam")
+    sizes: dict[str, tuple[int, ...]] = field(
+        default_factory=lambda: {"large": LARGE, "small": SMALL})
+    batch: dict[str, int] = field(default_factory=lambda: {"large": 256, "small": 32})
+
+
+FULL = Config()
+QUICK = Config(reps=3, large_rows=2048, small_rows=4096, large_infer_rows=4096,
+               small_infer_rows=40000, digits_seeds=1, digits_max_epochs=40, memmap_gib=0.25,
+               ceiling_tries=3)
+
+
+def _say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _rows(section: str, samples: dict[str, Any], ceiling: float | None) -> list[Row]:
+    rows = [Row(section, name, s.median, s.spread, ceiling) for name, s in samples.items()]
+    for r in rows:
+        _say(f"  {r.contender:<28}{r.rate:>12,.0f} samples/s  (±{r.spread:.0%})")
+    return rows
+
+
+def _train_section(cfg: Config, size: str, ceil: Ceiling | None) -> list[Row]:
+    sizes, batch = cfg.sizes[size], cfg.batch[size]
+    n = cfg.large_rows if size == "large" else cfg.small_rows
+    X, y = C.random_data(n, sizes[0], sizes[-1], seed=1)
+    rows = []
+    for opt_name in cfg.optimizers:
+        opt = C.OPTIMIZERS[opt_name]
+        runs: dict[str, Callable[[], int]] = {
+            "neuronlab": C.neuronlab_epoch(X, y, sizes, batch, opt),
+            "neuronlab (monitors off)": C.neuronlab_epoch(X, y, sizes, batch, opt, monitor=False),
+        }
+        if "torch" in cfg.peers:
+            runs["pytorch"] = C.torch_epoch(X, y, sizes, batch, opt)
+        if "sklearn" in cfg.peers:
+            runs["scikit-learn"] = C.sklearn_epoch(X, y, sizes, batch, opt)
+        section = f"train {size} {opt_name}"
+        _say(f"{section}: {'-'.join(map(str, sizes))} batch {batch}, {n} rows, {cfg.reps} reps")
+        rows += _rows(section, interleave(runs, reps=cfg.reps),
+                      ceil.train_rate if ceil else None)
+    return rows
+
+
+def _infer_section(cfg: Config, size: str, ceil: Ceiling | None) -> list[Row]:
+    sizes = cfg.sizes[size]
+    n = cfg.large_infer_rows if size == "large" else cfg.small_infer_rows
+    X, y = C.random_data(n, sizes[0], sizes[-1], seed=2)
+    runs: dict[str, Callable[[], int]] = {"neuronlab": C.neuronlab_predict(X, sizes)}
+    if "torch" in cfg.peers:
+        runs["pytorch"] = C.torch_predict(X, sizes)
+    if "sklearn" in cfg.peers:
+        runs["scikit-learn"] = C.sklearn_predict(X, y, sizes)
+    section = f"infer {size}"
+    _say(f"{section}: {'-'.join(map(str, sizes))}, {n} rows, batches of 1024, {cfg.reps} reps")
+    return _rows(section, interleave(runs, reps=cfg.reps), ceil.infer_rate if ceil else None)
+
+
+def _digits_section(cfg: Config) -> list[Row]:
+    import neuronlab as nl
+
+    X, y = nl.data.digits()
+    split = nl.data.split_indices(y, val_size=0.0, test_size=0.2, seed=0)
+    data = (X[split.train], y[split.train], X[split.test], y[split.test])
+    sizes, batch, opt = SMALL, cfg.batch["small"], C.OPTIMIZERS["adam"]
+    fns = {"neuronlab": C.neuronlab_to_target}
+    if "torch" in cfg.peers:
+        fns["pytorch"] = C.torch_to_target
+    if "sklearn" in cfg.peers:
+        fns["scikit-learn"] = C.sklearn_to_target
+    _say(f"digits: {'-'.join(map(str, sizes))} batch {batch} Adam lr {opt.lr}, "
+         f"time to {cfg.target:.0%} test accuracy, {cfg.digits_seeds} seeds")
+    results: dict[str, list[Any]] = {name: [] for name in fns}
+    for seed in range(cfg.digits_seeds):  # interleaved: each seed runs every contender
+        for name, fn in fns.items():
+            results[name].append(fn(data, sizes, batch, opt, target=cfg.target,
+                                    max_epochs=cfg.digits_max_epochs, seed=seed))
+    rows = []
+    for name, rs in results.items():
+        secs = statistics.median(r.seconds for r in rs)
+        epochs = statistics.median(r.epochs for r in rs)
+        reached = sum(r.reached for r in rs)
+        # the rate of a time-to-target row is 1/seconds, so ratios read "times faster"
+        row = Row("digits to 97%", name, 1.0 / secs, 0.0, None,
+                  note=f"{secs:.2f} s, {epochs:g} epochs, reached {reached}/{len(rs)}")
+        _say(f"  {name:<28}{secs:>8.2f} s   median epochs {epochs:g}, reached {reached}/{len(rs)}")
+        rows.append(row)
+    return rows
+
+
+def run_benchmark(cfg: Config, *, out: Path | None = None) -> dict[str, Any]:
+    """Run the sections of ``cfg``; print as it goes; write ``out`` (markdown) if given.
+    Returns ``{"machine", "ceilings", "rows", "memmap"}``."""
+    if "torch" in cfg.peers:
+        import torch
+
+        threads = blas_threads() or os.cpu_count() or 1
+        torch.set_num_threads(threads)  # the same threads as NumPy's BLAS
+    machine = describe_machine()
+    _say(f"{machine['cpu']}, {machine['cores']} cores, {machine['blas']} "
+         f"({machine['blas_threads']} threads), load {machine['load_average']}")
+    ceilings: dict[str, Ceiling] = {}
+    if "ceiling" in cfg.sections:
+        for size in ("large", "small"):
+            c = gemm_ceiling(cfg.sizes[size], cfg.batch[size], tries=cfg.ceiling_tries)
+            ceilings[size] = c
+            _say(f"ceiling {size}: train {c.train_rate:,.0f} samples/s "
+                 f"({c.train_gflops:.0f} GFLOP/s), inference {c.infer_rate:,.0f} samples/s, "
+                 f"fastest GEMM {c.peak_gflops:.0f} GFLOP/s")
+    rows: list[Row] = []
+    for size in ("large", "small"):
+        if "train" in cfg.sections:
+            rows += _train_section(cfg, size, ceilings.get(size))
+    for size in ("large", "small"):
+        if "infer" in cfg.sections:
+            rows += _infer_section(cfg, size, ceilings.get(size))
+    if "digits" in cfg.sections:
+        rows += _digits_section(cfg)
+    memmap = None
+    if "memmap" in cfg.sections and cfg.memmap_gib:
+        _say(f"memmap: training {'-'.join(map(str, LARGE))} from a {cfg.memmap_gib:g} GiB .npy")
+        memmap = measure_memmap(cfg.memmap_gib)
+        memmap["gib"] = cfg.memmap_gib
+        _say(f"  peak RSS {memmap['peak_rss_mib']:.0f} MiB (baseline "
+             f"{memmap['baseline_rss_mib']:.0f} MiB), {memmap['rows']} rows in "
+             f"{memmap['seconds']:.1f} s")
+    result = {"machine": machine, "ceilings": ceilings, "rows": rows, "memmap": memmap,
+              "config": cfg}
+    if out is not None:
+        write_results(out, result)
+        _say(f"wrote {out}")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md",
+                        help="markdown file to write (default benchmarks/RESULTS.md)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--reps", type=int, default=None, help="repetitions per section")
+    parser.add_argument("--sections", default=None,
+                        help="comma-separated subset of ceiling,train,infer,digits,memmap")
+    args = parser.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    if args.reps is not None:
+        cfg = replace(cfg, reps=args.reps)
+    if args.sections:
+        cfg = replace(cfg, sections=tuple(s.strip() for s in args.sections.split(",")))
+    np.seterr(over="ignore")  # random-label training may overflow a score: speed, not accuracy
+    run_benchmark(cfg, out=None if args.no_write else args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Tables of a benchmark run: ratios to PyTorch, scikit-learn and the ceiling, the targets, and
+``RESULTS.md`` with the machine described."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Row", "ratio", "targets", "write_results"]
+
+
+@dataclass
+class Row:
+    """One contender's median throughput in one section (``rate`` in samples/s; for a
+    time-to-target section it is 1/seconds so that ratios still read "times faster")."""
+
+    section: str
+    contender: str
+    rate: float
+    spread: float
+    ceiling: float | None
+    note: str = ""
+
+    @property
+    def of_ceiling(self) -> float | None:
+        return self.rate / self.ceiling if self.ceiling else None
+
+
+def ratio(rows: list[Row], section: str, a: str, b: str) -> float | None:
+    """rate(a) / rate(b) within ``section``, or None if either is missing."""
+    rate = {r.contender: r.rate for r in rows if r.section == section}
+    return rate[a] / rate[b] if a in rate and b in rate else None
+
+
+def _fmt(x: float | None, kind: str) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.0%}" if kind == "%" else f"{x:.2f}×"
+
+
+def targets(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each of the issue's targets that this run measured."""
+    rows: list[Row] = result["rows"]
+    sections = sorted({r.section for r in rows}, key=[r.section for r in rows].index)
+    out: list[tuple[str, str, bool | None]] = []
+
+    def add(name: str, value: float | None, ok: bool | None, kind: str = "×") -> None:
+        if value is not None:
+            out.append((name, _fmt(value, kind), ok))
+
+    for s in sections:
+        if s.startswith("train large"):
+            v = ratio(rows, s, "neuronlab", "pytorch")
+            add(f"{s}: ≥ 1.1× PyTorch", v, v is not None and v >= 1.1)
+            nl_row = next(r for r in rows if r.section == s and r.contender == "neuronlab")
+            c = nl_row.of_ceiling
+            add(f"{s}: ≥ 80% of the GEMM ceiling", c, c is not None and c >= 0.8, "%")
+        if s.startswith("train small"):
+            v = ratio(rows, s, "neuronlab", "pytorch")
+            add(f"{s}: ≥ 2.5× PyTorch", v, v is not None and v >= 2.5)
+        v = ratio(rows, s, "neuronlab", "scikit-learn")
+        add(f"{s}: ≥ 2× scikit-learn", v, v is not None and v >= 2.0)
+        if s.startswith("train"):
+            off = ratio(rows, s, "neuronlab (monitors off)", "neuronlab")
+            if off is not None:
+                add(f"{s}: monitors cost ≤ 5%", off - 1.0, off - 1.0 <= 0.05, "%")
+    mm = result.get("memmap")
+    if mm:
+        ok = mm["peak_rss_mib"] < 600 if mm["gib"] >= 2 else None
+        out.append((f"memmap {mm['gib']:g} GiB: peak RSS < 600 MiB",
+                    f"{mm['peak_rss_mib']:.0f} MiB", ok))
+    return out
+
+
+def _section_table(rows: list[Row], section: str) -> list[str]:
+    lines = [f"### {section}", "",
+             "| contender | samples/s (median) | spread | × PyTorch | × scikit-learn | of ceiling |",
+             "|---|---:|---:|---:|---:|---:|"]
+    if section.startswith("digits"):
+        lines[2] = "| contender | result (median over seeds) | | × PyTorch | × scikit-learn | |"
+    for r in (r for r in rows if r.section == section):
+        main = r.note if r.note else f"{r.rate:,.0f}"
+        lines.append(
+            f"| {r.contender} | {main} | {'' if r.note else f'±{r.spread:.0%}'} "
+            f"| {_fmt(ratio(rows, section, r.contender, 'pytorch'), '×')} "
+            f"| {_fmt(ratio(rows, section, r.contender, 'scikit-learn'), '×')} "
+            f"| {_fmt(r.of_ceiling, '%')} |")
+    return [*lines, ""]
+
+
+def write_results(path: Path, result: dict[str, Any], *, notes: str = "") -> None:
+    """Write the markdown report of one run to ``path``."""
+    m, rows, cfg = result["machine"], result["rows"], result["config"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python benchmarks/bench.py` (`make bench`); one process, contenders "
+        "interleaved, median of the repetitions. Spread = (max − min) / median of the "
+        "repetitions: the noise of a shared machine.",
+        "",
+        "| machine | |", "|---|---|",
+        f"| date | {m['date']} |",
+        f"| CPU | {m['cpu']} ({m['cores']} cores; load average at start {m['load_average']}) |",
+        f"| Python / NumPy | {m['python']} / {m['numpy']} |",
+        f"| BLAS | {m['blas']}, {m['blas_threads']} threads (PyTorch set to the same) |",
+        f"| PyTorch / scikit-learn | {m['torch']} / {m['sklearn']} |",
+        f"| neuronlab | {m['neuronlab']} |",
+        f"| run | reps={cfg.reps}, large rows={cfg.large_rows}, small rows={cfg.small_rows} |",
+        "",
+    ]
+    if result["ceilings"]:
+        lines += ["## GEMM ceiling", "",
+                  "Best float32 `np.matmul` time of every product of a step at its real shape "
+                  "(forward, dW, dX except the input layer), summed: the samples/s of a loop that "
+                  "did nothing but its GEMMs.", "",
+                  "| network | batch | train ceiling (samples/s) | GFLOP/s | inference ceiling "
+                  "| fastest GEMM |", "|---|---:|---:|---:|---:|---:|"]
+        for c in result["ceilings"].values():
+            lines.append(f"| {'-'.join(map(str, c.sizes))} | {c.batch} | {c.train_rate:,.0f} "
+                         f"| {c.train_gflops:.0f} | {c.infer_rate:,.0f} "
+                         f"| {c.peak_gflops:.0f} GFLOP/s |")
+        lines.append("")
+    tg = targets(result)
+    if tg:
+        lines += ["## Targets", "", "| target | measured | met |", "|---|---:|:---:|"]
+        lines += [f"| {t} | {v} | {'–' if ok is None else ('yes' if ok else '**no**')} |"
+                  for t, v, ok in tg]
+        lines.append("")
+    lines += ["## Throughput", ""]
+    for section in dict.fromkeys(r.section for r in rows):
+        lines += _section_table(rows, section)
+    mm = result.get("memmap")
+    if mm:
+        lines += ["## Memory", "",
+                  f"Training 3072-512-512-10 for one epoch ({mm['rows']:,} rows, batch 256, "
+                  f"Trainer defaults) from a memory-mapped {mm['file_mib']:,.0f} MiB `.npy`, in a "
+                  f"fresh process: peak RSS **{mm['peak_rss_mib']:.0f} MiB** (after imports "
+                  f"{mm['baseline_rss_mib']:.0f} MiB), {mm['seconds']:.1f} s.", ""]
+    if notes:
+        lines += ["## Notes", "", notes.strip(), ""]
+    path.write_text("\n".join(lines))
