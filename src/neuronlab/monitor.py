@@ -92,10 +92,12 @@ class Monitor(Callback):
 
     Parameters
     ----------
-    every : int > 0, default 25
-        Measure at steps 0, every, 2·every, ... . At 25 the cost on a small MLP stays below a
-        few percent of training time (one inference pass over the sample and two passes over
-        the parameters per measurement).
+    every : int > 0, default 50
+        Measure at steps 0, every, 2·every, ... . One measurement costs an inference pass over
+        the sample (about 256 / (every · batch_size) of the forward work between two
+        measurements) and a few passes over the parameters: at 50 the monitor stays within a
+        few percent of training time (measured 2-7% at every=25 on digits MLPs with batches
+        of 32-128 on a loaded 2-core machine, so 50 keeps a margin under 5%).
     sample_size : int > 0, default 256
         Training rows (at most) forwarded to measure activations; chosen once, seeded.
     seed : int, default 0
@@ -109,7 +111,7 @@ class Monitor(Callback):
 
     order = -10  # before loggers (JSONLLogger writes the records made in the same step)
 
-    def __init__(self, *, every: int = 25, sample_size: int = 256, seed: int = 0) -> None:
+    def __init__(self, *, every: int = 50, sample_size: int = 256, seed: int = 0) -> None:
         self.every = check_positive_int("every", every)
         self.sample_size = check_positive_int("sample_size", sample_size)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
