@@ -55,6 +55,7 @@ def test_history_and_metrics_file_give_the_same_records(digits_run):
     assert len(a.monitor) == len(b.monitor) > 0
     assert a.info["expected_initial_loss"] == pytest.approx(math.log(10))
     assert b.info["expected_initial_loss"] == a.info["expected_initial_loss"]
+    assert b.info["initial_loss"] == pytest.approx(a.info["initial_loss"])  # measured at step 0
 
 
 def test_a_resumed_metrics_file_keeps_the_last_record_of_each_step():

@@ -290,11 +290,13 @@ def test_jsonl_logger_appends_one_object_per_event(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     lines = [e for e in lines if e["event"] != "monitor"]  # a default Monitor may add its own
     events = [e["event"] for e in lines]
-    # run 1: begin, 2 x (2 steps + epoch), end; run 2: begin, step 1 only (every 2), epoch, end
-    assert events == ["train_begin", "step", "step", "epoch", "step", "step", "epoch", "train_end",
-                      "train_begin", "step", "epoch", "train_end"]  # fmt: skip
+    # run 1: begin, 2 x (2 steps + epoch) with the info line after the first step, end;
+    # run 2: begin, info (after step 0, which is not logged: every 2), step 1, epoch, end
+    assert events == ["train_begin", "step", "info", "step", "epoch", "step", "step", "epoch",
+                      "train_end", "train_begin", "info", "step", "epoch", "train_end"]  # fmt: skip
     assert [e["step"] for e in lines if e["event"] == "step"] == [0, 1, 2, 3, 1]
-    assert lines[3]["val_acc"] == pytest.approx(lines[3]["val_acc"]) and lines[3]["epoch"] == 0
+    assert 0.0 <= lines[4]["val_acc"] <= 1.0 and lines[4]["epoch"] == 0
+    assert lines[2]["info"]["initial_loss"] == pytest.approx(lines[1]["loss"], rel=0.2)
     assert lines[1]["lr"] == 0.1 and lines[0]["resumed"] is False
 
 

@@ -61,6 +61,8 @@ def _from_jsonl(records: Iterable[dict[str, Any]]) -> RunRecords:
             epochs[int(r["epoch"])] = {k: v for k, v in r.items() if k not in ("event", "time")}
         elif event == "train_begin":
             info = info or dict(r.get("info") or {})  # the first start measured the initial loss
+        elif event == "info":  # written after the first step, with the measured initial loss
+            info.update({k: v for k, v in (r.get("info") or {}).items() if v is not None})
         elif "layer" in r and "step" in r:
             monitor[(r["step"], r["layer"], r.get("param"))] = {
                 k: v for k, v in r.items() if k != "event"

@@ -92,7 +92,8 @@ class JSONLLogger(Callback):
 
     Events: ``{"event": "train_begin", "step", "epoch", "resumed"}``,
     ``{"event": "step", "step", "epoch", "loss", "lr"}`` (every ``every_steps`` steps),
-    ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``, and each
+    ``{"event": "info", "step", "info"}`` after the first step (``history.info`` with the
+    measured initial loss), ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``, and each
     record of ``trainer.history.monitor`` as ``{"event": "monitor", **record}`` right after the
     step that made it (train_begin's ``"info"`` holds ``history.info``).
     Non-finite numbers are written as ``null`` so every line is strict JSON.
@@ -111,6 +112,7 @@ class JSONLLogger(Callback):
         self.every_steps = check_positive_int("every_steps", every_steps)
         self._f: IO[str] | None = None
         self._n_monitor = 0  # monitor records already written
+        self._info_sent = False
 
     def _write(self, obj: dict[str, Any]) -> None:
         assert self._f is not None
@@ -132,6 +134,7 @@ class JSONLLogger(Callback):
             }
         )
         self._n_monitor = len(getattr(history, "monitor", ()))  # a resumed run's were written
+        self._info_sent = False
 
     def _write_monitor(self, trainer: Trainer) -> None:
         records = trainer.history.monitor
@@ -151,6 +154,10 @@ class JSONLLogger(Callback):
                 }
             )
         history = getattr(trainer, "history", None)
+        if not self._info_sent:  # the initial loss is measured by the first step
+            self._info_sent = True
+            info = getattr(history, "info", {})
+            self._write({"event": "info", "step": step, "info": {k: _jsonable(v) for k, v in info.items()}})
         if history is not None and self._n_monitor < len(history.monitor):
             self._write_monitor(trainer)
 
