@@ -14,8 +14,8 @@ import numpy as np
 from scipy.special import expit
 
 from neuronlab._validation import check_float_dtype, check_number, check_positive_int
+from neuronlab.layers._util import as_2d, check_dout, check_input, dtype_name
 from neuronlab.layers.base import Layer
-from neuronlab.layers.linear import as_2d, check_dout, check_input, dtype_name
 from neuronlab.registry import LAYERS
 
 __all__ = ["ACTIVATIONS", "ELU", "LeakyReLU", "PReLU", "ReLU", "Sigmoid", "Tanh"]

@@ -8,8 +8,8 @@ import numpy as np
 
 from neuronlab._validation import as_rng, check_float_dtype, check_positive_int
 from neuronlab.init import initialize
+from neuronlab.layers._util import add_at_b, as_2d, check_dout, dtype_name, seed_config
 from neuronlab.layers.base import Layer
-from neuronlab.layers.linear import add_at_b, as_2d, check_dout, dtype_name, seed_config
 from neuronlab.registry import INITIALIZERS, LAYERS
 
 __all__ = ["Maxout"]

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import as_rng, check_number
+from neuronlab.layers._util import check_dout, check_input, seed_config
 from neuronlab.layers.base import Layer
-from neuronlab.layers.linear import check_dout, check_input, seed_config
 from neuronlab.registry import LAYERS
 
 __all__ = ["Dropout", "GaussianNoise"]

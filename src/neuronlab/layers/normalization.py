@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import check_float_dtype, check_number, check_positive_int
+from neuronlab.layers._util import as_2d, check_dout, dtype_name
 from neuronlab.layers.base import Layer
-from neuronlab.layers.linear import as_2d, check_dout, dtype_name
 from neuronlab.registry import LAYERS
 
 __all__ = ["BatchNorm", "LayerNorm"]
