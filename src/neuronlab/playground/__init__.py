@@ -1,0 +1,13 @@
+"""The playground: train a network on 2-D data in the browser and watch it learn.
+
+``neuronlab playground`` (or :func:`serve`) starts a local server; every browser tab gets
+its own :class:`Session`, trained in the server process by the library's own Trainer,
+Monitor and diagnosis, and streamed to the page as server-sent events.
+"""
+
+from neuronlab.playground.server import create_app, serve
+from neuronlab.playground.session import Session, SessionLimitError, SessionManager
+from neuronlab.playground.settings import Settings, parse_settings
+
+__all__ = ["Session", "SessionLimitError", "SessionManager", "Settings", "create_app",
+           "parse_settings", "serve"]

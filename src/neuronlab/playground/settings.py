@@ -1,0 +1,201 @@
+"""What a playground session trains: validated settings, the 2-D data and the network.
+
+Every setting is checked here, on the server, with the library's own validation helpers
+and registries, so the page can show the library's message for a bad value
+(``ValueError: lr must be > 0, got -1.0``) and nothing unchecked reaches the trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import check_number, check_positive_int
+from neuronlab.data import load_dataset
+from neuronlab.data.split import split_indices
+from neuronlab.layers import ACTIVATIONS, mlp
+from neuronlab.losses import SoftmaxCrossEntropy
+from neuronlab.optim import get_optimizer
+from neuronlab.registry import INITIALIZERS, OPTIMIZERS
+from neuronlab.regularizers import L2
+
+__all__ = ["DATASET_CLASSES", "LIMITS", "PlaygroundData", "Settings", "build_network",
+           "make_data", "minibatch_optimizers", "parse_settings"]
+
+#: Classes of each playground data set (fixed, so clicked points know their choices).
+DATASET_CLASSES: dict[str, int] = {"spiral": 3, "circles": 2, "moons": 2, "xor": 2, "blobs": 3}
+
+#: Compute bounds: a forgotten tab cannot ask for more than this.
+LIMITS: dict[str, float] = {
+    "max_layers": 6, "max_units": 64, "min_points": 20, "max_points": 1000,
+    "max_added_points": 500, "max_batch_size": 1000, "max_lr": 10.0, "max_l2": 1.0,
+    "max_dropout": 0.9, "max_noise": 1.0, "max_test_fraction": 0.5,
+}
+
+#: Half width of the square the data live in: every data set is rescaled to [-1, 1]^2 and
+#: the view shows a margin around it, where clicked points may also go.
+EXTENT = 1.25
+
+
+def minibatch_optimizers() -> list[str]:
+    """Optimizer names the playground offers: every registered rule that steps on
+    minibatches (L-BFGS is full batch, one long ``minimize`` per epoch, so it is left out)."""
+    return [n for n, cls in OPTIMIZERS.items() if not getattr(cls, "full_batch", False)]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One session's data, network and optimizer settings (all validated)."""
+
+    dataset: str = "spiral"
+    noise: float = 0.2
+    n_points: int = 300
+    test_fraction: float = 0.2
+    hidden: tuple[int, ...] = (16, 16)
+    activation: str = "relu"
+    init: str = "he"
+    l2: float = 0.0
+    dropout: float = 0.0
+    batchnorm: bool = False
+    optimizer: str = "adam"
+    lr: float = 0.01
+    batch_size: int = 32
+    seed: int = 0
+    points: tuple[tuple[float, float, int], ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden"] = list(self.hidden)
+        d["points"] = [list(p) for p in self.points]
+        return d
+
+
+def _choice(name: str, value: Any, choices: list[str] | tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}: {value!r}")
+    key = value.strip().lower().replace("-", "_")
+    if key not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+    return key
+
+
+def _int_in(name: str, value: Any, low: int, high: int) -> int:
+    v = check_positive_int(name, value) if low >= 1 else value
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an integer, got {type(v).__name__}: {v!r}")
+    if not low <= v <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+    return v
+
+
+def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None) -> Settings:
+    """Validate ``raw`` (JSON from the page) over ``base`` (defaults when None).
+
+    Unknown keys are refused (a typo must not be silently ignored). Raises ValueError or
+    TypeError naming the setting and the value.
+    """
+    base = base or Settings()
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise TypeError(f"settings must be a JSON object, got {type(raw).__name__}")
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; valid settings: {sorted(known)}")
+    s = {**dataclasses.asdict(base), **raw}
+    lim = LIMITS
+    dataset = _choice("dataset", s["dataset"], tuple(DATASET_CLASSES))
+    hidden = s["hidden"]
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (list, tuple)):
+        raise TypeError(f"hidden must be a list of layer widths, got {hidden!r}")
+    if len(hidden) > lim["max_layers"]:
+        raise ValueError(f"hidden must have at most {lim['max_layers']} layers, got {len(hidden)}")
+    hidden = tuple(_int_in(f"hidden[{i}]", h, 1, int(lim["max_units"])) for i, h in enumerate(hidden))
+    if not isinstance(s["batchnorm"], bool):
+        raise TypeError(f"batchnorm must be a bool, got {s['batchnorm']!r}")
+    points = _parse_points(s["points"], DATASET_CLASSES[dataset])
+    out = Settings(
+        dataset=dataset,
+        noise=check_number("noise", s["noise"], low=0, high=lim["max_noise"]),
+        n_points=_int_in("n_points", s["n_points"], int(lim["min_points"]), int(lim["max_points"])),
+        test_fraction=check_number("test_fraction", s["test_fraction"], low=0,
+                                   high=lim["max_test_fraction"]),
+        hidden=hidden,
+        activation=_choice("activation", s["activation"], ACTIVATIONS),
+        init=_choice("init", s["init"], INITIALIZERS.names()),
+        l2=check_number("l2", s["l2"], low=0, high=lim["max_l2"]),
+        dropout=check_number("dropout", s["dropout"], low=0, high=lim["max_dropout"]),
+        batchnorm=s["batchnorm"],
+        optimizer=_choice("optimizer", s["optimizer"], minibatch_optimizers()),
+        lr=check_number("lr", s["lr"], low=0, high=lim["max_lr"], low_inclusive=False),
+        batch_size=_int_in("batch_size", s["batch_size"], 1, int(lim["max_batch_size"])),
+        seed=_int_in("seed", s["seed"], 0, 2**31 - 1),
+        points=points,
+    )
+    return out
+
+
+def _parse_points(points: Any, n_classes: int) -> tuple[tuple[float, float, int], ...]:
+    if not isinstance(points, (list, tuple)):
+        raise TypeError(f"points must be a list of [x, y, label], got {type(points).__name__}")
+    if len(points) > LIMITS["max_added_points"]:
+        raise ValueError(f"points: at most {LIMITS['max_added_points']} added points, got {len(points)}")
+    out = []
+    for i, p in enumerate(points):
+        if not isinstance(p, (list, tuple)) or len(p) != 3:
+            raise ValueError(f"points[{i}] must be [x, y, label], got {p!r}")
+        x = check_number(f"points[{i}].x", p[0], low=-EXTENT, high=EXTENT)
+        y = check_number(f"points[{i}].y", p[1], low=-EXTENT, high=EXTENT)
+        label = _int_in(f"points[{i}].label", p[2], 0, n_classes - 1)
+        out.append((x, y, label))
+    return tuple(out)
+
+
+@dataclass
+class PlaygroundData:
+    """Training and test arrays (X float32 (n, 2) in [-EXTENT, EXTENT]^2, y int64 (n,))."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+
+def make_data(s: Settings) -> PlaygroundData:
+    """Generate the data set, rescale it into [-1, 1]^2 (one scale for both axes, so shapes
+    keep their proportions), split it (stratified) and append the clicked points to the
+    training part."""
+    noise, n = s.noise, s.n_points
+    k = DATASET_CLASSES[s.dataset]
+    if s.dataset == "spiral":
+        X, y = load_dataset("spiral", n_per_class=max(1, n // k), n_classes=k, noise=noise, seed=s.seed)
+    elif s.dataset == "blobs":
+        # blob centres lie in [-10, 10]^2: noise 0..1 maps to a cluster std of 0.5..5.5
+        X, y = load_dataset("blobs", n=n, n_classes=k, std=0.5 + 5.0 * noise, seed=s.seed)
+    else:
+        X, y = load_dataset(s.dataset, n=n, noise=noise, seed=s.seed)
+    centre = (X.max(axis=0) + X.min(axis=0)) / 2
+    X = (X - centre) / max(float(np.abs(X - centre).max()), 1e-12)
+    parts = split_indices(y, val_size=0.0, test_size=s.test_fraction, seed=s.seed)
+    X_train, y_train = X[parts.train], y[parts.train]
+    if s.points:
+        P = np.array([p[:2] for p in s.points], dtype=np.float32)
+        X_train = np.concatenate([X_train, P])
+        y_train = np.concatenate([y_train, np.array([p[2] for p in s.points], dtype=np.int64)])
+    return PlaygroundData(np.ascontiguousarray(X_train, dtype=np.float32), y_train,
+                          np.ascontiguousarray(X[parts.test], dtype=np.float32), y[parts.test], k)
+
+
+def build_network(s: Settings, n_classes: int) -> tuple[Any, Any, Any, Any]:
+    """``(model, loss, optimizer, regularizer)`` for the settings: an ``mlp`` from 2 inputs
+    to ``n_classes`` softmax scores, the chosen update rule, and L2 when ``l2 > 0``."""
+    model = mlp(2, list(s.hidden), n_classes, activation=s.activation, batchnorm=s.batchnorm,
+                dropout=s.dropout, init=s.init, rng=s.seed)
+    optimizer = get_optimizer(s.optimizer, lr=s.lr)
+    regularizer = L2(s.l2) if s.l2 > 0 else None
+    return model, SoftmaxCrossEntropy(), optimizer, regularizer
