@@ -486,3 +486,10 @@ def export(model_path: str, fmt: str, output: str | None) -> None:
     else:
         save_npz(model, out, metadata=model.metadata)
     click.echo(f"wrote {out}")
+
+
+# `playground` (the local web page) lives in neuronlab.playground; the web server is imported
+# only when the command runs.
+from neuronlab.playground.command import playground as _playground  # noqa: E402
+
+cli.add_command(_playground)
