@@ -351,3 +351,36 @@ def test_page_follows_dataset_and_hidden_units(page: tuple[Any, int, Any]) -> No
     assert len(app.state.manager.sessions) == 2
     other.close()  # closing the tab ends its session
     wait_until(lambda: len(app.state.manager.sessions) == 1)
+
+
+# -- the command -----------------------------------------------------------------------------
+def test_cli_playground_prints_url_and_serves() -> None:
+    import subprocess
+    import sys
+
+    port = _free_port()
+    code = "from neuronlab.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "playground", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line
+        wait_until(lambda: _serving(port))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/")
+        resp = conn.getresponse()
+        assert resp.status == 200 and b"neuronlab playground" in resp.read()
+        conn.close()
+        for asset in ("/static/playground.js", "/static/playground.css"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", asset)
+            assert conn.getresponse().status == 200
+            conn.close()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def _serving(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
