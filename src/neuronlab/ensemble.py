@@ -1,0 +1,328 @@
+"""Model ensembles and parameter averaging (the notes' last few percent).
+
+- :class:`Ensemble` averages the predicted class probabilities of independent models:
+  different seeds or configurations, the top k of a search (:meth:`Ensemble.from_search`),
+  run directories (:meth:`Ensemble.from_runs`), or the checkpoints of a single run
+  (:meth:`Ensemble.from_checkpoints`, a snapshot ensemble).
+- :class:`EMA` / :class:`Polyak` keep a running average of the weights during training
+  (a callback: ``on_batch_end``); averaged weights no longer match the batch-norm running
+  statistics gathered along the way, so :func:`recompute_batchnorm` re-estimates them with a
+  pass over training data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuronlab._validation import check_array, check_number, check_positive_int
+from neuronlab.train.callbacks import Callback
+
+__all__ = ["Ensemble", "EMA", "Polyak", "recompute_batchnorm"]
+
+PathLike = str | os.PathLike[str]
+
+
+class Ensemble:
+    """Average of the predicted probabilities of several classifiers.
+
+    Parameters
+    ----------
+    models : sequence of Sequential
+        Each applies its own ``model.preprocessor`` (when set) to the raw input, so members
+        trained with different preprocessing can be combined.
+    losses : sequence of str, optional
+        The loss of each member, which turns scores into probabilities (softmax for
+        ``"softmax"``); default: each model's saved ``metadata["loss"]``, else softmax.
+    weights : sequence of float, optional
+        Non-negative member weights (normalised to sum 1); default equal.
+    """
+
+    def __init__(self, models: Sequence[Any], *, losses: Sequence[str] | None = None,
+                 weights: Sequence[float] | None = None) -> None:
+        from neuronlab.registry import LOSSES
+
+        models = list(models)
+        if not models:
+            raise ValueError("an ensemble needs at least one model")
+        if losses is None:
+            losses = [str((getattr(m, "metadata", None) or {}).get("loss", "softmax")) for m in models]
+        if len(losses) != len(models):
+            raise ValueError(f"losses has {len(losses)} entries for {len(models)} models")
+        self.models = models
+        self.losses = [LOSSES.create(name) for name in losses]
+        for name, loss in zip(losses, self.losses):
+            if loss.task == "regression":
+                raise ValueError(f"an ensemble averages class probabilities; loss {name!r} is a regression loss")
+        if weights is None:
+            w = np.full(len(models), 1.0 / len(models))
+        else:
+            w = np.array([check_number(f"weights[{i}]", v, low=0) for i, v in enumerate(weights)])
+            if w.shape != (len(models),) or w.sum() <= 0:
+                raise ValueError(f"weights must be {len(models)} non-negative numbers with a positive sum, got {list(weights)!r}")
+            w = w / w.sum()
+        self.weights = w
+        self.names = [f"member {i}" for i in range(len(models))]
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    # -- construction from files ----------------------------------------------------------
+    @classmethod
+    def from_files(cls, paths: Sequence[PathLike], *, names: Sequence[str] | None = None) -> Ensemble:
+        """Members loaded from model files (``.safetensors``) or run directories."""
+        from neuronlab.io import load
+
+        models = []
+        for p in paths:
+            p = Path(p)
+            models.append(load(p / "model.safetensors" if p.is_dir() else p))
+        ens = cls(models)
+        ens.names = [str(n) for n in names] if names is not None else [str(p) for p in paths]
+        return ens
+
+    @classmethod
+    def from_runs(cls, run_dirs: Sequence[PathLike]) -> Ensemble:
+        """Members from the ``model.safetensors`` of training run directories."""
+        return cls.from_files(run_dirs)
+
+    @classmethod
+    def from_search(cls, directory: PathLike, top_k: int = 5) -> Ensemble:
+        """The ``top_k`` completed trials of a search directory, best validation value first."""
+        from neuronlab.search.output import read_records, trial_dir
+
+        top_k = check_positive_int("top_k", top_k)
+        done = [r for r in read_records(directory) if r["state"] == "COMPLETE" and r["value"] is not None
+                and (trial_dir(directory, r["number"]) / "model.safetensors").is_file()]
+        if not done:
+            raise ValueError(f"{directory} has no completed trial with a saved model")
+        done.sort(key=lambda r: (-r["value"], r["number"]))
+        chosen = done[:top_k]
+        paths = [trial_dir(directory, r["number"]) / "model.safetensors" for r in chosen]
+        return cls.from_files(paths, names=[f"trial {r['number']}" for r in chosen])
+
+    @classmethod
+    def from_checkpoints(cls, directory: PathLike, *, last: int = 5, preprocessor: Any = None,
+                         loss: str | None = None) -> Ensemble:
+        """A snapshot ensemble: the models of the ``last`` end-of-epoch checkpoints of one run.
+
+        ``directory`` is a checkpoints folder or a run directory (its ``checkpoints/``; the
+        run's ``model.safetensors``, when present, supplies the preprocessor and loss)."""
+        from neuronlab.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
+
+        last = check_positive_int("last", last)
+        folder = Path(directory)
+        run_model = folder / "model.safetensors"
+        if (folder / "checkpoints").is_dir():
+            folder = folder / "checkpoints"
+        if run_model.is_file() and (preprocessor is None or loss is None):
+            from neuronlab.io import load
+
+            saved = load(run_model)
+            preprocessor = saved.preprocessor if preprocessor is None else preprocessor
+            loss = loss or (saved.metadata or {}).get("loss")
+        found = []
+        for name in os.listdir(folder):
+            m = CHECKPOINT_NAME.match(name)
+            if m and m.group(1) is not None:  # end-of-epoch snapshots only
+                found.append((int(m.group(2)), name))
+        if not found:
+            raise FileNotFoundError(f"no end-of-epoch checkpoints in {folder}")
+        chosen = [name for _, name in sorted(found)[-last:]]
+        models = []
+        for name in chosen:
+            model = load_checkpoint(folder / name).build_model()
+            model.preprocessor = preprocessor
+            models.append(model)
+        ens = cls(models, losses=[loss or "softmax"] * len(models))
+        ens.names = chosen
+        return ens
+
+    # -- prediction -------------------------------------------------------------------------
+    def member_proba(self, i: int, X: np.ndarray, *, batch_size: int = 2048) -> np.ndarray:
+        """Probabilities of member ``i`` for raw inputs X (n_samples, n_features)."""
+        model, loss = self.models[i], self.losses[i]
+        pre = getattr(model, "preprocessor", None)
+        parts = []
+        for s in range(0, X.shape[0], batch_size):
+            xb = np.asarray(X[s : s + batch_size])
+            if pre is not None:
+                xb = pre.transform(xb)
+            xb = np.asarray(xb, dtype=model.dtype)
+            parts.append(np.asarray(loss.predict_proba(model.forward(xb, training=False)), dtype=np.float64))
+        return np.concatenate(parts, axis=0)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Weighted mean of the members' probabilities: shape (n_samples, n_classes), or
+        (n_samples,) for binary members with one output."""
+        X = check_array("X", X)
+        total = None
+        for i, w in enumerate(self.weights):
+            p = self.member_proba(i, X)
+            if total is None:
+                total = p * w
+            elif p.shape != total.shape:
+                raise ValueError(f"{self.names[i]} predicts shape {p.shape}, the others {total.shape}")
+            else:
+                total += w * p
+        return total
+
+    @staticmethod
+    def _labels(proba: np.ndarray) -> np.ndarray:
+        return (proba >= 0.5).astype(np.int64) if proba.ndim == 1 else proba.argmax(axis=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class labels (n_samples,) of the averaged probabilities."""
+        return self._labels(self.predict_proba(X))
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy of the ensemble on (X, y)."""
+        return float(np.mean(self.predict(X) == np.asarray(y).reshape(-1)))
+
+    def member_scores(self, X: np.ndarray, y: np.ndarray) -> list[float]:
+        """Accuracy of each member on (X, y)."""
+        X, y = check_array("X", X), np.asarray(y).reshape(-1)
+        return [float(np.mean(self._labels(self.member_proba(i, X)) == y)) for i in range(len(self))]
+
+
+# -- parameter averaging ----------------------------------------------------------------------
+class EMA(Callback):
+    """Exponential moving average of the parameters: ``a ← decay·a + (1 − decay)·w`` after
+    every optimizer step from ``start_step`` on (before it, ``a`` follows ``w``).
+
+    The update is done in place with one scratch buffer per parameter
+    (``buf = w − a; buf *= 1 − decay; a += buf``), three vector operations per array.
+
+    Parameters
+    ----------
+    decay : float in [0, 1)
+    start_step : int >= 0
+        First step that is averaged (skip the noisy start of training).
+
+    Attributes
+    ----------
+    averaged : dict of str to ndarray
+        The averaged parameters by dotted name.
+    """
+
+    def __init__(self, decay: float = 0.999, *, start_step: int = 0) -> None:
+        self.decay = check_number("decay", decay, low=0, high=1, high_inclusive=False)
+        if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+            raise ValueError(f"start_step must be an integer >= 0, got {start_step!r}")
+        self.start_step = start_step
+        self.averaged: dict[str, np.ndarray] = {}
+        self.n_averaged = 0
+        self._buf: dict[str, np.ndarray] = {}
+
+    def _rate(self) -> float:
+        """Weight of the new parameters in this step's update."""
+        return 1.0 - self.decay
+
+    def on_train_begin(self, trainer: Any) -> None:
+        params = trainer.model.params
+        self.averaged = {k: v.copy() for k, v in params.items()}
+        self._buf = {k: np.empty_like(v) for k, v in params.items()}
+        self.n_averaged = 0
+
+    def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
+        params = trainer.model.params
+        if step < self.start_step:
+            for k, a in self.averaged.items():
+                np.copyto(a, params[k])
+            return
+        self.n_averaged += 1
+        rate = self._rate()
+        for k, a in self.averaged.items():
+            buf = self._buf[k]
+            np.subtract(params[k], a, out=buf)
+            buf *= rate
+            a += buf
+
+    def copy_to(self, model: Any) -> None:
+        """Write the averaged parameters into ``model`` (buffers untouched)."""
+        model.set_arrays({k: v.copy() for k, v in self.averaged.items()})
+
+    def averaged_model(self, model: Any, X: np.ndarray | None = None, *, batch_size: int = 256) -> Any:
+        """A copy of ``model`` with the averaged parameters; with training inputs ``X`` its
+        batch-norm statistics are recomputed (:func:`recompute_batchnorm`)."""
+        from neuronlab.layers.sequential import Sequential
+
+        copy = Sequential.from_config(model.get_config())
+        if model.dtype is not None:
+            copy.astype(model.dtype)
+        copy.set_arrays({**{k: v.copy() for k, v in model.buffers.items()},
+                         **{k: v.copy() for k, v in self.averaged.items()}})
+        copy.preprocessor = getattr(model, "preprocessor", None)
+        if X is not None:
+            recompute_batchnorm(copy, X, batch_size=batch_size)
+        return copy
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"averaged": dict(self.averaged), "n_averaged": self.n_averaged}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state["averaged"].items():
+            np.copyto(self.averaged[k], v)
+        self.n_averaged = int(state["n_averaged"])
+
+
+class Polyak(EMA):
+    """Polyak averaging: the plain mean of the parameters after every step from
+    ``start_step`` on (``a ← a + (w − a)/n`` at the n-th averaged step)."""
+
+    def __init__(self, *, start_step: int = 0) -> None:
+        super().__init__(0.0, start_step=start_step)
+
+    def _rate(self) -> float:
+        return 1.0 / self.n_averaged
+
+
+def recompute_batchnorm(model: Any, X: np.ndarray, *, batch_size: int = 256) -> Any:
+    """Re-estimate every BatchNorm layer's running mean and variance on inputs ``X``.
+
+    The running values become the sample-size-weighted means of the per-batch mean and
+    (biased) variance over one pass in training mode (dropout and noise switched off), as if
+    the momentum were ``seen / (seen + batch)`` at each batch. Needed after the weights are
+    replaced by averaged ones, whose activations the old statistics do not describe.
+
+    Parameters
+    ----------
+    model : Sequential
+    X : ndarray of shape (n_samples, n_features)
+        Training inputs, already preprocessed as the model expects.
+    batch_size : int
+
+    Returns
+    -------
+    model (updated in place)
+    """
+    from neuronlab.layers.normalization import BatchNorm
+
+    X = check_array("X", X)
+    batch_size = check_positive_int("batch_size", batch_size)
+    norms = [layer for layer in model if isinstance(layer, BatchNorm)]
+    if not norms:
+        return model
+    saved = [(layer, layer.momentum) for layer in norms]
+    noisy = [(layer, layer.noise_off) for layer in model if getattr(layer, "stochastic", False)]
+    try:
+        for layer, _ in noisy:
+            layer.noise_off = True
+        seen = 0
+        for s in range(0, X.shape[0], batch_size):
+            xb = np.asarray(X[s : s + batch_size], dtype=model.dtype)
+            m = xb.shape[0]
+            for layer in norms:  # r ← (seen·r + m·batch) / (seen + m)
+                layer.momentum = seen / (seen + m)
+            model.forward(xb, training=True)
+            seen += m
+    finally:
+        for layer, mom in saved:
+            layer.momentum = mom
+        for layer, off in noisy:
+            layer.noise_off = off
+    return model

@@ -1,0 +1,202 @@
+"""The training objective: one trial = one resolved run config trained with the library.
+
+Search-space names map onto the run configuration of ``neuronlab train``
+(:class:`~neuronlab.config.RunConfig`): short names (``lr``, ``l2``, ``activation``,
+``optimizer``, ``width``, ``depth``, ...) or dotted ``section.key`` names
+(``optim.decay_rate``). ``width`` and ``depth`` together give ``model.hidden = [width] * depth``.
+The model, loss, optimizer and schedule come from the CLI's own builder
+(:func:`neuronlab.runs.build_run`), so a trial's ``config.toml`` trains the same network with
+``neuronlab train --config``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from neuronlab.config import RunConfig
+from neuronlab.search.space import Choice, Space
+from neuronlab.train.callbacks import Callback
+
+__all__ = ["TrainObjective", "apply_params", "PARAM_NAMES"]
+
+# short search-space name -> (section, key) of the run config
+PARAM_NAMES: dict[str, tuple[str, str]] = {
+    "lr": ("optim", "lr"),
+    "optimizer": ("optim", "optimizer"),
+    "schedule": ("optim", "schedule"),
+    "decay_rate": ("optim", "decay_rate"),
+    "clip_norm": ("optim", "clip_norm"),
+    "l2": ("regularization", "l2"),
+    "l1": ("regularization", "l1"),
+    "max_norm": ("regularization", "max_norm"),
+    "activation": ("model", "activation"),
+    "init": ("model", "init"),
+    "dropout": ("model", "dropout"),
+    "batchnorm": ("model", "batchnorm"),
+    "batch_size": ("train", "batch_size"),
+    "epochs": ("train", "epochs"),
+    "preprocess": ("data", "preprocess"),
+}
+_SHAPE_NAMES = ("width", "depth")
+
+
+def _resolve(name: str) -> tuple[str, str] | None:
+    if name in _SHAPE_NAMES:
+        return None
+    if name in PARAM_NAMES:
+        return PARAM_NAMES[name]
+    fields = RunConfig().to_dict()
+    if "." in name:
+        section, key = name.split(".", 1)
+        if section in fields and key in fields[section]:
+            return section, key
+    raise ValueError(
+        f"search space {name!r} is not a run setting; use one of "
+        f"{', '.join([*PARAM_NAMES, *_SHAPE_NAMES])} or a dotted name like 'optim.decay_rate'"
+    )
+
+
+def apply_params(base: RunConfig, params: Mapping[str, Any]) -> RunConfig:
+    """The run config of a trial: ``base`` with ``params`` (search-space names) applied."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, value in params.items():
+        target = _resolve(name)
+        if target is not None:
+            overrides.setdefault(target[0], {})[target[1]] = value
+    if "width" in params or "depth" in params:
+        hidden = overrides.get("model", {}).get("hidden", base.model.hidden)
+        width = params.get("width", hidden[0] if hidden else 64)
+        depth = params.get("depth", len(hidden))
+        overrides.setdefault("model", {})["hidden"] = [int(width)] * int(depth)
+    return base.with_overrides(overrides, source="the search space")
+
+
+_DATA_CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
+
+def _prepared_data(cfg: RunConfig) -> tuple[Any, ...]:
+    """Train/validation arrays preprocessed as the run says, cached per worker process (every
+    trial of a search reuses the same split; the preprocessor is fitted on training data)."""
+    from neuronlab.runs import make_preprocessor, split_data
+
+    d = cfg.data
+    key = (d.source, d.test_size, d.val_size, d.preprocess, d.components, cfg.train.seed)
+    if key in _DATA_CACHE:
+        _DATA_CACHE.move_to_end(key)
+        return _DATA_CACHE[key]
+    (X_tr, y_tr), (X_va, y_va), _test = split_data(cfg)
+    if X_va.shape[0] == 0:
+        raise ValueError("a search needs a validation split: set data.val_size > 0")
+    pre = make_preprocessor(cfg)
+    if pre is not None:
+        X_tr = pre.fit_transform(np.asarray(X_tr))
+        X_va = pre.transform(np.asarray(X_va))
+    out = (X_tr, y_tr, X_va, y_va, pre)
+    _DATA_CACHE[key] = out
+    while len(_DATA_CACHE) > 2:
+        _DATA_CACHE.popitem(last=False)
+    return out
+
+
+class _Reporter(Callback):
+    """Reports validation accuracy per epoch to the trial and stops a pruned one."""
+
+    def __init__(self, trial: Any, metric: str) -> None:
+        self.trial, self.metric, self.epochs = trial, metric, []
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        from neuronlab.search.executor import TrialPruned
+
+        self.epochs.append({k: v for k, v in logs.items() if isinstance(v, (int, float)) or v is None})
+        self.trial.report(float(logs[self.metric]), epoch)
+        if self.trial.should_prune():
+            raise TrialPruned(f"pruned at epoch {epoch}")
+
+
+class TrainObjective:
+    """``objective(params, trial) -> validation accuracy`` for a search over run configs.
+
+    Parameters
+    ----------
+    base : RunConfig
+        Everything the space does not set (data, epochs, seed, ...).
+    keep_best : bool
+        Keep the weights of the epoch with the best validation accuracy (early stopping's
+        restore-best with no early stop) instead of the last epoch's. Off by default: on a
+        small validation set the first epoch to reach the top accuracy is often undertrained.
+
+    Notes
+    -----
+    A trial trains ``max(1, round(epochs * budget))`` epochs, reports ``val_acc`` after every
+    epoch (pruning), and returns the files ``config.toml`` (the resolved run),
+    ``metrics.jsonl`` (one line per epoch) and ``model.safetensors`` (with its preprocessor).
+    """
+
+    def __init__(self, base: RunConfig | None = None, *, keep_best: bool = False) -> None:
+        base = RunConfig() if base is None else base
+        if not isinstance(base, RunConfig):
+            raise TypeError(f"base must be a RunConfig, got {type(base).__name__}")
+        if base.data.val_size <= 0:
+            raise ValueError(f"data.val_size must be > 0 for a search, got {base.data.val_size!r}")
+        self.base, self.keep_best = base, bool(keep_best)
+
+    def check_space(self, space: Space) -> None:
+        """Fail before any trial runs if a name or a categorical value cannot make a run:
+        each choice is applied to the base config and built (unknown activation, optimizer,
+        ... names raise here with the registry's list of choices)."""
+        from neuronlab.runs import build_run
+
+        for name, p in space.items():
+            _resolve(name)
+            values = p.choices if isinstance(p, Choice) else (p.low, p.high)
+            for v in values:
+                cfg = apply_params(self.base, {name: v})
+                build_run(cfg, 2, (np.array([0, 1]),), 1)
+
+    def __call__(self, params: dict[str, Any], trial: Any) -> float:
+        from neuronlab.runs import build_run
+        from neuronlab.io import save
+        from neuronlab.train import EarlyStopping, NonFiniteGuard, Trainer
+
+        cfg = apply_params(self.base, params)
+        epochs = max(1, round(cfg.train.epochs * trial.budget))
+        cfg = cfg.with_overrides({"train": {"epochs": epochs}})
+        X_tr, y_tr, X_va, y_va, pre = _prepared_data(cfg)
+        bs = cfg.train.batch_size
+        parts = build_run(cfg, int(np.prod(X_tr.shape[1:])), (y_tr, y_va), -(-X_tr.shape[0] // bs))
+        model = parts.pop("model")
+        metric = "val_error" if parts["loss"].task == "regression" else "val_acc"
+        reporter = _Reporter(trial, metric)
+        callbacks = [NonFiniteGuard(), reporter]
+        if self.keep_best:
+            callbacks.append(EarlyStopping(metric, patience=epochs, restore_best=True))
+        trainer = Trainer(model, **parts, callbacks=callbacks, monitor=False)
+        trial.add_file("config.toml", cfg.to_toml().encode())
+        trainer.fit(X_tr, y_tr, validation=(X_va, y_va), epochs=epochs, batch_size=bs, seed=cfg.train.seed)
+        val = trainer.evaluate(X_va, y_va)
+        lines = "".join(_json_line(e) for e in reporter.epochs)
+        trial.add_file("metrics.jsonl", lines.encode())
+        trial.set_attr("epochs", epochs)
+        trial.set_attr("val_loss", float(val["loss"]))
+        model.preprocessor = pre
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.safetensors")
+            save(model, path, preprocessor=pre,
+                 metadata={"loss": cfg.model.loss, "config": cfg.to_dict(), "val": val})
+            with open(path, "rb") as f:
+                trial.add_file("model.safetensors", f.read())
+        if metric == "val_error":
+            return -float(val["error"])
+        return float(val["acc"])
+
+
+def _json_line(d: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(d, allow_nan=True) + "\n"

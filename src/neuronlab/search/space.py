@@ -1,0 +1,322 @@
+"""Search spaces: named parameters with a range or a list of choices, from Python or TOML.
+
+A parameter is written as the notes write it::
+
+    lr         = "loguniform(1e-5, 1e-1)"    # sampled uniformly in log10 space (scale parameters)
+    dropout    = "uniform(0, 0.5)"
+    depth      = "int(1, 3)"                 # inclusive; "logint(16, 512)" samples in log space
+    activation = "choice(relu, tanh)"        # categorical: names, integers, floats, true/false
+
+Parsing is strict: anything else raises a ValueError that names the key and quotes the bad
+text, so ``lr = "loguniform(1e-5 1e-1)"`` fails at once instead of after an hour of trials.
+A :class:`Space` is independent of training: a synthetic objective can use any names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Param", "Uniform", "LogUniform", "IntRange", "Choice", "Space", "parse_param", "load_space"]
+
+Scalar = bool | int | float | str
+
+
+class Param:
+    """Base class of one search dimension. ``numeric`` ranges can be narrowed and gridded."""
+
+    numeric = False
+
+    def to_optuna(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def grid(self, points: int) -> list[Scalar]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def text(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def _check_range(name: str, low: float, high: float, *, log: bool) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{name}: bounds must be finite, got ({low!r}, {high!r})")
+    if low > high:
+        raise ValueError(f"{name}: low must be <= high, got ({low!r}, {high!r})")
+    if log and low <= 0:
+        raise ValueError(f"{name}: a log-scale range needs low > 0, got {low!r}")
+
+
+@dataclass(frozen=True)
+class Uniform(Param):
+    """A real number uniform in [low, high]."""
+
+    low: float
+    high: float
+    numeric = True
+    log = False
+
+    def __post_init__(self) -> None:
+        _check_range("uniform", self.low, self.high, log=False)
+
+    def to_optuna(self) -> Any:
+        from optuna.distributions import FloatDistribution
+
+        return FloatDistribution(self.low, self.high)
+
+    def grid(self, points: int) -> list[Scalar]:
+        return sorted({float(v) for v in np.linspace(self.low, self.high, points)})
+
+    def narrowed(self, low: float, high: float) -> Uniform:
+        return Uniform(low, high)
+
+    def text(self) -> str:
+        return f"uniform({self.low!r}, {self.high!r})"
+
+
+@dataclass(frozen=True)
+class LogUniform(Param):
+    """A positive real number whose log10 is uniform in [log10 low, log10 high]."""
+
+    low: float
+    high: float
+    numeric = True
+    log = True
+
+    def __post_init__(self) -> None:
+        _check_range("loguniform", self.low, self.high, log=True)
+
+    def to_optuna(self) -> Any:
+        from optuna.distributions import FloatDistribution
+
+        return FloatDistribution(self.low, self.high, log=True)
+
+    def grid(self, points: int) -> list[Scalar]:
+        return sorted({float(v) for v in np.geomspace(self.low, self.high, points)})
+
+    def narrowed(self, low: float, high: float) -> LogUniform:
+        return LogUniform(low, high)
+
+    def text(self) -> str:
+        return f"loguniform({self.low!r}, {self.high!r})"
+
+
+@dataclass(frozen=True)
+class IntRange(Param):
+    """An integer in [low, high] (both included), uniform or (``log=True``) log-uniform."""
+
+    low: int
+    high: int
+    log: bool = False
+    numeric = True
+
+    def __post_init__(self) -> None:
+        _check_range("logint" if self.log else "int", self.low, self.high, log=self.log)
+
+    def to_optuna(self) -> Any:
+        from optuna.distributions import IntDistribution
+
+        return IntDistribution(self.low, self.high, log=self.log)
+
+    def grid(self, points: int) -> list[Scalar]:
+        pts = np.geomspace(self.low, self.high, points) if self.log else np.linspace(self.low, self.high, points)
+        return sorted({int(round(v)) for v in pts})
+
+    def narrowed(self, low: float, high: float) -> IntRange:
+        lo, hi = math.floor(low), math.ceil(high)
+        return IntRange(max(lo, 1) if self.log else lo, hi, self.log)
+
+    def text(self) -> str:
+        return f"{'logint' if self.log else 'int'}({self.low}, {self.high})"
+
+
+@dataclass(frozen=True)
+class Choice(Param):
+    """One of a fixed list of values (names, numbers, booleans)."""
+
+    choices: tuple[Scalar, ...]
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError("choice: needs at least one value")
+        if len(set(map(repr, self.choices))) != len(self.choices):
+            raise ValueError(f"choice: values must be distinct, got {list(self.choices)!r}")
+
+    def to_optuna(self) -> Any:
+        from optuna.distributions import CategoricalDistribution
+
+        return CategoricalDistribution(self.choices)
+
+    def grid(self, points: int) -> list[Scalar]:
+        return list(self.choices)
+
+    def text(self) -> str:
+        return "choice(" + ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices) + ")"
+
+
+_CALL = re.compile(r"^\s*([a-z]+)\s*\((.*)\)\s*$", re.DOTALL)
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_KINDS = ("loguniform", "uniform", "int", "logint", "choice")
+
+
+def _item(key: str, text: str, raw: str) -> Scalar:
+    t = text.strip()
+    if _INT.match(t):
+        return int(t)
+    if _FLOAT.match(t):
+        return float(t)
+    if t.lower() in ("true", "false"):
+        return t.lower() == "true"
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return t[1:-1]
+    if _NAME.match(t):
+        return t
+    raise ValueError(f"search space {key!r}: cannot read {t!r} in {raw!r}")
+
+
+def _number(key: str, text: str, raw: str, *, integer: bool) -> float:
+    t = text.strip()
+    if integer and not _INT.match(t):
+        raise ValueError(f"search space {key!r}: {t!r} is not an integer in {raw!r}")
+    if not _FLOAT.match(t):
+        raise ValueError(f"search space {key!r}: {t!r} is not a number in {raw!r}")
+    return int(t) if integer else float(t)
+
+
+def parse_param(key: str, text: Any) -> Param:
+    """Parse one space entry such as ``"loguniform(1e-5, 1e-1)"``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``key`` and quoting ``text`` when it is not one of ``loguniform(a, b)``,
+        ``uniform(a, b)``, ``int(a, b)``, ``logint(a, b)``, ``choice(v1, v2, ...)`` with valid
+        arguments (numbers, low <= high, low > 0 on a log scale, distinct choices).
+    """
+    if isinstance(text, Param):
+        return text
+    if not isinstance(text, str):
+        raise ValueError(
+            f"search space {key!r}: expected a string like \"loguniform(1e-5, 1e-1)\" or "
+            f"\"choice(relu, tanh)\", got {text!r}"
+        )
+    m = _CALL.match(text)
+    if m is None or m.group(1) not in _KINDS:
+        raise ValueError(
+            f"search space {key!r}: cannot parse {text!r}; expected one of "
+            "loguniform(a, b), uniform(a, b), int(a, b), logint(a, b), choice(v1, v2, ...)"
+        )
+    kind, body = m.group(1), m.group(2)
+    args = [a for a in body.split(",")]
+    if any(not a.strip() for a in args):
+        raise ValueError(f"search space {key!r}: empty argument in {text!r}")
+    try:
+        if kind == "choice":
+            return Choice(tuple(_item(key, a, text) for a in args))
+        if len(args) != 2:
+            raise ValueError(f"search space {key!r}: {kind} takes 2 arguments (low, high), got {len(args)} in {text!r}")
+        integer = kind in ("int", "logint")
+        low, high = (_number(key, a, text, integer=integer) for a in args)
+        if kind == "uniform":
+            return Uniform(low, high)
+        if kind == "loguniform":
+            return LogUniform(low, high)
+        return IntRange(int(low), int(high), log=kind == "logint")
+    except ValueError as e:
+        msg = str(e)
+        if msg.startswith("search space"):
+            raise
+        raise ValueError(f"search space {key!r}: {msg} in {text!r}") from None
+
+
+class Space(Mapping[str, Param]):
+    """An ordered mapping name -> :class:`Param`.
+
+    Parameters
+    ----------
+    params : mapping of str to Param or str
+        Strings are parsed with :func:`parse_param`.
+    """
+
+    def __init__(self, params: Mapping[str, Param | str]) -> None:
+        if not isinstance(params, Mapping):
+            raise TypeError(f"a search space must be a mapping name -> parameter, got {type(params).__name__}")
+        if not params:
+            raise ValueError("a search space needs at least one parameter")
+        out: dict[str, Param] = {}
+        for key, value in params.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"search space names must be non-empty strings, got {key!r}")
+            out[key] = parse_param(key, value)
+        self._params = out
+
+    def __getitem__(self, key: str) -> Param:
+        return self._params[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._params)
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def __repr__(self) -> str:
+        return f"Space({self.to_dict()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Space) and self._params == other._params
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def distributions(self) -> dict[str, Any]:
+        """Optuna distributions by name."""
+        return {k: p.to_optuna() for k, p in self._params.items()}
+
+    def grid(self, points: int = 3) -> dict[str, list[Scalar]]:
+        """Values per parameter for a grid: choices as given, numeric ranges at ``points``
+        evenly spaced values (log-spaced on log scales), integers rounded and deduplicated."""
+        return {k: p.grid(points) for k, p in self._params.items()}
+
+    def replace(self, **params: Param) -> Space:
+        return Space({**self._params, **params})
+
+    def to_dict(self) -> dict[str, str]:
+        """The TOML text form of every parameter (``parse_param`` reads it back)."""
+        return {k: p.text() for k, p in self._params.items()}
+
+
+def load_space(path: str | os.PathLike[str]) -> tuple[Space, dict[str, Any]]:
+    """Read a TOML space file.
+
+    The ``[space]`` table holds the parameters; every other table is a fixed part of the run
+    configuration shared by all trials (``[data]``, ``[train]``, ... as in ``neuronlab train
+    --config``), returned as nested dicts for :class:`~neuronlab.config.RunConfig`.
+
+    Returns
+    -------
+    space : Space
+    base : dict
+        The other tables, ``{section: {key: value}}`` (validated by the caller).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"search space file not found: {path}")
+    try:
+        with path.open("rb") as f:
+            d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path} is not valid TOML: {e}") from None
+    if "space" not in d or not isinstance(d["space"], dict):
+        raise ValueError(f"{path} needs a [space] table, e.g. [space] lr = \"loguniform(1e-5, 1e-1)\"")
+    body = d.pop("space")
+    return Space(body), d
+
+

@@ -1,0 +1,317 @@
+"""The search loop: the parent owns the Optuna study and hands trials to an executor.
+
+``run_search`` asks the study for a trial (through the strategy's plan and sampler), submits
+it to a worker, and tells the study the outcome as soon as it comes back, then writes the
+trial's folder. Completed trials are therefore in the study's storage (a journal file inside
+the search directory, or an RDB) before anything else happens, and a rerun of the same
+search resumes where it stopped. A worker that dies takes only its own trial with it: the
+trial is resubmitted (``retries`` times) and then recorded as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from neuronlab._validation import check_positive_int
+from neuronlab.search.executor import TrialOutcome, TrialTask, open_executor, run_trial
+from neuronlab.search.output import trial_record, write_outputs, write_trial
+from neuronlab.search.space import Space
+from neuronlab.search.strategies import CoarseToFine, Strategy, get_strategy
+
+__all__ = ["SearchResult", "run_search", "make_pruner"]
+
+JOURNAL_NAME = "study.journal"
+_STATEFUL_PRUNERS = ("SuccessiveHalvingPruner", "HyperbandPruner", "WilcoxonPruner")
+
+
+@dataclass
+class SearchResult:
+    """What a search leaves behind.
+
+    Attributes
+    ----------
+    study : optuna.Study
+    directory : Path or None
+    records : list of dict
+        One per trial in the study (``number``, ``state``, ``value``, ``params``, ``stage``,
+        ``budget``, ``error``, ...), in trial order.
+    best : dict or None
+        The record of the best completed trial.
+    stages : list of Space
+        Coarse-to-fine: the space each stage searched (one entry for other strategies).
+    """
+
+    study: Any
+    directory: Path | None
+    records: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    stages: list[Space] = field(default_factory=list)
+
+    def count(self, state: str) -> int:
+        return sum(1 for r in self.records if r["state"] == state)
+
+
+def make_pruner(pruner: Any) -> Any:
+    """``"median"`` (Optuna's MedianPruner, 5 startup trials, 2 warm-up epochs), ``"none"`` /
+    None, or an Optuna pruner that only reads the study (median, percentile, threshold,
+    patient). Rung-based pruners write to the study and cannot judge a trial in a worker."""
+    if pruner is None or (isinstance(pruner, str) and pruner.lower() == "none"):
+        return None
+    import optuna
+
+    if isinstance(pruner, str):
+        if pruner.lower() == "median":
+            return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+        raise ValueError(f"unknown pruner {pruner!r}; choose 'median' or 'none' (or pass an Optuna pruner)")
+    if not isinstance(pruner, optuna.pruners.BasePruner):
+        raise TypeError(f"pruner must be 'median', 'none' or an Optuna pruner, got {pruner!r}")
+    if type(pruner).__name__ in _STATEFUL_PRUNERS:
+        raise ValueError(f"{type(pruner).__name__} keeps state in the study; use MedianPruner, "
+                         "PercentilePruner, ThresholdPruner or PatientPruner")
+    return pruner
+
+
+def _storage(directory: Path | None, storage: str | None) -> Any:
+    if storage is not None:
+        return storage  # an RDB URL: Optuna opens it
+    if directory is None:
+        return None  # in memory
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(directory / JOURNAL_NAME)))
+
+
+def _check_same_search(directory: Path, spec: dict[str, Any]) -> None:
+    path = directory / "search.json"
+    if path.exists():
+        old = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("space", "direction", "base"):
+            if old.get(key) != spec.get(key):
+                raise ValueError(f"{directory} holds a different search ({key} differs); "
+                                 "resume it with the same settings or choose another directory")
+    else:
+        path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fail_stale(study: Any) -> None:
+    """Mark running trials left by a search process of this host that no longer exists
+    (killed or interrupted) as failed-interrupted: their slots are run again."""
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = str(t.user_attrs.get("owner", ""))
+        h, _, pid = owner.rpartition(":")
+        if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+            study.tell(t.number, state=TrialState.FAIL)
+
+
+def run_search(
+    objective: Callable[[dict[str, Any], Any], float],
+    space: Space | dict[str, Any],
+    *,
+    strategy: str | Strategy = "random",
+    n_trials: int = 20,
+    directory: str | os.PathLike[str] | None = None,
+    storage: str | None = None,
+    study_name: str = "neuronlab",
+    workers: int = 1,
+    dask: str | None = None,
+    pruner: Any = "median",
+    seed: int = 0,
+    direction: str = "maximize",
+    retries: int = 1,
+    threads: int | None = 1,
+    plots: bool = True,
+    base: dict[str, Any] | None = None,
+    on_trial: Callable[[dict[str, Any]], None] | None = None,
+) -> SearchResult:
+    """Search ``space`` for the parameters that maximise ``objective(params, trial)``.
+
+    Parameters
+    ----------
+    objective : callable (params: dict, trial: TrialContext) -> float
+        Picklable (a module-level function or an instance such as
+        :class:`~neuronlab.search.objective.TrainObjective`) when trials run in processes.
+        May call ``trial.report(value, step)`` and stop when ``trial.should_prune()``.
+    space : Space or dict of name -> "loguniform(a, b)" ...
+    strategy : "grid", "random", "tpe", "coarse-to-fine" or a Strategy
+    n_trials : int
+        Trials in the study in total (a resumed study counts those it has; a grid is capped
+        at its size).
+    directory : path, optional
+        Search directory: the study journal, ``trials/NNNN/`` folders, ``trials.jsonl``,
+        ``trials.csv``, the best trial's files and plots. None keeps everything in memory.
+    storage : str, optional
+        An Optuna RDB URL (``postgresql://...``, ``sqlite:///...``) instead of the journal.
+    workers : int
+        Local worker processes (0: in this process), or trials in flight on a Dask cluster.
+    dask : str, optional
+        Dask scheduler address; trials run through ``Client(dask).get_executor()``.
+    pruner : "median", "none" or an Optuna pruner
+    seed : int
+        Seeds the sampler.
+    direction : "maximize" or "minimize"
+    retries : int >= 0
+        Resubmissions of a trial whose worker died before answering.
+    threads : int or None
+        BLAS threads per trial.
+    plots : bool
+        Write the plots into ``directory`` (needs matplotlib).
+    base : dict, optional
+        JSON description of the fixed settings, stored in ``search.json`` so that a rerun
+        with different settings is refused instead of mixing two searches.
+    on_trial : callable(record), optional
+        Called in this process after each finished trial is stored.
+    """
+    import optuna
+
+    space = space if isinstance(space, Space) else Space(space)
+    strat = get_strategy(strategy)
+    n_trials = check_positive_int("n_trials", n_trials)
+    if direction not in ("maximize", "minimize"):
+        raise ValueError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+    pruner_obj = make_pruner(pruner)
+    if hasattr(objective, "check_space"):
+        objective.check_space(space)
+    out = Path(directory) if directory is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _check_same_search(out, {"space": space.to_dict(), "direction": direction, "base": base})
+    total = strat.total_trials(space, n_trials)
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(
+            study_name=study_name, storage=_storage(out, storage), sampler=strat.sampler(space, seed),
+            direction=direction, load_if_exists=True,
+        )
+        _fail_stale(study)
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        with open_executor(workers, dask=dask, threads=threads) as pool:
+            _loop(study, pool, objective, space, strat, total, pruner_obj, direction, retries, threads,
+                  owner, out, on_trial)
+        records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
+        best = _best(records, direction)
+        stages = (strat.stage_spaces(space, study.get_trials(deepcopy=False), strat.stages - 1)
+                  if isinstance(strat, CoarseToFine) else [space])
+        if out is not None:
+            write_outputs(out, study, records, best, plots=plots)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return SearchResult(study, out, records, best, stages)
+
+
+def _best(records: list[dict[str, Any]], direction: str) -> dict[str, Any] | None:
+    done = [r for r in records if r["state"] == "COMPLETE" and r["value"] is not None and math.isfinite(r["value"])]
+    if not done:
+        return None
+    sign = 1.0 if direction == "maximize" else -1.0
+    return max(done, key=lambda r: (sign * r["value"], -r["number"]))
+
+
+def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, total: int, pruner: Any,
+          direction: str, retries: int, threads: int | None, owner: str, out: Path | None,
+          on_trial: Callable[[dict[str, Any]], None] | None) -> None:
+    from optuna.trial import TrialState
+
+    from neuronlab.search.strategies import _counts
+
+    pending: dict[Any, tuple[Any, TrialTask, int, int]] = {}  # future -> (trial, task, attempts, generation)
+    try:
+        while True:
+            trials = study.get_trials(deepcopy=False)
+            used = sum(1 for t in trials if _counts(t))
+            while len(pending) < pool.capacity and used < total:
+                plan = strat.plan(space, trials, total)
+                if plan is None:
+                    break
+                if plan.fixed:
+                    study.enqueue_trial(plan.fixed)
+                trial = study.ask(plan.distributions)
+                for k, v in (("stage", plan.stage), ("budget", plan.budget), ("owner", owner)):
+                    trial.set_user_attr(k, v)
+                reference = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                             if int(t.user_attrs.get("stage", 0)) == plan.stage] if pruner is not None else []
+                task = TrialTask(objective, trial.number, dict(trial.params), plan.budget, plan.stage,
+                                 pruner, reference, direction, threads)
+                pending[pool.executor.submit(run_trial, task)] = (trial, task, 0, pool.generation)
+                used += 1
+                trials = study.get_trials(deepcopy=False)
+            if not pending:
+                if used >= total:
+                    return
+                time.sleep(0.5)  # another process holds the running trials of a shared study
+                continue
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                trial, task, attempts, gen = pending.pop(fut)
+                exc = fut.exception()
+                if exc is None:
+                    _finish(study, trial, fut.result(), out, on_trial)
+                    continue
+                # The worker died (killed, out of memory, lost with its machine) or the pool broke.
+                if isinstance(exc, BrokenExecutor) and gen == pool.generation:
+                    pool.renew()
+                if attempts < retries:
+                    trial.set_user_attr("retries", attempts + 1)
+                    pending[pool.executor.submit(run_trial, task)] = (trial, task, attempts + 1, pool.generation)
+                else:
+                    lost = TrialOutcome(task.number, "fail", None, {}, {"worker_lost": True}, {},
+                                        f"worker lost: {type(exc).__name__}: {exc}", 0.0, "")
+                    _finish(study, trial, lost, out, on_trial)
+    finally:
+        for trial, _task, _a, _g in pending.values():  # interrupted: these slots are rerun on resume
+            trial.set_user_attr("interrupted", True)
+            study.tell(trial, state=TrialState.FAIL)
+
+
+def _finish(study: Any, trial: Any, outcome: TrialOutcome, out: Path | None,
+            on_trial: Callable[[dict[str, Any]], None] | None) -> None:
+    """Tell the study first (the durable record), then write the trial's folder."""
+    from optuna.trial import TrialState
+
+    for step in sorted(outcome.intermediate):
+        trial.report(outcome.intermediate[step], step)
+    for k, v in outcome.attrs.items():
+        if k != "traceback":
+            trial.set_user_attr(k, v)
+    trial.set_user_attr("duration", round(outcome.duration, 3))
+    trial.set_user_attr("worker", outcome.worker)
+    if outcome.error:
+        trial.set_user_attr("error", outcome.error[:1000])
+    if outcome.state == "complete":
+        study.tell(trial, outcome.value)
+    elif outcome.state == "pruned":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+    record = trial_record(next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number))
+    if out is not None:
+        write_trial(out, record, outcome)
+    if on_trial is not None:
+        on_trial(record)
