@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,7 +101,8 @@ class Ensemble:
                 and (trial_dir(directory, r["number"]) / "model.safetensors").is_file()]
         if not done:
             raise ValueError(f"{directory} has no completed trial with a saved model")
-        done.sort(key=lambda r: (-r["value"], r["number"]))
+        # equal accuracies (steps of 1/n_val) are ordered by validation loss when recorded
+        done.sort(key=lambda r: (-r["value"], r.get("val_loss", math.inf), r["number"]))
         chosen = done[:top_k]
         paths = [trial_dir(directory, r["number"]) / "model.safetensors" for r in chosen]
         return cls.from_files(paths, names=[f"trial {r['number']}" for r in chosen])

@@ -130,6 +130,12 @@ class TrainObjective:
         Keep the weights of the epoch with the best validation accuracy (early stopping's
         restore-best with no early stop) instead of the last epoch's. Off by default: on a
         small validation set the first epoch to reach the top accuracy is often undertrained.
+    vary_seed : bool
+        Initialise and shuffle trial ``n`` with seed ``train.seed + 1 + n`` (the notes'
+        "same model, different initialisations": independent members for an ensemble) while
+        the data split keeps ``train.seed``, so every trial sees the same validation and test
+        samples. The seed is stored as the trial's ``model_seed`` (its ``config.toml`` keeps
+        ``train.seed``, the split's seed). False: every trial uses ``train.seed``.
 
     Notes
     -----
@@ -138,13 +144,13 @@ class TrainObjective:
     ``metrics.jsonl`` (one line per epoch) and ``model.safetensors`` (with its preprocessor).
     """
 
-    def __init__(self, base: RunConfig | None = None, *, keep_best: bool = False) -> None:
+    def __init__(self, base: RunConfig | None = None, *, keep_best: bool = False, vary_seed: bool = True) -> None:
         base = RunConfig() if base is None else base
         if not isinstance(base, RunConfig):
             raise TypeError(f"base must be a RunConfig, got {type(base).__name__}")
         if base.data.val_size <= 0:
             raise ValueError(f"data.val_size must be > 0 for a search, got {base.data.val_size!r}")
-        self.base, self.keep_best = base, bool(keep_best)
+        self.base, self.keep_best, self.vary_seed = base, bool(keep_best), bool(vary_seed)
 
     def check_space(self, space: Space) -> None:
         """Fail before any trial runs if a name or a categorical value cannot make a run:
@@ -167,9 +173,12 @@ class TrainObjective:
         cfg = apply_params(self.base, params)
         epochs = max(1, round(cfg.train.epochs * trial.budget))
         cfg = cfg.with_overrides({"train": {"epochs": epochs}})
-        X_tr, y_tr, X_va, y_va, pre = _prepared_data(cfg)
+        X_tr, y_tr, X_va, y_va, pre = _prepared_data(cfg)  # the split always uses train.seed
         bs = cfg.train.batch_size
-        parts = build_run(cfg, int(np.prod(X_tr.shape[1:])), (y_tr, y_va), -(-X_tr.shape[0] // bs))
+        seed = cfg.train.seed + 1 + trial.number if self.vary_seed else cfg.train.seed
+        trial.set_attr("model_seed", seed)
+        model_cfg = cfg.with_overrides({"train": {"seed": seed}})
+        parts = build_run(model_cfg, int(np.prod(X_tr.shape[1:])), (y_tr, y_va), -(-X_tr.shape[0] // bs))
         model = parts.pop("model")
         metric = "val_error" if parts["loss"].task == "regression" else "val_acc"
         reporter = _Reporter(trial, metric)
@@ -178,7 +187,7 @@ class TrainObjective:
             callbacks.append(EarlyStopping(metric, patience=epochs, restore_best=True))
         trainer = Trainer(model, **parts, callbacks=callbacks, monitor=False)
         trial.add_file("config.toml", cfg.to_toml().encode())
-        trainer.fit(X_tr, y_tr, validation=(X_va, y_va), epochs=epochs, batch_size=bs, seed=cfg.train.seed)
+        trainer.fit(X_tr, y_tr, validation=(X_va, y_va), epochs=epochs, batch_size=bs, seed=seed)
         val = trainer.evaluate(X_va, y_va)
         lines = "".join(_json_line(e) for e in reporter.epochs)
         trial.add_file("metrics.jsonl", lines.encode())
@@ -188,7 +197,7 @@ class TrainObjective:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.safetensors")
             save(model, path, preprocessor=pre,
-                 metadata={"loss": cfg.model.loss, "config": cfg.to_dict(), "val": val})
+                 metadata={"loss": cfg.model.loss, "config": cfg.to_dict(), "val": val, "model_seed": seed})
             with open(path, "rb") as f:
                 trial.add_file("model.safetensors", f.read())
         if metric == "val_error":

@@ -231,7 +231,9 @@ def _best(records: list[dict[str, Any]], direction: str) -> dict[str, Any] | Non
     if not done:
         return None
     sign = 1.0 if direction == "maximize" else -1.0
-    return max(done, key=lambda r: (sign * r["value"], -r["number"]))
+    # ties (common: accuracy on a small validation set moves in steps of 1/n) go to the lower
+    # validation loss when the objective reports one, then to the earlier trial
+    return max(done, key=lambda r: (sign * r["value"], -r.get("val_loss", math.inf), -r["number"]))
 
 
 def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, total: int, pruner: Any,

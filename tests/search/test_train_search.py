@@ -1,0 +1,122 @@
+"""Trials that train real run configs (tiny: digits, one hidden layer of 16, 2 epochs), the
+`neuronlab search` and `neuronlab ensemble` commands, and the slow digits acceptance run."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from neuronlab.config import RunConfig, load_config
+from neuronlab.io import load
+from neuronlab.search import Space, TrainObjective, apply_params, run_search
+
+BASE = RunConfig().with_overrides({"model": {"hidden": [16]}, "train": {"epochs": 2, "batch_size": 64}})
+
+
+def test_apply_params_maps_names_onto_the_run_config():
+    cfg = apply_params(BASE, {"lr": 0.01, "l2": 1e-4, "activation": "tanh", "width": 32, "depth": 2,
+                              "optim.decay_rate": 0.5, "batchnorm": True})
+    assert cfg.optim.lr == 0.01 and cfg.regularization.l2 == 1e-4 and cfg.model.activation == "tanh"
+    assert cfg.model.hidden == [32, 32] and cfg.optim.decay_rate == 0.5 and cfg.model.batchnorm
+    assert apply_params(BASE, {"depth": 3}).model.hidden == [16, 16, 16]  # width from the base
+    with pytest.raises(ValueError, match="'learning_rate' is not a run setting"):
+        apply_params(BASE, {"learning_rate": 0.1})
+
+
+def test_bad_choice_fails_before_any_trial(tmp_path):
+    with pytest.raises(ValueError, match="relux"):
+        run_search(TrainObjective(BASE), {"activation": "choice(relu, relux)"}, n_trials=2, workers=0,
+                   directory=tmp_path)
+    assert not (tmp_path / "trials").exists()
+
+
+def test_training_trials_write_configs_models_and_plots(tmp_path):
+    space = Space({"lr": "loguniform(1e-3, 1e-2)", "l2": "loguniform(1e-6, 1e-3)"})
+    r = run_search(TrainObjective(BASE), space, n_trials=3, workers=0, directory=tmp_path, pruner=None)
+    assert r.count("COMPLETE") == 3
+    t = r.records[1]
+    folder = tmp_path / "trials" / "0001"
+    cfg = load_config(folder / "config.toml")
+    assert cfg.optim.lr == pytest.approx(t["params"]["lr"]) and cfg.train.epochs == 2
+    epochs = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    assert t["intermediate"] == {"0": epochs[0]["val_acc"], "1": epochs[1]["val_acc"]}
+    assert t["value"] == pytest.approx(epochs[-1]["val_acc"])  # the last epoch's model is kept
+    model = load(folder / "model.safetensors")
+    assert model.preprocessor is not None and model.metadata["model_seed"] == 0 + 1 + 1
+    best = load_config(tmp_path / "best.toml")
+    assert best.optim.lr == pytest.approx(r.best["params"]["lr"])
+    for name in ("lr_reg", "history", "importance"):
+        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 0
+
+
+def test_budget_scales_epochs_and_diverging_training_is_failed(tmp_path):
+    from neuronlab.search.strategies import CoarseToFine
+
+    base = BASE.with_overrides({"train": {"epochs": 4}, "optim": {"optimizer": "sgd"}})
+    space = {"lr": "loguniform(1e4, 1e6)"}  # SGD at lr 1e4+ diverges within the first epoch
+    r = run_search(TrainObjective(base), space, strategy=CoarseToFine(stages=2), n_trials=2, workers=0,
+                   pruner=None, directory=tmp_path)
+    assert [t["state"] for t in r.records] == ["FAIL", "FAIL"]
+    assert all(t["diverged"] and "diverged" in t["error"] for t in r.records)
+    ok = run_search(TrainObjective(BASE.with_overrides({"train": {"epochs": 4}})), {"lr": "loguniform(1e-3, 2e-3)"},
+                    strategy=CoarseToFine(stages=2), n_trials=2, workers=0, pruner=None)
+    assert [t["epochs"] for t in ok.records] == [2, 4]  # budgets 0.5 and 1.0 of 4 epochs
+
+
+def _cli(args):
+    from neuronlab.cli import cli
+
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_cli_search_and_ensemble(tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\nlr = "loguniform(1e-3, 1e-2)"\nactivation = "choice(relu, tanh)"\n\n'
+                     "[model]\nhidden = [16]\n\n[train]\nepochs = 2\nbatch_size = 64\n")
+    out = tmp_path / "s"
+    res = _cli(["search", "--space", str(space), "--trials", "4", "--workers", "0", "--out", str(out),
+                "--pruner", "none", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    assert "4 trials: 4 complete, 0 pruned, 0 fail" in res.output
+    assert (out / "best.toml").exists() and (out / "model.safetensors").exists()
+    res = _cli(["ensemble", str(out), "--top-k", "3"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 4 and lines[-1].startswith("ensemble of 3")
+    accs = [float(line.split("test accuracy ")[1].split()[0]) for line in lines]
+    assert all(0.5 < a <= 1.0 for a in accs)
+
+
+def test_cli_search_bad_space_is_a_one_line_error(tmp_path):
+    from neuronlab.cli import main
+
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\nlr = "loguniform(1e-3 1e-2)"\n')
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--space", str(space), "--trials", "1", "--out", str(tmp_path / "s")])
+    assert e.value.code == 2
+
+
+@pytest.mark.slow
+def test_digits_random_search_acceptance(tmp_path):
+    """The issue's acceptance run: `neuronlab search --strategy random --trials 30 --workers 2`
+    on digits finds >= 98% validation accuracy; its top-5 ensemble reaches >= 98.5% test
+    accuracy and beats the single best model."""
+    from neuronlab.ensemble import Ensemble
+    from neuronlab.runs import split_data
+
+    out = tmp_path / "s"
+    res = _cli(["search", "--strategy", "random", "--trials", "30", "--workers", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    best = json.loads((out / "best.json").read_text())
+    assert best["value"] >= 0.98
+    ens = Ensemble.from_search(out, top_k=5)
+    _, _, (X_te, y_te) = split_data(RunConfig.from_dict(ens.models[0].metadata["config"]))
+    single = load(out / "model.safetensors")
+    single_acc = Ensemble([single]).score(X_te, y_te)
+    acc = ens.score(X_te, y_te)
+    assert acc >= 0.985
+    assert acc > single_acc
+    assert np.isfinite(acc)
