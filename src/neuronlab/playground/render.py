@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CLASS_COLORS", "grid", "png_rgb", "png_data_url", "region_image", "unit_images"]
+__all__ = ["CLASS_COLORS", "grid", "png_data_url", "png_rgb", "region_image", "unit_images"]
 
 #: One RGB colour per class (colour-blind friendly: Okabe–Ito), reused for points on the page.
 CLASS_COLORS: np.ndarray = np.array(

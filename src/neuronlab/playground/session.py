@@ -17,7 +17,6 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np

@@ -94,7 +94,16 @@ function readForm() {
   return s;
 }
 
-async function apply(s) {
+// Applies run one after another, each building its settings when its turn comes (from the
+// settings the server accepted last), so that two quick edits cannot undo each other.
+let applyQueue = Promise.resolve();
+
+function apply(make) {
+  applyQueue = applyQueue.then(() => sendSettings(make()));
+  return applyQueue;
+}
+
+async function sendSettings(s) {
   try {
     const r = await api("POST", `/api/sessions/${sessionId}/reset`, s);
     settings = r.settings;
@@ -110,7 +119,7 @@ async function apply(s) {
 
 function scheduleApply() {
   clearTimeout(applyTimer);
-  applyTimer = setTimeout(() => { applyTimer = null; apply(readForm()); }, 200);
+  applyTimer = setTimeout(() => { applyTimer = null; apply(readForm); }, 200);
 }
 
 // -- drawing ---------------------------------------------------------------------------
@@ -239,7 +248,8 @@ function addPoint(ev) {
   const x = ((ev.clientX - rect.left) / rect.width) * 2 * e - e;
   const y = e - ((ev.clientY - rect.top) / rect.height) * 2 * e;
   const label = Number($("click-class").value);
-  apply({ ...settings, points: [...settings.points, [+x.toFixed(3), +y.toFixed(3), label]] });
+  const point = [+x.toFixed(3), +y.toFixed(3), label];
+  apply(() => ({ ...settings, points: [...settings.points, point] }));
 }
 
 function connect() {
@@ -276,16 +286,18 @@ async function start() {
   $("play").addEventListener("click", control("play"));
   $("pause").addEventListener("click", control("pause"));
   $("step").addEventListener("click", control("step"));
-  $("reset").addEventListener("click", () => apply(readForm()));
+  $("reset").addEventListener("click", () => apply(readForm));
   $("add-layer").addEventListener("click", () => {
-    const h = settings.hidden;
-    apply({ ...readForm(), hidden: [...h, h.length ? h[h.length - 1] : 8] });
+    apply(() => {
+      const h = settings.hidden;
+      return { ...readForm(), hidden: [...h, h.length ? h[h.length - 1] : 8] };
+    });
   });
-  $("remove-layer").addEventListener("click", () => apply({ ...readForm(), hidden: settings.hidden.slice(0, -1) }));
-  $("clear-points").addEventListener("click", () => apply({ ...readForm(), points: [] }));
+  $("remove-layer").addEventListener("click", () => apply(() => ({ ...readForm(), hidden: settings.hidden.slice(0, -1) })));
+  $("clear-points").addEventListener("click", () => apply(() => ({ ...readForm(), points: [] })));
   $("plot").addEventListener("click", addPoint);
   window.addEventListener("hashchange", () => {
-    if (location.hash !== encodeHash(settings)) apply({ ...settings, ...decodeHash(location.hash) });
+    if (location.hash !== encodeHash(settings)) apply(() => ({ ...settings, ...decodeHash(location.hash) }));
   });
 }
 
