@@ -237,13 +237,19 @@ class Pool:
         info = self.client.scheduler_info()
         return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
 
+    def _shutdown(self, wait: bool) -> None:
+        if self.dask is not None:  # Dask's ClientExecutor cancels its pending futures itself
+            self.executor.shutdown(wait=wait)
+        else:
+            self.executor.shutdown(wait=wait, cancel_futures=True)
+
     def renew(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self._shutdown(False)
         self.executor = self._make()
         self.generation += 1
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        self._shutdown(True)
         if self.client is not None:
             self.client.close()
 
