@@ -21,6 +21,8 @@ from neuronlab import plots, report, tensorboard  # matplotlib / tensorboardX lo
 from neuronlab.plots import *  # noqa: F403
 from neuronlab.report import *  # noqa: F403
 from neuronlab.tensorboard import *  # noqa: F403
+from neuronlab import ensemble  # Ensemble, EMA/Polyak averaging (search loads Optuna lazily)
+from neuronlab.ensemble import *  # noqa: F403
 
 __version__ = "0.1.0"
 
@@ -42,4 +44,5 @@ __all__ = [
     *plots.__all__,
     *report.__all__,
     *tensorboard.__all__,
+    *ensemble.__all__,
 ]

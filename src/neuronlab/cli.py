@@ -488,6 +488,11 @@ def export(model_path: str, fmt: str, output: str | None) -> None:
     click.echo(f"wrote {out}")
 
 
+# `search` and `ensemble` live in their own module (the optional Optuna/Dask edge); importing
+# it registers them on `cli`.
+from neuronlab import cli_search as _cli_search  # noqa: E402,F401
+
+
 # `playground` (the local web page) lives in neuronlab.playground; the web server is imported
 # only when the command runs.
 from neuronlab.playground.command import playground as _playground  # noqa: E402

@@ -15,7 +15,7 @@ import click
 from neuronlab.cli import cli
 from neuronlab.config import RunConfig, load_config
 
-__all__ = ["search", "ensemble", "DEFAULT_SPACE", "DEFAULT_EPOCHS", "DEFAULT_BASE"]
+__all__ = ["DEFAULT_BASE", "DEFAULT_EPOCHS", "DEFAULT_SPACE", "ensemble", "search"]
 
 # A space in which the notes' advice finds good digits models within a minute or two on two
 # cores: Adam's learning rate and the L2 strength in log space (the two knobs that matter

@@ -23,7 +23,7 @@ import numpy as np
 from neuronlab._validation import check_array, check_number, check_positive_int
 from neuronlab.train.callbacks import Callback
 
-__all__ = ["Ensemble", "EMA", "Polyak", "recompute_batchnorm"]
+__all__ = ["EMA", "Ensemble", "Polyak", "recompute_batchnorm"]
 
 PathLike = str | os.PathLike[str]
 

@@ -15,7 +15,7 @@ from _objectives import Sleepy, quadratic
 
 pytest.importorskip("distributed")
 
-from neuronlab.search import run_search  # noqa: E402
+from neuronlab.search import run_search
 
 SPACE = {"lr": "loguniform(1e-5, 1e-1)", "y": "uniform(0, 1)"}
 HERE = Path(__file__).resolve().parent

@@ -52,7 +52,7 @@ def test_bad_text_names_key_and_text(text):
 
 
 def test_non_string_is_refused_with_an_example():
-    with pytest.raises(ValueError, match=r"'dropout'.*expected a string"):
+    with pytest.raises(TypeError, match=r"'dropout'.*expected a string"):
         Space({"dropout": 0.5})
 
 

@@ -9,11 +9,21 @@ from neuronlab.search.executor import TrialContext, TrialPruned, open_executor, 
 from neuronlab.search.objective import TrainObjective, apply_params
 from neuronlab.search.output import read_records
 from neuronlab.search.plots import plot_lr_reg
-from neuronlab.search.space import Choice, IntRange, LogUniform, Param, Space, Uniform, load_space, parse_param
+from neuronlab.search.space import (
+    Choice,
+    IntRange,
+    LogUniform,
+    Param,
+    Space,
+    Uniform,
+    load_space,
+    parse_param,
+)
 from neuronlab.search.strategies import TPE, CoarseToFine, Grid, Random, Strategy, get_strategy
 from neuronlab.search.study import SearchResult, make_pruner, run_search
 
 __all__ = [
+    "TPE",
     "Choice",
     "CoarseToFine",
     "Grid",
@@ -24,7 +34,6 @@ __all__ = [
     "SearchResult",
     "Space",
     "Strategy",
-    "TPE",
     "TrainObjective",
     "TrialContext",
     "TrialPruned",

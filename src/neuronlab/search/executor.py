@@ -29,7 +29,7 @@ from typing import Any
 
 from neuronlab._validation import check_positive_int
 
-__all__ = ["TrialPruned", "TrialContext", "TrialTask", "TrialOutcome", "run_trial", "open_executor"]
+__all__ = ["TrialContext", "TrialOutcome", "TrialPruned", "TrialTask", "open_executor", "run_trial"]
 
 _BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 

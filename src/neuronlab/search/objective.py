@@ -23,7 +23,7 @@ from neuronlab.config import RunConfig
 from neuronlab.search.space import Choice, Space
 from neuronlab.train.callbacks import Callback
 
-__all__ = ["TrainObjective", "apply_params", "PARAM_NAMES"]
+__all__ = ["PARAM_NAMES", "TrainObjective", "apply_params"]
 
 # short search-space name -> (section, key) of the run config
 PARAM_NAMES: dict[str, tuple[str, str]] = {
@@ -166,8 +166,8 @@ class TrainObjective:
                 build_run(cfg, 2, (np.array([0, 1]),), 1)
 
     def __call__(self, params: dict[str, Any], trial: Any) -> float:
-        from neuronlab.runs import build_run
         from neuronlab.io import save
+        from neuronlab.runs import build_run
         from neuronlab.train import EarlyStopping, NonFiniteGuard, Trainer
 
         cfg = apply_params(self.base, params)

@@ -26,7 +26,7 @@ from typing import Any
 
 from neuronlab.io import atomic_write_bytes
 
-__all__ = ["trial_record", "write_trial", "write_outputs", "read_records", "trial_dir"]
+__all__ = ["read_records", "trial_dir", "trial_record", "write_outputs", "write_trial"]
 
 _HIDDEN_ATTRS = ("owner", "traceback")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Param", "Uniform", "LogUniform", "IntRange", "Choice", "Space", "parse_param", "load_space"]
+__all__ = ["Choice", "IntRange", "LogUniform", "Param", "Space", "Uniform", "load_space", "parse_param"]
 
 Scalar = bool | int | float | str
 
@@ -127,7 +127,7 @@ class IntRange(Param):
 
     def grid(self, points: int) -> list[Scalar]:
         pts = np.geomspace(self.low, self.high, points) if self.log else np.linspace(self.low, self.high, points)
-        return sorted({int(round(v)) for v in pts})
+        return sorted({int(np.rint(v)) for v in pts})
 
     def narrowed(self, low: float, high: float) -> IntRange:
         lo, hi = math.floor(low), math.ceil(high)
@@ -201,11 +201,13 @@ def parse_param(key: str, text: Any) -> Param:
         Naming ``key`` and quoting ``text`` when it is not one of ``loguniform(a, b)``,
         ``uniform(a, b)``, ``int(a, b)``, ``logint(a, b)``, ``choice(v1, v2, ...)`` with valid
         arguments (numbers, low <= high, low > 0 on a log scale, distinct choices).
+    TypeError
+        Naming ``key`` when ``text`` is not a string.
     """
     if isinstance(text, Param):
         return text
     if not isinstance(text, str):
-        raise ValueError(
+        raise TypeError(
             f"search space {key!r}: expected a string like \"loguniform(1e-5, 1e-1)\" or "
             f"\"choice(relu, tanh)\", got {text!r}"
         )

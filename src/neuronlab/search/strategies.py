@@ -26,7 +26,7 @@ import numpy as np
 from neuronlab._validation import check_number, check_positive_int
 from neuronlab.search.space import Choice, Param, Space
 
-__all__ = ["Plan", "Strategy", "Grid", "Random", "TPE", "CoarseToFine", "get_strategy", "STRATEGIES"]
+__all__ = ["STRATEGIES", "TPE", "CoarseToFine", "Grid", "Plan", "Random", "Strategy", "get_strategy"]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from neuronlab.search.output import trial_record, write_outputs, write_trial
 from neuronlab.search.space import Space
 from neuronlab.search.strategies import CoarseToFine, Strategy, get_strategy
 
-__all__ = ["SearchResult", "run_search", "make_pruner"]
+__all__ = ["SearchResult", "make_pruner", "run_search"]
 
 JOURNAL_NAME = "study.journal"
 _STATEFUL_PRUNERS = ("SuccessiveHalvingPruner", "HyperbandPruner", "WilcoxonPruner")
@@ -261,7 +261,7 @@ def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, 
                              if int(t.user_attrs.get("stage", 0)) == plan.stage] if pruner is not None else []
                 task = TrialTask(objective, trial.number, dict(trial.params), plan.budget, plan.stage,
                                  pruner, reference, direction, threads)
-                pending[pool.executor.submit(run_trial, task)] = (trial, task, 0, pool.generation)
+                pending[_submit(pool, task)] = (trial, task, 0, pool.generation)
                 used += 1
                 trials = study.get_trials(deepcopy=False)
             if not pending:
@@ -281,7 +281,7 @@ def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, 
                     pool.renew()
                 if attempts < retries:
                     trial.set_user_attr("retries", attempts + 1)
-                    pending[pool.executor.submit(run_trial, task)] = (trial, task, attempts + 1, pool.generation)
+                    pending[_submit(pool, task)] = (trial, task, attempts + 1, pool.generation)
                 else:
                     lost = TrialOutcome(task.number, "fail", None, {}, {"worker_lost": True}, {},
                                         f"worker lost: {type(exc).__name__}: {exc}", 0.0, "")
@@ -290,6 +290,16 @@ def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, 
         for trial, _task, _a, _g in pending.values():  # interrupted: these slots are rerun on resume
             trial.set_user_attr("interrupted", True)
             study.tell(trial, state=TrialState.FAIL)
+
+
+def _submit(pool: Any, task: TrialTask) -> Any:
+    """Submit, replacing a process pool that broke since the last look (a worker was killed
+    and the pool noticed before its failed futures were handled)."""
+    try:
+        return pool.executor.submit(run_trial, task)
+    except BrokenExecutor:
+        pool.renew()
+        return pool.executor.submit(run_trial, task)
 
 
 def _finish(study: Any, trial: Any, outcome: TrialOutcome, out: Path | None,
