@@ -1,4 +1,4 @@
-"""``neuronlab playground``: the click command, added to the main group by ``cli.py``.
+"""``neuronlab playground``: the click command, added to the main group by :mod:`neuronlab.cli`.
 
 The web server's imports (Starlette, uvicorn) happen only when the command runs, so the
 rest of the CLI starts as fast without them.

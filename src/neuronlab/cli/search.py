@@ -1,7 +1,6 @@
 """``neuronlab search`` and ``neuronlab ensemble``, registered onto the main command group.
 
-Kept apart from :mod:`neuronlab.cli` so that the search machinery (Optuna, Dask) stays an
-optional edge; :mod:`neuronlab.cli` imports this module once to add the two commands.
+Optuna and Dask are imported inside the commands, so the rest of the CLI starts without them.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 
 import click
 
-from neuronlab.cli import cli
+from neuronlab.cli.app import cli
 from neuronlab.config import RunConfig, load_config
 
 __all__ = ["DEFAULT_BASE", "DEFAULT_EPOCHS", "DEFAULT_SPACE", "ensemble", "search"]
