@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuronlab.checks import (
+from neuronlab.checks.report import (
     GRADCHECK_BANDS,
     GradcheckReport,
     gradcheck,
