@@ -6,13 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuronlab.checks.report import (
-    GRADCHECK_BANDS,
-    GradcheckReport,
-    gradcheck,
-    relative_error,
-    verdict_for,
-)
+from neuronlab.checks import GRADCHECK_BANDS, GradcheckReport, gradcheck, relative_error
+from neuronlab.checks.report import verdict_for
 from neuronlab.layers.base import Layer
 from neuronlab.layers.sequential import Sequential
 
