@@ -44,7 +44,7 @@ class Config:
     """Sizes of one benchmark run. ``peers`` picks the contenders besides neuronlab."""
 
     reps: int = 7
-    large_rows: int = 10240
+    large_rows: int = 16384
     small_rows: int = 20000
     large_infer_rows: int = 20480
     small_infer_rows: int = 200000
@@ -146,9 +146,9 @@ def _digits_section(cfg: Config) -> list[Row]:
     return rows
 
 
-def run_benchmark(cfg: Config, *, out: Path | None = None) -> dict[str, Any]:
-    """Run the sections of ``cfg``; print as it goes; write ``out`` (markdown) if given.
-    Returns ``{"machine", "ceilings", "rows", "memmap"}``."""
+def run_benchmark(cfg: Config, *, out: Path | None = None, notes: str = "") -> dict[str, Any]:
+    """Run the sections of ``cfg``; print as it goes; write ``out`` (markdown, with ``notes``
+    appended) if given. Returns ``{"machine", "ceilings", "rows", "memmap", "config"}``."""
     if "torch" in cfg.peers:
         import torch
 
@@ -182,10 +182,11 @@ def run_benchmark(cfg: Config, *, out: Path | None = None) -> dict[str, Any]:
         _say(f"  peak RSS {memmap['peak_rss_mib']:.0f} MiB (baseline "
              f"{memmap['baseline_rss_mib']:.0f} MiB), {memmap['rows']} rows in "
              f"{memmap['seconds']:.1f} s")
+    machine["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = {"machine": machine, "ceilings": ceilings, "rows": rows, "memmap": memmap,
               "config": cfg}
     if out is not None:
-        write_results(out, result)
+        write_results(out, result, notes=notes)
         _say(f"wrote {out}")
     return result
 
@@ -196,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md",
                         help="markdown file to write (default benchmarks/RESULTS.md)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--notes", type=Path, default=Path(__file__).parent / "NOTES.md",
+                        help="markdown whose text goes under 'Notes' in the results "
+                             "(default benchmarks/NOTES.md: the analysis of the targets)")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per section")
     parser.add_argument("--sections", default=None,
                         help="comma-separated subset of ceiling,train,infer,digits,memmap")
@@ -206,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sections:
         cfg = replace(cfg, sections=tuple(s.strip() for s in args.sections.split(",")))
     np.seterr(over="ignore")  # random-label training may overflow a score: speed, not accuracy
-    run_benchmark(cfg, out=None if args.no_write else args.out)
+    notes = args.notes.read_text() if args.notes and args.notes.exists() else ""
+    run_benchmark(cfg, out=None if args.no_write else args.out, notes=notes)
     return 0
 
 

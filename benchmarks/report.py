@@ -73,6 +73,10 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def _load(v: Any) -> str:
+    return "–" if not v else " / ".join(f"{x:.1f}" for x in v)
+
+
 def _section_table(rows: list[Row], section: str) -> list[str]:
     lines = [f"### {section}", "",
              "| contender | samples/s (median) | spread | × PyTorch | × scikit-learn | of ceiling |",
@@ -101,7 +105,9 @@ def write_results(path: Path, result: dict[str, Any], *, notes: str = "") -> Non
         "",
         "| machine | |", "|---|---|",
         f"| date | {m['date']} |",
-        f"| CPU | {m['cpu']} ({m['cores']} cores; load average at start {m['load_average']}) |",
+        f"| CPU | {m['cpu']} ({m['cores']} cores) |",
+        f"| load average (1, 5, 15 min) | start {_load(m.get('load_average'))}, "
+        f"end {_load(m.get('load_average_end'))} (other work on the machine) |",
         f"| Python / NumPy | {m['python']} / {m['numpy']} |",
         f"| BLAS | {m['blas']}, {m['blas_threads']} threads (PyTorch set to the same) |",
         f"| PyTorch / scikit-learn | {m['torch']} / {m['sklearn']} |",
