@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported by tests
 
 import contenders as C  # noqa: E402
-from ceiling import Ceiling, gemm_ceiling  # noqa: E402
+from ceiling import Ceiling, best_ceiling, gemm_ceiling  # noqa: E402
 from machine import blas_threads, describe_machine  # noqa: E402
 from memory import measure_memmap  # noqa: E402
 from report import Row, write_results  # noqa: E402
@@ -182,6 +182,18 @@ def run_benchmark(cfg: Config, *, out: Path | None = None, notes: str = "") -> d
         _say(f"  peak RSS {memmap['peak_rss_mib']:.0f} MiB (baseline "
              f"{memmap['baseline_rss_mib']:.0f} MiB), {memmap['rows']} rows in "
              f"{memmap['seconds']:.1f} s")
+    if ceilings:  # measured again at the end: the best of the two is the machine's ceiling
+        for size, first in ceilings.items():
+            ceilings[size] = best_ceiling(first, gemm_ceiling(
+                cfg.sizes[size], cfg.batch[size], tries=cfg.ceiling_tries))
+        for r in rows:
+            kind, size = r.section.split()[:2]
+            if size in ceilings and kind in ("train", "infer"):
+                c = ceilings[size]
+                r.ceiling = c.train_rate if kind == "train" else c.infer_rate
+        for size, c in ceilings.items():
+            _say(f"ceiling {size} (best of start and end): train {c.train_rate:,.0f} samples/s, "
+                 f"inference {c.infer_rate:,.0f} samples/s")
     machine["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = {"machine": machine, "ceilings": ceilings, "rows": rows, "memmap": memmap,
               "config": cfg}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Ceiling", "gemm_ceiling", "time_gemm"]
+__all__ = ["Ceiling", "best_ceiling", "gemm_ceiling", "time_gemm"]
 
 
 def time_gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, tries: int = 7,
@@ -91,3 +91,11 @@ def gemm_ceiling(sizes: Sequence[int], batch: int, *, infer_batch: int = 1024,
         infer += t * batch / infer_batch  # per `batch` samples, so both rates use one batch
         peak = max(peak, 2.0 * infer_batch * n_in * n_out / t / 1e9)
     return Ceiling(tuple(sizes), batch, train, infer, flops, peak)
+
+
+def best_ceiling(a: Ceiling, b: Ceiling) -> Ceiling:
+    """The faster of two measurements of the same network, training and inference apart
+    (a busy moment can only slow a measurement down, never speed it up)."""
+    return Ceiling(a.sizes, a.batch, min(a.train_seconds, b.train_seconds),
+                   min(a.infer_seconds, b.infer_seconds), a.train_flops,
+                   max(a.peak_gflops, b.peak_gflops))

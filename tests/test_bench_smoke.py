@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import bench  # noqa: E402
-from ceiling import gemm_ceiling  # noqa: E402
+from ceiling import Ceiling, best_ceiling, gemm_ceiling  # noqa: E402
 from report import Row, ratio, targets  # noqa: E402
 from timing import interleave  # noqa: E402
 
@@ -77,6 +77,14 @@ def test_ceiling_counts_three_gemms_but_no_input_gradient() -> None:
     assert c.train_flops == 420
     assert c.train_rate == pytest.approx(5 / c.train_seconds)
     assert c.infer_seconds < c.train_seconds  # the forward products are a subset
+
+
+def test_best_ceiling_keeps_the_faster_time_of_each_kind() -> None:
+    a = Ceiling((4, 2), 8, train_seconds=2.0, infer_seconds=0.5, train_flops=10.0, peak_gflops=1.0)
+    b = Ceiling((4, 2), 8, train_seconds=1.0, infer_seconds=0.9, train_flops=10.0, peak_gflops=3.0)
+    c = best_ceiling(a, b)
+    assert (c.train_seconds, c.infer_seconds, c.peak_gflops) == (1.0, 0.5, 3.0)
+    assert c.train_rate == 8.0 and c.infer_rate == 16.0  # batch / seconds
 
 
 def test_interleave_rotates_order_and_counts_items() -> None:
