@@ -51,8 +51,8 @@ def _echo_trial(record: dict[str, Any]) -> None:
                    "fixed run-config tables [a default space for digits].")
 @click.option("--strategy", type=click.Choice(["grid", "random", "coarse-to-fine", "tpe"]), default="random",
               show_default=True)
-@click.option("--trials", "n_trials", type=int, default=30, show_default=True, help="Trials in the study in total.")
-@click.option("--workers", type=int, default=2, show_default=True,
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=30, show_default=True, help="Trials in the study in total.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="Worker processes (0: this process); with --dask: trials in flight (0: one per thread).")
 @click.option("--dask", "dask_address", help="Dask scheduler address, e.g. tcp://HOST:8786.")
 @click.option("--storage", help="Optuna RDB URL shared between machines [a journal file in --out].")
@@ -136,7 +136,7 @@ def _members(paths: tuple[str, ...], top_k: int, snapshots: int | None) -> Any:
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, metavar="SEARCH_DIR|RUN_DIR...")
-@click.option("--top-k", type=int, default=5, show_default=True, help="Best trials taken from a search directory.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="Best trials taken from a search directory.")
 @click.option("--snapshots", type=int, help="Run directories: an ensemble of the last N epoch checkpoints.")
 def ensemble(paths: tuple[str, ...], top_k: int, snapshots: int | None) -> None:
     """Average the predicted probabilities of the best trials of a search (or of runs) and
