@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuronlab._validation import check_positive_int
+from neuronlab.data.arrays import batch
 from neuronlab.train.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -154,7 +155,8 @@ class Monitor(Callback):
         idx = np.arange(n) if n <= self.sample_size else np.sort(
             rng.choice(n, size=self.sample_size, replace=False))
         dtype = trainer.model.dtype or np.float64
-        return np.asarray(X[idx], dtype=dtype).reshape(len(idx), -1), np.asarray(y)[idx]
+        # batch(): rows of a memmap are read from its file without mapping its pages
+        return batch(X, idx, dtype=dtype).reshape(len(idx), -1), np.asarray(y)[idx]
 
     def _fill_info(self, trainer: Trainer) -> None:
         info = trainer.history.info

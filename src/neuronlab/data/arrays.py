@@ -16,6 +16,7 @@ a folder
 
 from __future__ import annotations
 
+import mmap
 import os
 import zipfile
 from collections.abc import Iterator
@@ -26,9 +27,65 @@ import numpy as np
 
 from neuronlab._validation import check_positive_int
 
-__all__ = ["batch", "iterate_minibatches", "labels_path_for", "load_arrays"]
+__all__ = ["batch", "iterate_minibatches", "labels_path_for", "load_arrays", "release_pages"]
 
 _READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError)
+
+
+def release_pages(X: np.ndarray) -> bool:
+    """Drop the pages a read-only ``np.memmap`` has touched from this process's resident set.
+
+    Every page of a memory map that has been read counts in the process's RSS until it is
+    unmapped (and the kernel maps whole runs of pages around each one read), so one pass over
+    a 2 GiB ``.npy`` would hold 2 GiB. ``madvise(MADV_DONTNEED)`` unmaps them; the data stay
+    in the OS page cache. Only shared maps (modes ``"r"``, ``"r+"``) are released: for a
+    copy-on-write map (``"c"``) it would discard the changes. Returns whether it released.
+    """
+    mm = getattr(X, "_mmap", None)
+    if (
+        not isinstance(mm, mmap.mmap)
+        or getattr(X, "mode", None) not in ("r", "r+")
+        or not hasattr(mmap, "MADV_DONTNEED")
+    ):
+        return False
+    mm.madvise(mmap.MADV_DONTNEED)
+    return True
+
+
+def _file_rows(X: np.ndarray) -> tuple[str, int, int] | None:
+    """``(path, file offset of row 0, row stride)`` when the rows of memmap ``X`` can be read
+    from its file with ``pread`` (whole rows, contiguous inside), else None."""
+    mm, path = getattr(X, "_mmap", None), getattr(X, "filename", None)
+    if not isinstance(mm, mmap.mmap) or not path or X.ndim < 1 or X.shape[0] == 0:
+        return None
+    if getattr(X, "mode", None) == "c":  # copy-on-write: its changes are not in the file
+        return None
+    if X.strides[0] < X[0].nbytes or not X[0].flags.c_contiguous:
+        return None
+    # np.memmap maps from its offset rounded down to the allocation granularity; a view
+    # keeps its base's offset, so locate row 0 by its address inside the map
+    start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
+    addr = np.frombuffer(mm, np.uint8, count=1).ctypes.data
+    return path, start + X.ctypes.data - addr, X.strides[0]
+
+
+def _pread_rows(src: tuple[str, int, int], idx: np.ndarray, out: np.ndarray) -> None:
+    """Read rows ``idx`` (in range, any order) of a file-backed array into ``out`` with one
+    ``preadv`` per run of consecutive rows (sorted indices make the runs long and the reads
+    sequential): nothing is mapped, so the process's RSS does not grow."""
+    path, base, stride = src
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts = np.concatenate(([0], breaks)).tolist()
+    stops = np.concatenate((breaks, [idx.shape[0]])).tolist()
+    rows = idx.tolist()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for a, b in zip(starts, stops):
+            view = memoryview(out[a:b]).cast("B")
+            if os.preadv(fd, [view], base + rows[a] * stride) != view.nbytes:
+                raise OSError(f"{path}: short read (was the file truncated?)")
+    finally:
+        os.close(fd)
 
 
 def labels_path_for(x_path: str | os.PathLike[str]) -> Path:
@@ -139,7 +196,10 @@ def batch(
 
     Pass ``idx`` sorted (as :func:`iterate_minibatches` does): on a memory-mapped X rows are
     then read in file order, so the operating system reads ahead sequentially instead of
-    seeking, and in memory the gather walks forward through the cache.
+    seeking, and in memory the gather walks forward through the cache. The rows of an
+    ``np.memmap`` are read from its file (``preadv``, one call per run of consecutive rows),
+    not through the map: mapped pages would count in the process's memory, up to the whole
+    file after one shuffled pass.
 
     Parameters
     ----------
@@ -162,10 +222,31 @@ def batch(
             f"out has shape {out.shape}, need at least ({n}, {', '.join(map(str, X.shape[1:]))})"
         )
     dst = out[:n]
-    if X.dtype == dst.dtype:
-        np.take(X, idx, axis=0, out=dst)  # gather straight into the buffer, no temporary
-    else:
-        dst[...] = X[idx]  # integer or float64 storage: gather, then cast once
+    memmap = isinstance(X, np.memmap) and n > 0
+    fast = memmap or dst.nbytes >= 1 << 16  # below 64 KiB the checks cost more than they save
+    if fast and (idx.max() >= X.shape[0] or idx.min() < -X.shape[0]):
+        raise IndexError(f"row index out of range for X with {X.shape[0]} rows")
+    src = _file_rows(X) if memmap else None
+    if src is not None:
+        # A memmap: read the rows from its file instead of touching the map, whose pages
+        # would stay resident (the whole file after one pass over shuffled rows).
+        same = X.dtype == dst.dtype and dst.flags.c_contiguous
+        raw = dst if same else np.empty((n, *X.shape[1:]), X.dtype)
+        rows = np.where(idx < 0, idx + X.shape[0], idx)
+        try:
+            _pread_rows(src, rows, raw)
+        except OSError:
+            src = None  # the file moved or shrank: read through the map instead
+        else:
+            if raw is not dst:
+                dst[...] = raw
+    if src is None:
+        if X.dtype == dst.dtype:
+            # mode="wrap" selects the same rows as the default for the indices checked above,
+            # but lets NumPy gather straight into out (mode="raise" gathers into a temporary)
+            np.take(X, idx, axis=0, out=dst, mode="wrap" if fast else "raise")
+        else:
+            dst[...] = X[idx]  # integer or float64 storage: gather, then cast once
     return dst
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import check_array, check_labels
+from neuronlab.data.arrays import release_pages
 
 __all__: list[str] = []  # internal: used by Trainer
 
@@ -84,6 +85,7 @@ def check_data(
     for s in range(0, X.shape[0], rows):  # chunked: no boolean temporary the size of X
         if not np.isfinite(X[s : s + rows]).all():
             raise ValueError(f"{xname} contains NaN or Inf")
+        release_pages(X)  # a memmap: do not keep the whole file resident after one pass
     n_in, n = getattr(model, "n_in", None), X.shape[0]
     if n_in is not None and X[0].size != n_in:
         raise ValueError(
