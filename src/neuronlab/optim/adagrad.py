@@ -31,6 +31,7 @@ class Adagrad(Optimizer):
     """
 
     slots = ("cache",)
+    elementwise = True
 
     def __init__(
         self,

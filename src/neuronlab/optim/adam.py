@@ -41,6 +41,7 @@ class Adam(Optimizer):
     """
 
     slots = ("m", "v")
+    elementwise = True
 
     def __init__(
         self,

@@ -13,6 +13,13 @@ the parameter on its first step and serialised by :meth:`Optimizer.state_dict`. 
 parameter also gets one scratch array (``self._scratch[name]``) so that the rules run with
 in-place NumPy operations and allocate nothing the size of the weights per step. Scratch
 carries no information between steps, so it is not part of the state dict.
+
+Speed. Rules that declare ``elementwise = True`` (every built-in one) are applied to large
+parameters in chunks of :data:`CHUNK` elements: the rule's passes over its arrays (parameter,
+gradient, slots, scratch) then run on data that stays in the core's L2 cache, so each array
+crosses the memory bus once per step instead of once per pass (Adam makes a dozen). The
+arithmetic of each element is unchanged, so the result is bit-identical to a whole-array
+update.
 """
 
 from __future__ import annotations
@@ -26,6 +33,10 @@ import numpy as np
 from neuronlab._validation import check_number
 
 __all__ = ["Optimizer"]
+
+#: Elements per chunk of an elementwise update: Adam's five float32 arrays then take 1.25 MiB,
+#: which fits a core's L2 cache; larger chunks spill, smaller ones cost more Python per step.
+CHUNK = 1 << 16
 
 
 def _check_optional_positive(name: str, value: Any) -> float | None:
@@ -62,6 +73,10 @@ class Optimizer:
     slots: ClassVar[tuple[str, ...]] = ()
     #: True for rules that need the loss and gradient of the whole data set (L-BFGS).
     full_batch: ClassVar[bool] = False
+    #: True for rules whose ``_update`` treats every element on its own and uses ``name`` only
+    #: to find its scratch array (``self._scratch[name]``): the base may then call it on chunks
+    #: of a parameter, passing the chunk's key (``"0.W[0:65536]"``) as ``name``.
+    elementwise: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -78,6 +93,7 @@ class Optimizer:
         self.t = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._scratch: dict[str, np.ndarray] = {}
+        self._plan: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None
 
     # -- the step -----------------------------------------------------------------------
     def step(
@@ -117,13 +133,9 @@ class Optimizer:
         self.t += 1
         if self.clip_value is not None or self.clip_norm is not None:
             self._clip(grads)
-        state, scratch = self.state, self._scratch
-        for name, w in params.items():
-            g = grads[name]
-            s = state.get(name)
-            if s is None or name not in scratch:
-                s = self._init_state(name, w, g)
-            self._update(name, w, g, lr, s)
+        update = self._update
+        for key, w, g, s in self._work(params, grads):
+            update(key, w, g, lr, s)
         wd = self.weight_decay
         if wd > 0.0 and lr > 0.0:
             factor = 1.0 - lr * wd  # w -= lr*wd*w as one in-place scale
@@ -137,6 +149,56 @@ class Optimizer:
                 for name, w in params.items():
                     if name in keys:
                         w *= factor
+
+    def _work(
+        self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]
+    ) -> list[tuple[Any, ...]]:
+        """The step's ``(key, w, g, state)`` update items (whole parameters or chunks).
+
+        Built on the first step and again whenever a parameter, gradient or state dict is a
+        different object (``astype``, ``load_state_dict``, another model): otherwise only
+        identities are compared, so a step costs little Python.
+        """
+        plan = self._plan
+        if plan is not None and len(plan[0]) == len(params):
+            state = self.state
+            for (name, w0, g0, s0), (key, w) in zip(plan[0], params.items()):
+                if key != name or w is not w0 or grads[key] is not g0 or state.get(key) is not s0:
+                    break
+            else:
+                return plan[1]
+        arrays, items = [], []
+        for name, w in params.items():
+            g = grads[name]
+            s = self.state.get(name)
+            if s is None or name not in self._scratch:
+                s = self._init_state(name, w, g)
+            arrays.append((name, w, g, s))
+            items += self._chunks(name, w, g, s)
+        self._plan = (arrays, items)
+        return items
+
+    def _chunks(
+        self, name: str, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]
+    ) -> list[tuple[Any, ...]]:
+        """Update items of one parameter: itself, or views of CHUNK elements of every array
+        (each chunk's scratch registered under its own key) for a large elementwise rule."""
+        arrays = [w, g, self._scratch[name], *s.values()]
+        if (
+            not self.elementwise
+            or w.size <= CHUNK
+            or not all(a.flags.c_contiguous for a in arrays)
+        ):
+            return [(name, w, g, s)]
+        fw, fg, fb = w.reshape(-1), g.reshape(-1), self._scratch[name].reshape(-1)
+        flat = {k: v.reshape(-1) for k, v in s.items()}
+        items = []
+        for a in range(0, w.size, CHUNK):
+            key = f"{name}[{a}:{min(a + CHUNK, w.size)}]"
+            self._scratch[key] = fb[a : a + CHUNK]
+            items.append((key, fw[a : a + CHUNK], fg[a : a + CHUNK],
+                          {k: v[a : a + CHUNK] for k, v in flat.items()}))
+        return items
 
     def _update(
         self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
@@ -226,6 +288,7 @@ class Optimizer:
         self.t = int(t)
         self.state = state
         self._scratch = {}  # recreated lazily on the next step, where the parameter is known
+        self._plan = None
 
     # -- configuration -----------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class Momentum(Optimizer):
     """
 
     slots = ("v",)
+    elementwise = True
 
     def __init__(
         self,

@@ -39,6 +39,7 @@ class Nesterov(Optimizer):
     """
 
     slots = ("v",)
+    elementwise = True
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ class RMSprop(Optimizer):
     """
 
     slots = ("cache",)
+    elementwise = True
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ class SGD(Optimizer):
     """
 
     slots = ()
+    elementwise = True
 
     def __init__(
         self,
