@@ -70,10 +70,15 @@ class Linear(Layer):
         self.add_param("b", np.full(self.n_out, self.bias, dtype=dt))
         self._x: np.ndarray | None = None
         self._in_shape: tuple[int, ...] = ()
+        self._grad_zero = False  # set by zero_grad: the next backward may write dW, not add
 
     @property
     def n_neurons(self) -> int:
         return self.n_out
+
+    def zero_grad(self) -> None:
+        super().zero_grad()
+        self._grad_zero = True
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """x : (n_samples, n_in) or (n_samples, ...) -> (n_samples, n_out)."""
@@ -92,8 +97,17 @@ class Linear(Layer):
         the input layer skips that GEMM)."""
         x2 = self._cached(self._x)
         dout = check_dout(self, dout, (x2.shape[0], self.n_out))
-        add_at_b(self.grads["W"], x2, dout)
-        self.grads["b"] += dout.sum(axis=0)
+        gW, gb = self.grads["W"], self.grads["b"]
+        if self._grad_zero and gW.dtype == np.result_type(x2, dout) == gb.dtype:
+            # Right after zero_grad, 0 + x.T dout is x.T dout: one GEMM writes dW in place
+            # through NumPy's BLAS (no read of the zeros, and no call into SciPy's separate
+            # BLAS, whose thread pool fights NumPy's for the cores), and the sum writes db.
+            np.matmul(x2.T, dout, out=gW)
+            np.sum(dout, axis=0, out=gb)
+        else:
+            add_at_b(gW, x2, dout)
+            gb += dout.sum(axis=0)
+        self._grad_zero = False
         if not input_grad:
             return None
         W = self.params["W"]
