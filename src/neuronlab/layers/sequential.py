@@ -35,14 +35,22 @@ class Sequential:
         self.preprocessor: Any = None  # set by nl.load when a fitted transform was saved
 
     # -- the two directions -------------------------------------------------------------
-    def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """Scores for ``x`` of shape (n_samples, n_in) (or (n_samples, ...), flattened)."""
-        check_array("x", x)
-        n_in = self.n_in
-        if n_in is not None:
-            width = int(np.prod(x.shape[1:]))
-            if width != n_in:
-                raise ValueError(f"x has {width} features per sample, but the model expects {n_in}")
+    def forward(self, x: np.ndarray, *, training: bool = False, check: bool = True) -> np.ndarray:
+        """Scores for ``x`` of shape (n_samples, n_in) (or (n_samples, ...), flattened).
+
+        ``check=False`` skips validating ``x`` (ndarray, float dtype, no NaN/Inf, width) for a
+        caller that has validated it already: the Trainer checks X once per ``fit``, so its
+        batches are not scanned again every step. The computation is the same either way.
+        """
+        if check:
+            check_array("x", x)
+            n_in = self.n_in
+            if n_in is not None:
+                width = int(np.prod(x.shape[1:]))
+                if width != n_in:
+                    raise ValueError(
+                        f"x has {width} features per sample, but the model expects {n_in}"
+                    )
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x

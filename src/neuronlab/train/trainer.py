@@ -9,6 +9,7 @@ logging, progress) is a :class:`~neuronlab.train.callbacks.Callback`.
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 from collections.abc import Callable, Sequence
@@ -18,12 +19,21 @@ import numpy as np
 
 from neuronlab._validation import check_array, check_positive_int
 from neuronlab.data.arrays import batch
+from neuronlab.layers.sequential import Sequential
 from neuronlab.train.callbacks import Callback, DivergenceError
 from neuronlab.train.checkpoint import load_checkpoint, restore_callbacks, restore_checkpoint
 from neuronlab.train.history import History
 from neuronlab.train.inputs import check_components, check_data
 
 __all__ = ["Trainer"]
+
+
+def _checked_forward(model: Any) -> Callable[..., np.ndarray]:
+    """``model.forward`` for data that ``fit`` / ``evaluate`` validated once already: a
+    Sequential then skips scanning every batch for NaN/Inf again (``check=False``)."""
+    if isinstance(model, Sequential):
+        return functools.partial(model.forward, check=False)
+    return model.forward
 
 
 def _overrides(cb: Callback, hook: str) -> bool:
@@ -242,6 +252,7 @@ class Trainer:
         params, grads, decay_keys = model.params, self.grads, model.weight_keys
         perm, bs, sums, task = self._perm, self.batch_size, self._sums, loss.task
         xbuf = np.empty((bs, *X.shape[1:]), dtype=model.dtype)  # reused by every batch
+        forward = _checked_forward(model)  # X was validated once, in fit
         for b in range(self.batch_in_epoch, self.n_batches):
             if self.stop_training:  # checked first, so a resumed run stops where the original did
                 break
@@ -251,7 +262,7 @@ class Trainer:
             xb = batch(X, idx, out=xbuf)  # contiguous rows in the model's dtype, no allocation
             yb = y[idx]
             model.zero_grad()
-            scores = model.forward(xb, training=True)
+            scores = forward(xb, training=True)
             step = self.step
             try:
                 value = loss.forward(scores, yb)
@@ -356,9 +367,10 @@ class Trainer:
         self, X: np.ndarray, y: np.ndarray, *, prefix: str = "", batch_size: int | None = None
     ) -> dict[str, float]:
         sums = {"loss": 0.0, "n": 0, "correct": 0, "sq": 0.0}
+        forward = _checked_forward(self.model)  # callers validated X
         for s, xb in self._batches(X, batch_size):
             yb = y[s : s + xb.shape[0]]
-            scores = self.model.forward(xb, training=False)
+            scores = forward(xb, training=False)
             self._accumulate(scores, yb, sums, self.loss.task)
             sums["loss"] += self.loss.forward(scores, yb) * xb.shape[0]
             sums["n"] += xb.shape[0]
