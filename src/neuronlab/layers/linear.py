@@ -80,6 +80,11 @@ class Linear(Layer):
         super().zero_grad()
         self._grad_zero = True
 
+    def _defer_zero_grad(self) -> None:
+        """``Sequential.zero_grad(lazy=True)``: skip the fill, because the next backward
+        writes dW and db instead of adding to them (until then grads hold stale values)."""
+        self._grad_zero = True
+
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """x : (n_samples, n_in) or (n_samples, ...) -> (n_samples, n_out)."""
         x2 = as_2d(self, x, self.n_in)
@@ -105,6 +110,8 @@ class Linear(Layer):
             np.matmul(x2.T, dout, out=gW)
             np.sum(dout, axis=0, out=gb)
         else:
+            if self._grad_zero:  # a lazy zero_grad left stale values: zero them now
+                super().zero_grad()
             add_at_b(gW, x2, dout)
             gb += dout.sum(axis=0)
         self._grad_zero = False

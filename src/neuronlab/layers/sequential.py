@@ -64,9 +64,19 @@ class Sequential:
 
     __call__ = forward
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, *, lazy: bool = False) -> None:
+        """Set every gradient to zero.
+
+        ``lazy=True`` is for a caller that runs ``backward`` next (the Trainer, every step):
+        layers that then write their gradient instead of adding to it (``Linear``) skip the
+        fill, so until that backward their ``grads`` hold stale values.
+        """
         for layer in self.layers:
-            layer.zero_grad()
+            defer = getattr(layer, "_defer_zero_grad", None) if lazy else None
+            if defer is not None:
+                defer()
+            else:
+                layer.zero_grad()
 
     # -- named arrays -------------------------------------------------------------------
     def _named(self, attr: str) -> dict[str, np.ndarray]:

@@ -253,6 +253,10 @@ class Trainer:
         perm, bs, sums, task = self._perm, self.batch_size, self._sums, loss.task
         xbuf = np.empty((bs, *X.shape[1:]), dtype=model.dtype)  # reused by every batch
         forward = _checked_forward(model)  # X was validated once, in fit
+        # backward follows at once: a Sequential's Linear layers write their next gradient
+        # instead of adding it to zeros, so their fill is skipped
+        lazy = isinstance(model, Sequential)
+        zero_grad = functools.partial(model.zero_grad, lazy=True) if lazy else model.zero_grad
         for b in range(self.batch_in_epoch, self.n_batches):
             if self.stop_training:  # checked first, so a resumed run stops where the original did
                 break
@@ -261,7 +265,7 @@ class Trainer:
             m = idx.shape[0]
             xb = batch(X, idx, out=xbuf)  # contiguous rows in the model's dtype, no allocation
             yb = y[idx]
-            model.zero_grad()
+            zero_grad()
             scores = forward(xb, training=True)
             step = self.step
             try:
