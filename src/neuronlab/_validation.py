@@ -75,7 +75,7 @@ def check_labels(name: str, y: Any, n_samples: int, n_classes: int | None = None
         raise ValueError(f"{name} must be 1-D class labels of shape ({n_samples},), got shape {y.shape}")
     if y.shape[0] != n_samples:
         raise ValueError(f"{name} has {y.shape[0]} labels but scores have {n_samples} rows")
-    if not np.issubdtype(y.dtype, np.integer):
+    if y.dtype.kind not in "iu":  # not an integer dtype (a kind test is cheaper than issubdtype)
         if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)
         else:

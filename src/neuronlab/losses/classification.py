@@ -33,12 +33,14 @@ class SoftmaxCrossEntropy(Loss):
         y = check_labels("y", y, n, c)
         rows = np.arange(n)
         p = self._buffer("p", scores.shape, scores.dtype)
-        m = scores.max(axis=1, keepdims=True)
+        # the ufuncs' own reduce: the ndarray methods add a Python wrapper per call, which
+        # shows on small batches
+        m = np.maximum.reduce(scores, axis=1, keepdims=True)
         np.subtract(scores, m, out=p)
-        correct = p[rows, y].astype(np.float64)  # s_y - m, read before p is exponentiated
+        correct = p[rows, y]  # s_y - m, read before p is exponentiated
         np.exp(p, out=p)
-        z = p.sum(axis=1, keepdims=True)  # >= 1 because the max entry contributes e^0
-        loss = (np.log(z).sum(dtype=np.float64) - correct.sum()) / n
+        z = np.add.reduce(p, axis=1, keepdims=True)  # >= 1: the max entry contributes e^0
+        loss = (np.log(z).sum(dtype=np.float64) - correct.sum(dtype=np.float64)) / n
         np.divide(p, z, out=p)
         self._cache = (p, y, rows)
         return float(loss)
