@@ -2,10 +2,10 @@
 
 The parent writes ``X.npy`` (float32, CIFAR-wide rows) and ``y.npy`` into a temporary folder on
 disk in chunks (never holding the array), then starts a fresh Python process that loads them
-with ``nl.load_arrays`` (an ``np.memmap``) and trains the large network for one epoch with the
-Trainer's defaults. That child reports its peak resident set size (``ru_maxrss``), which counts
-the file pages it has mapped in, so reading the file is only cheap if the library lets go of
-pages it has used. Run as a script it is that child: ``python memory.py --child FOLDER``.
+with ``nl.data.load_arrays`` (an ``np.memmap``) and trains the large network for one epoch with
+the Trainer's defaults. That child reports its peak resident set size (``VmHWM``, or
+``ru_maxrss`` off Linux), which counts the file pages it has mapped in: reading the file is
+only cheap if the library lets go of the pages it has used. Run as a script it is that child: ``python memory.py --child FOLDER``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,21 @@ CHUNK_ROWS = 4096  # 48 MiB of float32 per write
 
 
 def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """Peak resident set size of this process so far, in MiB.
+
+    Linux's ``VmHWM`` when there is one: ``ru_maxrss`` survives ``execve``, so a child spawned
+    by a big process (the benchmark holds PyTorch and its data) starts with its parent's high
+    water mark; ``VmHWM`` belongs to the new address space. Elsewhere ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    scale = 1024 if sys.platform != "darwin" else 2**20  # KiB on Linux, bytes on macOS
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
 def write_dataset(folder: Path, gib: float, *, classes: int = 10, seed: int = 0) -> int:
