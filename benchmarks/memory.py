@@ -5,7 +5,8 @@ disk in chunks (never holding the array), then starts a fresh Python process tha
 with ``nl.data.load_arrays`` (an ``np.memmap``) and trains the large network for one epoch with
 the Trainer's defaults. That child reports its peak resident set size (``VmHWM``, or
 ``ru_maxrss`` off Linux), which counts the file pages it has mapped in: reading the file is
-only cheap if the library lets go of the pages it has used. Run as a script it is that child: ``python memory.py --child FOLDER``.
+only cheap if the library lets go of the pages it has used. Run as a script it is that child:
+``python memory.py --child FOLDER BATCH``.
 """
 
 from __future__ import annotations
