@@ -391,10 +391,15 @@ class Trainer:
     def predict(self, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
         """``loss.predict`` of the scores for X (class labels, 0/1 attributes or regression
         values), computed in inference mode in batches. Returns shape (n_samples, ...)."""
-        X = check_array("X", X)
+        X = check_array("X", X)  # finite: the batches need no scan of their own
+        n_in = getattr(self.model, "n_in", None)
+        if n_in is not None and X[0].size != n_in:
+            raise ValueError(
+                f"x has {X[0].size} features per sample, but the model expects {n_in}"
+            )
+        forward = _checked_forward(self.model)
         parts = [
-            self.loss.predict(self.model.forward(xb, training=False))
-            for _, xb in self._batches(X, batch_size)
+            self.loss.predict(forward(xb, training=False)) for _, xb in self._batches(X, batch_size)
         ]
         return np.concatenate(parts, axis=0)
 
