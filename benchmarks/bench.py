@@ -43,7 +43,7 @@ SMALL = (64, 128, 10)
 class Config:
     """Sizes of one benchmark run. ``peers`` picks the contenders besides neuronlab."""
 
-    reps: int = 7
+    reps: int = 9
     large_rows: int = 16384
     small_rows: int = 20000
     large_infer_rows: int = 20480
