@@ -26,14 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or imported by tests
 
-import contenders as C  # noqa: E402
-from ceiling import Ceiling, best_ceiling, gemm_ceiling  # noqa: E402
-from machine import blas_threads, describe_machine  # noqa: E402
-from memory import measure_memmap  # noqa: E402
-from report import Row, write_results  # noqa: E402
-from timing import interleave  # noqa: E402
+import contenders as C
+from ceiling import Ceiling, best_ceiling, gemm_ceiling
+from machine import blas_threads, describe_machine
+from memory import measure_memmap
+from report import Row, write_results
+from timing import interleave
 
-__all__ = ["Config", "FULL", "QUICK", "main", "run_benchmark"]
+__all__ = ["FULL", "QUICK", "Config", "main", "run_benchmark"]
 
 LARGE = (3072, 512, 512, 10)
 SMALL = (64, 128, 10)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def gemm_ceiling(sizes: Sequence[int], batch: int, *, infer_batch: int = 1024,
     f32 = np.float32
     train = infer = flops = 0.0
     peak = 0.0
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(pairwise(sizes)):
         x = rng.standard_normal((batch, n_in), dtype=f32)
         w = rng.standard_normal((n_in, n_out), dtype=f32)
         d = rng.standard_normal((batch, n_out), dtype=f32)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,8 @@ import numpy as np
 import neuronlab as nl
 
 __all__ = [
-    "OptSpec",
     "OPTIMIZERS",
+    "OptSpec",
     "TargetReached",
     "neuronlab_epoch",
     "neuronlab_predict",
@@ -120,7 +121,7 @@ def _torch_model(sizes: Sequence[int], seed: int) -> Any:
 
     torch.manual_seed(seed)
     layers: list[Any] = []
-    for a, b in zip(sizes[:-1], sizes[1:]):
+    for a, b in pairwise(sizes):
         layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
     return torch.nn.Sequential(*layers[:-1])
 

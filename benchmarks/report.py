@@ -99,15 +99,15 @@ def write_results(path: Path, result: dict[str, Any], *, notes: str = "") -> Non
     lines = [
         "# Benchmark results",
         "",
-        "Written by `python benchmarks/bench.py` (`make bench`); one process, contenders "
+        ("Written by `python benchmarks/bench.py` (`make bench`); one process, contenders "
         "interleaved, median of the repetitions. Spread = (max − min) / median of the "
-        "repetitions: the noise of a shared machine.",
+        "repetitions: the noise of a shared machine."),
         "",
         "| machine | |", "|---|---|",
         f"| date | {m['date']} |",
         f"| CPU | {m['cpu']} ({m['cores']} cores) |",
-        f"| load average (1, 5, 15 min) | start {_load(m.get('load_average'))}, "
-        f"end {_load(m.get('load_average_end'))} (other work on the machine) |",
+        (f"| load average (1, 5, 15 min) | start {_load(m.get('load_average'))}, "
+        f"end {_load(m.get('load_average_end'))} (other work on the machine) |"),
         f"| Python / NumPy | {m['python']} / {m['numpy']} |",
         f"| BLAS | {m['blas']}, {m['blas_threads']} threads (PyTorch set to the same) |",
         f"| PyTorch / scikit-learn | {m['torch']} / {m['sklearn']} |",
@@ -117,11 +117,11 @@ def write_results(path: Path, result: dict[str, Any], *, notes: str = "") -> Non
     ]
     if result["ceilings"]:
         lines += ["## GEMM ceiling", "",
-                  "Best float32 `np.matmul` time of every product of a step at its real shape "
+                  ("Best float32 `np.matmul` time of every product of a step at its real shape "
                   "(forward, dW, dX except the input layer), summed: the samples/s of a loop that "
-                  "did nothing but its GEMMs.", "",
-                  "| network | batch | train ceiling (samples/s) | GFLOP/s | inference ceiling "
-                  "| fastest GEMM |", "|---|---:|---:|---:|---:|---:|"]
+                  "did nothing but its GEMMs."), "",
+                  ("| network | batch | train ceiling (samples/s) | GFLOP/s | inference ceiling "
+                  "| fastest GEMM |"), "|---|---:|---:|---:|---:|---:|"]
         for c in result["ceilings"].values():
             lines.append(f"| {'-'.join(map(str, c.sizes))} | {c.batch} | {c.train_rate:,.0f} "
                          f"| {c.train_gflops:.0f} | {c.infer_rate:,.0f} "
@@ -139,10 +139,10 @@ def write_results(path: Path, result: dict[str, Any], *, notes: str = "") -> Non
     mm = result.get("memmap")
     if mm:
         lines += ["## Memory", "",
-                  f"Training 3072-512-512-10 for one epoch ({mm['rows']:,} rows, batch 256, "
+                  (f"Training 3072-512-512-10 for one epoch ({mm['rows']:,} rows, batch 256, "
                   f"Trainer defaults) from a memory-mapped {mm['file_mib']:,.0f} MiB `.npy`, in a "
                   f"fresh process: peak RSS **{mm['peak_rss_mib']:.0f} MiB** (after imports "
-                  f"{mm['baseline_rss_mib']:.0f} MiB), {mm['seconds']:.1f} s.", ""]
+                  f"{mm['baseline_rss_mib']:.0f} MiB), {mm['seconds']:.1f} s."), ""]
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]
     path.write_text("\n".join(lines))

@@ -14,10 +14,10 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-import bench  # noqa: E402
-from ceiling import Ceiling, best_ceiling, gemm_ceiling  # noqa: E402
-from report import Row, ratio, targets  # noqa: E402
-from timing import interleave  # noqa: E402
+import bench
+from ceiling import Ceiling, best_ceiling, gemm_ceiling
+from report import Row, ratio, targets
+from timing import interleave
 
 TINY = replace(
     bench.QUICK,

@@ -29,8 +29,8 @@ def _run(opt: nl.Optimizer, params: dict[str, np.ndarray], grads: list[dict[str,
     p = {k: v.copy() for k, v in params.items()}
     g = {k: np.empty_like(v) for k, v in params.items()}  # the same arrays every step
     for step in grads:
-        for k in g:
-            g[k][...] = step[k]
+        for k, v in g.items():
+            v[...] = step[k]
         opt.step(p, g, lr=0.01, decay_keys=["W"])
     return p
 
