@@ -206,8 +206,9 @@ def run_benchmark(cfg: Config, *, out: Path | None = None, notes: str = "") -> d
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md",
-                        help="markdown file to write (default benchmarks/RESULTS.md)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="markdown file to write (default benchmarks/RESULTS.md; a --quick "
+                             "run writes only when given one)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--notes", type=Path, default=Path(__file__).parent / "NOTES.md",
                         help="markdown whose text goes under 'Notes' in the results "
@@ -223,7 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = replace(cfg, sections=tuple(s.strip() for s in args.sections.split(",")))
     np.seterr(over="ignore")  # random-label training may overflow a score: speed, not accuracy
     notes = args.notes.read_text() if args.notes and args.notes.exists() else ""
-    run_benchmark(cfg, out=None if args.no_write else args.out, notes=notes)
+    out = args.out
+    if out is None and not args.quick:
+        out = Path(__file__).parent / "RESULTS.md"
+    run_benchmark(cfg, out=None if args.no_write else out, notes=notes)
     return 0
 
 
