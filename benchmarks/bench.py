@@ -72,7 +72,7 @@ def _say(msg: str) -> None:
 
 
 def _rows(section: str, samples: dict[str, Any], ceiling: float | None) -> list[Row]:
-    rows = [Row(section, name, s.median, s.spread, ceiling) for name, s in samples.items()]
+    rows = [Row(section, name, s.median, s.spread, ceiling, best=max(s.rates)) for name, s in samples.items()]
     for r in rows:
         _say(f"  {r.contender:<28}{r.rate:>12,.0f} samples/s  (±{r.spread:.0%})")
     return rows

@@ -21,6 +21,8 @@ class Row:
     spread: float
     ceiling: float | None
     note: str = ""
+    best: float | None = None  # the fastest repetition's rate
+
 
     @property
     def of_ceiling(self) -> float | None:
@@ -62,9 +64,13 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         v = ratio(rows, s, "neuronlab", "scikit-learn")
         add(f"{s}: ≥ 2× scikit-learn", v, v is not None and v >= 2.0)
         if s.startswith("train"):
-            off = ratio(rows, s, "neuronlab (monitors off)", "neuronlab")
-            if off is not None:
-                add(f"{s}: monitors cost ≤ 5%", off - 1.0, off - 1.0 <= 0.05, "%")
+            # Background load only ever slows a repetition down, so the fastest repetition of
+            # each is the least disturbed estimate of the monitor's own cost; a ratio of medians
+            # swings by the machine's noise (±20-50% on a shared 2-core box).
+            best = {r.contender: r.best for r in rows if r.section == s and r.best}
+            if "neuronlab" in best and "neuronlab (monitors off)" in best:
+                off = best["neuronlab (monitors off)"] / best["neuronlab"]
+                add(f"{s}: monitors cost ≤ 5% (fastest reps)", off - 1.0, off - 1.0 <= 0.05, "%")
     mm = result.get("memmap")
     if mm:
         ok = mm["peak_rss_mib"] < 600 if mm["gib"] >= 2 else None

@@ -166,7 +166,7 @@ def test_trainer_monitor_option():
     model = nl.mlp(4, [8], 3, rng=0)
     default = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1))
     mons = [cb for cb in default.callbacks if isinstance(cb, nl.Monitor)]
-    assert len(mons) == 1 and mons[0].every == 50 and mons[0].sample_size == 128
+    assert len(mons) == 1 and mons[0].every == 100 and mons[0].sample_size == 128
     assert not any(isinstance(cb, nl.Monitor) for cb in
                    nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), monitor=False).callbacks)
     mine = nl.Monitor(every=7)

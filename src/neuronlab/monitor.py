@@ -93,12 +93,13 @@ class Monitor(Callback):
 
     Parameters
     ----------
-    every : int > 0, default 50
+    every : int > 0, default 100
         Measure at steps 0, every, 2·every, ... . One measurement costs an inference pass over
         the sample (about sample_size / (every · batch_size) of the forward work between two
-        measurements) and a few passes over the parameters: at 50 the monitor stays within a
-        few percent of training time (measured 2-7% at every=25 on digits MLPs with batches
-        of 32-128 on a loaded 2-core machine, so 50 keeps a margin under 5%).
+        measurements) and four passes over the parameters (copy, two norms, the difference):
+        about two training steps' worth on the benchmark MLPs, so 100 keeps the monitor near
+        2% of training (``make bench`` reports it) and still gives a run of a few thousand
+        steps dozens of points per curve.
     sample_size : int > 0, default 128
         Training rows (at most) forwarded to measure activations; chosen once, seeded.
         128 rows estimate a unit's mean to about a tenth of its spread and keep the
@@ -114,7 +115,7 @@ class Monitor(Callback):
 
     order = -10  # before loggers (JSONLLogger writes the records made in the same step)
 
-    def __init__(self, *, every: int = 50, sample_size: int = 128, seed: int = 0) -> None:
+    def __init__(self, *, every: int = 100, sample_size: int = 128, seed: int = 0) -> None:
         self.every = check_positive_int("every", every)
         self.sample_size = check_positive_int("sample_size", sample_size)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
