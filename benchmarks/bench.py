@@ -72,7 +72,7 @@ def _say(msg: str) -> None:
 
 
 def _rows(section: str, samples: dict[str, Any], ceiling: float | None) -> list[Row]:
-    rows = [Row(section, name, s.median, s.spread, ceiling, best=max(s.rates)) for name, s in samples.items()]
+    rows = [Row(section, name, s.median, s.spread, ceiling) for name, s in samples.items()]
     for r in rows:
         _say(f"  {r.contender:<28}{r.rate:>12,.0f} samples/s  (±{r.spread:.0%})")
     return rows
@@ -95,8 +95,14 @@ def _train_section(cfg: Config, size: str, ceil: Ceiling | None) -> list[Row]:
             runs["scikit-learn"] = C.sklearn_epoch(X, y, sizes, batch, opt)
         section = f"train {size} {opt_name}"
         _say(f"{section}: {'-'.join(map(str, sizes))} batch {batch}, {n} rows, {cfg.reps} reps")
-        rows += _rows(section, interleave(runs, reps=cfg.reps),
-                      ceil.train_rate if ceil else None)
+        section_rows = _rows(section, interleave(runs, reps=cfg.reps),
+                             ceil.train_rate if ceil else None)
+        share = C.monitor_share(X, y, sizes, batch, opt)
+        _say(f"  monitor's own time: {share:.1%} of training (timed inside its hooks, 3 epochs)")
+        for r in section_rows:
+            if r.contender == "neuronlab":
+                r.monitor_share = share
+        rows += section_rows
     return rows
 
 

@@ -274,3 +274,35 @@ def sklearn_to_target(data: tuple[np.ndarray, ...], sizes: Sequence[int], batch:
             break
     return TargetReached(time.perf_counter() - t0, epoch, acc, acc >= target)
 
+
+
+def monitor_share(X: np.ndarray, y: np.ndarray, sizes: Sequence[int], batch: int,
+                  opt: OptSpec, *, epochs: int = 3, seed: int = 0) -> float:
+    """The default Monitor's own cost as a fraction of the rest of training, timed from the
+    inside: every hook of the monitor is wrapped with a clock, over one ``fit`` of ``epochs``
+    epochs (so its sampling runs at its real rate, not restarted by every short fit).
+
+    A difference of two noisy throughputs (monitors on vs off) swings by the machine's noise;
+    the time spent inside the monitor's hooks does not."""
+    import time
+
+    spent = [0.0]
+
+    class _Timed(nl.Monitor):
+        pass
+
+    for hook in ("on_train_begin", "on_epoch_begin", "on_before_update", "on_batch_end"):
+        inner = getattr(nl.Monitor, hook)
+
+        def timed(self: Any, *args: Any, _inner: Any = inner) -> None:
+            t0 = time.perf_counter()
+            _inner(self, *args)
+            spent[0] += time.perf_counter() - t0
+
+        setattr(_Timed, hook, timed)
+    model = nl.mlp(sizes[0], list(sizes[1:-1]), sizes[-1], activation="relu", rng=seed)
+    trainer = nl.Trainer(model, nl.SoftmaxCrossEntropy(), opt.neuronlab(), monitor=_Timed())
+    t0 = time.perf_counter()
+    trainer.fit(X, y, epochs=epochs, batch_size=batch, seed=seed)
+    total = time.perf_counter() - t0
+    return spent[0] / (total - spent[0])
