@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from neuronlab._validation import check_number
-from neuronlab.plots._base import _axes, _empty, as_records
+from neuronlab.plots._base import _axes, _empty, as_records, ema
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-
-def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
-    """Bias-corrected exponential moving average (TensorBoard's smoothing).
-
-    ``s_t = β·s_{t−1} + (1 − β)·x_t`` from ``s_{−1} = 0``, divided by ``1 − β^(t+1)`` so the
-    first values are not pulled towards zero. ``values`` of shape (n,) -> shape (n,).
-    """
-    from scipy.signal import lfilter
-
-    x = np.asarray(values, dtype=np.float64)
-    if smoothing == 0.0 or x.size == 0:
-        return x.copy()
-    s = lfilter([1.0 - smoothing], [1.0, -smoothing], x)
-    s /= -np.expm1(np.arange(1, x.size + 1) * math.log(smoothing))  # 1 − β^(t+1), accurately
-    return s
 
 
 def plot_loss(
