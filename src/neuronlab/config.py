@@ -282,17 +282,21 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     TypeError
         If a value has the wrong type.
     """
+    return RunConfig.from_dict(read_toml(path, "config file"), source=str(path))
+
+
+def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """The tables of the TOML file ``path``; errors name ``what`` it is ("config file", ...)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     try:
         with path.open("rb") as f:
-            d = tomllib.load(f)
+            return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path} is not valid TOML: {e}") from None
     except UnicodeDecodeError as e:
         raise ValueError(f"{path} is not a UTF-8 text file: {e}") from None
-    return RunConfig.from_dict(d, source=str(path))
 
 
 def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:

@@ -17,10 +17,8 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -308,14 +306,9 @@ def load_space(path: str | os.PathLike[str]) -> tuple[Space, dict[str, Any]]:
     base : dict
         The other tables, ``{section: {key: value}}`` (validated by the caller).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"search space file not found: {path}")
-    try:
-        with path.open("rb") as f:
-            d = tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path} is not valid TOML: {e}") from None
+    from neuronlab.config import read_toml
+
+    d = read_toml(path, "search space file")
     if "space" not in d or not isinstance(d["space"], dict):
         raise ValueError(f"{path} needs a [space] table, e.g. [space] lr = \"loguniform(1e-5, 1e-1)\"")
     body = d.pop("space")
