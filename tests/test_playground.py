@@ -161,6 +161,33 @@ def test_region_colours() -> None:
 
 
 # -- sessions --------------------------------------------------------------------------------
+def test_a_pause_that_races_a_publish_is_shown_before_the_session_waits() -> None:
+    """The page once stayed on "running" after Pause: the training thread had drawn its state
+    just before the pause and then waited without drawing again."""
+    s = Session(parse_settings({}))
+    try:
+        s.status = "running"
+        s._publish(s.trainer)  # the last state drawn says running ...
+        assert json.loads(s.state)["status"] == "running"
+        with s._cond:  # ... and the pause has arrived since
+            s.status, s._running = "paused", False
+        done = threading.Event()
+
+        def wait() -> None:
+            with contextlib.suppress(Exception):
+                s._wait_for_go()
+            done.set()
+
+        threading.Thread(target=wait, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while json.loads(s.state)["status"] != "paused" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert json.loads(s.state)["status"] == "paused"
+    finally:
+        s.close()
+    assert done.wait(5)
+
+
 def test_session_learns_spiral_and_steps_one_epoch() -> None:
     s = Session(parse_settings({}))
     try:

@@ -98,6 +98,7 @@ class Session:
         self._running = False
         self._budget = 0  # epochs that "step" allows while paused
         self._published_at = 0.0
+        self._published_status: str | None = None  # the status in the latest published state
         self.version = 0
         self.state: str = "{}"  # the latest JSON state
         self.status = "paused"
@@ -165,6 +166,11 @@ class Session:
     # -- the training thread ---------------------------------------------------------------
     def _wait_for_go(self) -> None:
         with self._cond:
+            idle = not (self._stop or self._running or self._budget > 0)
+            stale = idle and self._published_status != self.status
+        if stale:  # a pause that came while the last state was being drawn: show it, then wait
+            self._publish(self.trainer)
+        with self._cond:
             while not (self._stop or self._running or self._budget > 0):
                 self._cond.wait()
             if self._stop:
@@ -198,6 +204,7 @@ class Session:
         with self._cond:
             self.version += 1
             state["version"] = self.version
+            self._published_status = state["status"]
             self.state = json.dumps(state, allow_nan=False)
             self._published_at = time.monotonic()
 
