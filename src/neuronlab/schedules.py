@@ -120,9 +120,21 @@ class StepDecay(Schedule):
         return float(self.lr * self.factor ** (step // self.every))
 
 
+@dataclass(frozen=True)
+class _Decay(Schedule):
+    """A rate ``lr`` decayed at rate ``k`` per step (the notes' alpha_0 and k)."""
+
+    lr: float
+    k: float
+
+    def __post_init__(self) -> None:
+        _positive_lr(self)
+        _set(self, "k", check_number("k", self.k, low=0))
+
+
 @SCHEDULES.register("exponential")
 @dataclass(frozen=True)
-class Exponential(Schedule):
+class Exponential(_Decay):
     """Exponential decay: ``lr * exp(-k * step)``.
 
     Parameters
@@ -133,13 +145,6 @@ class Exponential(Schedule):
         Decay rate per step (>= 0).
     """
 
-    lr: float
-    k: float
-
-    def __post_init__(self) -> None:
-        _positive_lr(self)
-        _set(self, "k", check_number("k", self.k, low=0))
-
     def __call__(self, step: int) -> float:
         _check_step(step)
         return float(self.lr * math.exp(-self.k * step))
@@ -147,7 +152,7 @@ class Exponential(Schedule):
 
 @SCHEDULES.register("inverse_time")
 @dataclass(frozen=True)
-class InverseTime(Schedule):
+class InverseTime(_Decay):
     """1/t decay: ``lr / (1 + k * step)``.
 
     Parameters
@@ -157,13 +162,6 @@ class InverseTime(Schedule):
     k : float
         Decay rate per step (>= 0).
     """
-
-    lr: float
-    k: float
-
-    def __post_init__(self) -> None:
-        _positive_lr(self)
-        _set(self, "k", check_number("k", self.k, low=0))
 
     def __call__(self, step: int) -> float:
         _check_step(step)
