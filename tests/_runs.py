@@ -59,4 +59,5 @@ def healthy() -> nl.Trainer:
 
 def deep(activation: str, depth: int, width: int, *, init: str, factor: float = 1.0,
          seed: int = 0) -> nl.Sequential:
-    return scaled(nl.mlp(64, [width] * depth, 10, activation=activation, init=init, rng=seed), factor)
+    return scaled(nl.mlp(64, [width] * depth, 10, activation=activation, init=init, out_init=init, rng=seed),
+                  factor)

@@ -210,7 +210,8 @@ def test_session_learns_spiral_and_steps_one_epoch() -> None:
 
 
 def test_diverging_network_shows_the_diagnosis() -> None:
-    s = Session(parse_settings({"optimizer": "sgd", "lr": 10.0, "activation": "elu"}))
+    # SGD at lr 10 with L2 strength 1: each step multiplies the weights by 1 - 10 = -9
+    s = Session(parse_settings({"optimizer": "sgd", "lr": 10.0, "l2": 1.0}))
     try:
         s.play()
         wait_until(lambda: json.loads(s.state)["status"] == "diverged")

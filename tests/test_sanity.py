@@ -82,7 +82,7 @@ def test_regularization_golden(digits):
 
 def test_huge_init_fails_the_initial_loss_check(digits):
     X, y = digits
-    report = nl.sanity_check(scaled(nl.mlp(64, [32], 10, rng=0), 10.0), nl.SoftmaxCrossEntropy(), X, y)
+    report = nl.sanity_check(scaled(nl.mlp(64, [32], 10, out_init="he", rng=0), 10.0), nl.SoftmaxCrossEntropy(), X, y)
     assert statuses(report)["initial_loss"] == "FAIL"
     assert report["initial_loss"].values["factor"] > 10
     assert "initialisation" in report["initial_loss"].action

@@ -72,11 +72,13 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The MLP: hidden widths, activation, initialiser, dropout rate, batch norm, loss."""
+    """The MLP: hidden widths, activation, initialisers (hidden layers, output layer),
+    dropout rate, batch norm, loss."""
 
     hidden: list[int] = field(default_factory=lambda: [256])
     activation: str = "relu"
     init: str = "he"
+    out_init: str = "normal"
     dropout: float = 0.0
     batchnorm: bool = False
     loss: str = "softmax"

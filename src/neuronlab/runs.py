@@ -117,6 +117,7 @@ def build_run(
         batchnorm=m.batchnorm,
         dropout=m.dropout,
         init=m.init,
+        out_init=m.out_init,
         rng=cfg.train.seed,
     )
     if getattr(OPTIMIZERS.get(o.optimizer), "full_batch", False):

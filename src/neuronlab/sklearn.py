@@ -33,6 +33,7 @@ class _NeuralNetBase(BaseEstimator):
         *,
         activation: str = "relu",
         init: str = "he",
+        out_init: str = "normal",
         optimizer: str = "adam",
         lr: float = 1e-3,
         alpha: float = 1e-4,
@@ -47,6 +48,7 @@ class _NeuralNetBase(BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.init = init
+        self.out_init = out_init
         self.optimizer = optimizer
         self.lr = lr
         self.alpha = alpha
@@ -86,6 +88,7 @@ class _NeuralNetBase(BaseEstimator):
             batchnorm=bool(self.batchnorm),
             dropout=float(self.dropout),
             init=self.init,
+            out_init=self.out_init,
             rng=self._rng_seed,
             dtype=np.float64,
         )
@@ -139,8 +142,9 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     ----------
     hidden_layer_sizes : tuple of int, default (100,)
         Widths of the hidden layers.
-    activation, init, optimizer : str
-        Registry names (``nl.ACTIVATIONS``, initialisers, optimizers).
+    activation, init, out_init, optimizer : str
+        Registry names (``nl.ACTIVATIONS``, initialisers, optimizers); ``init`` for the hidden
+        layers, ``out_init`` (default small ``normal`` weights) for the output layer.
     lr : float
         Learning rate of the optimizer.
     alpha : float

@@ -76,8 +76,24 @@ def test_maxout_network():
 
 def test_options_reach_the_layers():
     m = nl.mlp(4, [5], 2, init="glorot", dtype=np.float64)
-    assert m[0].init == "glorot" and m.dtype == np.float64
+    assert m[0].init == "glorot" and m[-1].init == "normal" and m.dtype == np.float64
     assert all(v.dtype == np.float64 for v in m.params.values())
+    assert nl.mlp(4, [5], 2, out_init="he")[-1].init == "he"
+    with pytest.raises(ValueError, match="unknown initializer 'hee'"):
+        nl.mlp(4, [5], 2, out_init="hee")
+
+
+def test_untrained_network_guesses_uniformly():
+    """The small output layer (N(0, 0.01²)) makes every score about 0, so the softmax loss of
+    the untrained network is about ln C (the notes' sanity check); He weights there too give
+    scores of std ≈ sqrt(256 · 2/256 · E[h²]) ≈ 1.4 on standardised inputs, and a far larger loss."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((2000, 64)), rng.integers(0, 10, 2000)
+    loss = nl.SoftmaxCrossEntropy()
+    small = loss.forward(nl.mlp(64, [256], 10, rng=0, dtype=np.float64).forward(X), y)
+    he = loss.forward(nl.mlp(64, [256], 10, out_init="he", rng=0, dtype=np.float64).forward(X), y)
+    assert small == pytest.approx(np.log(10), abs=0.02)
+    assert he > 1.25 * np.log(10)
 
 
 # -- determinism --------------------------------------------------------------------------------

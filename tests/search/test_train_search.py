@@ -127,7 +127,7 @@ def test_digits_random_search_acceptance(digits_search):
 
 @pytest.mark.slow
 def test_digits_top5_ensemble_beats_the_single_best(digits_search):
-    """Measured: 99.11% vs 98.44% at sampler seed 0 (over seeds 0-8 the ensemble won 7 times,
-    tied once; see DEFAULT_BASE in cli/search.py for why the search validates on 20%)."""
+    """Measured: 99.11% vs 98.44% at sampler seed 0; over seeds 0-8 the ensemble won 7 times
+    and tied once (DEFAULT_BASE in cli/search.py says which defaults make that so)."""
     _, acc, single_acc = digits_search
     assert acc > single_acc

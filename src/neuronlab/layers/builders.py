@@ -29,6 +29,7 @@ def mlp(
     batchnorm: bool = False,
     dropout: float = 0.0,
     init: str = "he",
+    out_init: str = "normal",
     rng: Any = None,
     dtype: Any = np.float32,
     pieces: int = 2,
@@ -40,6 +41,11 @@ def mlp(
     notes place it. With ``activation="maxout"`` a ``Maxout`` layer replaces Linear and the
     activation (its max is the nonlinearity), so batch norm, if asked, follows it. The output
     layer is a plain ``Linear`` (no activation), so an empty ``hidden`` is a linear classifier.
+
+    The output layer starts small (``out_init="normal"``: N(0, 0.01²)), so the untrained
+    network scores every class about equally and its loss starts at the notes' expected value
+    (ln C for softmax). With ``he`` there too, 256 ReLUs fed standardised digits give scores
+    of std ≈ 1.4 and a first loss of 3.1 instead of ln 10 = 2.3.
 
     Parameters
     ----------
@@ -55,7 +61,9 @@ def mlp(
     dropout : float in [0, 1)
         Drop rate after each hidden activation (0 means no Dropout layers).
     init : str
-        Weight initialiser name (he, glorot, lecun, normal, sparse, zeros).
+        Weight initialiser of the hidden layers (he, glorot, lecun, normal, sparse, zeros).
+    out_init : str
+        Weight initialiser of the output layer (default ``normal``: small weights).
     rng : None, int or numpy Generator
         One seed for the whole network: each layer gets its own integer seed drawn from it,
         so the same seed gives the same weights and dropout masks, and the seeds survive
@@ -88,6 +96,7 @@ def mlp(
         raise TypeError(f"batchnorm must be a bool, got {type(batchnorm).__name__}: {batchnorm!r}")
     rate = check_number("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
     INITIALIZERS.get(init)  # unknown initialiser names fail here, listing the choices
+    INITIALIZERS.get(out_init)
     dt = check_float_dtype("dtype", dtype)
     pieces = check_positive_int("pieces", pieces)
     base = as_rng(rng)
@@ -110,5 +119,5 @@ def mlp(
         if rate > 0:
             layers.append(Dropout(rate, rng=seed()))
         width = h
-    layers.append(Linear(width, n_out, init=init, rng=seed(), dtype=dt))
+    layers.append(Linear(width, n_out, init=out_init, rng=seed(), dtype=dt))
     return Sequential(layers)

@@ -37,6 +37,7 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
     "max_norm": ("regularization", "max_norm"),
     "activation": ("model", "activation"),
     "init": ("model", "init"),
+    "out_init": ("model", "out_init"),
     "dropout": ("model", "dropout"),
     "batchnorm": ("model", "batchnorm"),
     "batch_size": ("train", "batch_size"),
