@@ -81,3 +81,70 @@ def test_elementwise_is_opt_in() -> None:
     params, grads = _problem(2)
     Custom(lr=0.1).step(params, grads[0])
     assert sorted(seen) == ["W", "b"]
+
+
+# -- a Sequential's packed parameters: one flat block for the whole model -----------------------
+def _unpacked(model: nl.Sequential) -> nl.Sequential:
+    """The same values in separate arrays (what the model held before packing)."""
+    other = nl.Sequential([type(layer).from_config(layer.get_config()) for layer in model.layers])
+    for layer in other.layers:
+        for store in (layer.params, layer.grads):
+            for k in store:
+                store[k] = store[k].copy()
+    other.set_arrays(model.params)
+    return other
+
+
+def _train(model: nl.Sequential, opt: nl.Optimizer, grads: list[dict[str, np.ndarray]],
+           load: dict | None = None) -> None:
+    if load is not None:
+        opt.load_state_dict(load)
+    for step in grads:
+        for k, g in model.grads.items():
+            g[...] = step[k]
+        opt.step(model.params, model.grads, lr=0.01, decay_keys=model.weight_keys)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+@pytest.mark.parametrize("hidden", [16, 300], ids=["whole", "chunked"])  # 300*300 > CHUNK
+def test_packed_model_update_is_bit_identical(rule: type, hidden: int) -> None:
+    model = nl.mlp(300, [hidden], 3, rng=0)
+    flat = model.layers[0].params["W"].base
+    assert all(v.base is flat for v in model.params.values())  # mlp packs its parameters
+    rng = np.random.default_rng(1)
+    grads = [{k: rng.standard_normal(v.shape).astype(np.float32) for k, v in model.params.items()}
+             for _ in range(4)]
+    ref = _unpacked(model)
+    assert not any(v.base is flat for v in ref.params.values())
+    opt_ref, opt = rule(lr=0.01, weight_decay=0.1), rule(lr=0.01, weight_decay=0.1)
+    _train(ref, opt_ref, grads)
+    _train(model, opt, grads[:2])
+    assert "*" in opt._scratch and "*" not in opt_ref._scratch  # the block path was taken
+    _train(model, rule(lr=0.01, weight_decay=0.1), grads[2:], load=opt.state_dict())  # resumed
+    for k, v in ref.params.items():
+        assert np.array_equal(v, model.params[k]), k
+    assert all(v.shape == model.params[name].shape for name, s in opt.state.items() for v in s.values())
+
+
+def test_astype_repacks_and_a_replaced_array_falls_back_to_per_array_updates() -> None:
+    model = nl.mlp(4, [5], 2, rng=0).astype(np.float64)
+    flat = model.layers[0].params["W"].base
+    assert flat.dtype == np.float64 and all(v.base is flat for v in model.params.values())
+    model.layers[0].params["W"] = model.layers[0].params["W"].copy()  # no longer a view
+    opt, g = nl.Momentum(lr=0.1), {k: np.ones_like(v) for k, v in model.params.items()}
+    before = {k: v.copy() for k, v in model.params.items()}
+    opt.step(model.params, g)
+    assert "*" not in opt._scratch
+    for k, v in model.params.items():
+        assert np.allclose(v, before[k] - 0.1), k
+
+
+def test_a_sequential_of_your_own_layers_keeps_its_arrays_until_packed() -> None:
+    layer = nl.Linear(3, 2, rng=0)
+    W = layer.params["W"]
+    model = nl.Sequential([layer, nl.ReLU(), nl.Linear(2, 2, rng=1)])
+    assert model.params["0.W"] is W  # the caller's reference stays live
+    before = {k: v.copy() for k, v in model.params.items()}
+    assert model.pack() is model and model.params["0.W"] is not W
+    for k, v in model.params.items():
+        assert np.array_equal(v, before[k]) and v.base is model.params["0.W"].base

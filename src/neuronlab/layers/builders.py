@@ -120,4 +120,4 @@ def mlp(
             layers.append(Dropout(rate, rng=seed()))
         width = h
     layers.append(Linear(width, n_out, init=out_init, rng=seed(), dtype=dt))
-    return Sequential(layers)
+    return Sequential(layers).pack()

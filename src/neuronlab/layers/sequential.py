@@ -33,6 +33,37 @@ class Sequential:
                 raise TypeError(f"layers[{i}] must be a Layer, got {type(layer).__name__}")
         self.layers = layers
         self.preprocessor: Any = None  # set by nl.load when a fitted transform was saved
+        self._is_packed = False
+
+    def pack(self) -> Sequential:
+        """Lay the parameters out back to back in one flat array, and the gradients in another;
+        returns self.
+
+        Each layer's arrays are replaced by views of the two blocks (values kept), so arrays
+        taken from the layers before this call are no longer the model's. An elementwise
+        optimizer then updates the whole model in one pass per operation instead of one per
+        array: on a 64-128-10 network 4 NumPy calls instead of 16 per momentum step. ``mlp``
+        and ``from_config`` pack the networks they build (nobody holds their arrays yet); a
+        Sequential of your own layers is left as it is. Nothing happens when the parameters
+        do not share one dtype."""
+        entries = [(layer, k) for layer in self.layers for k in layer.params]
+        dtypes = {layer.params[k].dtype for layer, k in entries}
+        if len(entries) < 2 or len(dtypes) != 1:
+            return self
+        dtype = dtypes.pop()
+        total = sum(layer.params[k].size for layer, k in entries)
+        flat_w, flat_g = np.empty(total, dtype=dtype), np.empty(total, dtype=dtype)
+        start = 0
+        for layer, k in entries:
+            w, g = layer.params[k], layer.grads[k]
+            stop = start + w.size
+            flat_w[start:stop] = w.reshape(-1)
+            flat_g[start:stop] = g.reshape(-1)
+            layer.params[k] = flat_w[start:stop].reshape(w.shape)
+            layer.grads[k] = flat_g[start:stop].reshape(g.shape)
+            start = stop
+        self._is_packed = True
+        return self
 
     # -- the two directions -------------------------------------------------------------
     def forward(self, x: np.ndarray, *, training: bool = False, check: bool = True) -> np.ndarray:
@@ -114,7 +145,7 @@ class Sequential:
     def astype(self, dtype: Any) -> Sequential:
         for layer in self.layers:
             layer.astype(dtype)
-        return self
+        return self.pack() if self._is_packed else self
 
     @property
     def dtype(self) -> np.dtype | None:
@@ -148,7 +179,7 @@ class Sequential:
             if not isinstance(spec, dict) or "type" not in spec:
                 raise ValueError(f"layers[{i}] must be a dict with a 'type' key, got {spec!r}")
             layers.append(LAYERS.get(spec["type"]).from_config(dict(spec.get("config", {}))))
-        return cls(layers)
+        return cls(layers).pack()
 
     # -- summary ------------------------------------------------------------------------
     def summary(self) -> Summary:

@@ -90,6 +90,20 @@ class Loss:
             self._bufs[name] = flat
         return flat[:size].reshape(shape)
 
+    def _rows(self, n: int) -> np.ndarray:
+        """``np.arange(n)`` (row indices for gathers), kept across calls."""
+        rows = self._bufs.get("rows")
+        if rows is None or rows.size < n:
+            rows = self._bufs["rows"] = np.arange(max(n, 1))
+        return rows[:n]
+
+    def _ones(self, n: int, dtype: np.dtype) -> np.ndarray:
+        """A vector of n ones (row sums as a matrix-vector product), kept across calls."""
+        ones = self._bufs.get("ones")
+        if ones is None or ones.size != n or ones.dtype != dtype:
+            ones = self._bufs["ones"] = np.ones(n, dtype=dtype)
+        return ones
+
     def _state(self) -> Any:
         if self._cache is None:
             raise ValueError(f"{type(self).__name__}.backward called before forward")

@@ -31,15 +31,15 @@ class SoftmaxCrossEntropy(Loss):
         _check_class_scores(scores)
         n, c = scores.shape
         y = check_labels("y", y, n, c)
-        rows = np.arange(n)
+        rows = self._rows(n)
         p = self._buffer("p", scores.shape, scores.dtype)
-        # the ufuncs' own reduce: the ndarray methods add a Python wrapper per call, which
-        # shows on small batches
-        m = np.maximum.reduce(scores, axis=1, keepdims=True)
+        # Row maxima as argmax + gather, row sums as a product with ones: on a small batch
+        # each is half the time of the axis-1 reduction (a step of a 64-128-10 net is ~90 µs)
+        m = scores[rows, scores.argmax(axis=1)].reshape(n, 1)
         np.subtract(scores, m, out=p)
         correct = p[rows, y]  # s_y - m, read before p is exponentiated
         np.exp(p, out=p)
-        z = np.add.reduce(p, axis=1, keepdims=True)  # >= 1: the max entry contributes e^0
+        z = np.dot(p, self._ones(c, p.dtype)).reshape(n, 1)  # >= 1: the max entry gives e^0
         loss = (np.log(z).sum(dtype=np.float64) - correct.sum(dtype=np.float64)) / n
         np.divide(p, z, out=p)
         self._cache = (p, y, rows)

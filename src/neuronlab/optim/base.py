@@ -45,6 +45,21 @@ def _check_optional_positive(name: str, value: Any) -> float | None:
     return check_number(name, value, low=0, low_inclusive=False)
 
 
+def _block(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The flat array that ``arrays`` tile in order, start to end, as contiguous views; None
+    if they do not."""
+    base = arrays[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address, step, offset = base.ctypes.data, base.itemsize, 0
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.ctypes.data != address + offset * step):
+            return None
+        offset += a.size
+    return base if offset == base.size else None
+
+
 class Optimizer:
     """Base class of the update rules.
 
@@ -174,9 +189,37 @@ class Optimizer:
             if s is None or name not in self._scratch:
                 s = self._init_state(name, w, g)
             arrays.append((name, w, g, s))
-            items += self._chunks(name, w, g, s)
+        items = self._packed(arrays)
+        if items is None:
+            items = [item for a in arrays for item in self._chunks(*a)]
         self._plan = (arrays, items)
         return items
+
+    def _packed(self, arrays: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+        """Update items over whole blocks, when the parameters lie back to back in one flat
+        array and the gradients in another (as a ``Sequential`` lays them out), else None.
+
+        The slots are moved into flat arrays of their own (each parameter's ``state`` entry
+        becomes a view, so ``state_dict`` is unchanged) and an elementwise rule then runs on
+        the blocks, in chunks: a few NumPy calls per step for the whole model. Each element
+        sees the same arithmetic, so the result is bit-identical to per-array updates."""
+        if not self.elementwise or len(arrays) < 2:
+            return None
+        flat_w = _block([w for _, w, _, _ in arrays])
+        flat_g = _block([g for _, _, g, _ in arrays])
+        if flat_w is None or flat_g is None or flat_g.dtype != flat_w.dtype:
+            return None
+        flat_s = {slot: np.empty_like(flat_w) for slot in self.slots}
+        scratch = self._scratch["*"] = np.empty_like(flat_w)
+        start = 0
+        for name, w, _, s in arrays:
+            stop = start + w.size
+            for slot, buf in flat_s.items():
+                buf[start:stop] = s[slot].reshape(-1)
+                s[slot] = buf[start:stop].reshape(w.shape)
+            self._scratch[name] = scratch[start:stop].reshape(w.shape)  # no second copy
+            start = stop
+        return self._chunks("*", flat_w, flat_g, flat_s)
 
     def _chunks(
         self, name: str, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]
