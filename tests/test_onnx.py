@@ -54,7 +54,7 @@ def networks(dtype) -> dict[str, nl.Sequential]:
         "normalised": nl.Sequential(
             [
                 nl.GaussianNoise(0.3, rng=0),
-                nl.Linear(7, 9, rng=1, **kw),
+                nl.Linear(7, 9, bias=None, rng=1, **kw),  # a Gemm without C
                 nl.BatchNorm(9, eps=1e-3, **kw),
                 nl.ReLU(),
                 nl.Dropout(0.5, rng=0),

@@ -46,6 +46,9 @@ def test_structure_batchnorm_before_activation_then_dropout():
         "Linear",
     ]  # fmt: skip
     assert m[3].rate == 0.5 and m[1].n_features == 6
+    # batch norm's beta is the bias: the Linear layers before it have none; the output has one
+    assert "b" not in m[0].params and "b" not in m[4].params and "b" in m[8].params
+    assert "b" in nl.mlp(8, [6], 3)[0].params
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,17 @@ def test_gradcheck_float64(rng):
     assert max(errors.values()) < 1e-7, errors
 
 
+def test_no_bias_is_x_times_w_and_gradchecks(rng):
+    lin = nl.Linear(6, 4, bias=None, rng=0, dtype=np.float64)
+    assert set(lin.params) == {"W"} and lin.counts()["biases"] == 0
+    x = rng.standard_normal((5, 6))
+    np.testing.assert_array_equal(lin.forward(x), x @ lin.params["W"])
+    errors = check_layer(lin, x)
+    assert max(errors.values()) < 1e-7, errors
+    again = nl.Linear.from_config(lin.get_config())
+    assert again.bias is None and set(again.params) == {"W"}
+
+
 def test_flattens_and_restores_input_shape(rng):
     lin = nl.Linear(6, 4, rng=0, dtype=np.float64)
     x = rng.standard_normal((5, 2, 3))

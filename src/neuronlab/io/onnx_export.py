@@ -53,9 +53,10 @@ Converter = Callable[[_Graph, Layer, str, str], str]
 
 
 def _linear(g: _Graph, layer: Layer, x: str, p: str) -> str:
-    w = layer.params["W"]
-    b = layer.params["b"].reshape(-1)
-    return g.node("Gemm", [x, g.const(f"{p}.W", w), g.const(f"{p}.b", b)], f"{p}.out")
+    inputs = [x, g.const(f"{p}.W", layer.params["W"])]
+    if "b" in layer.params:
+        inputs.append(g.const(f"{p}.b", layer.params["b"].reshape(-1)))
+    return g.node("Gemm", inputs, f"{p}.out")
 
 
 def _unary(op: str, **attr_from_config: str) -> Converter:

@@ -112,7 +112,9 @@ def mlp(
             if batchnorm:
                 layers.append(BatchNorm(h, dtype=dt))
         else:
-            layers.append(Linear(width, h, init=init, rng=seed(), dtype=dt))
+            # batch norm's β is the bias: a Linear bias before it would be cancelled by the
+            # mean subtraction (its gradient is exactly 0)
+            layers.append(Linear(width, h, init=init, bias=None if batchnorm else 0.0, rng=seed(), dtype=dt))
             if batchnorm:
                 layers.append(BatchNorm(h, dtype=dt))
             layers.append(PReLU(h, dtype=dt) if act == "prelu" else LAYERS.create(act))

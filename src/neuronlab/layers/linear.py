@@ -33,8 +33,10 @@ class Linear(Layer):
         Output units (neurons).
     init : str
         Weight initialiser name from ``INITIALIZERS`` (he, glorot, lecun, normal, sparse, zeros).
-    bias : float
-        Initial value of every bias (the notes: 0, or 0.01 for ReLU units).
+    bias : float or None
+        Initial value of every bias (the notes: 0, or 0.01 for ReLU units). None: no bias
+        at all (``y = x W``), for a layer followed by batch norm, whose β takes its place and
+        whose mean subtraction would cancel a bias (its gradient would be exactly 0).
     rng : None, int or numpy Generator
         Randomness for the initial weights.
     dtype : float32 or float64
@@ -43,6 +45,7 @@ class Linear(Layer):
     Attributes
     ----------
     params : {"W": ndarray of shape (n_in, n_out), "b": ndarray of shape (n_out,)}
+        (no ``"b"`` when ``bias`` is None)
     """
 
     weight_names = ("W",)
@@ -54,7 +57,7 @@ class Linear(Layer):
         n_out: int,
         *,
         init: str = "he",
-        bias: float = 0.0,
+        bias: float | None = 0.0,
         rng: Any = None,
         dtype: Any = np.float32,
     ) -> None:
@@ -63,11 +66,12 @@ class Linear(Layer):
         self.n_out = check_positive_int("n_out", n_out)
         INITIALIZERS.get(init)  # unknown names fail here, listing the choices
         self.init = init
-        self.bias = check_number("bias", bias)
+        self.bias = None if bias is None else check_number("bias", bias)
         dt = check_float_dtype("dtype", dtype)
         self._seed = seed_config(rng)
         self.add_param("W", initialize(init, (self.n_in, self.n_out), as_rng(rng), dtype=dt))
-        self.add_param("b", np.full(self.n_out, self.bias, dtype=dt))
+        if self.bias is not None:
+            self.add_param("b", np.full(self.n_out, self.bias, dtype=dt))
         self._x: np.ndarray | None = None
         self._in_shape: tuple[int, ...] = ()
         self._grad_zero = False  # set by zero_grad: the next backward may write dW, not add
@@ -88,11 +92,12 @@ class Linear(Layer):
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         """x : (n_samples, n_in) or (n_samples, ...) -> (n_samples, n_out)."""
         x2 = as_2d(self, x, self.n_in)
-        W, b = self.params["W"], self.params["b"]
+        W, b = self.params["W"], self.params.get("b")
         if W.dtype != x2.dtype:  # the input dtype is the compute dtype
-            W, b = W.astype(x2.dtype), b.astype(x2.dtype)
+            W = W.astype(x2.dtype)
         out = x2 @ W
-        out += b
+        if b is not None:
+            out += b
         self._x, self._in_shape = x2, x.shape
         return out
 
@@ -102,18 +107,20 @@ class Linear(Layer):
         the input layer skips that GEMM)."""
         x2 = self._cached(self._x)
         dout = check_dout(self, dout, (x2.shape[0], self.n_out))
-        gW, gb = self.grads["W"], self.grads["b"]
-        if self._grad_zero and gW.dtype == np.result_type(x2, dout) == gb.dtype:
+        gW, gb = self.grads["W"], self.grads.get("b")
+        if self._grad_zero and gW.dtype == np.result_type(x2, dout) and (gb is None or gb.dtype == gW.dtype):
             # Right after zero_grad, 0 + x.T dout is x.T dout: one GEMM writes dW in place
             # through NumPy's BLAS (no read of the zeros, and no call into SciPy's separate
             # BLAS, whose thread pool fights NumPy's for the cores), and the sum writes db.
             np.matmul(x2.T, dout, out=gW)
-            np.add.reduce(dout, axis=0, out=gb)  # the ufunc itself: np.sum's wrapper costs a µs
+            if gb is not None:
+                np.add.reduce(dout, axis=0, out=gb)  # the ufunc itself: np.sum's wrapper costs a µs
         else:
             if self._grad_zero:  # a lazy zero_grad left stale values: zero them now
                 super().zero_grad()
             add_at_b(gW, x2, dout)
-            gb += dout.sum(axis=0)
+            if gb is not None:
+                gb += dout.sum(axis=0)
         self._grad_zero = False
         if not input_grad:
             return None
