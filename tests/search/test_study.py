@@ -8,6 +8,7 @@ import pytest
 from _objectives import Counting, KillOnce, curve, diverging, quadratic
 
 from neuronlab.search import run_search
+from neuronlab.search.study import JOURNAL_NAME
 
 SPACE = {"lr": "loguniform(1e-5, 1e-1)", "y": "uniform(0, 1)"}
 
@@ -42,6 +43,34 @@ def test_resume_from_journal_keeps_trials_and_runs_only_the_rest(tmp_path):
     # the same command once more is a no-op
     run_search(Counting(str(calls)), SPACE, n_trials=7, workers=0, directory=out, pruner=None, plots=False)
     assert len(list(calls.iterdir())) == 7
+
+
+def _params(result) -> list[tuple]:
+    return [tuple(sorted(t["params"].items())) for t in result.records]
+
+
+def test_resumed_study_draws_new_parameters(tmp_path):
+    """A rerun seeds its sampler from (seed, trials already there): with the first run's seed
+    alone it would propose the first run's parameters again."""
+    out = tmp_path / "s"
+    run_search(quadratic, SPACE, n_trials=3, workers=0, directory=out, pruner=None, plots=False)
+    again = run_search(quadratic, SPACE, n_trials=6, workers=0, directory=out, pruner=None, plots=False)
+    assert len(set(_params(again))) == 6
+
+
+def test_two_machines_share_one_rdb_study(tmp_path):
+    """--storage: two searches with their own directories (as on two machines) fill one study
+    in an SQLAlchemy database; the second runs only what is left, with new parameters, and
+    both see every trial."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    a = run_search(quadratic, SPACE, n_trials=3, workers=0, directory=tmp_path / "a", storage=url,
+                   pruner=None, plots=False)
+    b = run_search(quadratic, SPACE, n_trials=5, workers=2, directory=tmp_path / "b", storage=url,
+                   pruner=None, plots=False)
+    assert [t["number"] for t in b.records] == list(range(5)) and b.count("COMPLETE") == 5
+    assert _params(b)[:3] == _params(a) and len(set(_params(b))) == 5
+    assert sorted(p.name for p in (tmp_path / "b" / "trials").iterdir()) == ["0003", "0004"]
+    assert not any((tmp_path / d / JOURNAL_NAME).exists() for d in ("a", "b"))  # the RDB holds the study
 
 
 def test_resume_refuses_a_different_space(tmp_path):

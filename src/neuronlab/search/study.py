@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from neuronlab._validation import check_positive_int
 from neuronlab.search.executor import TrialOutcome, TrialTask, open_executor, run_trial
 from neuronlab.search.output import trial_record, write_outputs, write_trial
@@ -211,6 +213,12 @@ def run_search(
             direction=direction, load_if_exists=True,
         )
         _fail_stale(study)
+        existing = len(study.get_trials(deepcopy=False))
+        if existing:
+            # A resumed study, or one shared with another machine: a sampler seeded like the
+            # first run's would draw the same parameters again. (seed, trials already there)
+            # gives new draws, still reproducibly.
+            study.sampler = strat.sampler(space, int(np.random.SeedSequence([seed, existing]).generate_state(1)[0]))
         owner = f"{socket.gethostname()}:{os.getpid()}"
         with open_executor(workers, dask=dask, threads=threads) as pool:
             _loop(study, pool, objective, space, strat, total, pruner_obj, direction, retries, threads,
