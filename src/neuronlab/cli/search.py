@@ -170,7 +170,8 @@ def ensemble(paths: tuple[str, ...], top_k: int, snapshots: int | None) -> None:
     for name, s in zip(names, scores):
         click.echo(f"{name:<{width}}  test accuracy {s:.4f}")
     acc = ens.score(X_te, y_te)
+    first = "the search's best by validation" if (Path(paths[0]) / "trials").is_dir() else "first member"
     click.echo(f"{'ensemble of ' + str(len(ens)):<{width}}  test accuracy {acc:.4f}  "
-               f"({len(y_te)} samples; first member {scores[0]:.4f}, best member {max(scores):.4f})")
+               f"({len(y_te)} samples; {first} {scores[0]:.4f}, best member {max(scores):.4f})")
     if math.isnan(acc):  # pragma: no cover - empty test split
         raise click.ClickException("the test split is empty")
