@@ -134,13 +134,22 @@ def _load_model(run_dir: Path) -> tuple[Any, str | None]:
         return None, f"model.safetensors could not be loaded: {e}"
 
 
-def _load_training_data(config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The run's training split, rebuilt from its config exactly as ``train`` split it."""
+def _load_training_data(config: dict[str, Any], sample_size: int) -> tuple[np.ndarray, ...]:
+    """``(X_sample, y_sample, X, y)``: ``sample_size`` random rows of the run's training split
+    (rebuilt from its config exactly as ``train`` split it), and the whole split when it is
+    2-D data (for the decision regions; else None). Only the sampled rows are read, so a
+    memory-mapped data file stays on disk."""
     from neuronlab.config import RunConfig
-    from neuronlab.runs import split_data
+    from neuronlab.data.arrays import batch
+    from neuronlab.runs import split_rows
 
-    (X, y), _, _ = split_data(RunConfig.from_dict(config, source="config.toml"))
-    return np.asarray(X), np.asarray(y)
+    s = split_rows(RunConfig.from_dict(config, source="config.toml"))
+    train = s.parts.train
+    pick = train[np.sort(np.random.default_rng(0).permutation(train.size)[:sample_size])]
+    sample = batch(s.X, pick, dtype=s.X.dtype), s.y[pick]
+    if s.X.ndim == 2 and s.X.shape[1] == 2:
+        return (*sample, np.asarray(s.X[train]), s.y[train])
+    return (*sample, None, None)
 
 
 # -- HTML pieces ---------------------------------------------------------------------------------
@@ -326,17 +335,15 @@ def write_report(
     figure("gradient-norms", "Gradient norms", lambda: plots.plot_gradient_norms(records))
     figure("dead-units", "Dead and saturated units", lambda: plots.plot_dead_units(records))
 
-    data_note, X, y = None, None, None
+    data_note, Xs, ys, X, y = None, None, None, None, None
     if model is not None and config:
         try:
-            X, y = _load_training_data(config)
+            Xs, ys, X, y = _load_training_data(config, sample_size)
         except Exception as e:  # noqa: BLE001  data file moved, CIFAR not on this machine...
             data_note = f"the training data could not be loaded ({type(e).__name__}: {e})"
     else:
         data_note = "needs the model and the config"
-    if X is not None:
-        idx = np.sort(np.random.default_rng(0).permutation(len(X))[:sample_size])
-        Xs, ys = X[idx], y[idx]
+    if Xs is not None:
         pre = getattr(model, "preprocessor", None)
         Xp = np.ascontiguousarray(pre.transform(Xs) if pre is not None else Xs, dtype=model.dtype)
         from neuronlab.registry import LOSSES

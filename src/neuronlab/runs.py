@@ -8,6 +8,8 @@ build exactly the run ``neuronlab train`` would.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,10 @@ import numpy as np
 from neuronlab.config import RunConfig
 
 __all__ = [
+    "FIT_BYTES",
+    "STREAM_BYTES",
     "PreparedRun",
+    "SplitRows",
     "build_run",
     "evaluate_arrays",
     "is_file_source",
@@ -26,6 +31,7 @@ __all__ = [
     "n_outputs",
     "prepare_run",
     "split_data",
+    "split_rows",
 ]
 
 _BINARY_LOSSES = ("sigmoid_cross_entropy", "binary_hinge")  # one score per sample
@@ -64,21 +70,41 @@ def is_file_source(source: str) -> bool:
     return not source.startswith("cifar10:") and source not in DATASETS
 
 
-def split_data(cfg: RunConfig) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """The (train, validation, test) pairs of a run: stratified when labels are classes."""
-    from neuronlab.data import train_val_test_split
+@dataclass
+class SplitRows:
+    """A run's data as loaded (``X`` may be a memmap) and the rows of each part:
+    ``parts.train`` / ``.val`` / ``.test`` (sorted), or ``parts.test`` empty and ``test`` set
+    when the data ships its own test set."""
 
-    d, seed = cfg.data, cfg.train.seed
+    X: np.ndarray
+    y: np.ndarray
+    parts: Any  # SplitIndices
+    test: tuple[np.ndarray, np.ndarray] | None
+
+
+def split_rows(cfg: RunConfig) -> SplitRows:
+    """Load ``cfg``'s data and split its row indices (stratified when labels are classes);
+    nothing is gathered, so a memory-mapped file stays on disk."""
+    from neuronlab.data import split_indices
+
+    d = cfg.data
     (X, y), test = load_source(d.source)
+    y = np.asarray(y)
+    if y.ndim == 0 or y.shape[0] != X.shape[0]:
+        raise ValueError(f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[:1]}")
     stratify = y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
-    if test is None:
-        s = train_val_test_split(
-            X, y, val_size=d.val_size, test_size=d.test_size, stratify=stratify, seed=seed
-        )
-        return (s.X_train, s.y_train), (s.X_val, s.y_val), (s.X_test, s.y_test)
-    # The data has its own test set: the validation share is taken from the training part.
-    s = train_val_test_split(X, y, val_size=d.val_size, test_size=0.0, stratify=stratify, seed=seed)
-    return (s.X_train, s.y_train), (s.X_val, s.y_val), test
+    # The data may have its own test set: the validation share then comes from the rest.
+    parts = split_indices(y if y.ndim == 1 else np.zeros(y.shape[0]), val_size=d.val_size,
+                          test_size=d.test_size if test is None else 0.0, stratify=stratify,
+                          seed=cfg.train.seed)
+    return SplitRows(X, y, parts, test)
+
+
+def split_data(cfg: RunConfig) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The (train, validation, test) pairs of a run, gathered into memory."""
+    s = split_rows(cfg)
+    pairs = [(np.asarray(s.X[idx]), s.y[idx]) for idx in s.parts]
+    return pairs[0], pairs[1], s.test if s.test is not None else pairs[2]
 
 
 def n_outputs(loss_name: str, task: str, *labels: np.ndarray) -> int:
@@ -182,15 +208,27 @@ def make_preprocessor(cfg: RunConfig) -> Any:
 
 
 def evaluate_arrays(
-    model: Any, loss: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1024
+    model: Any, loss: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1024, *,
+    rows: np.ndarray | None = None, preprocessor: Any = None,
 ) -> dict[str, float]:
-    """Mean loss and accuracy (or mean squared error) of ``model`` on (X, y), in batches."""
+    """Mean loss and accuracy (or mean squared error) of ``model`` on (X, y), in batches.
+
+    ``rows``: score only these rows of X and y. ``preprocessor``: applied to each batch. A
+    memory-mapped X is read from its file a batch at a time, never gathered whole."""
+    from neuronlab.data.arrays import batch
+
     total = correct = sq = 0.0
-    n = X.shape[0]
+    n = X.shape[0] if rows is None else len(rows)
     dtype = model.dtype
     for s in range(0, n, batch_size):
-        xb = np.asarray(X[s : s + batch_size], dtype=dtype)
-        yb = y[s : s + batch_size]
+        if rows is not None or isinstance(X, np.memmap):
+            idx = np.arange(s, min(s + batch_size, n)) if rows is None else rows[s : s + batch_size]
+            xb, yb = batch(X, idx, dtype=X.dtype), y[idx]
+        else:
+            xb, yb = X[s : s + batch_size], y[s : s + batch_size]
+        if preprocessor is not None:
+            xb = preprocessor.transform(xb)
+        xb = np.asarray(xb, dtype=dtype)
         scores = model.forward(xb, training=False)
         total += loss.forward(scores, yb) * xb.shape[0]
         if loss.task == "regression":
@@ -227,6 +265,15 @@ class PreparedRun:
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
+    scratch: Path | None = None  # the folder of streamed split files, removed by close()
+
+    def close(self) -> None:
+        """Remove the split files written for a large memory-mapped data set (if any)."""
+        if self.scratch is not None:
+            import shutil
+
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     def trainer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``Trainer`` besides the callbacks."""
@@ -240,14 +287,33 @@ class PreparedRun:
         }
 
 
-def prepare_run(cfg: RunConfig) -> PreparedRun:
+def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = None) -> PreparedRun:
     """Load and split ``cfg``'s data, fit its preprocessor on the training part (the notes'
-    rule: statistics from training data only) and build the components."""
-    (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = split_data(cfg)
+    rule: statistics from training data only) and build the components.
+
+    With ``scratch_dir``, a memory-mapped ``.npy`` larger than :data:`STREAM_BYTES` is not
+    gathered into memory: each part is read, preprocessed and written to a ``.npy`` file in a
+    new folder inside ``scratch_dir`` a chunk at a time, and opened memory-mapped (the Trainer
+    reads it one batch at a time). The preprocessor is then fitted on :data:`FIT_BYTES` of
+    training rows drawn at random (all of them when they fit). ``close()`` removes the folder."""
+    s = split_rows(cfg)
     pre = make_preprocessor(cfg)
-    if pre is not None:
-        X_tr = pre.fit_transform(np.asarray(X_tr))
-        X_val, X_te = pre.transform(np.asarray(X_val)), pre.transform(np.asarray(X_te))
+    scratch = None
+    if (scratch_dir is not None and s.test is None and isinstance(s.X, np.memmap)
+            and s.X.nbytes > STREAM_BYTES):
+        scratch = Path(tempfile.mkdtemp(prefix=".split-", dir=_made(scratch_dir)))
+        try:
+            X_tr, X_val, X_te = _stream_parts(s, pre, scratch, cfg.train.seed)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        (y_tr, y_val, y_te) = (s.y[idx] for idx in s.parts)
+    else:
+        (X_tr, y_tr), (X_val, y_val) = ((np.asarray(s.X[i]), s.y[i]) for i in s.parts[:2])
+        X_te, y_te = s.test if s.test is not None else (np.asarray(s.X[s.parts.test]), s.y[s.parts.test])
+        if pre is not None:
+            X_tr = pre.fit_transform(X_tr)
+            X_val, X_te = pre.transform(np.asarray(X_val)), pre.transform(np.asarray(X_te))
     n_in = int(np.prod(X_tr.shape[1:]))
     steps_per_epoch = -(-X_tr.shape[0] // cfg.train.batch_size)
     parts = build_run(cfg, n_in, (y_tr, y_val, y_te), steps_per_epoch)
@@ -258,4 +324,60 @@ def prepare_run(cfg: RunConfig) -> PreparedRun:
         train=(X_tr, y_tr),
         val=(X_val, y_val),
         test=(X_te, y_te),
+        scratch=scratch,
     )
+
+
+#: Memory-mapped data files above this size are split into files on disk, not into memory.
+STREAM_BYTES = 256 << 20
+#: A streamed run's preprocessor is fitted on this much of the training rows (as float32;
+#: at least two rows per feature, so PCA and ZCA see a full-rank covariance). Fitting works in
+#: float64 with temporaries: about five times this in memory, whatever the data's size.
+FIT_BYTES = 32 << 20
+_CHUNK_BYTES = 32 << 20
+
+
+def _made(folder: str | os.PathLike[str]) -> Path:
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _stream_parts(s: SplitRows, pre: Any, folder: Path, seed: int) -> list[np.ndarray]:
+    """Each part of ``s.X``, preprocessed, as a read-only memmap of ``folder/X_<part>.npy``
+    written a chunk at a time (memory stays bounded by the chunk, whatever the data size)."""
+    from neuronlab.data.arrays import batch, release_pages
+
+    X = s.X
+    width = int(np.prod(X.shape[1:]))
+    if pre is not None:
+        cap = max(2 * width, FIT_BYTES // (4 * width))
+        rows = s.parts.train
+        if rows.size > cap:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
+        pre.fit(batch(X, rows, dtype=X.dtype).reshape(rows.size, width))
+    step = max(1, _CHUNK_BYTES // (X.itemsize * width))
+    out: list[np.ndarray] = []
+    for name, idx in zip(("train", "val", "test"), s.parts):  # train first: never empty
+        if idx.size == 0:
+            out.append(np.empty((0, *out[0].shape[1:]), dtype=out[0].dtype))
+            continue
+        path, handle = folder / f"X_{name}.npy", None
+        try:
+            for start in range(0, idx.size, step):
+                chunk = batch(X, idx[start : start + step], dtype=X.dtype)
+                if pre is not None:
+                    chunk = np.ascontiguousarray(pre.transform(chunk.reshape(chunk.shape[0], width)))
+                if handle is None:  # the header needs the transform's output dtype and width
+                    mm = np.lib.format.open_memmap(path, mode="w+", dtype=chunk.dtype,
+                                                   shape=(idx.size, *chunk.shape[1:]))
+                    offset, row_bytes = mm.offset, chunk[0].nbytes
+                    del mm
+                    handle = os.open(path, os.O_WRONLY)
+                os.pwrite(handle, chunk.tobytes(), offset + start * row_bytes)
+                release_pages(X)
+        finally:
+            if handle is not None:
+                os.close(handle)
+        out.append(np.load(path, mmap_mode="r", allow_pickle=False))
+    return out

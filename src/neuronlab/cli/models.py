@@ -10,7 +10,7 @@ import numpy as np
 
 from neuronlab.cli.app import _format_metrics, cli
 from neuronlab.config import RunConfig
-from neuronlab.runs import evaluate_arrays, is_file_source, load_source, split_data
+from neuronlab.runs import evaluate_arrays, is_file_source, load_source, split_rows
 
 
 def _load_model(path: str) -> tuple[Any, Path]:
@@ -52,18 +52,23 @@ def evaluate(model_path: str, data: str | None, split: str) -> None:
     if data is not None and data != cfg.data.source:
         cfg = cfg.with_overrides({"data": {"source": data}})
     # An explicitly given file is scored whole; the run's own data by its test split.
+    # Rows are read a batch at a time: a memory-mapped file is never gathered whole.
+    rows = None
     if split == "all" or (data is not None and is_file_source(source)):
         (X, y), test = load_source(source)
         what = f"{source} ({len(y)} samples)"
         if test is not None:  # cifar10: train and test batches together
             X, y = np.concatenate([X, test[0]]), np.concatenate([y, test[1]])
     else:
-        _, _, (X, y) = split_data(cfg)
-        what = f"{source} test split ({len(y)} samples)"
-    if model.preprocessor is not None:
-        X = model.preprocessor.transform(np.asarray(X))
+        s = split_rows(cfg)
+        if s.test is not None:
+            X, y = s.test
+        else:
+            X, y, rows = s.X, s.y, s.parts.test
+        what = f"{source} test split ({len(y) if rows is None else len(rows)} samples)"
     loss = LOSSES.create(model.metadata.get("loss", cfg.model.loss))
-    click.echo(_format_metrics(evaluate_arrays(model, loss, X, y), what))
+    scores = evaluate_arrays(model, loss, X, y, rows=rows, preprocessor=model.preprocessor)
+    click.echo(_format_metrics(scores, what))
 
 
 @cli.command()

@@ -178,18 +178,6 @@ def train(
 ) -> None:
     """Train an MLP and write runs/<name>/ (config.toml, metrics.jsonl, model.safetensors,
     checkpoints/). With no options: 64-256-10 ReLU on digits, He init, Adam, standardized."""
-    from neuronlab.diagnose import diagnose, format_findings
-    from neuronlab.io import save
-    from neuronlab.train import (
-        Checkpoint,
-        DivergenceError,
-        JSONLLogger,
-        NonFiniteGuard,
-        ProgressBar,
-        Trainer,
-    )
-    from neuronlab.train.checkpoint import latest_checkpoint
-
     if resume_dir is not None:
         given = [
             f"--{k.replace('_', '-')}"
@@ -213,7 +201,30 @@ def train(
         cfg = resolve_config(config_file, options)
         run_dir = _new_run_dir(runs_dir, name)
 
-    run = prepare_run(cfg)  # before the folder exists: a bad name or file leaves no trace
+    # before the run folder exists: a bad name or file leaves no trace. A large memory-mapped
+    # .npy is split into a temporary folder in the runs folder (removed at the end), not into
+    # memory.
+    run = prepare_run(cfg, scratch_dir=run_dir.parent)
+    try:
+        _train_prepared(run, cfg, run_dir, resume_dir, progress, tensorboard, report)
+    finally:
+        run.close()
+
+
+def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume_dir: str | None, progress: bool | None,
+                    tensorboard: bool, report: bool) -> None:
+    from neuronlab.diagnose import diagnose, format_findings
+    from neuronlab.io import save
+    from neuronlab.train import (
+        Checkpoint,
+        DivergenceError,
+        JSONLLogger,
+        NonFiniteGuard,
+        ProgressBar,
+        Trainer,
+    )
+    from neuronlab.train.checkpoint import latest_checkpoint
+
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.toml")
     ckpt_dir = run_dir / "checkpoints"

@@ -362,8 +362,11 @@ class Trainer:
             if batch_size is None
             else check_positive_int("batch_size", batch_size)
         )
-        dtype = self.model.dtype
-        for s in range(0, X.shape[0], bs):
+        dtype, n = self.model.dtype, X.shape[0]
+        for s in range(0, n, bs):
+            if isinstance(X, np.memmap):  # read from the file: mapped pages would stay resident
+                yield s, batch(X, np.arange(s, min(s + bs, n)), dtype=dtype)
+                continue
             xb = X[s : s + bs]
             yield s, (xb if xb.dtype == dtype else xb.astype(dtype))
 
