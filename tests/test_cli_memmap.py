@@ -80,3 +80,23 @@ def test_streamed_split_equals_the_in_memory_one(tmp_path, monkeypatch):
     finally:
         streamed.close()
     assert not streamed.scratch and list((tmp_path / "runs").iterdir()) == []
+
+
+def test_split_folders_of_dead_processes_are_removed(tmp_path, monkeypatch):
+    """A run killed before close() leaves .split-<pid>-*; the next streamed run removes it
+    (and leaves a live process's folder alone)."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    runs = tmp_path / "runs"
+    (runs / f".split-{dead}-abc").mkdir(parents=True)
+    (runs / f".split-{dead}-abc" / "X_train.npy").write_bytes(b"0" * 100)
+    (runs / ".split-1-live").mkdir()  # pid 1 is always alive
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "X.npy", rng.standard_normal((200, 4)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 2, 200))
+    monkeypatch.setattr("neuronlab.runs.STREAM_BYTES", 0)
+    run = prepare_run(RunConfig().with_overrides({"data": {"source": str(tmp_path / "X.npy")}}),
+                      scratch_dir=runs)
+    names = sorted(p.name for p in runs.iterdir())
+    run.close()
+    assert len(names) == 2 and ".split-1-live" in names and not any(dead in n for n in names)

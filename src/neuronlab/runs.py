@@ -301,7 +301,7 @@ def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = 
     scratch = None
     if (scratch_dir is not None and s.test is None and isinstance(s.X, np.memmap)
             and s.X.nbytes > STREAM_BYTES):
-        scratch = Path(tempfile.mkdtemp(prefix=".split-", dir=_made(scratch_dir)))
+        scratch = Path(tempfile.mkdtemp(prefix=f".split-{os.getpid()}-", dir=_scratch_home(scratch_dir)))
         try:
             X_tr, X_val, X_te = _stream_parts(s, pre, scratch, cfg.train.seed)
         except BaseException:
@@ -337,9 +337,21 @@ FIT_BYTES = 32 << 20
 _CHUNK_BYTES = 32 << 20
 
 
-def _made(folder: str | os.PathLike[str]) -> Path:
+def _scratch_home(folder: str | os.PathLike[str]) -> Path:
+    """``folder``, created if needed, without the ``.split-<pid>-*`` folders of processes that
+    are gone (a run killed before its ``close()``)."""
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob(".split-*-*"):
+        pid = old.name.split("-")[1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:  # alive, someone else's
+            pass
     return path
 
 
