@@ -285,3 +285,19 @@ def test_bad_regression_targets_and_components():
         nl.Trainer(nl.mlp(2, [4], 1), nl.MeanSquaredError(), nl.SGD(lr=0.1), callbacks=[print])
     with pytest.raises(TypeError, match="schedule must be callable"):
         nl.Trainer(nl.mlp(2, [4], 1), nl.MeanSquaredError(), nl.SGD(lr=0.1), schedule=0.1)
+
+
+def test_predict_and_evaluate_read_a_memmap_in_batches(tmp_path):
+    """Same answers as on the in-memory array; the NaN scan and the batches go a chunk at a
+    time (no full-size temporaries for a file larger than memory)."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((3000, 8)).astype(np.float32), rng.integers(0, 3, 3000)
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    tr = nl.Trainer(nl.mlp(8, [16], 3, rng=0), nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), monitor=False)
+    assert np.array_equal(tr.predict(Xm, batch_size=256), tr.predict(X, batch_size=256))
+    assert tr.evaluate(Xm, y) == tr.evaluate(X, y)
+    X[1234, 5] = np.nan
+    np.save(tmp_path / "bad.npy", X)
+    with pytest.raises(ValueError, match="X contains NaN or Inf"):
+        tr.predict(np.load(tmp_path / "bad.npy", mmap_mode="r"))

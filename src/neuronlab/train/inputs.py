@@ -58,6 +58,19 @@ def check_components(
             raise TypeError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
 
 
+def check_finite_rows(name: str, X: Any) -> np.ndarray:
+    """``check_array`` for data that may be a memmap larger than memory: the NaN/Inf scan goes
+    a chunk of rows at a time (no boolean temporary the size of X) and releases the pages it
+    mapped. Returns X unchanged."""
+    X = check_array(name, X, finite=False)
+    rows = max(1, _FINITE_CHUNK // max(1, X[0].size))
+    for s in range(0, X.shape[0], rows):
+        if not np.isfinite(X[s : s + rows]).all():
+            raise ValueError(f"{name} contains NaN or Inf")
+        release_pages(X)  # a memmap: do not keep the whole file resident after one pass
+    return X
+
+
 def check_data(
     model: Any, task: str, xname: str, yname: str, X: Any, y: Any
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -80,12 +93,7 @@ def check_data(
     width : int
         Values per sample that accuracy / error average over (1 for class labels).
     """
-    X = check_array(xname, X, finite=False)
-    rows = max(1, _FINITE_CHUNK // max(1, X[0].size))
-    for s in range(0, X.shape[0], rows):  # chunked: no boolean temporary the size of X
-        if not np.isfinite(X[s : s + rows]).all():
-            raise ValueError(f"{xname} contains NaN or Inf")
-        release_pages(X)  # a memmap: do not keep the whole file resident after one pass
+    X = check_finite_rows(xname, X)
     n_in, n = getattr(model, "n_in", None), X.shape[0]
     if n_in is not None and X[0].size != n_in:
         raise ValueError(

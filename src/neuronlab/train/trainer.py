@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from neuronlab._validation import check_array, check_positive_int
+from neuronlab._validation import check_positive_int
 from neuronlab.data.arrays import batch
 from neuronlab.layers.sequential import Sequential
 from neuronlab.train.callbacks import Callback, DivergenceError
 from neuronlab.train.checkpoint import load_checkpoint, restore_callbacks, restore_checkpoint
 from neuronlab.train.history import History
-from neuronlab.train.inputs import check_components, check_data
+from neuronlab.train.inputs import check_components, check_data, check_finite_rows
 
 __all__ = ["Trainer"]
 
@@ -394,7 +394,7 @@ class Trainer:
     def predict(self, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
         """``loss.predict`` of the scores for X (class labels, 0/1 attributes or regression
         values), computed in inference mode in batches. Returns shape (n_samples, ...)."""
-        X = check_array("X", X)  # finite: the batches need no scan of their own
+        X = check_finite_rows("X", X)  # the batches need no scan of their own
         n_in = getattr(self.model, "n_in", None)
         if n_in is not None and X[0].size != n_in:
             raise ValueError(
