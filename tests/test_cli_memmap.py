@@ -19,13 +19,14 @@ ROWS, WIDTH = 200_000, 512  # 410 MB of float32
 _CHILD = r"""
 import sys
 from neuronlab.cli import main
+code = 0
 try:
     main(sys.argv[1:])
 except SystemExit as e:
-    if e.code:
-        raise
+    code = e.code
 with open("/proc/self/status") as f:
     print(next(line for line in f if line.startswith("VmHWM")).split()[1])
+sys.exit(code)
 """
 
 
@@ -61,6 +62,12 @@ def test_train_streams_a_large_memmap_within_bounded_memory(tmp_path):
     acc = [line.split("accuracy ")[1].split()[0] for line in (out.stdout + ev.stdout).splitlines()
            if "accuracy" in line]
     assert len(acc) == 2 and acc[0] == acc[1], (out.stdout, ev.stdout)
+    # `neuronlab check` streams the same way and reads only the rows its checks use
+    ck = subprocess.run([sys.executable, "-c", _CHILD, "check", "--data", str(data), "--hidden", "16"],
+                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert ck.returncode in (0, 1) and ck.stdout.startswith("Sanity checks"), ck.stdout + ck.stderr
+    assert int(ck.stdout.strip().splitlines()[-1]) / 1024 < 300, ck.stdout
+    assert sorted(p.name for p in runs.iterdir()) == ["big"]  # its split files are gone too
 
 
 def test_streamed_split_equals_the_in_memory_one(tmp_path, monkeypatch):

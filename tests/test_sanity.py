@@ -173,3 +173,11 @@ def test_arguments_are_validated(digits):
         nl.sanity_check(model, loss, X, y[:10])
     with pytest.raises(KeyError, match="no check 'nope'"):
         nl.sanity_check(model, loss, X[:30], y[:30], max_steps=5)["nope"]
+
+
+def test_nan_in_the_rows_checked_is_an_error(digits):
+    X, y = digits
+    X = X.copy()
+    X[:, 3] = np.nan  # every row: whichever subset is drawn
+    with pytest.raises(ValueError, match="X contains NaN or Inf"):
+        nl.sanity_check(nl.mlp(64, [8], 10, rng=0), nl.SoftmaxCrossEntropy(), X, y)

@@ -28,6 +28,7 @@ import numpy as np
 
 from neuronlab._validation import as_rng, check_array, check_number, check_positive_int
 from neuronlab.checks import gradcheck
+from neuronlab.data.arrays import batch
 from neuronlab.regularizers import L2
 
 __all__ = ["SanityReport", "SanityResult", "sanity_check"]
@@ -238,7 +239,9 @@ def sanity_check(
     model : Sequential
         Untrained (the initial-loss check is about the initialisation). Not modified.
     loss : Loss
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray (or np.memmap) of shape (n_samples, n_features)
+        Only the random subsets the checks use are read (up to 1024 rows), and only those
+        are scanned for NaN/Inf.
     y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
     regularizer_strength : float > 0, default 1.0
         L2 strength s of the regularisation check (the objective at s and 10·s).
@@ -260,7 +263,7 @@ def sanity_check(
     SanityReport
         ``report.passed``, ``report["overfit"].values``, ``str(report)``.
     """
-    X = check_array("X", X)
+    X = check_array("X", X, finite=False)  # the rows the checks use are scanned below
     y = np.asarray(y)
     if y.ndim == 0 or y.shape[0] != X.shape[0]:
         raise ValueError(f"X has {X.shape[0]} samples but y has shape {y.shape}")
@@ -279,7 +282,10 @@ def sanity_check(
 
     def subset(k: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.sort(rng.choice(n, size=k, replace=False)) if k < n else np.arange(n)
-        return np.asarray(X[idx], dtype=dtype), y[idx]
+        rows = batch(X, idx, dtype=dtype)  # a memmap's rows are read from its file
+        if not np.isfinite(rows).all():
+            raise ValueError("X contains NaN or Inf")
+        return rows, y[idx]
 
     Xl, yl = subset(min(n, _LOSS_ROWS))
     Xo, yo = subset(min(n, n_overfit))

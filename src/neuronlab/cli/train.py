@@ -287,9 +287,12 @@ def check(config_file: str | None, n_overfit: int, max_steps: int, **options: An
     from neuronlab.sanity import sanity_check
 
     cfg = resolve_config(config_file, options)
-    run = prepare_run(cfg)
-    report = sanity_check(run.model, run.loss, *run.train, n_overfit=n_overfit,
-                          max_steps=max_steps, optimizer=run.optimizer, seed=cfg.train.seed)
+    run = prepare_run(cfg, scratch_dir="runs")  # a large .npy is streamed as for train
+    try:
+        report = sanity_check(run.model, run.loss, *run.train, n_overfit=n_overfit,
+                              max_steps=max_steps, optimizer=run.optimizer, seed=cfg.train.seed)
+    finally:
+        run.close()
     click.echo(str(report))
     if not report.passed:
         sys.exit(EXIT_CHECK_FAILED)
