@@ -270,8 +270,6 @@ class PreparedRun:
     def close(self) -> None:
         """Remove the split files written for a large memory-mapped data set (if any)."""
         if self.scratch is not None:
-            import shutil
-
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
 
@@ -313,7 +311,7 @@ def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = 
         X_te, y_te = s.test if s.test is not None else (np.asarray(s.X[s.parts.test]), s.y[s.parts.test])
         if pre is not None:
             X_tr = pre.fit_transform(X_tr)
-            X_val, X_te = pre.transform(np.asarray(X_val)), pre.transform(np.asarray(X_te))
+            X_val, X_te = pre.transform(X_val), pre.transform(np.asarray(X_te))
     n_in = int(np.prod(X_tr.shape[1:]))
     steps_per_epoch = -(-X_tr.shape[0] // cfg.train.batch_size)
     parts = build_run(cfg, n_in, (y_tr, y_val, y_te), steps_per_epoch)
