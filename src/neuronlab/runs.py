@@ -81,6 +81,11 @@ class SplitRows:
     parts: Any  # SplitIndices
     test: tuple[np.ndarray, np.ndarray] | None
 
+    def gather(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """The (train, validation, test) pairs, read into memory."""
+        pairs = [(np.asarray(self.X[idx]), self.y[idx]) for idx in self.parts]
+        return pairs[0], pairs[1], self.test if self.test is not None else pairs[2]
+
 
 def split_rows(cfg: RunConfig) -> SplitRows:
     """Load ``cfg``'s data and split its row indices (stratified when labels are classes);
@@ -102,9 +107,7 @@ def split_rows(cfg: RunConfig) -> SplitRows:
 
 def split_data(cfg: RunConfig) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """The (train, validation, test) pairs of a run, gathered into memory."""
-    s = split_rows(cfg)
-    pairs = [(np.asarray(s.X[idx]), s.y[idx]) for idx in s.parts]
-    return pairs[0], pairs[1], s.test if s.test is not None else pairs[2]
+    return split_rows(cfg).gather()
 
 
 def n_outputs(loss_name: str, task: str, *labels: np.ndarray) -> int:
@@ -307,8 +310,7 @@ def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = 
             raise
         (y_tr, y_val, y_te) = (s.y[idx] for idx in s.parts)
     else:
-        (X_tr, y_tr), (X_val, y_val) = ((np.asarray(s.X[i]), s.y[i]) for i in s.parts[:2])
-        X_te, y_te = s.test if s.test is not None else (np.asarray(s.X[s.parts.test]), s.y[s.parts.test])
+        (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = s.gather()
         if pre is not None:
             X_tr = pre.fit_transform(X_tr)
             X_val, X_te = pre.transform(X_val), pre.transform(np.asarray(X_te))
