@@ -44,7 +44,7 @@ $(BENCH_STAMP): pyproject.toml
 	python3 -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-index --no-deps 'torch==2.13.0'
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e . 'torch==2.13.0' scikit-learn
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[fast]' 'torch==2.13.0' scikit-learn
 	$(BENCH_VENV)/bin/python -c "import sys, torch; sys.exit('torch is a CUDA build' if torch.version.cuda else 0)"
 	touch $(BENCH_STAMP)
 

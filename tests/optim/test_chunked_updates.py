@@ -1,5 +1,6 @@
-"""Large parameters are updated in cache-sized chunks: the result must be bit-identical to one
-whole-array update, for every elementwise rule, across state changes and resumes."""
+"""Without the compiled kernels, large parameters are updated in cache-sized chunks: the
+result must be bit-identical to one whole-array update, for every elementwise rule, across
+state changes and resumes. (test_kernels.py checks the kernels against the same NumPy rules.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import numpy as np
 import pytest
 
 import neuronlab as nl
-from neuronlab.optim import base
+from neuronlab.optim import base, kernels
 
 RULES = [nl.SGD, nl.Momentum, nl.Nesterov, nl.Adagrad, nl.RMSprop, nl.Adam, nl.AdamW]
+
+
+@pytest.fixture(autouse=True)
+def _numpy_rules_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernels, "ENABLED", False)
 
 
 def _problem(seed: int = 0) -> tuple[dict[str, np.ndarray], list[dict[str, np.ndarray]]]:

@@ -32,6 +32,7 @@ class Adagrad(Optimizer):
 
     slots = ("cache",)
     elementwise = True
+    kernel = "adagrad"
 
     def __init__(
         self,
@@ -54,6 +55,9 @@ class Adagrad(Optimizer):
         np.divide(g, buf, out=buf)
         buf *= lr
         w -= buf
+
+    def _kernel_scalars(self, lr: float) -> tuple[float, ...]:
+        return (lr, self.eps)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "eps": self.eps}

@@ -42,6 +42,7 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
     elementwise = True
+    kernel = "adam"
 
     def __init__(
         self,
@@ -79,6 +80,11 @@ class Adam(Optimizer):
         np.divide(m, buf, out=buf)
         buf *= lr * sbc2 / (1.0 - b1**t)
         w -= buf
+
+    def _kernel_scalars(self, lr: float) -> tuple[float, ...]:
+        b1, b2, t = self.beta1, self.beta2, self.t
+        sbc2 = math.sqrt(1.0 - b2**t)  # as in _update
+        return (b1, 1.0 - b1, b2, 1.0 - b2, self.eps * sbc2, lr * sbc2 / (1.0 - b1**t))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

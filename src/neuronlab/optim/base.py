@@ -14,12 +14,14 @@ parameter also gets one scratch array (``self._scratch[name]``) so that the rule
 in-place NumPy operations and allocate nothing the size of the weights per step. Scratch
 carries no information between steps, so it is not part of the state dict.
 
-Speed. Rules that declare ``elementwise = True`` (every built-in one) are applied to large
-parameters in chunks of :data:`CHUNK` elements: the rule's passes over its arrays (parameter,
-gradient, slots, scratch) then run on data that stays in the core's L2 cache, so each array
-crosses the memory bus once per step instead of once per pass (Adam makes a dozen). The
-arithmetic of each element is unchanged, so the result is bit-identical to a whole-array
-update.
+Speed. Rules that declare ``elementwise = True`` (every built-in one) may name a compiled
+``kernel`` (:mod:`neuronlab.optim.kernels`, with numba installed): the rule as one pass over
+its arrays, used for every parameter whose arrays are contiguous and of one dtype. Without
+numba, large parameters are updated in chunks of :data:`CHUNK` elements: the rule's passes
+over its arrays (parameter, gradient, slots, scratch) then run on data that stays in the
+core's L2 cache, so each array crosses the memory bus once per step instead of once per pass
+(Adam makes a dozen). Either way the arithmetic of each element is the NumPy rule's, so the
+result is bit-identical to a whole-array update.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neuronlab._validation import check_number
+from neuronlab.optim import kernels
 
 __all__ = ["Optimizer"]
 
@@ -92,6 +95,14 @@ class Optimizer:
     #: to find its scratch array (``self._scratch[name]``): the base may then call it on chunks
     #: of a parameter, passing the chunk's key (``"0.W[0:65536]"``) as ``name``.
     elementwise: ClassVar[bool] = False
+    #: The rule's one-pass compiled kernel in :mod:`neuronlab.optim.kernels` (an elementwise
+    #: rule only), called with ``w, g, *slots, *self._kernel_scalars(lr)``; None: none.
+    kernel: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_update" in cls.__dict__ and "kernel" not in cls.__dict__:
+            cls.kernel = None  # a rule of its own: its parent's kernel would not run it
 
     def __init__(
         self,
@@ -108,7 +119,7 @@ class Optimizer:
         self.t = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._scratch: dict[str, np.ndarray] = {}
-        self._plan: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None
+        self._plan: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], bool] | None = None
 
     # -- the step -----------------------------------------------------------------------
     def step(
@@ -148,9 +159,16 @@ class Optimizer:
         self.t += 1
         if self.clip_value is not None or self.clip_norm is not None:
             self._clip(grads)
-        update = self._update
-        for key, w, g, s in self._work(params, grads):
-            update(key, w, g, lr, s)
+        kernel = kernels.get(self.kernel) if self.elementwise else None
+        update, scalars = self._update, None
+        for key, w, g, s, flat in self._work(params, grads, fused=kernel is not None):
+            if flat is None:
+                update(key, w, g, lr, s)
+            else:
+                if scalars is None:
+                    scalars = self._kernel_scalars(lr)
+                cast = flat[0].dtype.type  # as NumPy casts a Python float for the array
+                kernel(*flat, *[cast(x) for x in scalars])
         wd = self.weight_decay
         if wd > 0.0 and lr > 0.0:
             factor = 1.0 - lr * wd  # w -= lr*wd*w as one in-place scale
@@ -166,16 +184,18 @@ class Optimizer:
                         w *= factor
 
     def _work(
-        self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]
+        self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray], *, fused: bool
     ) -> list[tuple[Any, ...]]:
-        """The step's ``(key, w, g, state)`` update items (whole parameters or chunks).
+        """The step's ``(key, w, g, state, flat)`` update items: whole parameters or chunks,
+        and ``flat`` the kernel's 1-D arrays ``(w, g, *slots)`` when ``fused`` and the item's
+        arrays allow it, else None.
 
         Built on the first step and again whenever a parameter, gradient or state dict is a
-        different object (``astype``, ``load_state_dict``, another model): otherwise only
-        identities are compared, so a step costs little Python.
+        different object (``astype``, ``load_state_dict``, another model) or ``fused``
+        changes: otherwise only identities are compared, so a step costs little Python.
         """
         plan = self._plan
-        if plan is not None and len(plan[0]) == len(params):
+        if plan is not None and plan[2] == fused and len(plan[0]) == len(params):
             state = self.state
             for (name, w0, g0, s0), (key, w) in zip(plan[0], params.items()):
                 if key != name or w is not w0 or grads[key] is not g0 or state.get(key) is not s0:
@@ -189,13 +209,23 @@ class Optimizer:
             if s is None or name not in self._scratch:
                 s = self._init_state(name, w, g)
             arrays.append((name, w, g, s))
-        items = self._packed(arrays)
+        items = self._packed(arrays, fused)
         if items is None:
-            items = [item for a in arrays for item in self._chunks(*a)]
-        self._plan = (arrays, items)
+            items = [item for a in arrays for item in self._chunks(*a, fused)]
+        self._plan = (arrays, items, fused)
         return items
 
-    def _packed(self, arrays: list[tuple[Any, ...]]) -> list[tuple[Any, ...]] | None:
+    def _flat(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> tuple | None:
+        """The kernel's arguments ``(w, g, *slots)`` as 1-D views, or None when an array is
+        not contiguous or the dtypes differ (the NumPy rule then runs)."""
+        arrays = [w, g, *(s[k] for k in self.slots)]
+        if w.dtype not in (np.float32, np.float64) or not all(
+            a.dtype == w.dtype and a.flags.c_contiguous for a in arrays
+        ):
+            return None
+        return tuple(a.reshape(-1) for a in arrays)
+
+    def _packed(self, arrays: list[tuple[Any, ...]], fused: bool) -> list[tuple[Any, ...]] | None:
         """Update items over whole blocks, when the parameters lie back to back in one flat
         array and the gradients in another (as a ``Sequential`` lays them out), else None.
 
@@ -219,34 +249,42 @@ class Optimizer:
                 s[slot] = buf[start:stop].reshape(w.shape)
             self._scratch[name] = scratch[start:stop].reshape(w.shape)  # no second copy
             start = stop
-        return self._chunks("*", flat_w, flat_g, flat_s)
+        return self._chunks("*", flat_w, flat_g, flat_s, fused)
 
     def _chunks(
-        self, name: str, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]
+        self, name: str, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray], fused: bool
     ) -> list[tuple[Any, ...]]:
-        """Update items of one parameter: itself, or views of CHUNK elements of every array
-        (each chunk's scratch registered under its own key) for a large elementwise rule."""
+        """Update items of one parameter: itself (for the kernel when ``fused``), or views of
+        CHUNK elements of every array (each chunk's scratch registered under its own key) for
+        a large elementwise rule."""
+        flat = self._flat(w, g, s) if fused else None
         arrays = [w, g, self._scratch[name], *s.values()]
         if (
-            not self.elementwise
+            flat is not None
+            or not self.elementwise
             or w.size <= CHUNK
             or not all(a.flags.c_contiguous for a in arrays)
         ):
-            return [(name, w, g, s)]
+            return [(name, w, g, s, flat)]
         fw, fg, fb = w.reshape(-1), g.reshape(-1), self._scratch[name].reshape(-1)
-        flat = {k: v.reshape(-1) for k, v in s.items()}
+        slots = {k: v.reshape(-1) for k, v in s.items()}
         items = []
         for a in range(0, w.size, CHUNK):
             key = f"{name}[{a}:{min(a + CHUNK, w.size)}]"
             self._scratch[key] = fb[a : a + CHUNK]
             items.append((key, fw[a : a + CHUNK], fg[a : a + CHUNK],
-                          {k: v[a : a + CHUNK] for k, v in flat.items()}))
+                          {k: v[a : a + CHUNK] for k, v in slots.items()}, None))
         return items
 
     def _update(
         self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
     ) -> None:
         """Apply the rule to one parameter ``w`` in place (gradient ``g``, slots ``state``)."""
+        raise NotImplementedError
+
+    def _kernel_scalars(self, lr: float) -> tuple[float, ...]:
+        """The scalars that ``kernel`` takes after its arrays, for this step, exactly as
+        ``_update`` rounds them into the parameter's dtype."""
         raise NotImplementedError
 
     def _clip(self, grads: Mapping[str, np.ndarray]) -> None:

@@ -31,6 +31,7 @@ class Momentum(Optimizer):
 
     slots = ("v",)
     elementwise = True
+    kernel = "momentum"
 
     def __init__(
         self,
@@ -50,6 +51,9 @@ class Momentum(Optimizer):
         v *= self.momentum
         v -= buf
         w += v
+
+    def _kernel_scalars(self, lr: float) -> tuple[float, ...]:
+        return (lr, self.momentum)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum}

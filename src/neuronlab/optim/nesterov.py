@@ -29,6 +29,8 @@ class Nesterov(Momentum):
     differs.
     """
 
+    kernel = "nesterov"  # Momentum's _kernel_scalars: (lr, momentum)
+
     def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
         v, buf, mu = state["v"], self._scratch[name], self.momentum
         np.multiply(g, lr, out=buf)

@@ -34,6 +34,7 @@ class RMSprop(Optimizer):
 
     slots = ("cache",)
     elementwise = True
+    kernel = "rmsprop"
 
     def __init__(
         self,
@@ -62,6 +63,9 @@ class RMSprop(Optimizer):
         np.divide(g, buf, out=buf)
         buf *= lr
         w -= buf
+
+    def _kernel_scalars(self, lr: float) -> tuple[float, ...]:
+        return (lr, self.decay, 1.0 - self.decay, self.eps)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "decay": self.decay, "eps": self.eps}

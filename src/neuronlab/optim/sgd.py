@@ -26,6 +26,7 @@ class SGD(Optimizer):
 
     slots = ()
     elementwise = True
+    kernel = "sgd"
 
     def __init__(
         self,
@@ -41,3 +42,6 @@ class SGD(Optimizer):
         buf = self._scratch[name]
         np.multiply(g, lr, out=buf)
         w -= buf
+
+    def _kernel_scalars(self, lr: float) -> tuple[float, ...]:
+        return (lr,)

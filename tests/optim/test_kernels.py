@@ -1,0 +1,106 @@
+"""The compiled one-pass update kernels (numba, the ``fast`` extra) against the NumPy rules:
+bit-identical for every elementwise rule, in float32 and float64, packed and per array, and
+used only where they compute exactly the rule that runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import neuronlab as nl
+from neuronlab.optim import kernels
+
+RULES = [nl.SGD, nl.Momentum, nl.Nesterov, nl.Adagrad, nl.RMSprop, nl.Adam, nl.AdamW]
+
+
+def _steps(model: nl.Sequential, opt: nl.Optimizer, n: int, seed: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    for step in range(n):
+        for g in model.grads.values():
+            g[...] = rng.standard_normal(g.shape)
+        # a schedule's lr, weight decay on the weights only
+        opt.step(model.params, model.grads, lr=0.01 / (1 + step), decay_keys=model.weight_keys)
+
+
+def _fused_items(opt: nl.Optimizer) -> list[bool]:
+    return [item[4] is not None for item in opt._plan[1]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.__name__)
+def test_kernel_update_is_bit_identical_to_the_numpy_rule(rule, dtype, monkeypatch):
+    assert kernels.available() and kernels.get(rule.kernel) is not None
+    results = {}
+    for fused in (False, True):
+        monkeypatch.setattr(kernels, "ENABLED", fused)
+        model = nl.mlp(300, [300], 3, rng=0).astype(dtype)  # 90k weights: NumPy chunks them
+        opt = rule(lr=0.01, weight_decay=0.1)
+        _steps(model, opt, 5)
+        assert _fused_items(opt) == ([True] if fused else [False] * len(opt._plan[1]))
+        # the slots are still one array per parameter (views of the packed slot block)
+        assert all(v.shape == model.params[k].shape for k, s in opt.state.items() for v in s.values())
+        results[fused] = (model.params, opt.state_dict())
+    (p0, s0), (p1, s1) = results[False], results[True]
+    for k in p0:
+        assert p0[k].dtype == dtype and np.array_equal(p0[k], p1[k]), k
+    for name, slots in s0["state"].items():
+        for slot, v in slots.items():
+            assert np.array_equal(v, s1["state"][name][slot]), (name, slot)
+
+
+@pytest.mark.parametrize("rule", [nl.Momentum, nl.Adam], ids=lambda r: r.__name__)
+def test_kernel_runs_per_array_and_the_numpy_rule_takes_what_it_cannot(rule, monkeypatch):
+    """Unpacked parameters get one kernel call each; a non-contiguous one and one whose gradient has another dtype get the NumPy rule, with the same result."""
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((40, 30))
+    params = {"W": W.astype(np.float32), "T": np.asfortranarray(W),  # column-major
+              "b": rng.standard_normal(30).astype(np.float32)}
+    assert not params["T"].flags.c_contiguous
+    grads = {k: rng.standard_normal(v.shape).astype(v.dtype) for k, v in params.items()}
+    grads["b"] = grads["b"].astype(np.float64)
+    out = {}
+    for fused in (False, True):
+        monkeypatch.setattr(kernels, "ENABLED", fused)
+        p = {k: v.copy(order="K") for k, v in params.items()}
+        opt = rule(lr=0.05)
+        for _ in range(3):
+            opt.step(p, grads)
+        out[fused] = p
+        if fused:
+            assert _fused_items(opt) == [True, False, False]  # W; T (strided); b (mixed dtypes)
+    for k in params:
+        assert np.array_equal(out[False][k], out[True][k]), k
+
+
+def test_a_subclass_with_its_own_update_is_not_run_by_its_parents_kernel():
+    class Halved(nl.Momentum):
+        def _update(self, name, w, g, lr, state):
+            super()._update(name, w, g, lr / 2, state)
+
+    class Renamed(nl.Adam):  # no new rule: keeps the kernel
+        pass
+
+    assert Halved.kernel is None and Renamed.kernel == "adam"
+    model, ref = nl.mlp(5, [4], 2, rng=0), nl.mlp(5, [4], 2, rng=0)
+    halved, plain = Halved(lr=0.1), nl.Momentum(lr=0.05)
+    for _ in range(2):
+        for m in (model, ref):
+            for g in m.grads.values():
+                g[...] = 1.0
+        halved.step(model.params, model.grads)
+        plain.step(ref.params, ref.grads)
+    for k, v in ref.params.items():
+        assert np.array_equal(v, model.params[k]), k
+
+
+def test_environment_variable_turns_the_kernels_off():
+    code = ("from neuronlab.optim import kernels; import neuronlab as nl; "
+            "print(kernels.ENABLED, kernels.get('adam') is None)")
+    env = {**os.environ, "NEURONLAB_KERNELS": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "True"]
