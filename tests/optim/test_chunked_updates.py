@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import neuronlab as nl
-from neuronlab.optim import base, kernels
+from neuronlab import kernels
+from neuronlab.optim import base
 
 RULES = [nl.SGD, nl.Momentum, nl.Nesterov, nl.Adagrad, nl.RMSprop, nl.Adam, nl.AdamW]
 

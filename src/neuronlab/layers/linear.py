@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from neuronlab import kernels
 from neuronlab._validation import (
     as_rng,
     check_float_dtype,
@@ -99,6 +100,22 @@ class Linear(Layer):
         if b is not None:
             out += b
         self._x, self._in_shape = x2, x.shape
+        return out
+
+    def forward_relu(self, x: np.ndarray, relu: Layer) -> np.ndarray:
+        """``relu.forward(self.forward(x))`` in inference mode, with the bias add and the ReLU
+        as one compiled pass over the output (``kernels.bias_relu``: two NumPy passes, one of
+        them a slow broadcast, become one). Same values, same caches left in both layers;
+        the two plain calls when the kernels are off or the dtypes differ."""
+        kernel = kernels.get("bias_relu")
+        x2 = as_2d(self, x, self.n_in)
+        W, b = self.params["W"], self.params.get("b")
+        if kernel is None or b is None or not (W.dtype == b.dtype == x2.dtype):
+            return relu.forward(self.forward(x))
+        out = x2 @ W
+        kernel(out, b)
+        self._x, self._in_shape = x2, x.shape
+        relu._y = out  # what ReLU.forward caches: backward and kink_state read the output
         return out
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:

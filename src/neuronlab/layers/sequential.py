@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from neuronlab import kernels
 from neuronlab._validation import check_array
+from neuronlab.layers.activations import ReLU
 from neuronlab.layers.base import Layer
+from neuronlab.layers.linear import Linear
 from neuronlab.registry import LAYERS
 
 
@@ -82,8 +85,21 @@ class Sequential:
                     raise ValueError(
                         f"x has {width} features per sample, but the model expects {n_in}"
                     )
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        layers = self.layers
+        if training or not kernels.ENABLED:
+            for layer in layers:
+                x = layer.forward(x, training=training)
+            return x
+        # inference: a Linear followed by a ReLU adds its bias and rectifies in one pass
+        i, last = 0, len(layers) - 1
+        while i <= last:
+            layer = layers[i]
+            if i < last and type(layer) is Linear and type(layers[i + 1]) is ReLU:
+                x = layer.forward_relu(x, layers[i + 1])
+                i += 2
+            else:
+                x = layer.forward(x, training=False)
+                i += 1
         return x
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:

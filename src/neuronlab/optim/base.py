@@ -15,7 +15,7 @@ in-place NumPy operations and allocate nothing the size of the weights per step.
 carries no information between steps, so it is not part of the state dict.
 
 Speed. Rules that declare ``elementwise = True`` (every built-in one) may name a compiled
-``kernel`` (:mod:`neuronlab.optim.kernels`, with numba installed): the rule as one pass over
+``kernel`` (:mod:`neuronlab.kernels`, with numba installed): the rule as one pass over
 its arrays, used for every parameter whose arrays are contiguous and of one dtype. Without
 numba, large parameters are updated in chunks of :data:`CHUNK` elements: the rule's passes
 over its arrays (parameter, gradient, slots, scratch) then run on data that stays in the
@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from neuronlab._validation import check_number
-from neuronlab.optim import kernels
+from neuronlab import kernels
 
 __all__ = ["Optimizer"]
 
@@ -95,7 +95,7 @@ class Optimizer:
     #: to find its scratch array (``self._scratch[name]``): the base may then call it on chunks
     #: of a parameter, passing the chunk's key (``"0.W[0:65536]"``) as ``name``.
     elementwise: ClassVar[bool] = False
-    #: The rule's one-pass compiled kernel in :mod:`neuronlab.optim.kernels` (an elementwise
+    #: The rule's one-pass compiled kernel in :mod:`neuronlab.kernels` (an elementwise
     #: rule only), called with ``w, g, *slots, *self._kernel_scalars(lr)``; None: none.
     kernel: ClassVar[str | None] = None
 

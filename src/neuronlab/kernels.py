@@ -1,19 +1,21 @@
-"""Compiled one-pass update kernels (optional: ``pip install 'neuronlab[fast]'``, numba).
+"""Compiled one-pass kernels (optional: ``pip install 'neuronlab[fast]'``, numba).
 
-Each elementwise rule's ``_update`` is written in NumPy as a few whole-array operations, each
-a pass over memory: Adam makes twelve. Here the same rule is one loop that reads every element
-of the parameter, gradient and slots once and writes it once, so a step costs what the memory
-traffic costs (the 1.8M-parameter CIFAR MLP: Adam 3.7 → 1.0 ms, momentum 1.7 → 0.8 ms on this
-project's benchmark machine).
+NumPy runs a formula as a sequence of whole-array operations, each one a pass over memory:
+Adam's update makes twelve, a Linear layer's bias add and the ReLU after it two. A kernel here
+is the same formula as one loop that reads every element once and writes it once.
 
-The arithmetic is the NumPy rule's, operation for operation, in the parameter's dtype, and the
-compiler is not allowed to reorder or fuse it (no fast-math), so an update is bit-identical to
-``_update`` (tested for every rule, both dtypes). ``Optimizer.step`` uses a kernel when numba
-is installed and ``NEURONLAB_KERNELS`` is not ``0``; otherwise the NumPy rule runs. Kernels
-are compiled on first use and cached on disk by numba.
+* Update rules. Each elementwise optimizer's ``_update`` (the 1.8M-parameter CIFAR MLP: Adam
+  3.7 → 1.0 ms, momentum 1.7 → 0.8 ms per step on the benchmark machine). A rule kernel takes
+  the 1-D contiguous arrays ``w, g, *slots`` (in the rule's ``slots`` order) followed by the
+  scalars of the rule's ``_kernel_scalars``, already in the arrays' dtype.
+* ``bias_relu``: ``max(h + b, 0)`` in place, which ``Sequential`` uses for a Linear layer
+  followed by a ReLU in inference mode (``Linear.forward_relu``).
 
-A kernel takes the 1-D contiguous arrays ``w, g, *slots`` (in the rule's ``slots`` order)
-followed by the scalars of the rule's ``_kernel_scalars``, already in the arrays' dtype.
+The arithmetic is NumPy's, operation for operation, in the arrays' dtype, and the compiler
+is not allowed to reorder or fuse it (no fast-math), so the results are bit-identical to the
+NumPy code (tested for every rule, both dtypes). The kernels are used when numba is installed
+and ``NEURONLAB_KERNELS`` is not ``0``; otherwise the NumPy code runs. They are compiled on
+first use and cached on disk by numba.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 __all__ = ["ENABLED", "available", "get"]
 
-#: Set ``NEURONLAB_KERNELS=0`` (or this to False) to run the NumPy rules only.
+#: Set ``NEURONLAB_KERNELS=0`` (or this to False) to run the NumPy code only.
 ENABLED = os.environ.get("NEURONLAB_KERNELS", "1").strip() not in ("0", "false", "no", "off")
 
 
@@ -76,8 +78,17 @@ def adam(w, g, m, v, b1, c1, b2, c2, eps, step):  # type: ignore[no-untyped-def]
         w[i] -= mi / (np.sqrt(vi) + eps) * step
 
 
+def bias_relu(h, b):  # type: ignore[no-untyped-def]
+    n, k = h.shape
+    for i in range(n):
+        for j in range(k):
+            v = h[i, j] + b[j]
+            # np.maximum(v, 0): NaN stays NaN, -0 and 0 become 0
+            h[i, j] = v if v > 0 or v != v else 0
+
+
 _SOURCES: dict[str, Callable[..., None]] = {
-    f.__name__: f for f in (sgd, momentum, nesterov, adagrad, rmsprop, adam)
+    f.__name__: f for f in (sgd, momentum, nesterov, adagrad, rmsprop, adam, bias_relu)
 }
 _compiled: dict[str, Any] = {}
 _numba: Any = None  # the module once imported; False when it is not installed
@@ -97,7 +108,7 @@ def available() -> bool:
 
 
 def get(name: str | None) -> Callable[..., None] | None:
-    """The compiled kernel ``name`` (one of this module's rules), or None when kernels are
+    """The compiled kernel ``name`` (one of this module's functions), or None when kernels are
     off, numba is missing or ``name`` is None."""
     if name is None or not ENABLED:
         return None

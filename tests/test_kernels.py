@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import neuronlab as nl
-from neuronlab.optim import kernels
+from neuronlab import kernels
 
 RULES = [nl.SGD, nl.Momentum, nl.Nesterov, nl.Adagrad, nl.RMSprop, nl.Adam, nl.AdamW]
 
@@ -98,9 +98,61 @@ def test_a_subclass_with_its_own_update_is_not_run_by_its_parents_kernel():
 
 
 def test_environment_variable_turns_the_kernels_off():
-    code = ("from neuronlab.optim import kernels; import neuronlab as nl; "
+    code = ("from neuronlab import kernels; import neuronlab as nl; "
             "print(kernels.ENABLED, kernels.get('adam') is None)")
     env = {**os.environ, "NEURONLAB_KERNELS": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+# -- inference: a Linear and the ReLU after it in one pass ---------------------------------------
+def _inference(model: nl.Sequential, x: np.ndarray, fused: bool, monkeypatch) -> dict:
+    monkeypatch.setattr(kernels, "ENABLED", fused)
+    calls = []
+    real = nl.Linear.forward_relu
+    monkeypatch.setattr(nl.Linear, "forward_relu",
+                        lambda self, x, relu: calls.append(1) or real(self, x, relu))
+    scores = model.forward(x, check=False)
+    relu_out = [layer.kink_state() for layer in model.layers if isinstance(layer, nl.ReLU)]
+    model.zero_grad()
+    dx = model.backward(np.ones_like(scores))  # backward reads the caches forward left
+    return {"scores": scores, "kinks": relu_out, "dx": dx, "calls": len(calls),
+            "grads": {k: v.copy() for k, v in model.grads.items()}}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_fused_linear_relu_inference_is_bit_identical(dtype, monkeypatch):
+    model = nl.mlp(20, [30, 40], 5, rng=0).astype(dtype)
+    model.layers[0].params["b"][:] = np.linspace(-1, 1, 30)  # biases that change the kinks
+    x = np.random.default_rng(1).standard_normal((64, 20)).astype(dtype)
+    x[3, 4] = np.nan  # NaN goes through max(., 0) as NaN, as in np.maximum
+    plain, fused = _inference(model, x, False, monkeypatch), _inference(model, x, True, monkeypatch)
+    assert (plain["calls"], fused["calls"]) == (0, 2)  # both hidden layers were fused
+    assert fused["scores"].dtype == dtype and np.isnan(fused["scores"][3]).all()
+    np.testing.assert_array_equal(plain["scores"], fused["scores"])
+    np.testing.assert_array_equal(plain["dx"], fused["dx"])
+    for a, b in zip(plain["kinks"], fused["kinks"]):
+        np.testing.assert_array_equal(a, b)
+    for k, v in plain["grads"].items():
+        np.testing.assert_array_equal(v, fused["grads"][k], err_msg=k)
+
+
+def test_fusion_only_for_an_exact_linear_relu_pair_in_inference(monkeypatch):
+    class MyReLU(nl.ReLU):
+        pass
+
+    model = nl.Sequential([nl.Linear(4, 3, rng=0), MyReLU(), nl.Linear(3, 3, rng=1), nl.ReLU(),
+                           nl.Linear(3, 2, bias=None, rng=2), nl.ReLU()])
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    seen = []
+    real = nl.Linear.forward_relu
+    monkeypatch.setattr(nl.Linear, "forward_relu",
+                        lambda self, x, relu: seen.append(self) or real(self, x, relu))
+    ref = x
+    for layer in model.layers:
+        ref = layer.forward(ref)
+    np.testing.assert_array_equal(model.forward(x, training=True), ref)
+    assert seen == []  # training runs the layers one by one
+    np.testing.assert_array_equal(model.forward(x), ref)
+    assert seen == [model.layers[2], model.layers[4]]  # not the subclass; a bias-free one falls back
