@@ -8,8 +8,8 @@ is the same formula as one loop that reads every element once and writes it once
   3.7 → 1.0 ms, momentum 1.7 → 0.8 ms per step on the benchmark machine). A rule kernel takes
   the 1-D contiguous arrays ``w, g, *slots`` (in the rule's ``slots`` order) followed by the
   scalars of the rule's ``_kernel_scalars``, already in the arrays' dtype.
-* ``bias_relu``: ``max(h + b, 0)`` in place, which ``Sequential`` uses for a Linear layer
-  followed by a ReLU in inference mode (``Linear.forward_relu``).
+* ``bias_relu``: ``max(h + b, 0)`` in place, which ``Sequential.forward`` uses for a Linear
+  layer followed by a ReLU (``Linear.forward_relu``).
 
 The arithmetic is NumPy's, operation for operation, in the arrays' dtype, and the compiler
 is not allowed to reorder or fuse it (no fast-math), so the results are bit-identical to the

@@ -103,10 +103,11 @@ class Linear(Layer):
         return out
 
     def forward_relu(self, x: np.ndarray, relu: Layer) -> np.ndarray:
-        """``relu.forward(self.forward(x))`` in inference mode, with the bias add and the ReLU
-        as one compiled pass over the output (``kernels.bias_relu``: two NumPy passes, one of
-        them a slow broadcast, become one). Same values, same caches left in both layers;
-        the two plain calls when the kernels are off or the dtypes differ."""
+        """``relu.forward(self.forward(x))`` (neither depends on ``training``), with the bias
+        add and the ReLU as one compiled pass over the output (``kernels.bias_relu``: two
+        NumPy passes, one of them a slow broadcast, become one). Same values, same caches
+        left in both layers for backward; the two plain calls when the kernels are off or
+        the dtypes differ."""
         kernel = kernels.get("bias_relu")
         x2 = as_2d(self, x, self.n_in)
         W, b = self.params["W"], self.params.get("b")

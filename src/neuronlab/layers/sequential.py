@@ -86,11 +86,11 @@ class Sequential:
                         f"x has {width} features per sample, but the model expects {n_in}"
                     )
         layers = self.layers
-        if training or not kernels.ENABLED:
+        if not kernels.ENABLED:
             for layer in layers:
                 x = layer.forward(x, training=training)
             return x
-        # inference: a Linear followed by a ReLU adds its bias and rectifies in one pass
+        # a Linear followed by a ReLU adds its bias and rectifies in one compiled pass
         i, last = 0, len(layers) - 1
         while i <= last:
             layer = layers[i]
@@ -98,7 +98,7 @@ class Sequential:
                 x = layer.forward_relu(x, layers[i + 1])
                 i += 2
             else:
-                x = layer.forward(x, training=False)
+                x = layer.forward(x, training=training)
                 i += 1
         return x
 
