@@ -157,3 +157,18 @@ def test_fusion_only_for_an_exact_linear_relu_pair(monkeypatch):
         ref = layer.forward(ref)
     np.testing.assert_array_equal(model.forward(x, training=True), ref)
     assert seen == [model.layers[2], model.layers[4]]  # not the subclass; a bias-free one falls back
+
+
+def test_without_numba_everything_runs_in_numpy(monkeypatch):
+    """A plain ``pip install neuronlab`` (no ``fast`` extra): no kernel, same results."""
+    monkeypatch.setattr(kernels, "_numba", False)
+    monkeypatch.setattr(kernels, "_compiled", {})
+    assert not kernels.available() and kernels.get("adam") is None
+    model, opt = nl.mlp(300, [300], 3, rng=0), nl.Adam(lr=0.01)
+    _steps(model, opt, 3)
+    assert not any(_fused_items(opt))
+    x = np.random.default_rng(2).standard_normal((8, 300)).astype(np.float32)
+    ref = x
+    for layer in model.layers:
+        ref = layer.forward(ref)
+    np.testing.assert_array_equal(model.forward(x), ref)
