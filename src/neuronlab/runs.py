@@ -83,8 +83,15 @@ class SplitRows:
 
     def gather(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         """The (train, validation, test) pairs, read into memory."""
-        pairs = [(np.asarray(self.X[idx]), self.y[idx]) for idx in self.parts]
-        return pairs[0], pairs[1], self.test if self.test is not None else pairs[2]
+        train, val = ((np.asarray(self.X[idx]), self.y[idx]) for idx in self.parts[:2])
+        return train, val, self.test_pair()
+
+    def test_pair(self) -> tuple[np.ndarray, np.ndarray]:
+        """The test pair alone, read into memory (the data's own test set when it has one)."""
+        if self.test is not None:
+            return self.test
+        idx = self.parts.test
+        return np.asarray(self.X[idx]), self.y[idx]
 
 
 def split_rows(cfg: RunConfig) -> SplitRows:

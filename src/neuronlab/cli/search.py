@@ -151,7 +151,7 @@ def ensemble(paths: tuple[str, ...], top_k: int, snapshots: int | None) -> None:
     """Average the predicted probabilities of the best trials of a search (or of runs) and
     report each member's and the ensemble's accuracy on the held-out test split."""
     from neuronlab.ensemble import Ensemble
-    from neuronlab.runs import split_data
+    from neuronlab.runs import split_rows
 
     models, names = _members(paths, top_k, snapshots)
     configs = [(m.metadata or {}).get("config") for m in models]
@@ -162,7 +162,7 @@ def ensemble(paths: tuple[str, ...], top_k: int, snapshots: int | None) -> None:
     if len(split_keys) > 1:
         raise click.ClickException("the members were trained on different data or splits; "
                                    "their test accuracies cannot be compared")
-    _, _, (X_te, y_te) = split_data(cfgs[0])
+    X_te, y_te = split_rows(cfgs[0]).test_pair()  # only the test rows are read
     ens = Ensemble(models)
     ens.names = names
     scores = ens.member_scores(X_te, y_te)
