@@ -83,14 +83,14 @@ class SplitRows:
 
     def gather(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         """The (train, validation, test) pairs, read into memory."""
-        train, val = ((np.asarray(self.X[idx]), self.y[idx]) for idx in self.parts[:2])
-        return train, val, self.test_pair()
+        return self.pair("train"), self.pair("val"), self.pair("test")
 
-    def test_pair(self) -> tuple[np.ndarray, np.ndarray]:
-        """The test pair alone, read into memory (the data's own test set when it has one)."""
-        if self.test is not None:
+    def pair(self, part: str) -> tuple[np.ndarray, np.ndarray]:
+        """One part ("train", "val" or "test") read into memory; the test part is the data's
+        own test set when it has one."""
+        if part == "test" and self.test is not None:
             return self.test
-        idx = self.parts.test
+        idx = getattr(self.parts, part)
         return np.asarray(self.X[idx]), self.y[idx]
 
 

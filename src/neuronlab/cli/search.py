@@ -162,7 +162,7 @@ def ensemble(paths: tuple[str, ...], top_k: int, snapshots: int | None) -> None:
     if len(split_keys) > 1:
         raise click.ClickException("the members were trained on different data or splits; "
                                    "their test accuracies cannot be compared")
-    X_te, y_te = split_rows(cfgs[0]).test_pair()  # only the test rows are read
+    X_te, y_te = split_rows(cfgs[0]).pair("test")  # only the test rows are read
     ens = Ensemble(models)
     ens.names = names
     scores = ens.member_scores(X_te, y_te)

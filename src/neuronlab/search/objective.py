@@ -84,14 +84,15 @@ _DATA_CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 def _prepared_data(cfg: RunConfig) -> tuple[Any, ...]:
     """Train/validation arrays preprocessed as the run says, cached per worker process (every
     trial of a search reuses the same split; the preprocessor is fitted on training data)."""
-    from neuronlab.runs import make_preprocessor, split_data
+    from neuronlab.runs import make_preprocessor, split_rows
 
     d = cfg.data
     key = (d.source, d.test_size, d.val_size, d.preprocess, d.components, cfg.train.seed)
     if key in _DATA_CACHE:
         _DATA_CACHE.move_to_end(key)
         return _DATA_CACHE[key]
-    (X_tr, y_tr), (X_va, y_va), _test = split_data(cfg)
+    rows = split_rows(cfg)  # the test rows are never read here
+    (X_tr, y_tr), (X_va, y_va) = rows.pair("train"), rows.pair("val")
     if X_va.shape[0] == 0:
         raise ValueError("a search needs a validation split: set data.val_size > 0")
     pre = make_preprocessor(cfg)
