@@ -32,8 +32,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from neuronlab._validation import check_number
 from neuronlab import kernels
+from neuronlab._validation import check_number
 
 __all__ = ["Optimizer"]
 
