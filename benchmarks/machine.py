@@ -54,20 +54,10 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def _kernels() -> str:
-    """Whether neuronlab's optimizer steps run its compiled kernels (the ``fast`` extra)."""
-    from neuronlab import kernels
-
-    if not kernels.available():
-        return "NumPy update rules (numba not installed)"
-    if not kernels.ENABLED:
-        return "NumPy update rules (NEURONLAB_KERNELS=0)"
-    return f"compiled update kernels (numba {_version('numba')})"
-
-
 def describe_machine() -> dict[str, Any]:
     """A JSON-able description of this machine and the software measured."""
     import neuronlab
+    from neuronlab import kernels
 
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -78,7 +68,7 @@ def describe_machine() -> dict[str, Any]:
         "blas": _numpy_blas(),
         "blas_threads": blas_threads(),
         "neuronlab": neuronlab.__version__,
-        "kernels": _kernels(),
+        "kernels": kernels.describe(),
         "torch": _version("torch"),
         "sklearn": _version("scikit-learn"),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,

@@ -115,7 +115,7 @@ def write_results(path: Path, result: dict[str, Any], *, notes: str = "") -> Non
         f"| Python / NumPy | {m['python']} / {m['numpy']} |",
         f"| BLAS | {m['blas']}, {m['blas_threads']} threads (PyTorch set to the same) |",
         f"| PyTorch / scikit-learn | {m['torch']} / {m['sklearn']} |",
-        f"| neuronlab | {m['neuronlab']}, {m.get('kernels', 'NumPy update rules')} |",
+        f"| neuronlab | {m['neuronlab']}, {m.get('kernels', 'NumPy code')} |",
         f"| run | reps={cfg.reps}, large rows={cfg.large_rows}, small rows={cfg.small_rows} |",
         "",
     ]

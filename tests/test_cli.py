@@ -130,6 +130,18 @@ def test_help_lists_the_commands() -> None:
     assert "cosine" in train_help and "leaky_relu" in train_help and "zca" in train_help
 
 
+def test_version_says_whether_the_compiled_kernels_run(monkeypatch) -> None:
+    from neuronlab import __version__, kernels
+
+    result = run_cli("--version")
+    assert result.exit_code == 0
+    assert result.output.startswith(f"neuronlab, version {__version__}; compiled kernels (numba ")
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    assert "NEURONLAB_KERNELS=0" in run_cli("--version").output
+    monkeypatch.setattr(kernels, "_numba", False)
+    assert "pip install 'neuronlab[fast]'" in run_cli("--version").output
+
+
 # -- evaluate / summary / export ------------------------------------------------------------------
 def test_evaluate_reproduces_the_test_accuracy(short_run) -> None:
     run, printed = short_run

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ENABLED", "available", "get"]
+__all__ = ["ENABLED", "available", "describe", "get"]
 
 #: Set ``NEURONLAB_KERNELS=0`` (or this to False) to run the NumPy code only.
 ENABLED = os.environ.get("NEURONLAB_KERNELS", "1").strip() not in ("0", "false", "no", "off")
@@ -105,6 +105,15 @@ def available() -> bool:
         else:
             _numba = numba
     return _numba is not False
+
+
+def describe() -> str:
+    """What runs the updates and the bias + ReLU, in a few words (``neuronlab --version``)."""
+    if not available():
+        return "NumPy code (numba not installed: pip install 'neuronlab[fast]' to compile kernels)"
+    if not ENABLED:
+        return "NumPy code (compiled kernels off: NEURONLAB_KERNELS=0)"
+    return f"compiled kernels (numba {_numba.__version__})"
 
 
 def get(name: str | None) -> Callable[..., None] | None:

@@ -94,8 +94,20 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from neuronlab import kernels
+
+    click.echo(f"neuronlab, version {version('neuronlab')}; {kernels.describe()}")
+    ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="neuronlab")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version (and whether the compiled kernels run) and exit.")
 def cli() -> None:
     """neuronlab: train, check and export NumPy neural networks."""
 
