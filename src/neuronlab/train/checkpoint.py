@@ -133,7 +133,7 @@ def save_checkpoint(trainer: Trainer, path: str | os.PathLike[str]) -> None:
         "model": model.get_config(),
         "optimizer": _flatten(trainer.optimizer.state_dict(), "optimizer", tensors),
         "schedule": schedule.get_config() if hasattr(schedule, "get_config") else None,
-        "trainer": trainer._counters(),
+        "trainer": _counters(trainer),
         "shuffle_rng": trainer._shuffle_rng.bit_generator.state,
         "layer_rngs": {i: g.bit_generator.state for i, g in _layer_rngs(model).items()},
         "history": trainer.history.to_dict(),
@@ -284,7 +284,7 @@ def restore_checkpoint(trainer: Trainer, ckpt: LoadedCheckpoint) -> None:
         raise CheckpointError(
             f"checkpoint {ckpt.path!r} was written for a different model: {saved_cfg} != {own_cfg}"
         )
-    saved_fit, own_fit = meta["trainer"]["fit"], trainer._counters()["fit"]
+    saved_fit, own_fit = meta["trainer"]["fit"], _counters(trainer)["fit"]
     for key in ("n_samples", "batch_size"):
         if saved_fit[key] != own_fit[key]:
             raise CheckpointError(
@@ -307,7 +307,7 @@ def restore_checkpoint(trainer: Trainer, ckpt: LoadedCheckpoint) -> None:
     _set_rng_state(trainer._shuffle_rng, meta["shuffle_rng"])
     perm = ckpt.tensors.get("data/perm")
     trainer._perm = None if perm is None else np.array(perm, dtype=np.int64)
-    trainer._set_counters(meta["trainer"])
+    _set_counters(trainer, meta["trainer"])
     from neuronlab.train.history import History
 
     trainer.history = History.from_dict(meta["history"])
@@ -327,3 +327,27 @@ def _set_rng_state(g: np.random.Generator, state: dict[str, Any]) -> None:
             f"uses {type(g.bit_generator).__name__}"
         )
     g.bit_generator.state = state
+
+
+def _counters(trainer: Trainer) -> dict[str, Any]:
+    """The trainer's scalar state (JSON) that a checkpoint stores."""
+    t = trainer
+    return {
+        "step": t.step,
+        "epoch": t.epoch,
+        "batch_in_epoch": t.batch_in_epoch,
+        "epoch_done": t.epoch_done,
+        "stop_training": t.stop_training,
+        "lr_scale": t.lr_scale,
+        "sums": dict(t._sums),
+        "fit": {"n_samples": t.n_samples, "batch_size": t.batch_size, "epochs": t.epochs,
+                "seed": t._seed},
+    }
+
+
+def _set_counters(trainer: Trainer, c: dict[str, Any]) -> None:
+    t = trainer
+    t.step, t.epoch, t.batch_in_epoch = int(c["step"]), int(c["epoch"]), int(c["batch_in_epoch"])
+    t.epoch_done, t.stop_training = bool(c["epoch_done"]), bool(c["stop_training"])
+    t.lr_scale = float(c["lr_scale"])
+    t._sums = dict(c["sums"])

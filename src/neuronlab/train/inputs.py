@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from neuronlab._validation import check_array, check_labels
-from neuronlab.data.arrays import release_pages
+from neuronlab.data.arrays import batch, release_pages
 
 __all__: list[str] = []  # internal: used by Trainer
 
@@ -56,6 +56,18 @@ def check_components(
     for i, cb in enumerate(callbacks):
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
+
+
+def inference_batches(X: np.ndarray, batch_size: int, dtype: Any) -> Iterator[tuple[int, np.ndarray]]:
+    """``(start, rows)`` for consecutive batches of X in ``dtype``: views of an in-memory X,
+    rows read from the file for a memmap (mapped pages would stay resident)."""
+    n = X.shape[0]
+    for s in range(0, n, batch_size):
+        if isinstance(X, np.memmap):
+            yield s, batch(X, np.arange(s, min(s + batch_size, n)), dtype=dtype)
+            continue
+        xb = X[s : s + batch_size]
+        yield s, (xb if xb.dtype == dtype else xb.astype(dtype))
 
 
 def check_finite_rows(name: str, X: Any) -> np.ndarray:

@@ -23,7 +23,12 @@ from neuronlab.layers.sequential import Sequential
 from neuronlab.train.callbacks import Callback, DivergenceError
 from neuronlab.train.checkpoint import load_checkpoint, restore_callbacks, restore_checkpoint
 from neuronlab.train.history import History
-from neuronlab.train.inputs import check_components, check_data, check_finite_rows
+from neuronlab.train.inputs import (
+    check_components,
+    check_data,
+    check_finite_rows,
+    inference_batches,
+)
 
 __all__ = ["Trainer"]
 
@@ -362,13 +367,7 @@ class Trainer:
             if batch_size is None
             else check_positive_int("batch_size", batch_size)
         )
-        dtype, n = self.model.dtype, X.shape[0]
-        for s in range(0, n, bs):
-            if isinstance(X, np.memmap):  # read from the file: mapped pages would stay resident
-                yield s, batch(X, np.arange(s, min(s + bs, n)), dtype=dtype)
-                continue
-            xb = X[s : s + bs]
-            yield s, (xb if xb.dtype == dtype else xb.astype(dtype))
+        return inference_batches(X, bs, self.model.dtype)
 
     def _evaluate(
         self, X: np.ndarray, y: np.ndarray, *, prefix: str = "", batch_size: int | None = None
@@ -418,31 +417,3 @@ class Trainer:
         self.lr_scale = 1.0
         self._perm = None
         self._sums = {"loss": 0.0, "n": 0, "correct": 0, "sq": 0.0}
-
-    def _counters(self) -> dict[str, Any]:
-        """The trainer's scalar state (JSON) that a checkpoint stores."""
-        return {
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "epoch_done": self.epoch_done,
-            "stop_training": self.stop_training,
-            "lr_scale": self.lr_scale,
-            "sums": dict(self._sums),
-            "fit": {
-                "n_samples": self.n_samples,
-                "batch_size": self.batch_size,
-                "epochs": self.epochs,
-                "seed": self._seed,
-            },
-        }
-
-    def _set_counters(self, c: dict[str, Any]) -> None:
-        self.step, self.epoch, self.batch_in_epoch = (
-            int(c["step"]),
-            int(c["epoch"]),
-            int(c["batch_in_epoch"]),
-        )
-        self.epoch_done, self.stop_training = bool(c["epoch_done"]), bool(c["stop_training"])
-        self.lr_scale = float(c["lr_scale"])
-        self._sums = dict(c["sums"])
