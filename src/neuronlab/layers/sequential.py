@@ -85,16 +85,12 @@ class Sequential:
                     raise ValueError(
                         f"x has {width} features per sample, but the model expects {n_in}"
                     )
-        layers = self.layers
-        if not kernels.ENABLED:
-            for layer in layers:
-                x = layer.forward(x, training=training)
-            return x
-        # a Linear followed by a ReLU adds its bias and rectifies in one compiled pass
+        layers, fuse = self.layers, kernels.ENABLED
         i, last = 0, len(layers) - 1
         while i <= last:
             layer = layers[i]
-            if i < last and type(layer) is Linear and type(layers[i + 1]) is ReLU:
+            # a Linear followed by a ReLU adds its bias and rectifies in one compiled pass
+            if fuse and i < last and type(layer) is Linear and type(layers[i + 1]) is ReLU:
                 x = layer.forward_relu(x, layers[i + 1])
                 i += 2
             else:
