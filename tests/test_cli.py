@@ -23,7 +23,7 @@ from click.testing import CliRunner
 import neuronlab as nl
 from neuronlab.cli import EXIT_DIVERGED, EXIT_USAGE, cli
 from neuronlab.config import RunConfig, load_config
-from neuronlab.runs import build_run, make_preprocessor, n_outputs
+from neuronlab.runs import build_run, make_preprocessor, split_rows
 
 ACC = re.compile(r"accuracy (\d\.\d{4})")
 
@@ -431,12 +431,12 @@ def test_trains_on_npy_files_and_cifar10_folders(tmp_path) -> None:
 
 # -- building runs from configs -----------------------------------------------------------------
 def test_schedule_options_are_converted_from_epochs_to_steps() -> None:
-    y = np.arange(10) % 3
-    spe = 10  # steps per epoch
+    spe = 10  # steps per epoch: 100 rows in batches of 10
 
     def schedule(**optim):
-        cfg = RunConfig.from_dict({"optim": {"lr": 0.1, **optim}, "train": {"epochs": 4}})
-        return build_run(cfg, 2, (y,), spe)["schedule"]
+        cfg = RunConfig.from_dict({"optim": {"lr": 0.1, **optim},
+                                   "train": {"epochs": 4, "batch_size": 10}})
+        return build_run(cfg, 2, 3, 10 * spe)["schedule"]
 
     assert schedule() is None  # constant: the optimizer's own lr
     step = schedule(schedule="step", decay_factor=0.5, decay_epochs=2)
@@ -454,10 +454,8 @@ def test_schedule_options_are_converted_from_epochs_to_steps() -> None:
 def test_regularization_and_outputs_from_config() -> None:
     from neuronlab.regularizers import L1, L2, ElasticNet, MaxNorm
 
-    y = np.array([0, 1, 2, 1])
-
     def parts(**reg):
-        return build_run(RunConfig.from_dict({"regularization": reg}), 3, (y,), 1)
+        return build_run(RunConfig.from_dict({"regularization": reg}), 3, 3, 1)
 
     assert parts()["regularizer"] is None and parts()["constraints"] == []
     assert isinstance(parts(l2=1e-3)["regularizer"], L2)
@@ -467,11 +465,16 @@ def test_regularization_and_outputs_from_config() -> None:
     (c,) = parts(max_norm=3.0)["constraints"]
     assert isinstance(c, MaxNorm)
 
-    assert (
-        n_outputs("softmax", "classification", y, np.array([4])) == 5
-    )  # largest label of any split
-    assert n_outputs("binary_hinge", "classification", y) == 1
-    assert n_outputs("mse", "regression", np.zeros((4, 3))) == 3
+    X = np.zeros((12, 2), np.float32)
+
+    def outputs(loss, y, **data):
+        cfg = RunConfig.from_dict({"model": {"loss": loss}, "data": {"test_size": 0, **data}})
+        return split_rows(cfg, data=(X, y)).n_outputs
+
+    assert outputs("softmax", np.arange(12) % 3) == 3
+    assert outputs("softmax", np.arange(12) % 3, classes=5) == 5  # declared
+    assert outputs("binary_hinge", np.arange(12) % 2) == 1
+    assert outputs("mse", np.zeros((12, 3))) == 3
     assert make_preprocessor(RunConfig.from_dict({"data": {"preprocess": "none"}})) is None
     pca = make_preprocessor(RunConfig.from_dict({"data": {"preprocess": "pca", "components": 5}}))
     assert pca.n_components == 5

@@ -98,7 +98,7 @@ def test_unknown_section_lists_the_valid_sections() -> None:
         ({"optim": {"lr": "fast"}}, TypeError, r"optim.lr must be a number, got 'fast'"),
         ({"train": {"epochs": 2.5}}, TypeError, r"train.epochs must be an integer, got 2.5"),
         ({"train": {"epochs": 0}}, ValueError, r"train.epochs must be > 0, got 0"),
-        ({"train": {"seed": -1}}, ValueError, r"train.seed must be an integer >= 0, got -1"),
+        ({"train": {"seed": -1}}, ValueError, r"train.seed must be an integer in \[0, 2\*\*63\), got -1"),
         ({"model": {"hidden": [64, 0]}}, ValueError, r"model.hidden\[1\] must be > 0, got 0"),
         ({"model": {"hidden": 64}}, TypeError, r"model.hidden must be a list, got 64"),
         ({"model": {"batchnorm": 1}}, TypeError, r"model.batchnorm must be true or false"),

@@ -3,7 +3,7 @@
 A run is described by five sections, each a small dataclass whose field defaults are the
 defaults of ``neuronlab train``::
 
-    [data]            source, test_size, val_size, preprocess, components
+    [data]            source, test_size, val_size, preprocess, components, classes
     [model]           hidden, activation, init, dropout, batchnorm, loss
     [optim]           optimizer, lr, schedule, decay_factor, decay_epochs, decay_rate, clip_norm
     [regularization]  l2, l1, max_norm
@@ -60,14 +60,24 @@ class DataConfig:
     val_size: float = 0.1
     preprocess: str = "standardize"
     components: int | None = None
+    classes: int | None = None
 
     def validate(self) -> None:
         if not self.source.strip():
             raise ValueError("data.source must not be empty")
         check_number("data.test_size", self.test_size, low=0, high=1, high_inclusive=False)
         check_number("data.val_size", self.val_size, low=0, high=1, high_inclusive=False)
+        if self.test_size + self.val_size >= 1:
+            raise ValueError(
+                f"data.test_size + data.val_size must be < 1 (the rest trains), got "
+                f"{self.test_size} + {self.val_size}"
+            )
         if self.components is not None:
-            check_positive_int("data.components", self.components)
+            _check_bounded_int("data.components", self.components, MAX_WIDTH)
+        if self.classes is not None:
+            _check_bounded_int("data.classes", self.classes, MAX_WIDTH)
+            if self.classes < 2:
+                raise ValueError(f"data.classes must be >= 2, got {self.classes}")
 
 
 @dataclass
@@ -84,8 +94,10 @@ class ModelConfig:
     loss: str = "softmax"
 
     def validate(self) -> None:
+        if len(self.hidden) > MAX_DEPTH:
+            raise ValueError(f"model.hidden has {len(self.hidden)} layers; at most {MAX_DEPTH}")
         for i, width in enumerate(self.hidden):
-            check_positive_int(f"model.hidden[{i}]", width)
+            _check_bounded_int(f"model.hidden[{i}]", width, MAX_WIDTH)
         check_number("model.dropout", self.dropout, low=0, high=1, high_inclusive=False)
 
 
@@ -110,7 +122,7 @@ class OptimConfig:
     def validate(self) -> None:
         check_number("optim.lr", self.lr, low=0, low_inclusive=False)
         check_number("optim.decay_factor", self.decay_factor, low=0, high=1, low_inclusive=False)
-        check_positive_int("optim.decay_epochs", self.decay_epochs)
+        _check_bounded_int("optim.decay_epochs", self.decay_epochs, MAX_EPOCHS)
         check_number("optim.decay_rate", self.decay_rate, low=0)
         if self.clip_norm is not None:
             check_number("optim.clip_norm", self.clip_norm, low=0, low_inclusive=False)
@@ -140,14 +152,29 @@ class TrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        check_positive_int("train.epochs", self.epochs)
-        check_positive_int("train.batch_size", self.batch_size)
+        _check_bounded_int("train.epochs", self.epochs, MAX_EPOCHS)
+        _check_bounded_int("train.batch_size", self.batch_size, MAX_BATCH)
         if (
             isinstance(self.seed, bool)
             or not isinstance(self.seed, numbers.Integral)
-            or self.seed < 0
+            or not 0 <= self.seed < 2**63
         ):
-            raise ValueError(f"train.seed must be an integer >= 0, got {self.seed!r}")
+            raise ValueError(f"train.seed must be an integer in [0, 2**63), got {self.seed!r}")
+
+
+#: Bounds checked before anything is allocated (a mistyped 100000000 must be a clear error,
+#: not a MemoryError): widths and class counts, hidden layers, epochs, minibatch rows.
+MAX_WIDTH = 1 << 20
+MAX_DEPTH = 64
+MAX_EPOCHS = 1_000_000
+MAX_BATCH = 1 << 20
+
+
+def _check_bounded_int(name: str, value: Any, high: int) -> int:
+    value = check_positive_int(name, value)
+    if value > high:
+        raise ValueError(f"{name} must be <= {high:,}, got {value:,}")
+    return value
 
 
 _SECTIONS: dict[str, type] = {

@@ -28,13 +28,12 @@ __all__ = [
     "is_file_source",
     "load_source",
     "make_preprocessor",
-    "n_outputs",
+    "check_network_memory",
+    "loss_kind",
     "prepare_run",
     "split_data",
     "split_rows",
 ]
-
-_BINARY_LOSSES = ("sigmoid_cross_entropy", "binary_hinge")  # one score per sample
 
 
 # -- data ---------------------------------------------------------------------------------
@@ -72,14 +71,16 @@ def is_file_source(source: str) -> bool:
 
 @dataclass
 class SplitRows:
-    """A run's data as loaded (``X`` may be a memmap) and the rows of each part:
-    ``parts.train`` / ``.val`` / ``.test`` (sorted), or ``parts.test`` empty and ``test`` set
-    when the data ships its own test set."""
+    """A run's data as loaded (``X`` may be a memmap), its targets checked against the loss,
+    and the rows of each part: ``parts.train`` / ``.val`` / ``.test`` (sorted), or
+    ``parts.test`` empty and ``test`` set when the data ships its own test set.
+    ``n_outputs`` is the width of the output layer the targets call for."""
 
     X: np.ndarray
     y: np.ndarray
     parts: Any  # SplitIndices
     test: tuple[np.ndarray, np.ndarray] | None
+    n_outputs: int
 
     def gather(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         """The (train, validation, test) pairs, read into memory."""
@@ -94,46 +95,68 @@ class SplitRows:
         return np.asarray(self.X[idx]), self.y[idx]
 
 
-def split_rows(cfg: RunConfig) -> SplitRows:
-    """Load ``cfg``'s data and split its row indices (stratified when labels are classes);
-    nothing is gathered, so a memory-mapped file stays on disk."""
+def loss_kind(loss: str) -> tuple[str, str]:
+    """The registry name and task of the loss called ``loss`` (errors list the choices)."""
+    from neuronlab.registry import LOSSES
+
+    return LOSSES.get(loss).registry_name, LOSSES.create(loss).task
+
+
+def split_rows(cfg: RunConfig, *, data: tuple[Any, Any] | None = None) -> SplitRows:
+    """Load ``cfg``'s data (or take ``data``, an ``(X, y)`` pair of arrays, instead of
+    ``cfg.data.source``), check its targets against the loss and split its row indices
+    (stratified when labels are classes); nothing is gathered, so a memory-mapped file stays
+    on disk.
+
+    Class labels must be 0..C-1 with every class present in the training split, unless
+    ``data.classes`` declares C; a sparse set such as {0, 1, 2, 999} is refused with the odd
+    labels named (:func:`neuronlab.data.labels.check_targets`)."""
     from neuronlab.data import split_indices
+    from neuronlab.data.labels import BINARY_LOSSES, check_targets, check_training_classes
 
     d = cfg.data
-    (X, y), test = load_source(d.source)
-    y = np.asarray(y)
+    (X, y), test = load_source(d.source) if data is None else (_in_memory(data), None)
     if y.ndim == 0 or y.shape[0] != X.shape[0]:
         raise ValueError(f"X and y have different numbers of samples: {X.shape[0]} and {y.shape[:1]}")
-    stratify = y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
+    loss_name, task = loss_kind(cfg.model.loss)
+    y, n_out = check_targets(y, loss_name, task, classes=d.classes)
+    classes = task == "classification"
+    if test is not None:
+        declared = n_out if classes and loss_name not in BINARY_LOSSES else None
+        test = (test[0], check_targets(test[1], loss_name, task, classes=declared,
+                                       name="the test set's y")[0])
     # The data may have its own test set: the validation share then comes from the rest.
     parts = split_indices(y if y.ndim == 1 else np.zeros(y.shape[0]), val_size=d.val_size,
-                          test_size=d.test_size if test is None else 0.0, stratify=stratify,
+                          test_size=d.test_size if test is None else 0.0, stratify=classes,
                           seed=cfg.train.seed)
-    return SplitRows(X, y, parts, test)
+    if classes and d.classes is None:
+        check_training_classes(y[parts.train], max(n_out, 2), y)
+    return SplitRows(X, y, parts, test, n_out)
 
 
-def split_data(cfg: RunConfig) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+def _in_memory(data: tuple[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """An ``(X, y)`` pair given to the Python API: X as float32 (float64 kept)."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise TypeError("data must be a pair (X, y) of arrays")
+    X, y = np.asarray(data[0]), np.asarray(data[1])
+    if X.ndim != 2 or X.shape[0] == 0 or X.dtype.kind not in "iuf":
+        raise ValueError(f"X must be a non-empty 2-D numeric array, got {X.dtype} {X.shape}")
+    return (X if X.dtype == np.float64 else X.astype(np.float32)), y
+
+
+def split_data(cfg: RunConfig, *, data: tuple[Any, Any] | None = None
+               ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """The (train, validation, test) pairs of a run, gathered into memory."""
-    return split_rows(cfg).gather()
-
-
-def n_outputs(loss_name: str, task: str, *labels: np.ndarray) -> int:
-    """Width of the output layer: one score per class (the largest label of any split + 1),
-    one for binary losses, or the number of targets per sample."""
-    y = labels[0]
-    if task != "classification":
-        return int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
-    if loss_name in _BINARY_LOSSES:
-        return 1
-    return int(max(int(v.max()) for v in labels if v.size)) + 1
+    return split_rows(cfg, data=data).gather()
 
 
 # -- building a run from its config ---------------------------------------------------------
 def build_run(
-    cfg: RunConfig, n_in: int, labels: tuple[np.ndarray, ...], steps_per_epoch: int
+    cfg: RunConfig, n_in: int, n_outputs: int, n_train: int
 ) -> dict[str, Any]:
     """Model, loss, optimizer, schedule, regularizer and constraints for ``cfg``, for data with
-    ``n_in`` features and the label arrays ``labels`` (train first; they size the output).
+    ``n_in`` features, ``n_outputs`` outputs (:attr:`SplitRows.n_outputs`) and ``n_train``
+    training rows. The memory the network needs is checked before anything is allocated.
 
     Schedule periods given in epochs are turned into optimizer steps here.
     """
@@ -143,12 +166,12 @@ def build_run(
     from neuronlab.registry import LOSSES, OPTIMIZERS
 
     m, o, r = cfg.model, cfg.optim, cfg.regularization
-    loss_name = LOSSES.get(m.loss).registry_name
     loss = LOSSES.create(m.loss)
+    check_network_memory(n_in, m.hidden, n_outputs, min(cfg.train.batch_size, n_train))
     model = mlp(
         n_in,
         m.hidden,
-        n_outputs(loss_name, loss.task, *labels),
+        n_outputs,
         activation=m.activation,
         batchnorm=m.batchnorm,
         dropout=m.dropout,
@@ -164,7 +187,7 @@ def build_run(
     else:
         optimizer = get_optimizer(o.optimizer, lr=o.lr, clip_norm=o.clip_norm)
     kind = schedules.SCHEDULES.get(o.schedule).registry_name
-    spe = steps_per_epoch
+    spe = -(-n_train // cfg.train.batch_size)  # optimizer steps per epoch
     if kind == "constant":
         schedule = None
     elif kind == "step":
@@ -198,6 +221,24 @@ def build_run(
         "regularizer": regularizer,
         "constraints": constraints,
     }
+
+
+def check_network_memory(n_in: int, hidden: list[int], n_out: int, batch_rows: int) -> int:
+    """Refuse a network that cannot be trained in this machine's memory, before allocating it;
+    returns the estimate in bytes: float32 parameters, gradients, two optimizer slots and the
+    monitor's copy, plus a batch's activations and their gradients."""
+    widths = [n_in, *hidden, n_out]
+    n_params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    need = 4 * (5 * n_params + 4 * batch_rows * sum(widths))
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have:
+        shape = "-".join(map(str, widths))
+        raise ValueError(
+            f"the network {shape} has {n_params:,} parameters and needs about "
+            f"{need / 2**30:.1f} GiB to train with batches of {batch_rows}, more than this "
+            f"machine's {have / 2**30:.1f} GiB; use smaller --hidden widths or --batch-size"
+        )
+    return need
 
 
 def make_preprocessor(cfg: RunConfig) -> Any:
@@ -295,21 +336,29 @@ class PreparedRun:
         }
 
 
-def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = None) -> PreparedRun:
-    """Load and split ``cfg``'s data, fit its preprocessor on the training part (the notes'
-    rule: statistics from training data only) and build the components.
+def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = None,
+                data: tuple[Any, Any] | None = None) -> PreparedRun:
+    """Load ``cfg``'s data (or take ``data``, an ``(X, y)`` pair), check and split it, fit its
+    preprocessor on the training part (the notes' rule: statistics from training data only)
+    and build the components.
 
     With ``scratch_dir``, a memory-mapped ``.npy`` larger than :data:`STREAM_BYTES` is not
     gathered into memory: each part is read, preprocessed and written to a ``.npy`` file in a
     new folder inside ``scratch_dir`` a chunk at a time, and opened memory-mapped (the Trainer
     reads it one batch at a time). The preprocessor is then fitted on :data:`FIT_BYTES` of
     training rows drawn at random (all of them when they fit). ``close()`` removes the folder."""
-    s = split_rows(cfg)
+    from neuronlab.run_folder import remove_dead_folders
+
+    s = split_rows(cfg, data=data)
     pre = make_preprocessor(cfg)
+    # before any preprocessing or streaming: a network too large for memory is refused at once
+    # (with the raw width, an upper bound of what PCA leaves)
+    check_network_memory(int(np.prod(s.X.shape[1:])), cfg.model.hidden, s.n_outputs,
+                         min(cfg.train.batch_size, s.parts.train.size))
     scratch = None
     if (scratch_dir is not None and s.test is None and isinstance(s.X, np.memmap)
             and s.X.nbytes > STREAM_BYTES):
-        scratch = Path(tempfile.mkdtemp(prefix=f".split-{os.getpid()}-", dir=_scratch_home(scratch_dir)))
+        scratch = Path(tempfile.mkdtemp(prefix=f".split-{os.getpid()}-", dir=remove_dead_folders(scratch_dir)))
         try:
             X_tr, X_val, X_te = _stream_parts(s, pre, scratch, cfg.train.seed)
         except BaseException:
@@ -321,9 +370,7 @@ def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = 
         if pre is not None:
             X_tr = pre.fit_transform(X_tr)
             X_val, X_te = pre.transform(X_val), pre.transform(np.asarray(X_te))
-    n_in = int(np.prod(X_tr.shape[1:]))
-    steps_per_epoch = -(-X_tr.shape[0] // cfg.train.batch_size)
-    parts = build_run(cfg, n_in, (y_tr, y_val, y_te), steps_per_epoch)
+    parts = build_run(cfg, int(np.prod(X_tr.shape[1:])), s.n_outputs, X_tr.shape[0])
     return PreparedRun(
         config=cfg,
         **parts,
@@ -342,24 +389,6 @@ STREAM_BYTES = 256 << 20
 #: float64 with temporaries: about five times this in memory, whatever the data's size.
 FIT_BYTES = 32 << 20
 _CHUNK_BYTES = 32 << 20
-
-
-def _scratch_home(folder: str | os.PathLike[str]) -> Path:
-    """``folder``, created if needed, without the ``.split-<pid>-*`` folders of processes that
-    are gone (a run killed before its ``close()``)."""
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    for old in path.glob(".split-*-*"):
-        pid = old.name.split("-")[1]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(old, ignore_errors=True)
-        except PermissionError:  # alive, someone else's
-            pass
-    return path
 
 
 def _stream_parts(s: SplitRows, pre: Any, folder: Path, seed: int) -> list[np.ndarray]:

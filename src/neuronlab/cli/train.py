@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
 from neuronlab.cli.app import EXIT_CHECK_FAILED, _Diverged, _format_metrics, cli
-from neuronlab.config import RunConfig, load_config, save_config
+from neuronlab.config import RunConfig, load_config
 from neuronlab.runs import evaluate_arrays, prepare_run
 
 
@@ -36,6 +35,7 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--val-size", "data.val_size", float, "Validation fraction of all samples."),
     ("--preprocess", "data.preprocess", str, "Fitted on the training split only."),
     ("--components", "data.components", int, "PCA components to keep."),
+    ("--classes", "data.classes", int, "Number of classes, when some labels have no samples."),
     ("--hidden", "model.hidden", "widths", "Hidden widths, e.g. 128,64 ('none': linear)."),
     ("--activation", "model.activation", str, "Hidden nonlinearity."),
     ("--init", "model.init", str, "Weight initialiser of the hidden layers."),
@@ -117,27 +117,6 @@ def resolve_config(config_file: str | None, options: dict[str, Any]) -> RunConfi
         raise
 
 
-def _new_run_dir(runs_dir: str, name: str | None) -> Path:
-    root = Path(runs_dir)
-    if name is not None:
-        if not name or "/" in name or name in (".", ".."):
-            raise click.BadParameter(
-                f"a run name must be a plain folder name, got {name!r}", param_hint="'--name'"
-            )
-        path = root / name
-        if path.exists():
-            raise click.UsageError(
-                f"run directory {path} already exists; choose another --name "
-                f"or continue it with --resume {path}"
-            )
-        return path
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, i = root / stamp, 2
-    while path.exists():  # two runs started in the same second
-        path, i = root / f"{stamp}-{i}", i + 1
-    return path
-
-
 @cli.command()
 @_train_options
 @click.option(
@@ -150,7 +129,7 @@ def _new_run_dir(runs_dir: str, name: str | None) -> Path:
     "--resume",
     "resume_dir",
     type=click.Path(file_okay=False),
-    help="Continue RUN_DIR from its latest checkpoint.",
+    help="Continue RUN_DIR from its latest checkpoint (or from the start if it has none).",
 )
 @click.option("--name", help="Run folder name [a timestamp].")
 @click.option("--runs-dir", default="runs", show_default=True, help="Where run folders go.")
@@ -177,42 +156,101 @@ def train(
     **options: Any,
 ) -> None:
     """Train an MLP and write runs/<name>/ (config.toml, metrics.jsonl, model.safetensors,
-    checkpoints/). With no options: 64-256-10 ReLU on digits, He init, Adam, standardized."""
-    if resume_dir is not None:
-        given = [
-            f"--{k.replace('_', '-')}"
-            for k, v in options.items()
-            if v is not None and k != "epochs"
-        ]
-        if given or config_file or name:
-            raise click.UsageError(
-                "--resume continues a run with its saved config; only --epochs may "
-                f"change (got {', '.join(given + ['--config'] * bool(config_file) + ['--name'] * bool(name))})"
-            )
-        run_dir = Path(resume_dir)
-        if not (run_dir / "config.toml").is_file():
-            raise FileNotFoundError(f"{run_dir} is not a run directory (no config.toml)")
-        cfg = load_config(run_dir / "config.toml")
-        if options["epochs"] is not None:
-            cfg = cfg.with_overrides({"train": {"epochs": options["epochs"]}})
-        if not (run_dir / "checkpoints").is_dir():
-            raise FileNotFoundError(f"{run_dir} has no checkpoints/ folder to resume from")
-    else:
-        cfg = resolve_config(config_file, options)
-        run_dir = _new_run_dir(runs_dir, name)
+    checkpoints/). With no options: 64-256-10 ReLU on digits, He init, Adam, standardized.
 
-    # before the run folder exists: a bad name or file leaves no trace. A large memory-mapped
-    # .npy is split into a temporary folder in the runs folder (removed at the end), not into
-    # memory.
-    run = prepare_run(cfg, scratch_dir=run_dir.parent)
+    The run folder is made only once the data and every option check out, and never shared:
+    of two runs started with one --name, one runs and the other exits 2."""
+    from neuronlab.run_folder import check_run_name, create_run_folder
+
+    if resume_dir is not None:
+        run_dir, cfg = _resume_target(resume_dir, config_file, name, options)
+        scratch = run_dir.parent
+    else:
+        cfg, scratch = resolve_config(config_file, options), Path(runs_dir)
+        if name is not None:  # an early answer; the folder is claimed atomically below
+            _named(check_run_name, runs_dir, name)
+    # The data and the components are built before the run folder exists: a bad file, label
+    # or size leaves no trace. A large memory-mapped .npy is split into a temporary folder in
+    # the runs folder (removed at the end), not into memory.
+    run = prepare_run(cfg, scratch_dir=scratch)
     try:
-        _train_prepared(run, cfg, run_dir, resume_dir, progress, tensorboard, report)
+        if resume_dir is None:
+            run_dir, resume = _named(create_run_folder, runs_dir, name, cfg), None
+        else:
+            resume = _prepare_resume(run_dir, cfg)
+        _train_prepared(run, cfg, run_dir, resume, progress, tensorboard, report)
     finally:
         run.close()
 
 
-def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume_dir: str | None, progress: bool | None,
+def _named(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` with a taken or malformed run name reported against ``--name``."""
+    from neuronlab.run_folder import RunExistsError
+
+    try:
+        return fn(*args)
+    except RunExistsError as e:
+        raise click.UsageError(str(e)) from None
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--name'") from None
+
+
+def _resume_target(resume_dir: str, config_file: str | None, name: str | None,
+                   options: dict[str, Any]) -> tuple[Path, RunConfig]:
+    """The run folder and its saved config, with a new --epochs if given: never fewer than
+    the run has done, and not for a schedule that spans the run (cosine)."""
+    from neuronlab.train.checkpoint import latest_checkpoint, load_checkpoint
+
+    given = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None and k != "epochs"]
+    given += ["--config"] * bool(config_file) + ["--name"] * bool(name)
+    if given:
+        raise click.UsageError(
+            "--resume continues a run with its saved config; only --epochs may change "
+            f"(got {', '.join(given)})"
+        )
+    run_dir = Path(resume_dir)
+    if not (run_dir / "config.toml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.toml)")
+    cfg = load_config(run_dir / "config.toml")
+    epochs = options["epochs"]
+    if epochs is not None and epochs != cfg.train.epochs:
+        ckpt_dir = run_dir / "checkpoints"
+        last = latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+        done = 0 if last is None else load_checkpoint(last).epochs_done
+        if epochs < done:
+            raise click.BadParameter(
+                f"the run has done {done} epochs; --epochs must be at least {done} "
+                f"(it was {cfg.train.epochs})", param_hint="'--epochs'")
+        if cfg.optim.schedule == "cosine":
+            raise click.BadParameter(
+                f"the cosine schedule spans the run's {cfg.train.epochs} epochs, so they "
+                "cannot change on resume", param_hint="'--epochs'")
+        cfg = cfg.with_overrides({"train": {"epochs": epochs}})
+    return run_dir, cfg
+
+
+def _prepare_resume(run_dir: Path, cfg: RunConfig) -> str | None:
+    """Tidy a run folder for ``--resume`` once the run has been rebuilt: remove what killed
+    writers left, save a new --epochs, and, for a run with no checkpoint yet, drop its partial
+    metrics so that it restarts from step 0. Returns the latest checkpoint or None."""
+    from neuronlab.io import atomic_write_bytes
+    from neuronlab.run_folder import remove_orphan_temporaries
+    from neuronlab.train.checkpoint import latest_checkpoint
+
+    remove_orphan_temporaries(run_dir)
+    if load_config(run_dir / "config.toml") != cfg:  # only --epochs can differ, checked above
+        atomic_write_bytes(run_dir / "config.toml", cfg.to_toml().encode())
+    ckpt_dir = run_dir / "checkpoints"
+    last = latest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    if last is None:
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    return last
+
+
+def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progress: bool | None,
                     tensorboard: bool, report: bool) -> None:
+    """Train the prepared run in its folder (from the checkpoint ``resume`` if not None), then
+    write the model, print the test metrics and the diagnosis, and write the report."""
     from neuronlab.diagnose import diagnose, format_findings
     from neuronlab.io import save
     from neuronlab.train import (
@@ -225,8 +263,6 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume_dir: str | None, p
     )
     from neuronlab.train.checkpoint import latest_checkpoint
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.toml")
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
         NonFiniteGuard(),
@@ -247,7 +283,7 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume_dir: str | None, p
             epochs=cfg.train.epochs,
             batch_size=cfg.train.batch_size,
             seed=cfg.train.seed,
-            resume=ckpt_dir if resume_dir else None,
+            resume=resume,
         )
     except DivergenceError as e:
         click.echo(format_findings(diagnose(trainer.history)), err=True)
@@ -255,11 +291,13 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume_dir: str | None, p
         kept = f"the last good checkpoint is kept: {last}" if last else "no checkpoint was written"
         raise _Diverged(f"{e}; {kept}") from None
 
-    test = evaluate_arrays(run.model, run.loss, *run.test)
+    n_test = len(run.test[1])
+    test = evaluate_arrays(run.model, run.loss, *run.test) if n_test else None
     run.model.preprocessor = run.preprocessor
     meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "test": test}
     save(run.model, run_dir / "model.safetensors", preprocessor=run.preprocessor, metadata=meta)
-    click.echo(_format_metrics(test, f"test ({len(run.test[1])} samples)"))
+    click.echo(_format_metrics(test, f"test ({n_test} samples)") if test else
+               "test: no test split (data.test_size = 0)")
     click.echo(format_findings(diagnose(trainer.history)))
     if report:
         from neuronlab.report import write_report

@@ -172,6 +172,11 @@ class LoadedCheckpoint:
     def epoch(self) -> int:
         return int(self.meta["trainer"]["epoch"])
 
+    @property
+    def epochs_done(self) -> int:
+        """Epochs the run had finished when this checkpoint was written."""
+        return len(self.meta["history"]["epochs"])
+
     def model_arrays(self) -> dict[str, np.ndarray]:
         """Parameters and buffers by dotted name."""
         return {k[6:]: v for k, v in self.tensors.items() if k.startswith("model/")}

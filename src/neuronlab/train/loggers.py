@@ -87,8 +87,11 @@ class ProgressBar(Callback):
 class JSONLLogger(Callback):
     """Append one JSON object per line to ``metrics.jsonl``: the project's source of truth
     for metrics. The file is opened in append mode and flushed after every line, so a killed
-    run loses nothing written; a resumed run first writes a ``"train_begin"`` line with
-    ``"resumed": true`` and its step, so readers can drop the replayed steps.
+    run loses nothing written. A resumed run first cuts the file back to its checkpoint (the
+    lines of steps and epochs after it, which the run is about to redo, and ``train_end``
+    lines are dropped; the file is rewritten atomically), then writes a ``"train_begin"`` line
+    with ``"resumed": true``: every step, epoch and monitor record appears once, and there is
+    one ``train_begin`` line per start.
 
     Events: ``{"event": "train_begin", "step", "epoch", "resumed"}``,
     ``{"event": "step", "step", "epoch", "loss", "lr"}`` (every ``every_steps`` steps),
@@ -120,6 +123,8 @@ class JSONLLogger(Callback):
         self._f.flush()
 
     def on_train_begin(self, trainer: Trainer) -> None:
+        if trainer.resumed and os.path.exists(self.path):
+            self._cut_back(trainer)
         if self._f is None:
             self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         history = getattr(trainer, "history", None)
@@ -134,7 +139,35 @@ class JSONLLogger(Callback):
             }
         )
         self._n_monitor = len(getattr(history, "monitor", ()))  # a resumed run's were written
-        self._info_sent = False
+        self._info_sent = trainer.step > 0  # written after step 0, before any checkpoint
+
+    def _cut_back(self, trainer: Trainer) -> None:
+        """Keep the lines that describe the run up to the resumed state: steps before
+        ``trainer.step``, epochs finished by then, and every ``train_begin``. A torn last
+        line (a kill mid-write) goes too."""
+        from neuronlab.io import atomic_write_bytes
+
+        done, epoch, epoch_done = trainer.step, trainer.epoch, trainer.epoch_done
+        kept = []
+        with open(self.path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                event = rec.get("event") if isinstance(rec, dict) else None
+                if event == "train_begin":
+                    keep = True
+                elif event in ("step", "info", "monitor"):
+                    keep = isinstance(rec.get("step"), int) and rec["step"] < done
+                elif event == "epoch":
+                    e = rec.get("epoch")
+                    keep = isinstance(e, int) and (e < epoch or (e == epoch and epoch_done))
+                else:  # train_end, or anything unknown
+                    keep = False
+                if keep:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        atomic_write_bytes(self.path, "".join(kept).encode("utf-8"))
 
     def _write_monitor(self, trainer: Trainer) -> None:
         records = trainer.history.monitor
