@@ -152,11 +152,13 @@ def split_data(cfg: RunConfig, *, data: tuple[Any, Any] | None = None
 
 # -- building a run from its config ---------------------------------------------------------
 def build_run(
-    cfg: RunConfig, n_in: int, n_outputs: int, n_train: int
+    cfg: RunConfig, n_in: int, n_outputs: int, n_train: int, *, dtype: Any = np.float32
 ) -> dict[str, Any]:
     """Model, loss, optimizer, schedule, regularizer and constraints for ``cfg``, for data with
     ``n_in`` features, ``n_outputs`` outputs (:attr:`SplitRows.n_outputs`) and ``n_train``
-    training rows. The memory the network needs is checked before anything is allocated.
+    training rows, with parameters of ``dtype``. The memory the network needs is checked before
+    anything is allocated. The CLI, search trials, the playground and the scikit-learn
+    estimators all build their components here.
 
     Schedule periods given in epochs are turned into optimizer steps here.
     """
@@ -178,6 +180,7 @@ def build_run(
         init=m.init,
         out_init=m.out_init,
         rng=cfg.train.seed,
+        dtype=dtype,
     )
     if getattr(OPTIMIZERS.get(o.optimizer), "full_batch", False):
         # L-BFGS: a line search picks every step, so lr, clipping and schedules do not apply

@@ -15,10 +15,8 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from neuronlab.layers.builders import mlp
-from neuronlab.losses import MeanSquaredError, SoftmaxCrossEntropy
-from neuronlab.registry import OPTIMIZERS
-from neuronlab.regularizers import L2
+from neuronlab.config import RunConfig
+from neuronlab.runs import build_run
 from neuronlab.train import Trainer
 
 __all__ = ["NeuralNetClassifier", "NeuralNetRegressor"]
@@ -60,9 +58,9 @@ class _NeuralNetBase(BaseEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
 
+    _loss: str  # the registry name of the subclass's loss
+
     # -- hooks for subclasses -----------------------------------------------------------
-    def _make_loss(self) -> Any:
-        raise NotImplementedError
 
     def _encode_targets(self, y: np.ndarray, *, first: bool) -> np.ndarray:
         raise NotImplementedError
@@ -77,27 +75,26 @@ class _NeuralNetBase(BaseEstimator):
             return int(rs.randint(2**31 - 1))
         return int(np.random.SeedSequence(rs).generate_state(1)[0])
 
-    def _initialize(self, n_features: int, n_outputs: int) -> None:
-        hidden = [int(h) for h in np.atleast_1d(self.hidden_layer_sizes)]
+    def _run_config(self) -> RunConfig:
+        """The estimator's hyperparameters as a run config: the network, optimizer and
+        regulariser are built by :func:`neuronlab.runs.build_run`, as ``neuronlab train``
+        builds them."""
+        return RunConfig.from_dict({
+            "model": {"hidden": [int(h) for h in np.atleast_1d(self.hidden_layer_sizes)],
+                      "activation": self.activation, "init": self.init,
+                      "out_init": self.out_init, "dropout": float(self.dropout),
+                      "batchnorm": bool(self.batchnorm), "loss": self._loss},
+            "optim": {"optimizer": self.optimizer, "lr": float(self.lr)},
+            "regularization": {"l2": float(self.alpha)},
+            "train": {"epochs": int(self.epochs), "batch_size": int(self.batch_size),
+                      "seed": self._rng_seed},
+        }, source=f"{type(self).__name__} parameters")
+
+    def _initialize(self, n_features: int, n_outputs: int, n_samples: int) -> None:
         self._rng_seed = self._seed()
-        self.model_ = mlp(
-            n_features,
-            hidden,
-            n_outputs,
-            activation=self.activation,
-            batchnorm=bool(self.batchnorm),
-            dropout=float(self.dropout),
-            init=self.init,
-            out_init=self.out_init,
-            rng=self._rng_seed,
-            dtype=np.float64,
-        )
-        self.trainer_ = Trainer(
-            self.model_,
-            self._make_loss(),
-            OPTIMIZERS.create(self.optimizer, lr=float(self.lr)),
-            regularizer=L2(float(self.alpha)) if self.alpha else None,
-        )
+        parts = build_run(self._run_config(), n_features, n_outputs, n_samples, dtype=np.float64)
+        self.model_ = parts["model"]
+        self.trainer_ = Trainer(**parts)
         self.loss_curve_: list[float] = []
         self.validation_loss_curve_: list[float] = []
         self.n_iter_ = 0
@@ -168,8 +165,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     n_iter_ : int, epochs run so far
     """
 
-    def _make_loss(self) -> SoftmaxCrossEntropy:
-        return SoftmaxCrossEntropy()
+    _loss = "softmax"
 
     def _prepare(self, X: Any, y: Any, *, reset: bool, classes: Any = None) -> tuple[np.ndarray, np.ndarray]:
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float64)
@@ -189,7 +185,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         first = not (self.warm_start and hasattr(self, "model_"))
         X, y_enc = self._prepare(X, y, reset=first)
         if first:
-            self._initialize(X.shape[1], max(len(self.classes_), 2))
+            self._initialize(X.shape[1], max(len(self.classes_), 2), len(X))
         self._fit(X, y_enc, int(self.epochs))
         return self
 
@@ -200,7 +196,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
             raise ValueError("classes must be passed on the first call to partial_fit")
         X, y_enc = self._prepare(X, y, reset=first, classes=classes)
         if first:
-            self._initialize(X.shape[1], max(len(self.classes_), 2))
+            self._initialize(X.shape[1], max(len(self.classes_), 2), len(X))
         self._fit(X, y_enc, 1)
         return self
 
@@ -223,8 +219,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
     for 1-D targets and (n_samples, n_targets) otherwise.
     """
 
-    def _make_loss(self) -> MeanSquaredError:
-        return MeanSquaredError()
+    _loss = "mse"
 
     def _prepare(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
         X, y = validate_data(self, X, y, reset=reset, dtype=np.float64, multi_output=True, y_numeric=True)
@@ -241,7 +236,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         first = not (self.warm_start and hasattr(self, "model_"))
         X, y2 = self._prepare(X, y, reset=first)
         if first:
-            self._initialize(X.shape[1], y2.shape[1])
+            self._initialize(X.shape[1], y2.shape[1], len(X))
         self._fit(X, y2, int(self.epochs))
         return self
 
@@ -250,7 +245,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         first = not hasattr(self, "model_")
         X, y2 = self._prepare(X, y, reset=first)
         if first:
-            self._initialize(X.shape[1], y2.shape[1])
+            self._initialize(X.shape[1], y2.shape[1], len(X))
         self._fit(X, y2, 1)
         return self
 

@@ -24,7 +24,8 @@ import numpy as np
 from neuronlab.monitor import Monitor
 from neuronlab.playground.babysit import babysitting
 from neuronlab.playground.render import grid, png_data_url, region_image, unit_images
-from neuronlab.playground.settings import EXTENT, LIMITS, Settings, build_network, make_data
+from neuronlab.playground.settings import EXTENT, LIMITS, Settings, make_data, run_config
+from neuronlab.runs import build_run
 from neuronlab.train import Callback, DivergenceError, NonFiniteGuard, Trainer
 
 __all__ = ["Session", "SessionLimitError", "SessionManager"]
@@ -138,9 +139,9 @@ class Session:
         self._halt()
         self.settings = settings if settings is not None else self.settings
         self.data = make_data(self.settings)
-        model, loss, opt, reg = build_network(self.settings, self.data.n_classes)
-        self.trainer = Trainer(model, loss, opt, regularizer=reg,
-                               callbacks=[NonFiniteGuard(), Monitor(every=10), _Gate(self)])
+        parts = build_run(run_config(self.settings), 2, self.data.n_classes,
+                          len(self.data.y_train))
+        self.trainer = Trainer(**parts, callbacks=[NonFiniteGuard(), Monitor(every=10), _Gate(self)])
         self.error: str | None = None
         self._stop, self._running, self._budget = False, False, 0
         self.status = "paused"

@@ -17,14 +17,12 @@ import numpy as np
 from neuronlab._validation import check_number, check_positive_int
 from neuronlab.data import load_dataset
 from neuronlab.data.split import split_indices
-from neuronlab.layers import ACTIVATIONS, mlp
-from neuronlab.losses import SoftmaxCrossEntropy
-from neuronlab.optim import get_optimizer
+from neuronlab.config import RunConfig
+from neuronlab.layers import ACTIVATIONS
 from neuronlab.registry import INITIALIZERS, OPTIMIZERS
-from neuronlab.regularizers import L2
 
-__all__ = ["DATASET_CLASSES", "LIMITS", "PlaygroundData", "Settings", "build_network",
-           "make_data", "minibatch_optimizers", "parse_settings"]
+__all__ = ["DATASET_CLASSES", "LIMITS", "PlaygroundData", "Settings", "make_data",
+           "run_config", "minibatch_optimizers", "parse_settings"]
 
 #: Classes of each playground data set (fixed, so clicked points know their choices).
 DATASET_CLASSES: dict[str, int] = {"spiral": 3, "circles": 2, "moons": 2, "xor": 2, "blobs": 3}
@@ -191,11 +189,14 @@ def make_data(s: Settings) -> PlaygroundData:
                           np.ascontiguousarray(X[parts.test], dtype=np.float32), y[parts.test], k)
 
 
-def build_network(s: Settings, n_classes: int) -> tuple[Any, Any, Any, Any]:
-    """``(model, loss, optimizer, regularizer)`` for the settings: an ``mlp`` from 2 inputs
-    to ``n_classes`` softmax scores, the chosen update rule, and L2 when ``l2 > 0``."""
-    model = mlp(2, list(s.hidden), n_classes, activation=s.activation, batchnorm=s.batchnorm,
-                dropout=s.dropout, init=s.init, rng=s.seed)
-    optimizer = get_optimizer(s.optimizer, lr=s.lr)
-    regularizer = L2(s.l2) if s.l2 > 0 else None
-    return model, SoftmaxCrossEntropy(), optimizer, regularizer
+def run_config(s: Settings) -> RunConfig:
+    """The session's network, optimizer and regulariser as a run config: the playground builds
+    them with :func:`neuronlab.runs.build_run`, the code ``neuronlab train`` uses (an ``mlp``
+    from 2 inputs to softmax scores, the chosen update rule, L2 when ``l2 > 0``)."""
+    return RunConfig.from_dict({
+        "model": {"hidden": list(s.hidden), "activation": s.activation, "init": s.init,
+                  "dropout": s.dropout, "batchnorm": s.batchnorm, "loss": "softmax"},
+        "optim": {"optimizer": s.optimizer, "lr": s.lr},
+        "regularization": {"l2": s.l2},
+        "train": {"batch_size": s.batch_size, "seed": s.seed},
+    }, source="the playground settings")
