@@ -138,3 +138,15 @@ def test_bad_arguments_name_them(make, match):
 def test_bad_step(step):
     with pytest.raises(ValueError, match="step must be an integer >= 0"):
         nl.Constant(0.1)(step)
+
+
+def test_each_schedule_converts_epochs_to_steps_itself() -> None:
+    run = dict(lr=0.1, steps_per_epoch=10, epochs=4, decay_factor=0.5, decay_epochs=2,
+               decay_rate=0.5)
+    assert nl.StepDecay.from_epochs(**run) == nl.StepDecay(0.1, factor=0.5, every=20)
+    assert nl.Exponential.from_epochs(**run) == nl.Exponential(0.1, k=0.05)  # 0.5 / 10 steps
+    assert nl.InverseTime.from_epochs(**run) == nl.InverseTime(0.1, k=0.05)
+    assert nl.Cosine.from_epochs(**run) == nl.Cosine(0.1, total_steps=40)
+    assert nl.Constant.from_epochs(**run) == nl.Constant(0.1)
+    with pytest.raises(ValueError, match="'warmup' cannot be built from a run config"):
+        nl.Warmup.from_epochs(**run)

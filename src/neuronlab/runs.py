@@ -189,24 +189,10 @@ def build_run(
         optimizer = get_optimizer(o.optimizer)
     else:
         optimizer = get_optimizer(o.optimizer, lr=o.lr, clip_norm=o.clip_norm)
-    kind = schedules.SCHEDULES.get(o.schedule).registry_name
-    spe = -(-n_train // cfg.train.batch_size)  # optimizer steps per epoch
-    if kind == "constant":
-        schedule = None
-    elif kind == "step":
-        schedule = schedules.get_schedule(
-            "step", lr=o.lr, factor=o.decay_factor, every=o.decay_epochs * spe
-        )
-    elif kind in ("exponential", "inverse_time"):
-        # decay_rate is per epoch; the schedule counts steps: k_step = k_epoch / steps_per_epoch
-        schedule = schedules.get_schedule(kind, lr=o.lr, k=o.decay_rate / spe)
-    elif kind == "cosine":
-        schedule = schedules.get_schedule("cosine", lr=o.lr, total_steps=cfg.train.epochs * spe)
-    else:
-        raise ValueError(
-            f"schedule {o.schedule!r} is not available on the command line; "
-            "choose one of: constant, step, exponential, inverse_time, cosine"
-        )
+    kind = schedules.SCHEDULES.get(o.schedule)
+    schedule = None if kind is schedules.Constant else kind.from_epochs(  # None: the optimizer's lr
+        lr=o.lr, steps_per_epoch=-(-n_train // cfg.train.batch_size), epochs=cfg.train.epochs,
+        decay_factor=o.decay_factor, decay_epochs=o.decay_epochs, decay_rate=o.decay_rate)
     if r.l1 and r.l2:
         regularizer = regularizers.ElasticNet(l1=r.l1, l2=r.l2)
     elif r.l2:

@@ -59,6 +59,17 @@ class Schedule:
     def __call__(self, step: int) -> float:
         raise NotImplementedError
 
+    @classmethod
+    def from_epochs(cls, *, lr: float, steps_per_epoch: int, epochs: int, decay_factor: float,
+                    decay_epochs: int, decay_rate: float) -> Schedule:
+        """The schedule from a run's settings, which count in epochs (a run config's
+        ``[optim]``); each schedule converts them to optimizer steps itself."""
+        base = Schedule.from_epochs.__func__  # type: ignore[attr-defined]
+        raise ValueError(
+            f"schedule {cls.registry_name!r} cannot be built from a run config; choose one of: "
+            f"{', '.join(n for n, c in SCHEDULES.items() if c.from_epochs.__func__ is not base)}"
+        )
+
     def get_config(self) -> dict[str, Any]:
         """``{"type": registered name, **constructor fields}`` (JSON/TOML-able)."""
         cfg: dict[str, Any] = {"type": type(self).registry_name}
@@ -80,6 +91,10 @@ class Constant(Schedule):
     """
 
     lr: float
+
+    @classmethod
+    def from_epochs(cls, *, lr: float, **_: Any) -> Constant:  # type: ignore[override]
+        return cls(lr)
 
     def __post_init__(self) -> None:
         _positive_lr(self)
@@ -109,6 +124,12 @@ class StepDecay(Schedule):
     factor: float = 0.5
     every: int = 1000
 
+    @classmethod
+    def from_epochs(cls, *, lr: float, steps_per_epoch: int, decay_factor: float,  # type: ignore[override]
+                    decay_epochs: int, **_: Any) -> StepDecay:
+        """``decay_factor`` every ``decay_epochs`` epochs."""
+        return cls(lr, factor=decay_factor, every=decay_epochs * steps_per_epoch)
+
     def __post_init__(self) -> None:
         _positive_lr(self)
         factor = check_number("factor", self.factor, low=0, high=1, low_inclusive=False)
@@ -126,6 +147,12 @@ class _Decay(Schedule):
 
     lr: float
     k: float
+
+    @classmethod
+    def from_epochs(cls, *, lr: float, steps_per_epoch: int, decay_rate: float,  # type: ignore[override]
+                    **_: Any) -> _Decay:
+        """``decay_rate`` is k per epoch; the schedule counts steps: k / steps_per_epoch."""
+        return cls(lr, k=decay_rate / steps_per_epoch)
 
     def __post_init__(self) -> None:
         _positive_lr(self)
@@ -188,6 +215,12 @@ class Cosine(Schedule):
     lr: float
     total_steps: int
     min_lr: float = 0.0
+
+    @classmethod
+    def from_epochs(cls, *, lr: float, steps_per_epoch: int, epochs: int,  # type: ignore[override]
+                    **_: Any) -> Cosine:
+        """Anneals over the whole run."""
+        return cls(lr, total_steps=epochs * steps_per_epoch)
 
     def __post_init__(self) -> None:
         _positive_lr(self)
