@@ -266,7 +266,7 @@ def test_missing_data_file_in_a_real_process(tmp_path) -> None:
         (["--hidden", "12,0"], "model.hidden[1] must be > 0"),
         (["--activation", "sigmoidd"], "choose one of: relu"),
         (["--optimizer", "adamm"], "unknown optimizer 'adamm'"),
-        (["--schedule", "warmup"], "not available on the command line"),
+        (["--schedule", "warmup"], "cannot be built from a run config"),
         (["--preprocess", "whiten"], "unknown preprocessor 'whiten'; choose one of: none, "),
         (["--data", "digitz"], "unknown data 'digitz'"),
         (["--data", "cifar10:/no/such/dir"], "CIFAR-10 folder not found"),

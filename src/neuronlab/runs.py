@@ -7,6 +7,7 @@ build exactly the run ``neuronlab train`` would.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ __all__ = [
     "FIT_BYTES",
     "STREAM_BYTES",
     "PreparedRun",
+    "RunData",
     "SplitRows",
     "build_run",
     "evaluate_arrays",
@@ -30,6 +32,7 @@ __all__ = [
     "make_preprocessor",
     "check_network_memory",
     "loss_kind",
+    "prepare_data",
     "prepare_run",
     "split_data",
     "split_rows",
@@ -287,24 +290,17 @@ def evaluate_arrays(
 
 # -- everything at once ---------------------------------------------------------------------
 @dataclass
-class PreparedRun:
-    """The data and components of one run, ready for :class:`~neuronlab.train.Trainer`.
+class RunData:
+    """A run's data, checked, split and preprocessed: ``train``, ``val`` and ``test`` are
+    ``(X, y)`` pairs transformed by ``preprocessor`` (fitted on ``train`` only); ``val`` may
+    have 0 rows, ``test`` is None when it was not asked for. ``n_outputs`` is the width of the
+    output layer the targets call for."""
 
-    ``train``, ``val`` and ``test`` are ``(X, y)`` pairs already transformed by
-    ``preprocessor`` (fitted on ``train`` only); ``val`` may have 0 rows.
-    """
-
-    config: RunConfig
-    model: Any
-    loss: Any
-    optimizer: Any
-    schedule: Any
-    regularizer: Any
-    constraints: list[Any]
-    preprocessor: Any
     train: tuple[np.ndarray, np.ndarray]
     val: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray] | None
+    preprocessor: Any
+    n_outputs: int
     scratch: Path | None = None  # the folder of streamed split files, removed by close()
 
     def close(self) -> None:
@@ -312,6 +308,19 @@ class PreparedRun:
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
+
+
+@dataclass
+class PreparedRun(RunData):
+    """A run's :class:`RunData` and its components, ready for :class:`~neuronlab.train.Trainer`."""
+
+    config: RunConfig = None  # type: ignore[assignment]
+    model: Any = None
+    loss: Any = None
+    optimizer: Any = None
+    schedule: Any = None
+    regularizer: Any = None
+    constraints: list[Any] = dataclasses.field(default_factory=list)
 
     def trainer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``Trainer`` besides the callbacks."""
@@ -325,11 +334,12 @@ class PreparedRun:
         }
 
 
-def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = None,
-                data: tuple[Any, Any] | None = None) -> PreparedRun:
-    """Load ``cfg``'s data (or take ``data``, an ``(X, y)`` pair), check and split it, fit its
-    preprocessor on the training part (the notes' rule: statistics from training data only)
-    and build the components.
+def prepare_data(cfg: RunConfig, *, data: tuple[Any, Any] | None = None,
+                 scratch_dir: str | os.PathLike[str] | None = None,
+                 test: bool = True) -> RunData:
+    """Load ``cfg``'s data (or take ``data``, an ``(X, y)`` pair), check and split it and fit
+    its preprocessor on the training part (the notes' rule: statistics from training data
+    only). ``test=False`` leaves the test rows unread (search trials).
 
     With ``scratch_dir``, a memory-mapped ``.npy`` larger than :data:`STREAM_BYTES` is not
     gathered into memory: each part is read, preprocessed and written to a ``.npy`` file in a
@@ -344,7 +354,6 @@ def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = 
     # (with the raw width, an upper bound of what PCA leaves)
     check_network_memory(int(np.prod(s.X.shape[1:])), cfg.model.hidden, s.n_outputs,
                          min(cfg.train.batch_size, s.parts.train.size))
-    scratch = None
     if (scratch_dir is not None and s.test is None and isinstance(s.X, np.memmap)
             and s.X.nbytes > STREAM_BYTES):
         scratch = Path(tempfile.mkdtemp(prefix=f".split-{os.getpid()}-", dir=remove_dead_folders(scratch_dir)))
@@ -353,22 +362,31 @@ def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = 
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        (y_tr, y_val, y_te) = (s.y[idx] for idx in s.parts)
-    else:
-        (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = s.gather()
-        if pre is not None:
-            X_tr = pre.fit_transform(X_tr)
-            X_val, X_te = pre.transform(X_val), pre.transform(np.asarray(X_te))
-    parts = build_run(cfg, int(np.prod(X_tr.shape[1:])), s.n_outputs, X_tr.shape[0])
-    return PreparedRun(
-        config=cfg,
-        **parts,
-        preprocessor=pre,
-        train=(X_tr, y_tr),
-        val=(X_val, y_val),
-        test=(X_te, y_te),
-        scratch=scratch,
-    )
+        y_tr, y_val, y_te = (s.y[idx] for idx in s.parts)
+        return RunData((X_tr, y_tr), (X_val, y_val), (X_te, y_te) if test else None, pre,
+                       s.n_outputs, scratch)
+    (X_tr, y_tr), (X_val, y_val) = s.pair("train"), s.pair("val")
+    te = s.pair("test") if test else None
+    if pre is not None:
+        X_tr = pre.fit_transform(X_tr)
+        X_val = pre.transform(X_val)
+        te = None if te is None else (pre.transform(np.asarray(te[0])), te[1])
+    return RunData((X_tr, y_tr), (X_val, y_val), te, pre, s.n_outputs)
+
+
+def prepare_run(cfg: RunConfig, *, scratch_dir: str | os.PathLike[str] | None = None,
+                data: tuple[Any, Any] | None = None) -> PreparedRun:
+    """:func:`prepare_data` and :func:`build_run`: the data and components of the run
+    ``neuronlab train`` makes of ``cfg``. ``close()`` it when done (streamed split files)."""
+    d = prepare_data(cfg, data=data, scratch_dir=scratch_dir)
+    try:
+        X_tr = d.train[0]
+        parts = build_run(cfg, int(np.prod(X_tr.shape[1:])), d.n_outputs, X_tr.shape[0])
+    except BaseException:
+        d.close()
+        raise
+    return PreparedRun(**{f.name: getattr(d, f.name) for f in dataclasses.fields(d)},
+                       config=cfg, **parts)
 
 
 #: Memory-mapped data files above this size are split into files on disk, not into memory.
