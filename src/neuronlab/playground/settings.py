@@ -8,13 +8,15 @@ and registries, so the page can show the library's message for a bad value
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from neuronlab._validation import check_number, check_positive_int
+from neuronlab._validation import check_number
 from neuronlab.data import load_dataset
 from neuronlab.data.split import split_indices
 from neuronlab.config import RunConfig
@@ -33,6 +35,13 @@ LIMITS: dict[str, float] = {
     "max_added_points": 500, "max_batch_size": 1000, "max_lr": 10.0, "max_l2": 1.0,
     "max_dropout": 0.9, "max_noise": 1.0, "max_test_fraction": 0.5,
 }
+
+#: Characters of an input value an error message quotes at most: a message names the bad
+#: value without echoing a 20 MB string back.
+QUOTE_CHARS = 200
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 8
+_REPR.maxstring = _REPR.maxlong = _REPR.maxother = QUOTE_CHARS - 20
 
 #: Half width of the square the data live in: every data set is rescaled to [-1, 1]^2 and
 #: the view shows a margin around it, where clicked points may also go.
@@ -72,22 +81,48 @@ class Settings:
         return d
 
 
+def _quote(value: Any) -> str:
+    """``repr(value)`` for an error message, at most about :data:`QUOTE_CHARS` characters:
+    long strings, numbers and lists are cut in the middle with ``...`` (:mod:`reprlib`,
+    which never builds the whole repr of a long string or list)."""
+    try:
+        text = _REPR.repr(value)
+    except ValueError:  # an int past the int-to-str digit limit (4300 digits)
+        text = f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS - 3] + "..."
+
+
 def _choice(name: str, value: Any, choices: list[str] | tuple[str, ...]) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}: {value!r}")
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}: {_quote(value)}")
     key = value.strip().lower().replace("-", "_")
     if key not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+        raise ValueError(f"unknown {name} {_quote(value)}; choose one of: {', '.join(choices)}")
     return key
 
 
 def _int_in(name: str, value: Any, low: int, high: int) -> int:
-    v = check_positive_int(name, value) if low >= 1 else value
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an integer, got {type(v).__name__}: {v!r}")
-    if not low <= v <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
-    return v
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {_quote(value)}")
+    # Python compares integers of any size exactly, so a 400-digit value is simply out of range
+    if low >= 1 and value <= 0:
+        raise ValueError(f"{name} must be > 0, got {_quote(value)}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {_quote(value)}")
+    return int(value)
+
+
+def _real(name: str, value: Any, *, low: float, high: float, low_inclusive: bool = True) -> float:
+    """:func:`check_number` for a setting from the page: the type is checked first (so the
+    message quotes a long string only in part), and an integer too large for a float
+    (``1`` and 400 zeros) is refused as out of range instead of overflowing ``float()``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number, got {type(value).__name__}: {_quote(value)}")
+    if isinstance(value, numbers.Integral) and abs(value) > 2**53:  # past every bound here
+        op, bound = ("<=", high) if value > 0 else (">=" if low_inclusive else ">", low)
+        raise ValueError(f"{name} must be {op} {bound}, got {_quote(value)}")
+    return check_number(name, value, low=low, high=high, low_inclusive=low_inclusive)
 
 
 def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None) -> Settings:
@@ -103,33 +138,33 @@ def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None) 
     known = {f.name for f in dataclasses.fields(Settings)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; valid settings: {sorted(known)}")
+        raise ValueError(f"unknown setting(s) {_quote(unknown)}; valid settings: {sorted(known)}")
     s = {**dataclasses.asdict(base), **raw}
     lim = LIMITS
     dataset = _choice("dataset", s["dataset"], tuple(DATASET_CLASSES))
     hidden = s["hidden"]
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (list, tuple)):
-        raise TypeError(f"hidden must be a list of layer widths, got {hidden!r}")
+        raise TypeError(f"hidden must be a list of layer widths, got {_quote(hidden)}")
     if len(hidden) > lim["max_layers"]:
         raise ValueError(f"hidden must have at most {lim['max_layers']} layers, got {len(hidden)}")
     hidden = tuple(_int_in(f"hidden[{i}]", h, 1, int(lim["max_units"])) for i, h in enumerate(hidden))
     if not isinstance(s["batchnorm"], bool):
-        raise TypeError(f"batchnorm must be a bool, got {s['batchnorm']!r}")
+        raise TypeError(f"batchnorm must be a bool, got {_quote(s['batchnorm'])}")
     points = _parse_points(s["points"], DATASET_CLASSES[dataset])
     out = Settings(
         dataset=dataset,
-        noise=check_number("noise", s["noise"], low=0, high=lim["max_noise"]),
+        noise=_real("noise", s["noise"], low=0, high=lim["max_noise"]),
         n_points=_int_in("n_points", s["n_points"], int(lim["min_points"]), int(lim["max_points"])),
-        test_fraction=check_number("test_fraction", s["test_fraction"], low=0,
-                                   high=lim["max_test_fraction"]),
+        test_fraction=_real("test_fraction", s["test_fraction"], low=0,
+                            high=lim["max_test_fraction"]),
         hidden=hidden,
         activation=_choice("activation", s["activation"], ACTIVATIONS),
         init=_choice("init", s["init"], INITIALIZERS.names()),
-        l2=check_number("l2", s["l2"], low=0, high=lim["max_l2"]),
-        dropout=check_number("dropout", s["dropout"], low=0, high=lim["max_dropout"]),
+        l2=_real("l2", s["l2"], low=0, high=lim["max_l2"]),
+        dropout=_real("dropout", s["dropout"], low=0, high=lim["max_dropout"]),
         batchnorm=s["batchnorm"],
         optimizer=_choice("optimizer", s["optimizer"], minibatch_optimizers()),
-        lr=check_number("lr", s["lr"], low=0, high=lim["max_lr"], low_inclusive=False),
+        lr=_real("lr", s["lr"], low=0, high=lim["max_lr"], low_inclusive=False),
         batch_size=_int_in("batch_size", s["batch_size"], 1, int(lim["max_batch_size"])),
         seed=_int_in("seed", s["seed"], 0, 2**31 - 1),
         points=points,
@@ -145,9 +180,9 @@ def _parse_points(points: Any, n_classes: int) -> tuple[tuple[float, float, int]
     out = []
     for i, p in enumerate(points):
         if not isinstance(p, (list, tuple)) or len(p) != 3:
-            raise ValueError(f"points[{i}] must be [x, y, label], got {p!r}")
-        x = check_number(f"points[{i}].x", p[0], low=-EXTENT, high=EXTENT)
-        y = check_number(f"points[{i}].y", p[1], low=-EXTENT, high=EXTENT)
+            raise ValueError(f"points[{i}] must be [x, y, label], got {_quote(p)}")
+        x = _real(f"points[{i}].x", p[0], low=-EXTENT, high=EXTENT)
+        y = _real(f"points[{i}].y", p[1], low=-EXTENT, high=EXTENT)
         label = _int_in(f"points[{i}].label", p[2], 0, n_classes - 1)
         out.append((x, y, label))
     return tuple(out)
