@@ -105,7 +105,7 @@ def test_entry_point_default_train(tmp_path) -> None:
     model = nl.load(run / "model.safetensors")
     assert (model.n_in, model.n_out) == (64, 10)
     assert type(model.preprocessor).__name__ == "Standardize"
-    assert round(model.metadata["test"]["accuracy"], 4) == printed
+    assert round(model.metadata["test"]["acc"], 4) == printed
     assert (run / "report.html").is_file()  # written by default, as `make run` does
 
 

@@ -1,8 +1,9 @@
 """Per-layer training monitors: the numbers the notes teach us to watch while a net learns.
 
-:class:`Monitor` is a :class:`~neuronlab.train.callbacks.Callback` that the
-:class:`~neuronlab.train.Trainer` adds by default. Every ``every`` optimizer steps (and at
-step 0) it measures, per layer:
+:class:`Monitor` is a :class:`~neuronlab.train.base.Callback` that the
+:class:`~neuronlab.train.Trainer` adds by default (the trainer imports this module, so this
+module does not import the trainer: its hooks type ``trainer`` as ``Any``). Every ``every``
+optimizer steps (and at step 0) it measures, per layer:
 
 * for each learnable array, its norm, its gradient's norm and the update/weight ratio
   ``‖Δw‖ / ‖w‖`` of that step (the notes: about 1e-3 is healthy);
@@ -60,16 +61,13 @@ filled at step 0), ``"n_outputs"``,
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from neuronlab._validation import check_positive_int
 from neuronlab.data.arrays import batch
-from neuronlab.train.callbacks import Callback
-
-if TYPE_CHECKING:
-    from neuronlab.train.trainer import Trainer
+from neuronlab.train.base import Callback
 
 __all__ = ["SATURATION", "Monitor"]
 
@@ -128,7 +126,7 @@ class Monitor(Callback):
         self._params: list[tuple[str, str, str, str, np.ndarray, np.ndarray]] = []
 
     # -- set-up ---------------------------------------------------------------------------------
-    def on_train_begin(self, trainer: Trainer) -> None:
+    def on_train_begin(self, trainer: Any) -> None:
         model = trainer.model
         self._params = []
         layers = getattr(model, "layers", None)
@@ -148,7 +146,7 @@ class Monitor(Callback):
         self.sample, self._y = self._choose_sample(trainer)
         self._fill_info(trainer)
 
-    def _choose_sample(self, trainer: Trainer) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def _choose_sample(self, trainer: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
         data = getattr(trainer, "train_data", None)
         if data is None:
             return None, None
@@ -161,7 +159,7 @@ class Monitor(Callback):
         # batch(): rows of a memmap are read from its file without mapping its pages
         return batch(X, idx, dtype=dtype).reshape(len(idx), -1), np.asarray(y)[idx]
 
-    def _fill_info(self, trainer: Trainer) -> None:
+    def _fill_info(self, trainer: Any) -> None:
         info = trainer.history.info
         if "expected_initial_loss" in info:  # a resumed run keeps what its first start knew
             return
@@ -188,12 +186,12 @@ class Monitor(Callback):
                 pending.append({"before": _norm(before), "grad_norm": None})
         return pending
 
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+    def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
         # L-BFGS updates inside one minimize call per epoch: compare with the epoch's start
         if trainer.full_batch and self._due(trainer.step):
             self._pending = self._snapshot()
 
-    def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None:
+    def on_before_update(self, trainer: Any, step: int, loss: float) -> None:
         if not self._due(step):
             return
         if step == 0 and not trainer.full_batch and trainer.history.info.get("initial_loss", 0) is None:
@@ -209,7 +207,7 @@ class Monitor(Callback):
                 for pre, (*_, g) in zip(self._pending, self._params):
                     pre["grad_norm"] = _num(_norm(g))
 
-    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+    def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
         if self._pending is None or not self._due(step):
             return
         pending, self._pending = self._pending, None

@@ -26,7 +26,6 @@ __all__ = [
     "RunData",
     "SplitRows",
     "build_run",
-    "evaluate_arrays",
     "is_file_source",
     "load_source",
     "make_preprocessor",
@@ -248,44 +247,6 @@ def make_preprocessor(cfg: RunConfig) -> Any:
     if kind == "pca":
         return PREPROCESSORS.create("pca", n_components=cfg.data.components)
     return PREPROCESSORS.create(kind)
-
-
-def evaluate_arrays(
-    model: Any, loss: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 1024, *,
-    rows: np.ndarray | None = None, preprocessor: Any = None,
-) -> dict[str, float]:
-    """Mean loss and accuracy (or mean squared error) of ``model`` on (X, y), in batches.
-
-    ``rows``: score only these rows of X and y. ``preprocessor``: applied to each batch. A
-    memory-mapped X is read from its file a batch at a time, never gathered whole."""
-    from neuronlab.data.arrays import batch
-
-    total = correct = sq = 0.0
-    n = X.shape[0] if rows is None else len(rows)
-    dtype = model.dtype
-    for s in range(0, n, batch_size):
-        if rows is not None or isinstance(X, np.memmap):
-            idx = np.arange(s, min(s + batch_size, n)) if rows is None else rows[s : s + batch_size]
-            xb, yb = batch(X, idx, dtype=X.dtype), y[idx]
-        else:
-            xb, yb = X[s : s + batch_size], y[s : s + batch_size]
-        if preprocessor is not None:
-            xb = preprocessor.transform(xb)
-        xb = np.asarray(xb, dtype=dtype)
-        scores = model.forward(xb, training=False)
-        total += loss.forward(scores, yb) * xb.shape[0]
-        if loss.task == "regression":
-            d = scores - yb.reshape(scores.shape)
-            sq += float(np.vdot(d, d))
-        else:
-            pred = loss.predict(scores)
-            correct += int(np.count_nonzero(pred == yb.reshape(pred.shape)))
-    out = {"loss": total / n}
-    width = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
-    out["error" if loss.task == "regression" else "accuracy"] = (
-        sq if loss.task == "regression" else correct
-    ) / (n * width)
-    return out
 
 
 # -- everything at once ---------------------------------------------------------------------

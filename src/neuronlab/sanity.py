@@ -30,6 +30,7 @@ from neuronlab._validation import as_rng, check_array, check_number, check_posit
 from neuronlab.checks import gradcheck
 from neuronlab.data.arrays import batch
 from neuronlab.regularizers import L2
+from neuronlab.train.step import loss_and_grads
 
 __all__ = ["SanityReport", "SanityResult", "sanity_check"]
 
@@ -138,9 +139,11 @@ def _check_initial(model: Any, loss: Any, X: np.ndarray, y: np.ndarray, tol: flo
 
 def _check_regularization(model: Any, loss: Any, X: np.ndarray, y: np.ndarray,
                           strength: float) -> SanityResult:
-    m = _quiet_copy(model)
-    data = _data_loss(m, copy.deepcopy(loss), X, y)
-    totals = [data + (L2(s).loss(m) if s else 0.0) for s in (0.0, strength, 10 * strength)]
+    # the trainer's objective (the step function), at three strengths
+    m, lossc = _quiet_copy(model), copy.deepcopy(loss)
+    with np.errstate(all="ignore"):
+        totals = [float(loss_and_grads(m, lossc, X, y, L2(s) if s else None)[0])
+                  for s in (0.0, strength, 10 * strength)]
     ok = totals[0] < totals[1] < totals[2]
     return SanityResult(
         "regularization", "PASS" if ok else "FAIL",
@@ -161,19 +164,13 @@ def _check_overfit(model: Any, loss: Any, X: np.ndarray, y: np.ndarray, optimize
     acc, steps = 0.0, 0
     with np.errstate(all="ignore"):
         if getattr(opt, "full_batch", False):
-            def fun() -> float:
-                value = lossc.forward(m.forward(X, training=True), y)
-                m.backward(lossc.backward(), input_grad=False)
-                return value
-
             first = _data_loss(m, lossc, X, y)
-            opt.minimize(fun, params, grads)
+            opt.minimize(lambda: loss_and_grads(m, lossc, X, y)[0], params, grads)
             steps = 1
         else:
-            for steps in range(1, max_steps + 1):
-                m.zero_grad()
-                scores = m.forward(X, training=True)
-                last = float(lossc.forward(scores, y))
+            for steps in range(1, max_steps + 1):  # the trainer's step, without a regulariser
+                value, scores = loss_and_grads(m, lossc, X, y, step=steps - 1)
+                last = float(value)
                 first = last if steps == 1 else first
                 if not regression and _accuracy(lossc, scores, y) >= target:
                     steps -= 1  # this forward saw the weights after steps - 1 updates
@@ -181,7 +178,6 @@ def _check_overfit(model: Any, loss: Any, X: np.ndarray, y: np.ndarray, optimize
                 if regression and last <= 1e-2 * first:
                     steps -= 1
                     break
-                m.backward(lossc.backward(), input_grad=False)
                 opt.step(params, grads, decay_keys=decay)
         scores = m.forward(X, training=True)
         last = float(lossc.forward(scores, y))

@@ -96,8 +96,8 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path, reference, every, stop, new
     ckpt = nl.Checkpoint(tmp_path, every_steps=every, every_epochs=None, keep=None)
     resumed = interrupted_then_resumed(tmp_path, InterruptAt(step=stop), ckpt)
     loaded = nl.load_checkpoint(tmp_path)
-    assert (loaded.step, loaded.epoch, loaded.meta["trainer"]["batch_in_epoch"]) == newest
-    assert not loaded.meta["trainer"]["epoch_done"]
+    assert (loaded.step, loaded.epoch, loaded.meta["state"]["batch_in_epoch"]) == newest
+    assert not loaded.meta["state"]["epoch_done"]
     assert_same_run(reference, resumed)
 
 
@@ -133,17 +133,19 @@ def test_checkpoint_content(tmp_path):
     case.fit(tr)
     loaded = nl.load_checkpoint(tmp_path / "step-000000006.safetensors")
     meta = loaded.meta
-    assert meta["trainer"]["step"] == 6 and meta["trainer"]["epoch"] == 1
-    assert meta["trainer"]["batch_in_epoch"] == 1 and not meta["trainer"]["epoch_done"]
+    assert meta["state"]["step"] == 6 and meta["state"]["epoch"] == 1
+    assert meta["state"]["batch_in_epoch"] == 1 and not meta["state"]["epoch_done"]
+    assert loaded.epochs_done == 1
     assert meta["optimizer"]["type"] == "adam" and meta["optimizer"]["t"] == 6
     assert meta["schedule"] == {"type": "cosine", "lr": 1e-2, "total_steps": 20, "min_lr": 0.0}
     assert meta["model"] == json.loads(json.dumps(tr.model.get_config()))
     dropout_layers = [str(i) for i, l in enumerate(tr.model.layers) if isinstance(l, nl.Dropout)]
     assert sorted(meta["layer_rngs"]) == sorted(dropout_layers) and len(dropout_layers) == 2
-    assert meta["shuffle_rng"]["bit_generator"] == "PCG64"
-    assert len(meta["history"]["loss"]) == 6 and len(meta["history"]["epochs"]) == 1
+    assert meta["state"]["shuffle_rng"]["bit_generator"] == "PCG64"
+    assert len(meta["state"]["history"]["loss"]) == 6
+    assert len(meta["state"]["history"]["epochs"]) == 1
     assert set(meta["callbacks"]) == {"EarlyStopping.0", "ReduceLROnPlateau.0"}
-    assert np.array_equal(np.sort(loaded.tensors["data/perm"]), np.arange(case.N))
+    assert np.array_equal(np.sort(loaded.tensors["state/order"]), np.arange(case.N))
     assert loaded.tensors["model/1.running_var"].dtype == np.float32
     # the saved model can be rebuilt on its own
     model = loaded.build_model()
@@ -309,7 +311,7 @@ def test_lbfgs_run_resumes_exactly(tmp_path):
     straight.fit(X, y, epochs=4)
     with pytest.raises(Interrupt):
         make([nl.Checkpoint(tmp_path), InterruptAt(epoch=1)]).fit(X, y, epochs=4)
-    assert "data/perm" not in nl.load_checkpoint(tmp_path).tensors
+    assert "state/order" not in nl.load_checkpoint(tmp_path).tensors
     resumed = make([])
     resumed.fit(X, y, epochs=4, resume=tmp_path)
     assert_same_run(straight, resumed)

@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _format_metrics(m: dict[str, float], what: str) -> str:
-    if "accuracy" in m:
-        return f"{what}: accuracy {m['accuracy']:.4f} ({m['accuracy']:.2%}), loss {m['loss']:.4f}"
+    """One line for the metrics of :func:`neuronlab.train.evaluation.evaluate`."""
+    if "acc" in m:
+        acc = m["acc"]
+        return f"{what}: accuracy {acc:.4f} ({acc:.2%}), loss {m['loss']:.4f}"
     return f"{what}: mean squared error {m['error']:.6g}, loss {m['loss']:.6g}"

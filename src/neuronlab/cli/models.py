@@ -10,7 +10,8 @@ import numpy as np
 
 from neuronlab.cli.app import _format_metrics, cli
 from neuronlab.config import RunConfig
-from neuronlab.runs import evaluate_arrays, is_file_source, load_source, split_rows
+from neuronlab.runs import is_file_source, load_source, split_rows
+from neuronlab.train.evaluation import evaluate as evaluate_model
 
 
 def _load_model(path: str) -> tuple[Any, Path]:
@@ -67,7 +68,7 @@ def evaluate(model_path: str, data: str | None, split: str) -> None:
             X, y, rows = s.X, s.y, s.parts.test
         what = f"{source} test split ({len(y) if rows is None else len(rows)} samples)"
     loss = LOSSES.create(model.metadata.get("loss", cfg.model.loss))
-    scores = evaluate_arrays(model, loss, X, y, rows=rows, preprocessor=model.preprocessor)
+    scores = evaluate_model(model, loss, X, y, rows=rows, preprocessor=model.preprocessor)
     click.echo(_format_metrics(scores, what))
 
 

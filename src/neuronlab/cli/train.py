@@ -10,7 +10,8 @@ import click
 
 from neuronlab.cli.app import EXIT_CHECK_FAILED, _Diverged, _format_metrics, cli
 from neuronlab.config import RunConfig, load_config
-from neuronlab.runs import evaluate_arrays, prepare_run
+from neuronlab.runs import prepare_run
+from neuronlab.train.evaluation import evaluate
 
 
 # -- train ---------------------------------------------------------------------------------
@@ -292,7 +293,7 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
         raise _Diverged(f"{e}; {kept}") from None
 
     n_test = len(run.test[1])
-    test = evaluate_arrays(run.model, run.loss, *run.test) if n_test else None
+    test = evaluate(run.model, run.loss, *run.test) if n_test else None
     run.model.preprocessor = run.preprocessor
     meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "test": test}
     save(run.model, run_dir / "model.safetensors", preprocessor=run.preprocessor, metadata=meta)

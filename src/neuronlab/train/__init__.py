@@ -1,16 +1,17 @@
-"""Training: the :class:`Trainer` loop, its callbacks, its history and exact checkpoints."""
+"""Training: the :class:`Trainer` loop, its state, callbacks, history and exact checkpoints."""
 
+from neuronlab.train.base import Callback
 from neuronlab.train.callbacks import (
-    Callback,
     Checkpoint,
-    DivergenceError,
     EarlyStopping,
     NonFiniteGuard,
     ReduceLROnPlateau,
 )
-from neuronlab.train.checkpoint import CheckpointError, load_checkpoint
+from neuronlab.train.checkpoint import load_checkpoint
+from neuronlab.train.errors import CheckpointError, DivergenceError
 from neuronlab.train.history import History
 from neuronlab.train.loggers import JSONLLogger, ProgressBar
+from neuronlab.train.state import TrainState
 from neuronlab.train.trainer import Trainer
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "NonFiniteGuard",
     "ProgressBar",
     "ReduceLROnPlateau",
+    "TrainState",
     "Trainer",
     "load_checkpoint",
 ]

@@ -1,7 +1,8 @@
 """Everything optional in the training loop is a callback (Keras' ``on_*`` hooks).
 
-A callback overrides only the hooks it needs; the :class:`Trainer` calls a hook only on the
-callbacks that override it, so a callback that does nothing costs nothing per step.
+The :class:`Callback` base class (in :mod:`neuronlab.train.base`, re-exported here) lists
+the hooks. A callback overrides only the hooks it needs; the :class:`Trainer` calls a hook
+only on the callbacks that override it, so a callback that does nothing costs nothing per step.
 Callbacks with state that a resumed run needs (counters, best values, best weights) return it
 from :meth:`Callback.state_dict`; checkpoints save it and restore it with
 :meth:`Callback.load_state_dict`.
@@ -12,12 +13,14 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from neuronlab._validation import check_number, check_positive_int
+from neuronlab.train.base import Callback
 from neuronlab.train.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from neuronlab.train.errors import DivergenceError
 
 if TYPE_CHECKING:
     from neuronlab.train.trainer import Trainer
@@ -30,43 +33,6 @@ __all__ = [
     "NonFiniteGuard",
     "ReduceLROnPlateau",
 ]
-
-
-class Callback:
-    """Base class: every hook does nothing.
-
-    Hooks, in the order the trainer calls them: ``on_train_begin(trainer)``, then per epoch
-    ``on_epoch_begin(trainer, epoch)``, per step ``on_before_update(trainer, step, loss)``
-    (after the gradients are complete, before the optimizer uses them) and
-    ``on_batch_end(trainer, step, logs)``, then ``on_epoch_end(trainer, epoch, logs)``; finally
-    ``on_train_end(trainer)`` after a run that finished normally, and ``close()`` always (also
-    after an exception). ``step`` is the 0-based index of the optimizer step; ``trainer.step``
-    counts the steps done. Setting ``trainer.stop_training = True`` ends the loop after the
-    current step (the epoch is still closed: validation and ``on_epoch_end`` run).
-
-    Attributes
-    ----------
-    order : int
-        Callbacks run in increasing ``order`` (stable): :class:`Checkpoint` uses 100 so that it
-        saves the state other callbacks have just updated at the end of an epoch.
-    """
-
-    order: ClassVar[int] = 0
-
-    def on_train_begin(self, trainer: Trainer) -> None: ...
-    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
-    def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None: ...
-    def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None: ...
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None: ...
-    def on_train_end(self, trainer: Trainer) -> None: ...
-    def close(self) -> None: ...
-
-    def state_dict(self) -> dict[str, Any] | None:
-        """State a resumed run needs (JSON-able values and ndarrays), or None if stateless."""
-        return None
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
 
 
 def _check_nonneg_int(name: str, value: Any) -> int:
@@ -248,35 +214,6 @@ class ReduceLROnPlateau(_Monitor):
             trainer.lr_scale = self.min_lr / base
 
 
-class DivergenceError(RuntimeError):
-    """The loss or a gradient became NaN or Inf.
-
-    Attributes
-    ----------
-    step : int
-        0-based index of the optimizer step at which it happened (not applied).
-    name : str
-        ``"loss"``, the dotted name of the parameter whose gradient is non-finite, or
-        ``"scores"`` when the network's output itself overflowed (the trainer raises that one
-        with or without a guard: the loss cannot be computed from it).
-    value : float
-        The offending value (nan, inf or -inf).
-    """
-
-    def __init__(self, step: int, name: str, value: float) -> None:
-        self.step, self.name, self.value = step, name, value
-        what = {"loss": "the loss", "scores": "the network's output"}.get(
-            name, f"the gradient of parameter {name!r}"
-        )
-        super().__init__(
-            f"training diverged at step {step}: {what} is {value} (the update was not applied); "
-            "lower the learning rate, clip gradients or check the data"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable across process pools
-        return (type(self), (self.step, self.name, self.value))
-
-
 class NonFiniteGuard(Callback):
     """Raise :class:`DivergenceError` at the first step whose loss or gradient is not finite,
     before the optimizer applies it, so the parameters (and any checkpoint) stay good.
@@ -358,7 +295,9 @@ class Checkpoint(Callback):
     def save(self, trainer: Trainer, name: str) -> str:
         """Write a checkpoint called ``name`` now, then prune old ones; returns its path."""
         path = os.path.join(self.directory, name)
-        save_checkpoint(trainer, path)
+        save_checkpoint(path, model=trainer.model, optimizer=trainer.optimizer,
+                        state=trainer.state, schedule=trainer.schedule,
+                        callbacks=trainer.callbacks)
         self.last_path = path
         if self.keep is not None:
             self._prune(path)

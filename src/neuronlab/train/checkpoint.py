@@ -1,18 +1,22 @@
 """Exact training checkpoints: one safetensors file that resumes a run bit for bit.
 
 A checkpoint holds, as tensors: the model's parameters and buffers (``model/<name>``), the
-optimizer's state arrays (``optimizer/...``), the current epoch's shuffle permutation
-(``data/perm``) and callbacks' arrays such as early stopping's best weights
+optimizer's state arrays (``optimizer/...``), the training state's epoch order
+(``state/order``) and callbacks' arrays such as early stopping's best weights
 (``callbacks/...``); and, as JSON in the metadata: the architecture, the optimizer's type,
-config and step counter, the schedule's config, the trainer's counters (step, epoch,
-position in the epoch, lr_scale, the epoch's running sums), the shuffle generator's
-``bit_generator.state``, every random layer's ``rng.bit_generator.state``, the history so
-far and the callbacks' counters. A SHA-256 of all tensor bytes is stored too, so a flipped
-bit is reported instead of silently loaded.
+config and step counter, the schedule's config, the :class:`~neuronlab.train.TrainState`
+(counters, lr_scale, running sums, fit layout, the shuffle generator's
+``bit_generator.state``, the history so far), every random layer's
+``rng.bit_generator.state`` and the callbacks' counters. A SHA-256 of the metadata and all
+tensor bytes is stored too, so a flipped bit is reported instead of silently loaded.
 
 Files are written with :func:`neuronlab.io.atomic_write_bytes` (temporary file, fsync,
 rename): a crash leaves either the previous file or the complete new one. Loading parses
-JSON and raw arrays only; it never executes code.
+JSON and raw arrays only; it never executes code, and every field of the state is checked
+before a run resumes from it.
+
+Version 2 (version 1 kept the trainer's counters, history and shuffle state in separate
+metadata entries and the order as ``data/perm``, and its SHA-256 covered the tensors only).
 """
 
 from __future__ import annotations
@@ -22,27 +26,22 @@ import json
 import os
 import re
 import struct
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from neuronlab.layers.sequential import Sequential
-    from neuronlab.train.callbacks import Callback
-    from neuronlab.train.trainer import Trainer
+from neuronlab.layers.sequential import Sequential
+from neuronlab.train.errors import CheckpointError
+from neuronlab.train.state import TrainState, check_rng_state
 
 __all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "neuronlab.checkpoint"
-VERSION = 1
+VERSION = 2
+_META_KEYS = ("model", "optimizer", "schedule", "state", "layer_rngs", "callbacks")
 CHECKPOINT_NAME = re.compile(r"^(?:epoch-(\d+)-)?step-(\d+)\.safetensors$")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be used: not a checkpoint, truncated, corrupted, or written for
-    a different model or data layout."""
 
 
 # -- nested state <-> (JSON skeleton, tensors) --------------------------------------------
@@ -81,8 +80,9 @@ def _unflatten(tree: Any, tensors: Mapping[str, np.ndarray]) -> Any:
     return tree
 
 
-def _digest(tensors: Mapping[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
+def _digest(tensors: Mapping[str, np.ndarray], meta: str) -> str:
+    """SHA-256 of the metadata JSON and of every tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256(meta.encode())
     for name in sorted(tensors):
         a = np.ascontiguousarray(tensors[name])
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
@@ -90,8 +90,8 @@ def _digest(tensors: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-# -- capture / restore ---------------------------------------------------------------------
-def _callback_keys(callbacks: list[Callback]) -> list[str]:
+# -- save ------------------------------------------------------------------------------------
+def _callback_keys(callbacks: Sequence[Any]) -> list[str]:
     """``"EarlyStopping.0"``, ``"EarlyStopping.1"``, ...: by class and occurrence, so adding
     a stateless callback (a progress bar) on resume does not shift the others."""
     seen: dict[str, int] = {}
@@ -103,7 +103,7 @@ def _callback_keys(callbacks: list[Callback]) -> list[str]:
     return keys
 
 
-def _layer_rngs(model: Sequential) -> dict[str, Any]:
+def _layer_rngs(model: Sequential) -> dict[str, np.random.Generator]:
     return {
         str(i): layer.rng
         for i, layer in enumerate(model.layers)
@@ -111,43 +111,49 @@ def _layer_rngs(model: Sequential) -> dict[str, Any]:
     }
 
 
-def save_checkpoint(trainer: Trainer, path: str | os.PathLike[str]) -> None:
-    """Write the trainer's complete state to ``path`` atomically."""
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    model: Sequential,
+    optimizer: Any,
+    state: TrainState,
+    schedule: Any = None,
+    callbacks: Sequence[Any] = (),
+) -> None:
+    """Write a run's complete state to ``path`` atomically: the model, the optimizer,
+    ``state.state_dict()``, the random layers' generators and the callbacks' states (those
+    whose ``state_dict()`` is not None)."""
     from safetensors.numpy import save
 
     from neuronlab.io import atomic_write_bytes
 
-    model = trainer.model
     tensors: dict[str, np.ndarray] = {}
     for k, v in {**model.params, **model.buffers}.items():
         tensors[f"model/{k}"] = np.ascontiguousarray(v)
-    if trainer._perm is not None:
-        tensors["data/perm"] = trainer._perm
-    callbacks = {}
-    for key, cb in zip(_callback_keys(trainer.callbacks), trainer.callbacks):
-        state = cb.state_dict()
-        if state is not None:
-            callbacks[key] = _flatten(state, f"callbacks/{key}", tensors)
-    schedule = trainer.schedule
+    saved_callbacks = {}
+    for key, cb in zip(_callback_keys(callbacks), callbacks):
+        cb_state = cb.state_dict()
+        if cb_state is not None:
+            saved_callbacks[key] = _flatten(cb_state, f"callbacks/{key}", tensors)
     meta = {
         "model": model.get_config(),
-        "optimizer": _flatten(trainer.optimizer.state_dict(), "optimizer", tensors),
+        "optimizer": _flatten(optimizer.state_dict(), "optimizer", tensors),
         "schedule": schedule.get_config() if hasattr(schedule, "get_config") else None,
-        "trainer": _counters(trainer),
-        "shuffle_rng": trainer._shuffle_rng.bit_generator.state,
+        "state": _flatten(state.state_dict(), "state", tensors),
         "layer_rngs": {i: g.bit_generator.state for i, g in _layer_rngs(model).items()},
-        "history": trainer.history.to_dict(),
-        "callbacks": callbacks,
+        "callbacks": saved_callbacks,
     }
+    meta_json = json.dumps(meta)
     metadata = {
         "format": FORMAT,
         "version": str(VERSION),
-        "meta": json.dumps(meta),
-        "sha256": _digest(tensors),
+        "meta": meta_json,
+        "sha256": _digest(tensors, meta_json),
     }
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
+# -- load --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoadedCheckpoint:
     """A checkpoint read and verified by :func:`load_checkpoint`.
@@ -156,7 +162,7 @@ class LoadedCheckpoint:
     ----------
     path : str
     meta : dict
-        The JSON metadata (see the module docstring); ``meta["trainer"]["step"]`` etc.
+        The JSON metadata (see the module docstring); ``meta["state"]["step"]`` etc.
     tensors : dict of str to ndarray
     """
 
@@ -166,16 +172,22 @@ class LoadedCheckpoint:
 
     @property
     def step(self) -> int:
-        return int(self.meta["trainer"]["step"])
+        """Optimizer steps done."""
+        return int(self.meta["state"]["step"])
 
     @property
     def epoch(self) -> int:
-        return int(self.meta["trainer"]["epoch"])
+        """0-based index of the epoch the run was in."""
+        return int(self.meta["state"]["epoch"])
 
     @property
     def epochs_done(self) -> int:
-        """Epochs the run had finished when this checkpoint was written."""
-        return len(self.meta["history"]["epochs"])
+        """Epochs the run has finished (closed): ``epoch + 1`` at an epoch's end, else ``epoch``."""
+        return self.epoch + bool(self.meta["state"]["epoch_done"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The :class:`~neuronlab.train.TrainState` dict (with its order array)."""
+        return _unflatten(self.meta["state"], self.tensors)
 
     def model_arrays(self) -> dict[str, np.ndarray]:
         """Parameters and buffers by dotted name."""
@@ -183,8 +195,6 @@ class LoadedCheckpoint:
 
     def build_model(self) -> Sequential:
         """A new Sequential with the checkpoint's architecture and weights."""
-        from neuronlab.layers.sequential import Sequential
-
         model = Sequential.from_config(self.meta["model"])
         arrays = self.model_arrays()
         dtypes = {v.dtype for v in arrays.values()}
@@ -192,6 +202,52 @@ class LoadedCheckpoint:
             model.astype(dtypes.pop())
         model.set_arrays(arrays)
         return model
+
+    def restore(self, model: Sequential, optimizer: Any, state: TrainState) -> None:
+        """Continue the saved run in ``model``, ``optimizer`` and ``state``.
+
+        The architecture, then the training state (:meth:`TrainState.load_state_dict`: the
+        data layout must match) and the random layers' states are checked before the model
+        or optimizer change. Callback states follow separately (:meth:`restore_callbacks`),
+        after the callbacks' ``on_train_begin`` has reset them.
+
+        Raises
+        ------
+        CheckpointError
+            Another model, another data layout, or a field that is malformed (named).
+        """
+        saved_cfg, own_cfg = self.meta["model"], json.loads(json.dumps(model.get_config()))
+        if saved_cfg != own_cfg:
+            raise CheckpointError(
+                f"checkpoint {self.path!r} was written for a different model: "
+                f"{saved_cfg} != {own_cfg}"
+            )
+        rngs, saved_rngs = _layer_rngs(model), self.meta["layer_rngs"]
+        if not isinstance(saved_rngs, dict) or set(rngs) != set(saved_rngs):
+            raise CheckpointError(
+                f"checkpoint {self.path!r} has random states for layers "
+                f"{sorted(saved_rngs)}, the model has random layers {sorted(rngs)}"
+            )
+        try:
+            state.load_state_dict(self.state_dict())
+            for i, g in rngs.items():
+                check_rng_state(g, saved_rngs[i], f"layer_rngs.{i}")
+        except CheckpointError as e:
+            raise CheckpointError(f"checkpoint {self.path!r}: {e}") from None
+        try:
+            model.set_arrays(self.model_arrays())
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint {self.path!r} does not fit the model: {e}") from None
+        optimizer.load_state_dict(_unflatten(self.meta["optimizer"], self.tensors))
+        for i, g in rngs.items():
+            g.bit_generator.state = dict(saved_rngs[i])
+
+    def restore_callbacks(self, callbacks: Sequence[Any]) -> None:
+        """Give each callback (matched by class and occurrence) its saved state."""
+        saved = self.meta["callbacks"]
+        for key, cb in zip(_callback_keys(callbacks), callbacks):
+            if key in saved:
+                cb.load_state_dict(_unflatten(saved[key], self.tensors))
 
 
 def _read_metadata(data: bytes, path: str) -> dict[str, str]:
@@ -272,87 +328,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
         info = json.loads(meta["meta"])
     except (SafetensorError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"checkpoint {path!r} is corrupted: {e}") from None
-    if _digest(tensors) != meta.get("sha256"):
+    if _digest(tensors, meta["meta"]) != meta.get("sha256"):
         raise CheckpointError(
-            f"checkpoint {path!r} is corrupted: its arrays fail the SHA-256 check"
+            f"checkpoint {path!r} is corrupted: its contents fail the SHA-256 check"
         )
+    missing = [k for k in _META_KEYS if not isinstance(info, dict) or k not in info]
+    if missing:
+        raise CheckpointError(f"checkpoint {path!r} is corrupted: its metadata lacks {missing}")
     return LoadedCheckpoint(path, info, tensors)
-
-
-def restore_checkpoint(trainer: Trainer, ckpt: LoadedCheckpoint) -> None:
-    """Put the model, optimizer, RNGs, counters and history of ``ckpt`` into ``trainer``.
-    Callback states are restored separately (:func:`restore_callbacks`), after the
-    callbacks' ``on_train_begin`` has reset them."""
-    meta, model = ckpt.meta, trainer.model
-    saved_cfg, own_cfg = meta["model"], json.loads(json.dumps(model.get_config()))
-    if saved_cfg != own_cfg:
-        raise CheckpointError(
-            f"checkpoint {ckpt.path!r} was written for a different model: {saved_cfg} != {own_cfg}"
-        )
-    saved_fit, own_fit = meta["trainer"]["fit"], _counters(trainer)["fit"]
-    for key in ("n_samples", "batch_size"):
-        if saved_fit[key] != own_fit[key]:
-            raise CheckpointError(
-                f"checkpoint {ckpt.path!r} was written with {key}={saved_fit[key]}, "
-                f"this run has {key}={own_fit[key]}; resume needs the same data layout"
-            )
-    try:
-        model.set_arrays(ckpt.model_arrays())
-    except ValueError as e:
-        raise CheckpointError(f"checkpoint {ckpt.path!r} does not fit the model: {e}") from None
-    trainer.optimizer.load_state_dict(_unflatten(meta["optimizer"], ckpt.tensors))
-    rngs, saved_rngs = _layer_rngs(model), meta["layer_rngs"]
-    if set(rngs) != set(saved_rngs):
-        raise CheckpointError(
-            f"checkpoint {ckpt.path!r} has random states for layers "
-            f"{sorted(saved_rngs)}, the model has random layers {sorted(rngs)}"
-        )
-    for i, g in rngs.items():
-        _set_rng_state(g, saved_rngs[i])
-    _set_rng_state(trainer._shuffle_rng, meta["shuffle_rng"])
-    perm = ckpt.tensors.get("data/perm")
-    trainer._perm = None if perm is None else np.array(perm, dtype=np.int64)
-    _set_counters(trainer, meta["trainer"])
-    from neuronlab.train.history import History
-
-    trainer.history = History.from_dict(meta["history"])
-
-
-def restore_callbacks(trainer: Trainer, ckpt: LoadedCheckpoint) -> None:
-    saved = ckpt.meta["callbacks"]
-    for key, cb in zip(_callback_keys(trainer.callbacks), trainer.callbacks):
-        if key in saved:
-            cb.load_state_dict(_unflatten(saved[key], ckpt.tensors))
-
-
-def _set_rng_state(g: np.random.Generator, state: dict[str, Any]) -> None:
-    if state.get("bit_generator") != type(g.bit_generator).__name__:
-        raise CheckpointError(
-            f"random state is for {state.get('bit_generator')!r}, the generator "
-            f"uses {type(g.bit_generator).__name__}"
-        )
-    g.bit_generator.state = state
-
-
-def _counters(trainer: Trainer) -> dict[str, Any]:
-    """The trainer's scalar state (JSON) that a checkpoint stores."""
-    t = trainer
-    return {
-        "step": t.step,
-        "epoch": t.epoch,
-        "batch_in_epoch": t.batch_in_epoch,
-        "epoch_done": t.epoch_done,
-        "stop_training": t.stop_training,
-        "lr_scale": t.lr_scale,
-        "sums": dict(t._sums),
-        "fit": {"n_samples": t.n_samples, "batch_size": t.batch_size, "epochs": t.epochs,
-                "seed": t._seed},
-    }
-
-
-def _set_counters(trainer: Trainer, c: dict[str, Any]) -> None:
-    t = trainer
-    t.step, t.epoch, t.batch_in_epoch = int(c["step"]), int(c["epoch"]), int(c["batch_in_epoch"])
-    t.epoch_done, t.stop_training = bool(c["epoch_done"]), bool(c["stop_training"])
-    t.lr_scale = float(c["lr_scale"])
-    t._sums = dict(c["sums"])

@@ -1,14 +1,16 @@
-"""Checks of training / evaluation data, done once per call instead of once per batch."""
+"""Checks of the trainer's collaborators and of training / evaluation data, done once per
+call instead of once per batch."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from neuronlab._validation import check_array, check_labels
-from neuronlab.data.arrays import batch, release_pages
+from neuronlab.data.arrays import release_pages
+from neuronlab.train.base import Callback
 
 __all__: list[str] = []  # internal: used by Trainer
 
@@ -25,8 +27,6 @@ def check_components(
     callbacks: Sequence[Any],
 ) -> None:
     """Check the Trainer's collaborators by the methods it calls on them."""
-    from neuronlab.train.callbacks import Callback
-
     for name, obj, attrs in (
         ("model", model, ("forward", "backward", "params", "grads", "zero_grad")),
         ("loss", loss, ("forward", "backward", "predict", "task")),
@@ -58,18 +58,6 @@ def check_components(
             raise TypeError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
 
 
-def inference_batches(X: np.ndarray, batch_size: int, dtype: Any) -> Iterator[tuple[int, np.ndarray]]:
-    """``(start, rows)`` for consecutive batches of X in ``dtype``: views of an in-memory X,
-    rows read from the file for a memmap (mapped pages would stay resident)."""
-    n = X.shape[0]
-    for s in range(0, n, batch_size):
-        if isinstance(X, np.memmap):
-            yield s, batch(X, np.arange(s, min(s + batch_size, n)), dtype=dtype)
-            continue
-        xb = X[s : s + batch_size]
-        yield s, (xb if xb.dtype == dtype else xb.astype(dtype))
-
-
 def check_finite_rows(name: str, X: Any) -> np.ndarray:
     """``check_array`` for data that may be a memmap larger than memory: the NaN/Inf scan goes
     a chunk of rows at a time (no boolean temporary the size of X) and releases the pages it
@@ -85,7 +73,7 @@ def check_finite_rows(name: str, X: Any) -> np.ndarray:
 
 def check_data(
     model: Any, task: str, xname: str, yname: str, X: Any, y: Any
-) -> tuple[np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``(X, y)`` for ``model`` and a loss of ``task``.
 
     Parameters
@@ -102,8 +90,6 @@ def check_data(
     -------
     X : the same array (never copied: it may be a memmap larger than memory)
     y : contiguous in-memory targets: int64 labels, or regression targets in the model's dtype
-    width : int
-        Values per sample that accuracy / error average over (1 for class labels).
     """
     X = check_finite_rows(xname, X)
     n_in, n = getattr(model, "n_in", None), X.shape[0]
@@ -118,7 +104,6 @@ def check_data(
     if task == "classification":
         # one output column is a binary loss (0/1 or ±1 labels): the loss checks the values
         y = check_labels(yname, y, n, n_out if n_out is not None and n_out >= 2 else None)
-        width = 1
     elif task == "multilabel":
         if y.ndim != 2 or (n_out is not None and y.shape[1] != n_out):
             raise ValueError(
@@ -126,7 +111,6 @@ def check_data(
             )
         if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
             raise ValueError(f"{yname} must hold 0/1 attribute targets")
-        width = y.shape[1]
     else:
         if y.dtype.kind not in "biuf":
             raise TypeError(f"{yname} must hold numeric regression targets, got dtype {y.dtype}")
@@ -135,5 +119,4 @@ def check_data(
         y = y.astype(model.dtype)
         if not np.isfinite(y).all():
             raise ValueError(f"{yname} contains NaN or Inf (in {model.dtype})")
-        width = y[0].size
-    return X, np.ascontiguousarray(y), width
+    return X, np.ascontiguousarray(y)

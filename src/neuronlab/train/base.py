@@ -1,0 +1,56 @@
+"""The :class:`Callback` base class: every hook of the training loop, doing nothing.
+
+It lives apart from :mod:`neuronlab.train.trainer` and :mod:`neuronlab.train.callbacks` so
+that the trainer, the callbacks and the monitor can all build on it without importing each
+other. (Its hooks type ``trainer`` as ``Any`` for the same reason; subclasses that the trainer
+does not import name it :class:`~neuronlab.train.Trainer`.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = ["Callback", "overrides"]
+
+
+class Callback:
+    """Base class: every hook does nothing.
+
+    Hooks, in the order the trainer calls them: ``on_train_begin(trainer)``, then per epoch
+    ``on_epoch_begin(trainer, epoch)``, per step ``on_before_update(trainer, step, loss)``
+    (after the gradients are complete, before the optimizer uses them) and
+    ``on_batch_end(trainer, step, logs)``, then ``on_epoch_end(trainer, epoch, logs)``; finally
+    ``on_train_end(trainer)`` after a run that finished normally, and ``close()`` always (also
+    after an exception). ``trainer`` is the :class:`~neuronlab.train.Trainer`; ``step`` is the
+    0-based index of the optimizer step; ``trainer.step`` counts the steps done. Setting
+    ``trainer.stop_training = True`` ends the loop after the current step (the epoch is still
+    closed: validation and ``on_epoch_end`` run).
+
+    Attributes
+    ----------
+    order : int
+        Callbacks run in increasing ``order`` (stable): :class:`Checkpoint` uses 100 so that it
+        saves the state other callbacks have just updated at the end of an epoch.
+    """
+
+    order: ClassVar[int] = 0
+
+    def on_train_begin(self, trainer: Any) -> None: ...
+    def on_epoch_begin(self, trainer: Any, epoch: int) -> None: ...
+    def on_before_update(self, trainer: Any, step: int, loss: float) -> None: ...
+    def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None: ...
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None: ...
+    def on_train_end(self, trainer: Any) -> None: ...
+    def close(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """State a resumed run needs (JSON-able values and ndarrays), or None if stateless."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+
+def overrides(cb: Callback, hook: str) -> bool:
+    """Whether ``cb``'s class overrides ``hook``: the trainer calls a hook only on those."""
+    return getattr(type(cb), hook) is not getattr(Callback, hook)
