@@ -255,7 +255,9 @@ class Trainer:
         s = self.state
         params, grads, decay_keys = model.params, self.grads, model.weight_keys
         order, bs, sums, history = s.order, s.batch_size, s.sums, s.history
-        xbuf = np.empty((bs, *X.shape[1:]), dtype=model.dtype)  # reused by every batch
+        # reused by every batch; never more rows than the data has (a batch_size above n_samples
+        # is one full batch)
+        xbuf = np.empty((min(bs, X.shape[0]), *X.shape[1:]), dtype=model.dtype)
         for b in range(s.batch_in_epoch, s.n_batches):
             if s.stop_training:  # checked first, so a resumed run stops where the original did
                 break
