@@ -84,3 +84,50 @@ class KillOnce:
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.05)
         return quadratic(params, trial)
+
+
+def _wait_for(path: Path, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear")
+        time.sleep(0.02)
+
+
+class KillBeside:
+    """Trial ``number`` SIGKILLs its own worker the first time it runs, while trial
+    ``number + 1`` is in flight on the other worker; trial ``number + 1`` answers only once the
+    rerun of trial ``number`` has started (marker files order the two whatever the timing).
+    Every call leaves ``call-<trial>-<pid>`` in ``folder``."""
+
+    def __init__(self, folder: str, number: int) -> None:
+        self.folder, self.number = folder, number
+
+    def __call__(self, params: dict[str, Any], trial: Any) -> float:
+        folder = Path(self.folder)
+        (folder / f"call-{trial.number}-{os.getpid()}").touch()
+        (folder / f"started-{trial.number}").touch()
+        if trial.number == self.number:
+            if not (folder / "killed").exists():
+                _wait_for(folder / f"started-{self.number + 1}")
+                (folder / "killed").touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+            (folder / "rerun").touch()
+        if trial.number == self.number + 1:
+            _wait_for(folder / "rerun")
+        return quadratic(params, trial)
+
+
+class SignalParent:
+    """Trial ``number`` writes its pid to ``folder/pid``, sends ``signum`` to the search
+    process (its worker's parent) and then runs until it is killed."""
+
+    def __init__(self, folder: str, number: int, signum: int) -> None:
+        self.folder, self.number, self.signum = folder, number, signum
+
+    def __call__(self, params: dict[str, Any], trial: Any) -> float:
+        if trial.number == self.number:
+            Path(self.folder, "pid").write_text(str(os.getpid()))
+            os.kill(os.getppid(), self.signum)
+            time.sleep(120)
+        return quadratic(params, trial)

@@ -49,10 +49,11 @@ def cluster(tmp_path):
             client.wait_for_workers(2, timeout=60)
         yield address, workers
     finally:
+        # each worker gone before the scheduler is stopped: a worker whose scheduler is gone
+        # waits out a connection timeout (15 s in 1 teardown of 4) before it exits
         for p in reversed(procs):
             if p.poll() is None:
                 p.terminate()
-        for p in procs:
             try:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -3,11 +3,14 @@ trials, and a worker process killed mid-trial."""
 
 import json
 import math
+import os
 
 import pytest
-from _objectives import Counting, KillOnce, curve, diverging, quadratic
+from collections import Counter
 
-from neuronlab.search import run_search
+from _objectives import Counting, KillBeside, KillOnce, SignalParent, curve, diverging, quadratic
+
+from neuronlab.search import SearchInterrupted, run_search
 from neuronlab.search.study import JOURNAL_NAME
 
 SPACE = {"lr": "loguniform(1e-5, 1e-1)", "y": "uniform(0, 1)"}
@@ -132,9 +135,8 @@ def test_stateful_pruner_is_refused():
 
 
 def test_killed_worker_process_is_retried_and_nothing_is_lost(tmp_path):
-    """Trial 3's worker process SIGKILLs itself mid-trial: the broken process pool is
-    replaced, trial 3 and the trials that were in flight with it run again, and every
-    trial ends complete with its own value."""
+    """Trial 3's worker process SIGKILLs itself mid-trial: a new process replaces it, trial 3
+    runs again, and every trial ends complete with its own value."""
     r = run_search(KillOnce(str(tmp_path), 3), SPACE, n_trials=8, workers=2, directory=tmp_path / "s",
                    pruner=None, plots=False)
     assert (tmp_path / "killed-3").exists()
@@ -145,11 +147,41 @@ def test_killed_worker_process_is_retried_and_nothing_is_lost(tmp_path):
     assert len((tmp_path / "s" / "trials.jsonl").read_text().splitlines()) == 8
 
 
+def test_killed_worker_loses_only_its_own_trial(tmp_path):
+    """Trial 0's worker is SIGKILLed while trial 1 runs on the other worker: trial 0 runs again,
+    trial 1 runs once (it answers only after trial 0's rerun started) and is told once."""
+    r = run_search(KillBeside(str(tmp_path), 0), SPACE, n_trials=3, workers=2, directory=tmp_path / "s",
+                   pruner=None, plots=False)
+    assert Counter(p.name.split("-")[1] for p in tmp_path.glob("call-*")) == {"0": 2, "1": 1, "2": 1}
+    assert [t["state"] for t in r.records] == ["COMPLETE"] * 3
+    assert r.records[0]["retries"] == 1 and "retries" not in r.records[1]
+    lines = (tmp_path / "s" / "trials.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["number"] for line in lines) == [0, 1, 2]
+
+
 def test_killed_worker_without_retries_fails_only_that_slot(tmp_path):
     r = run_search(KillOnce(str(tmp_path), 2), SPACE, n_trials=5, workers=1, retries=0, pruner=None)
     assert [t["state"] for t in r.records] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
     assert r.records[2]["worker_lost"] is True
     assert math.isfinite(r.best["value"])
+
+
+def test_sigterm_stops_the_search_between_steps_and_kills_its_workers(tmp_path):
+    """Trial 2 sends SIGTERM to the search: trials 0 and 1 stay complete, trial 2 is recorded as
+    interrupted (rerun on resume), its worker is killed and the default handler is back."""
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM has a handler in this process")
+    with pytest.raises(SearchInterrupted) as e:
+        run_search(SignalParent(str(tmp_path), 2, signal.SIGTERM), SPACE, n_trials=5, workers=1,
+                   directory=tmp_path / "s", pruner=None, plots=False)
+    assert e.value.signum == signal.SIGTERM and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((tmp_path / "pid").read_text()), 0)
+    r = run_search(quadratic, SPACE, n_trials=5, workers=0, directory=tmp_path / "s", pruner=None, plots=False)
+    assert [t["state"] for t in r.records] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert r.records[2]["interrupted"] is True
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

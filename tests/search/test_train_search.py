@@ -65,6 +65,44 @@ def test_budget_scales_epochs_and_diverging_training_is_failed(tmp_path):
     assert [t["epochs"] for t in ok.records] == [2, 4]  # budgets 0.5 and 1.0 of 4 epochs
 
 
+def test_regression_trials_report_and_prune_in_the_direction_of_the_study(tmp_path):
+    """A regression search maximises -MSE, and its epochs are reported as -MSE too. Two learning
+    rates with known outcomes (vary_seed=False: every trial of one rate trains identically):
+    0.01 learns, 1e-7 stays at its initial error. The median pruner stops only 1e-7 trials, each
+    worse at its last epoch than every completed 0.01 trial, and trials.csv holds -MSE for
+    pruned and completed trials alike. (Reported as +MSE, the 0.01 trials after a completed 1e-7
+    one were the ones pruned.)"""
+    import csv
+
+    import optuna
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4)).astype(np.float32)
+    y = (X @ np.array([0.5, -1.0, 0.25, 0.75], dtype=np.float32) + 0.1 * rng.normal(size=400)).astype(np.float32)
+    np.savez(tmp_path / "reg.npz", X=X, y=y)
+    base = RunConfig().with_overrides({"data": {"source": str(tmp_path / "reg.npz")},
+                                       "model": {"loss": "mse", "hidden": [16]}, "train": {"epochs": 4}})
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    r = run_search(TrainObjective(base, vary_seed=False), {"lr": "choice(0.01, 1e-7)"}, n_trials=8, workers=0,
+                   seed=0, pruner=pruner, directory=tmp_path / "s", plots=False)
+    good = [t for t in r.records if t["params"]["lr"] == 0.01]
+    pruned = [t for t in r.records if t["state"] == "PRUNED"]
+    assert good and pruned and all(t["state"] == "COMPLETE" for t in good)
+    for t in pruned:
+        step, value = max(t["intermediate"].items(), key=lambda kv: int(kv[0]))
+        assert t["params"]["lr"] == 1e-7 and t["value"] == value
+        assert all(value < g["intermediate"][step] for g in good)
+    for t in r.records:  # -MSE everywhere: the epochs' values and the trial's value
+        assert all(v < 0 for v in t["intermediate"].values())
+        if t["state"] == "COMPLETE":
+            metrics = (tmp_path / "s" / "trials" / f"{t['number']:04d}" / "metrics.jsonl").read_text()
+            assert t["value"] == pytest.approx(-json.loads(metrics.splitlines()[-1])["val_error"])
+    with open(tmp_path / "s" / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(row["value"]) for row in rows] == pytest.approx([t["value"] for t in r.records])
+    assert {row["state"] for row in rows} == {"COMPLETE", "PRUNED"}
+
+
 def _cli(args):
     from neuronlab.cli import cli
 
@@ -131,3 +169,22 @@ def test_digits_top5_ensemble_beats_the_single_best(digits_search):
     and tied once (DEFAULT_BASE in cli/search.py says which defaults make that so)."""
     _, acc, single_acc = digits_search
     assert acc > single_acc
+
+
+def test_in_memory_arrays_without_a_test_split(tmp_path):
+    """The Python API searches arrays the caller holds (lists work too) with data.test_size=0:
+    the trials split them into train and validation only, with the base's seed."""
+    from neuronlab.data import digits
+
+    X, y = digits()
+    base = BASE.with_overrides({"data": {"test_size": 0.0, "val_size": 0.2}})
+    objective = TrainObjective(base, data=(X[:600].tolist(), y[:600].tolist()))
+    r = run_search(objective, {"lr": "loguniform(1e-3, 1e-2)"}, n_trials=2, workers=0,
+                   directory=tmp_path, pruner=None)
+    assert r.count("COMPLETE") == 2 and all(0.5 < t["value"] <= 1 for t in r.records)
+    cfg = load_config(tmp_path / "trials" / "0000" / "config.toml")
+    assert cfg.data.source == "<arrays>" and cfg.data.test_size == 0.0
+    model = load(tmp_path / "trials" / "0000" / "model.safetensors")
+    assert model.metadata["val"]["acc"] == pytest.approx(r.records[0]["value"])
+    with pytest.raises(ValueError, match="999"):  # checked once, before any trial
+        TrainObjective(base, data=(X[:600], np.where(np.arange(600) == 5, 999, y[:600])))

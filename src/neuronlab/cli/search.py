@@ -6,6 +6,7 @@ Optuna and Dask are imported inside the commands, so the rest of the CLI starts 
 from __future__ import annotations
 
 import math
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import click
 
 from neuronlab.cli.app import cli
 from neuronlab.config import RunConfig, load_config
+from neuronlab.registry import LOSSES
 
 __all__ = ["DEFAULT_BASE", "DEFAULT_EPOCHS", "DEFAULT_SPACE", "SEARCH_BASE", "ensemble", "search"]
 
@@ -54,6 +56,16 @@ def _echo_trial(record: dict[str, Any]) -> None:
                f"{_format_params(record['params'])}{extra}", err=True)
 
 
+class _Interrupted(click.ClickException):
+    """Ctrl-C or SIGTERM: exit 128 + the signal's number, as a shell reports it."""
+
+    def __init__(self, signum: int, out: Path) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"search interrupted by {name}: the trials in flight were recorded as "
+                         f"interrupted; rerun the same command to resume {out}")
+        self.exit_code = 128 + signum
+
+
 @cli.command()
 @click.option("--space", "space_file", type=click.Path(dir_okay=False),
               help="TOML file: a [space] table (lr = \"loguniform(1e-5, 1e-1)\", ...) and optional "
@@ -77,10 +89,15 @@ def _echo_trial(record: dict[str, Any]) -> None:
 def search(space_file: str | None, strategy: str, n_trials: int, workers: int, dask_address: str | None,
            storage: str | None, config_file: str | None, data: str | None, epochs: int | None,
            out_dir: str | None, seed: int, pruner: str, grid_points: int, stages: int, plots: bool) -> None:
-    """Search hyperparameters: every trial trains a run config and reports validation accuracy.
+    """Search hyperparameters: every trial trains a run config, scored on the validation split.
+
+    A trial's value (trials.csv, best.json) is higher-is-better for every state: validation
+    accuracy, or the negated validation MSE (-MSE) with a regression loss; a pruned trial's is
+    its last epoch's, a failed trial's is empty.
 
     Writes the search directory (study journal, trials/NNNN/, trials.csv, best.toml, the best
-    model.safetensors, plots/)."""
+    model.safetensors, plots/). Ctrl-C or SIGTERM stops the search and its worker processes;
+    rerunning the same command resumes it."""
     from neuronlab.search import Space, TrainObjective, get_strategy, load_space, run_search
 
     if space_file is not None:
@@ -108,15 +125,20 @@ def search(space_file: str | None, strategy: str, n_trials: int, workers: int, d
     strat = get_strategy(strategy, **options)
     out = Path(out_dir) if out_dir else Path("searches") / strategy
     click.echo(f"search directory: {out}", err=True)
-    result = run_search(TrainObjective(base), space, strategy=strat, n_trials=n_trials, directory=out,
-                        storage=storage, workers=workers, dask=dask_address, pruner=pruner, seed=seed,
-                        plots=plots, base=base.to_dict(), on_trial=_echo_trial)
+    try:
+        result = run_search(TrainObjective(base), space, strategy=strat, n_trials=n_trials, directory=out,
+                            storage=storage, workers=workers, dask=dask_address, pruner=pruner, seed=seed,
+                            plots=plots, base=base.to_dict(), on_trial=_echo_trial)
+    except KeyboardInterrupt as e:  # SearchInterrupted, or a second Ctrl-C
+        raise _Interrupted(getattr(e, "signum", signal.SIGINT), out) from None
     counts = ", ".join(f"{result.count(s)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL"))
     click.echo(f"{len(result.records)} trials: {counts}")
     if result.best is None:
         raise click.ClickException("no trial completed; see the errors in trials.csv")
     b = result.best
-    click.echo(f"best: trial {b['number']} validation accuracy {b['value']:.4f}  {_format_params(b['params'])}")
+    shown = (f"validation MSE {-b['value']:.6g}" if LOSSES.get(base.model.loss).task == "regression"
+             else f"validation accuracy {b['value']:.4f}")
+    click.echo(f"best: trial {b['number']} {shown}  {_format_params(b['params'])}")
     click.echo(f"best config: {out / 'best.toml'}")
 
 

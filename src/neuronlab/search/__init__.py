@@ -6,6 +6,7 @@ functions that use them.
 """
 
 from neuronlab.search.executor import TrialContext, TrialPruned, open_executor, run_trial
+from neuronlab.search.interrupt import SearchInterrupted
 from neuronlab.search.objective import TrainObjective, apply_params
 from neuronlab.search.output import read_records
 from neuronlab.search.plots import plot_lr_reg
@@ -31,6 +32,7 @@ __all__ = [
     "LogUniform",
     "Param",
     "Random",
+    "SearchInterrupted",
     "SearchResult",
     "Space",
     "Strategy",

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import os
 import socket
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from neuronlab._validation import check_positive_int
+from neuronlab.search.workers import WorkerPool
 
 __all__ = ["TrialContext", "TrialOutcome", "TrialPruned", "TrialTask", "open_executor", "run_trial"]
 
@@ -94,7 +94,9 @@ class TrialContext:
 
     def report(self, value: float, step: int) -> None:
         """Record the objective's intermediate ``value`` (e.g. validation accuracy) at ``step``
-        (e.g. the epoch); the pruner judges the trial from these."""
+        (e.g. the epoch); the pruner judges the trial from these, in the study's direction, so
+        ``value`` must have the sign of the objective's result (``-MSE`` if it returns ``-MSE``).
+        A pruned trial's value is its last reported one."""
         self.intermediate[int(step)] = float(value)
 
     def should_prune(self) -> bool:
@@ -195,61 +197,38 @@ def _pin_blas(threads: int) -> None:
 
 
 class Pool:
-    """A renewable executor: ``renew()`` replaces a local process pool broken by a killed
-    worker (a Dask executor survives lost workers itself: the scheduler reruns their tasks).
+    """Where trials run: local processes (:class:`~neuronlab.search.workers.WorkerPool`), this
+    process, or a Dask cluster (whose scheduler reruns the tasks of a lost worker itself).
 
     Attributes
     ----------
     executor : concurrent.futures.Executor
     capacity : int
         How many trials to keep in flight.
-    generation : int
-        Incremented by each ``renew``, so one broken pool is renewed once.
     """
 
     def __init__(self, workers: int, dask: str | None, threads: int | None) -> None:
-        self.workers, self.dask, self.threads = workers, dask, threads
-        self.generation = 0
         self.client: Any = None
-        self.executor = self._make()
-        self.capacity = self._capacity()
-
-    def _make(self) -> Executor:
-        if self.dask is not None:
+        if dask is not None:
             from distributed import Client
 
-            if self.client is None:
-                self.client = Client(self.dask, set_as_default=False)
-            return self.client.get_executor(pure=False)
-        if self.workers == 0:
-            return InlineExecutor()
-        # spawn, not fork: a fresh interpreter per worker, no inherited locks or threads
-        ctx = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=ctx, initializer=_pin_blas, initargs=(self.threads or 1,)
-        )
-
-    def _capacity(self) -> int:
-        if self.dask is None:
-            return max(self.workers, 1)
-        if self.workers:
-            return self.workers
-        info = self.client.scheduler_info()
-        return max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
-
-    def _shutdown(self, wait: bool) -> None:
-        if self.dask is not None:  # Dask's ClientExecutor cancels its pending futures itself
-            self.executor.shutdown(wait=wait)
+            self.client = Client(dask, set_as_default=False)
+            self.executor: Executor = self.client.get_executor(pure=False)
+            cluster = self.client.scheduler_info().get("workers", {})
+            self.capacity = workers or max(1, sum(w.get("nthreads", 1) for w in cluster.values()))
+        elif workers == 0:
+            self.executor, self.capacity = InlineExecutor(), 1
         else:
-            self.executor.shutdown(wait=wait, cancel_futures=True)
+            self.executor = WorkerPool(workers, initializer=_pin_blas, initargs=(threads or 1,))
+            self.capacity = workers
 
-    def renew(self) -> None:
-        self._shutdown(False)
-        self.executor = self._make()
-        self.generation += 1
-
-    def close(self) -> None:
-        self._shutdown(True)
+    def close(self, *, interrupted: bool = False) -> None:
+        """Wait for the trials in flight; ``interrupted``: kill the local workers instead (a
+        Dask cluster's workers are not ours: only the futures are cancelled)."""
+        if interrupted and isinstance(self.executor, WorkerPool):
+            self.executor.terminate()
+        else:
+            self.executor.shutdown(wait=not interrupted)
         if self.client is not None:
             self.client.close()
 
@@ -275,5 +254,7 @@ def open_executor(workers: int = 1, *, dask: str | None = None, threads: int | N
     pool = Pool(workers, dask, threads)
     try:
         yield pool
-    finally:
-        pool.close()
+    except BaseException:  # Ctrl-C, SIGTERM (the CLI raises KeyboardInterrupt) or a failing search
+        pool.close(interrupted=True)
+        raise
+    pool.close()

@@ -81,25 +81,21 @@ def apply_params(base: RunConfig, params: Mapping[str, Any]) -> RunConfig:
 _DATA_CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
 
-def _prepared_data(cfg: RunConfig) -> tuple[Any, ...]:
-    """Train/validation arrays preprocessed as the run says, cached per worker process (every
-    trial of a search reuses the same split; the preprocessor is fitted on training data)."""
-    from neuronlab.runs import make_preprocessor, split_rows
+def _prepared_data(cfg: RunConfig, data: tuple[Any, Any] | None, data_key: str | None) -> Any:
+    """The run's :class:`~neuronlab.runs.RunData` without its test rows (never read by a
+    trial), cached per worker process: every trial of a search reuses the same split and
+    preprocessor (fitted on the training rows)."""
+    from neuronlab.runs import prepare_data
 
     d = cfg.data
-    key = (d.source, d.test_size, d.val_size, d.preprocess, d.components, cfg.train.seed)
+    key = (data_key or d.source, d.test_size, d.val_size, d.preprocess, d.components, d.classes,
+           cfg.model.loss, cfg.train.seed)
     if key in _DATA_CACHE:
         _DATA_CACHE.move_to_end(key)
         return _DATA_CACHE[key]
-    rows = split_rows(cfg)  # the test rows are never read here
-    (X_tr, y_tr), (X_va, y_va) = rows.pair("train"), rows.pair("val")
-    if X_va.shape[0] == 0:
+    out = prepare_data(cfg, data=data, test=False)
+    if out.val[0].shape[0] == 0:
         raise ValueError("a search needs a validation split: set data.val_size > 0")
-    pre = make_preprocessor(cfg)
-    if pre is not None:
-        X_tr = pre.fit_transform(np.asarray(X_tr))
-        X_va = pre.transform(np.asarray(X_va))
-    out = (X_tr, y_tr, X_va, y_va, pre)
     _DATA_CACHE[key] = out
     while len(_DATA_CACHE) > 2:
         _DATA_CACHE.popitem(last=False)
@@ -107,27 +103,35 @@ def _prepared_data(cfg: RunConfig) -> tuple[Any, ...]:
 
 
 class _Reporter(Callback):
-    """Reports validation accuracy per epoch to the trial and stops a pruned one."""
+    """Reports the trial's value after each epoch and stops a pruned one. The value has the
+    sign of the objective's result (validation accuracy, or -MSE for regression), so the
+    pruner ranks epochs the way the study ranks trials."""
 
     def __init__(self, trial: Any, metric: str) -> None:
         self.trial, self.metric, self.epochs = trial, metric, []
+        self.sign = -1.0 if metric == "val_error" else 1.0
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
         from neuronlab.search.executor import TrialPruned
 
         self.epochs.append({k: v for k, v in logs.items() if isinstance(v, (int, float)) or v is None})
-        self.trial.report(float(logs[self.metric]), epoch)
+        self.trial.report(self.sign * float(logs[self.metric]), epoch)
         if self.trial.should_prune():
             raise TrialPruned(f"pruned at epoch {epoch}")
 
 
 class TrainObjective:
-    """``objective(params, trial) -> validation accuracy`` for a search over run configs.
+    """``objective(params, trial) -> validation accuracy`` (``-MSE`` for a regression loss:
+    higher is better either way) for a search over run configs.
 
     Parameters
     ----------
     base : RunConfig
         Everything the space does not set (data, epochs, seed, ...).
+    data : (X, y) or None
+        In-memory arrays to search on instead of ``base.data.source`` (split, checked and
+        preprocessed as ``base.data`` says; trials' ``config.toml`` then name the source
+        ``"<arrays>"``).
     keep_best : bool
         Keep the weights of the epoch with the best validation accuracy (early stopping's
         restore-best with no early stop) instead of the last epoch's. Off by default: on a
@@ -141,17 +145,27 @@ class TrainObjective:
 
     Notes
     -----
-    A trial trains ``max(1, round(epochs * budget))`` epochs, reports ``val_acc`` after every
-    epoch (pruning), and returns the files ``config.toml`` (the resolved run),
-    ``metrics.jsonl`` (one line per epoch) and ``model.safetensors`` (with its preprocessor).
+    A trial trains ``max(1, round(epochs * budget))`` epochs, reports ``val_acc`` (or
+    ``-val_error``) after every epoch (pruning), and returns the files ``config.toml`` (the
+    resolved run), ``metrics.jsonl`` (one line per epoch, as measured: ``val_error`` is the
+    positive MSE) and ``model.safetensors`` (with its preprocessor).
     """
 
-    def __init__(self, base: RunConfig | None = None, *, keep_best: bool = False, vary_seed: bool = True) -> None:
+    def __init__(self, base: RunConfig | None = None, *, data: tuple[Any, Any] | None = None,
+                 keep_best: bool = False, vary_seed: bool = True) -> None:
         base = RunConfig() if base is None else base
         if not isinstance(base, RunConfig):
             raise TypeError(f"base must be a RunConfig, got {type(base).__name__}")
         if base.data.val_size <= 0:
             raise ValueError(f"data.val_size must be > 0 for a search, got {base.data.val_size!r}")
+        self.data, self.data_key = None, None
+        if data is not None:
+            from neuronlab.runs import split_rows
+
+            split_rows(base, data=data)  # bad arrays or labels fail here, not in every trial
+            self.data = (np.asarray(data[0]), np.asarray(data[1]))
+            self.data_key = _digest(*self.data)
+            base = base.with_overrides({"data": {"source": "<arrays>"}})
         self.base, self.keep_best, self.vary_seed = base, bool(keep_best), bool(vary_seed)
 
     def check_space(self, space: Space) -> None:
@@ -165,7 +179,7 @@ class TrainObjective:
             values = p.choices if isinstance(p, Choice) else (p.low, p.high)
             for v in values:
                 cfg = apply_params(self.base, {name: v})
-                build_run(cfg, 2, (np.array([0, 1]),), 1)
+                build_run(cfg, 2, 2, 1)
 
     def __call__(self, params: dict[str, Any], trial: Any) -> float:
         from neuronlab.io import save
@@ -175,12 +189,13 @@ class TrainObjective:
         cfg = apply_params(self.base, params)
         epochs = max(1, round(cfg.train.epochs * trial.budget))
         cfg = cfg.with_overrides({"train": {"epochs": epochs}})
-        X_tr, y_tr, X_va, y_va, pre = _prepared_data(cfg)  # the split always uses train.seed
+        run = _prepared_data(cfg, self.data, self.data_key)  # the split always uses train.seed
+        (X_tr, y_tr), (X_va, y_va), pre = run.train, run.val, run.preprocessor
         bs = cfg.train.batch_size
         seed = cfg.train.seed + 1 + trial.number if self.vary_seed else cfg.train.seed
         trial.set_attr("model_seed", seed)
         model_cfg = cfg.with_overrides({"train": {"seed": seed}})
-        parts = build_run(model_cfg, int(np.prod(X_tr.shape[1:])), (y_tr, y_va), -(-X_tr.shape[0] // bs))
+        parts = build_run(model_cfg, int(np.prod(X_tr.shape[1:])), run.n_outputs, X_tr.shape[0])
         model = parts.pop("model")
         metric = "val_error" if parts["loss"].task == "regression" else "val_acc"
         reporter = _Reporter(trial, metric)
@@ -202,9 +217,19 @@ class TrainObjective:
                  metadata={"loss": cfg.model.loss, "config": cfg.to_dict(), "val": val, "model_seed": seed})
             with open(path, "rb") as f:
                 trial.add_file("model.safetensors", f.read())
-        if metric == "val_error":
-            return -float(val["error"])
-        return float(val["acc"])
+        return reporter.sign * float(val["error" if metric == "val_error" else "acc"])
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    """A key for in-memory data: the same arrays in any worker give the same cache entry."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.reshape(-1).view(np.uint8).data if a.size else b"")
+    return h.hexdigest()
 
 
 def _json_line(d: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@
     SEARCH_DIR/
       search.json          the space and fixed settings (a rerun must match them)
       study.journal        Optuna's journal: the durable record; rerunning resumes from it
+      study.journal.flock  its write lock (flock: released by the kernel if the search is killed)
       trials/0007/         config.toml, metrics.jsonl, model.safetensors (from the worker),
                            status.json (state, value, params, epoch values, error)
       trials.jsonl         one line per finished trial, appended as trials finish

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import numpy as np
 
 from neuronlab._validation import check_positive_int
 from neuronlab.search.executor import TrialOutcome, TrialTask, open_executor, run_trial
+from neuronlab.search.interrupt import SearchInterrupted, deferred_stop
 from neuronlab.search.output import trial_record, write_outputs, write_trial
 from neuronlab.search.space import Space
 from neuronlab.search.strategies import CoarseToFine, Strategy, get_strategy
@@ -90,7 +91,31 @@ def _storage(directory: Path | None, storage: str | None) -> Any:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(directory / JOURNAL_NAME)))
+    path = str(directory / JOURNAL_NAME)
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # Windows: Optuna's own lock file
+        return JournalStorage(JournalFileBackend(path))
+    return JournalStorage(JournalFileBackend(path, lock_obj=_FlockLock(path + ".flock")))
+
+
+class _FlockLock:
+    """The journal's write lock as flock(2) on a side file. The kernel drops it when its
+    process dies, so a search killed while writing leaves no stale lock (Optuna's lock file
+    would stall the next run for 30 s, then be broken by force)."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.fd = path, -1
+
+    def acquire(self) -> bool:
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return True
+
+    def release(self) -> None:
+        os.close(self.fd)  # closing the file releases the lock
 
 
 def _check_same_search(directory: Path, spec: dict[str, Any]) -> None:
@@ -116,15 +141,24 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _fail_stale(study: Any) -> None:
-    """Mark running trials left by a search process of this host that no longer exists
-    (killed or interrupted) as failed-interrupted: their slots are run again."""
+    """Fail the running trials left by a search process of this host that no longer exists
+    (killed): their slots are run again."""
+    host = socket.gethostname()
+
+    def dead_here(t: Any) -> bool:
+        h, _, pid = str(t.user_attrs.get("owner", "")).rpartition(":")
+        return h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+
+    _fail_interrupted(study, dead_here)
+
+
+def _fail_interrupted(study: Any, which: Callable[[Any], bool]) -> None:
+    """Fail the running trials for which ``which(trial)`` holds, marked ``interrupted``: they
+    do not use up a slot of the search (strategies._counts)."""
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = str(t.user_attrs.get("owner", ""))
-        h, _, pid = owner.rpartition(":")
-        if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if which(t):
             study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
             study.tell(t.number, state=TrialState.FAIL)
 
@@ -186,6 +220,13 @@ def run_search(
         with different settings is refused instead of mixing two searches.
     on_trial : callable(record), optional
         Called in this process after each finished trial is stored.
+
+    Raises
+    ------
+    SearchInterrupted
+        (a ``KeyboardInterrupt``) on Ctrl-C or SIGTERM, whose default handlers are replaced
+        while trials run (in the main thread): the search stops between two steps, records its
+        trials in flight as interrupted (the next run reruns them) and kills its local workers.
     """
     import optuna
 
@@ -220,9 +261,9 @@ def run_search(
             # gives new draws, still reproducibly.
             study.sampler = strat.sampler(space, int(np.random.SeedSequence([seed, existing]).generate_state(1)[0]))
         owner = f"{socket.gethostname()}:{os.getpid()}"
-        with open_executor(workers, dask=dask, threads=threads) as pool:
+        with open_executor(workers, dask=dask, threads=threads) as pool, deferred_stop() as stop:
             _loop(study, pool, objective, space, strat, total, pruner_obj, direction, retries, threads,
-                  owner, out, on_trial)
+                  owner, out, on_trial, stop)
         records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
         best = _best(records, direction)
         stages = (strat.stage_spaces(space, study.get_trials(deepcopy=False), strat.stages - 1)
@@ -246,14 +287,17 @@ def _best(records: list[dict[str, Any]], direction: str) -> dict[str, Any] | Non
 
 def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, total: int, pruner: Any,
           direction: str, retries: int, threads: int | None, owner: str, out: Path | None,
-          on_trial: Callable[[dict[str, Any]], None] | None) -> None:
+          on_trial: Callable[[dict[str, Any]], None] | None, stop: list[int]) -> None:
     from optuna.trial import TrialState
 
     from neuronlab.search.strategies import _counts
 
-    pending: dict[Any, tuple[Any, TrialTask, int, int]] = {}  # future -> (trial, task, attempts, generation)
+    pending: dict[Any, tuple[Any, TrialTask, int]] = {}  # future -> (trial, task, attempts)
+    asked: set[int] = set()
     try:
         while True:
+            if stop:  # Ctrl-C or SIGTERM, acted on here: between trials, never inside a tell
+                raise SearchInterrupted(stop[0])
             trials = study.get_trials(deepcopy=False)
             used = sum(1 for t in trials if _counts(t))
             while len(pending) < pool.capacity and used < total:
@@ -263,13 +307,14 @@ def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, 
                 if plan.fixed:
                     study.enqueue_trial(plan.fixed)
                 trial = study.ask(plan.distributions)
+                asked.add(trial.number)
                 for k, v in (("stage", plan.stage), ("budget", plan.budget), ("owner", owner)):
                     trial.set_user_attr(k, v)
                 reference = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                              if int(t.user_attrs.get("stage", 0)) == plan.stage] if pruner is not None else []
                 task = TrialTask(objective, trial.number, dict(trial.params), plan.budget, plan.stage,
                                  pruner, reference, direction, threads)
-                pending[_submit(pool, task)] = (trial, task, 0, pool.generation)
+                pending[pool.executor.submit(run_trial, task)] = (trial, task, 0)
                 used += 1
                 trials = study.get_trials(deepcopy=False)
             if not pending:
@@ -277,37 +322,26 @@ def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, 
                     return
                 time.sleep(0.5)  # another process holds the running trials of a shared study
                 continue
-            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            done, _ = wait(list(pending), timeout=0.5, return_when=FIRST_COMPLETED)  # 0.5: see stop
             for fut in done:
-                trial, task, attempts, gen = pending.pop(fut)
+                trial, task, attempts = pending.pop(fut)
                 exc = fut.exception()
                 if exc is None:
                     _finish(study, trial, fut.result(), out, on_trial)
                     continue
-                # The worker died (killed, out of memory, lost with its machine) or the pool broke.
-                if isinstance(exc, BrokenExecutor) and gen == pool.generation:
-                    pool.renew()
+                # Its worker died (killed, out of memory, lost with its machine): only this trial
+                # is lost (WorkerPool, Dask's KilledWorker), the others in flight go on.
                 if attempts < retries:
                     trial.set_user_attr("retries", attempts + 1)
-                    pending[_submit(pool, task)] = (trial, task, attempts + 1, pool.generation)
+                    pending[pool.executor.submit(run_trial, task)] = (trial, task, attempts + 1)
                 else:
                     lost = TrialOutcome(task.number, "fail", None, {}, {"worker_lost": True}, {},
                                         f"worker lost: {type(exc).__name__}: {exc}", 0.0, "")
                     _finish(study, trial, lost, out, on_trial)
     finally:
-        for trial, _task, _a, _g in pending.values():  # interrupted: these slots are rerun on resume
-            trial.set_user_attr("interrupted", True)
-            study.tell(trial, state=TrialState.FAIL)
-
-
-def _submit(pool: Any, task: TrialTask) -> Any:
-    """Submit, replacing a process pool that broke since the last look (a worker was killed
-    and the pool noticed before its failed futures were handled)."""
-    try:
-        return pool.executor.submit(run_trial, task)
-    except BrokenExecutor:
-        pool.renew()
-        return pool.executor.submit(run_trial, task)
+        # interrupted or failed: the trials this search asked for and did not tell (in flight,
+        # or answered but not told yet) are rerun on resume
+        _fail_interrupted(study, lambda t: t.number in asked)
 
 
 def _finish(study: Any, trial: Any, outcome: TrialOutcome, out: Path | None,
