@@ -20,9 +20,9 @@ def listing(folder) -> list[str]:
 # -- atomic_write_bytes -----------------------------------------------------------------
 def test_atomic_write_creates_and_replaces(tmp_path):
     target = tmp_path / "f.bin"
-    nl.atomic_write_bytes(target, b"first")
+    nl.io.atomic_write_bytes(target, b"first")
     assert target.read_bytes() == b"first"
-    nl.atomic_write_bytes(str(target), bytearray(b"second, longer"))
+    nl.io.atomic_write_bytes(str(target), bytearray(b"second, longer"))
     assert target.read_bytes() == b"second, longer"
     assert listing(tmp_path) == ["f.bin"]  # no temporary file left behind
 
@@ -31,7 +31,7 @@ def test_atomic_write_uses_umask_permissions(tmp_path):
     # A temp file from mkstemp would be 0o600; the result must look like open(path, "wb").
     mask = os.umask(0o022)
     try:
-        nl.atomic_write_bytes(tmp_path / "f.bin", b"x")
+        nl.io.atomic_write_bytes(tmp_path / "f.bin", b"x")
     finally:
         os.umask(mask)
     assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
@@ -67,7 +67,7 @@ def test_atomic_write_failure_keeps_old_file_and_cleans_up(tmp_path, monkeypatch
     else:
         monkeypatch.setattr(os, failing, boom)
     with pytest.raises(OSError, match="No space left"):
-        nl.atomic_write_bytes(target, b"new contents that never land")
+        nl.io.atomic_write_bytes(target, b"new contents that never land")
     monkeypatch.undo()
     assert target.read_bytes() == b"good old contents"
     assert listing(tmp_path) == ["f.bin"]
@@ -75,11 +75,11 @@ def test_atomic_write_failure_keeps_old_file_and_cleans_up(tmp_path, monkeypatch
 
 def test_atomic_write_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="data must be bytes"):
-        nl.atomic_write_bytes(tmp_path / "f", "text")  # type: ignore[arg-type]
+        nl.io.atomic_write_bytes(tmp_path / "f", "text")  # type: ignore[arg-type]
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        nl.atomic_write_bytes(tmp_path / "missing" / "f", b"x")
+        nl.io.atomic_write_bytes(tmp_path / "missing" / "f", b"x")
     with pytest.raises(IsADirectoryError):
-        nl.atomic_write_bytes(tmp_path, b"x")
+        nl.io.atomic_write_bytes(tmp_path, b"x")
 
 
 # -- models used below ------------------------------------------------------------------
@@ -338,8 +338,10 @@ def test_bad_metadata_is_refused(tmp_path, good_file):
         nl.load(rewrite(good_file, tmp_path, architecture=None))
     with pytest.raises(nl.ModelFileError, match="metadata 'metadata' must be a JSON object"):
         nl.load(rewrite(good_file, tmp_path, metadata="[1, 2]"))
-    with pytest.raises(nl.ModelFileError, match="format version '2' is not supported"):
-        nl.load(rewrite(good_file, tmp_path, format_version="2"))
+    with pytest.raises(nl.ModelFileError, match="format version '3' is not supported"):
+        nl.load(rewrite(good_file, tmp_path, format_version="3"))
+    with pytest.raises(nl.ModelFileError, match="version 1 .* is no longer read"):
+        nl.load(rewrite(good_file, tmp_path, format_version="1"))
     with pytest.raises(nl.ModelFileError, match="cannot rebuild preprocessor 'sorcery'"):
         nl.load(rewrite(good_file, tmp_path, preprocessor='{"type": "sorcery", "config": {}}'))
 
@@ -413,8 +415,62 @@ def test_bad_npz_files(tmp_path):
     with pytest.raises(nl.ModelFileError, match="no neuronlab metadata"):
         nl.load_npz(bad)
     np.save(tmp_path / "single.npy", np.zeros(3))
-    with pytest.raises(nl.ModelFileError, match="single .npy"):
+    with pytest.raises(nl.ModelFileError, match="not a readable .npz archive"):
         nl.load_npz(tmp_path / "single.npy")
     with zipfile.ZipFile(good) as z:
         names = z.namelist()
     assert "0.W.npy" in names
+
+
+# -- the digest and the error family ----------------------------------------------------
+def test_error_family():
+    from neuronlab import errors
+
+    assert nl.ModelFileError is errors.ModelFileError
+    for cls in (errors.DataError, errors.ModelFileError, errors.ConfigError,
+                errors.CheckpointError):
+        assert issubclass(cls, errors.NeuronlabError) and issubclass(cls, ValueError)
+    assert issubclass(nl.data.UnsafePickleError, errors.DataError)
+
+
+def test_both_formats_carry_one_digest_over_everything(tmp_path):
+    model = make_model("prelu", np.float32)
+    nl.save(model, tmp_path / "m.safetensors", metadata={"a": 1})
+    nl.save_npz(model, tmp_path / "m.npz", metadata={"a": 1})
+    arrays, meta = io_files.read_safetensors(tmp_path / "m.safetensors")
+    assert meta["format_version"] == "2"
+    assert meta["sha256"] == io_files.content_digest(arrays, meta)
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as npz:
+        assert str(npz["__neuronlab__.sha256"]) == meta["sha256"]
+    # every metadata string and every array property is covered
+    for changed in ({**meta, "metadata": '{"a": 2}'}, {**meta, "extra": ""}):
+        assert io_files.content_digest(arrays, changed) != meta["sha256"]
+    w = arrays["0.W"]
+    for other in (w.reshape(-1), w.astype(np.float64), w + 1):
+        assert io_files.content_digest({**arrays, "0.W": other}, meta) != meta["sha256"]
+    renamed = {("0.V" if k == "0.W" else k): v for k, v in arrays.items()}
+    assert io_files.content_digest(renamed, meta) != meta["sha256"]
+
+
+def test_float16_models_are_neither_saved_nor_loaded(tmp_path, good_file):
+    model = make_model("prelu", np.float32)
+    for layer in model.layers:
+        for store in (layer.params, layer.buffers):
+            for k in store:
+                store[k] = store[k].astype(np.float16)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        nl.save(model, tmp_path / "half.safetensors")
+    arrays, _ = io_files.read_safetensors(good_file)
+    bad = rewrite(good_file, tmp_path, arrays={k: v.astype(np.float16) for k, v in arrays.items()})
+    with pytest.raises(nl.ModelFileError, match="has float16 arrays .*float32 or float64"):
+        nl.load(bad)
+
+
+def test_non_regular_files_are_refused_at_once(tmp_path):
+    fifo = tmp_path / "m.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(nl.ModelFileError, match="is a FIFO"):
+        nl.load(fifo)
+    os.symlink("/dev/zero", tmp_path / "z.npz")
+    with pytest.raises(nl.ModelFileError, match="is a character device"):
+        nl.load_npz(tmp_path / "z.npz")

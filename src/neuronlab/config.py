@@ -24,7 +24,6 @@ import json
 import math
 import numbers
 import os
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,11 +144,22 @@ class RegularizationConfig:
 
 @dataclass
 class TrainConfig:
-    """Length of training, minibatch size and the one seed every random choice derives from."""
+    """Length of training, minibatch size, the one seed every random choice derives from,
+    early stopping and class weights.
+
+    ``early_stopping`` is the patience in epochs (None: train every epoch): training stops when
+    ``monitor`` (an epoch metric: ``val_loss``, ``val_acc``, ``val_error``, ``loss``, ``acc``,
+    ``error``) has not improved for that many epochs, and the saved model is the best epoch's.
+    ``class_weight`` is ``"none"`` or ``"balanced"`` (each class weighted by
+    n_samples / (n_classes * its count), scikit-learn's formula).
+    """
 
     epochs: int = 30
     batch_size: int = 32
     seed: int = 0
+    early_stopping: int | None = None
+    monitor: str = "val_loss"
+    class_weight: str = "none"
 
     def validate(self) -> None:
         _check_bounded_int("train.epochs", self.epochs, MAX_EPOCHS)
@@ -160,6 +170,16 @@ class TrainConfig:
             or not 0 <= self.seed < 2**63
         ):
             raise ValueError(f"train.seed must be an integer in [0, 2**63), got {self.seed!r}")
+        if self.early_stopping is not None:
+            if isinstance(self.early_stopping, bool) or not 0 <= self.early_stopping <= MAX_EPOCHS:
+                raise ValueError(
+                    f"train.early_stopping (the patience in epochs) must be in [0, {MAX_EPOCHS:,}], "
+                    f"got {self.early_stopping!r}"
+                )
+        if self.monitor not in MONITORS:
+            raise ValueError(f"train.monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
+        if self.class_weight not in ("none", "balanced"):
+            raise ValueError(f"train.class_weight must be none or balanced, got {self.class_weight!r}")
 
 
 #: Bounds checked before anything is allocated (a mistyped 100000000 must be a clear error,
@@ -168,6 +188,10 @@ MAX_WIDTH = 1 << 20
 MAX_DEPTH = 64
 MAX_EPOCHS = 1_000_000
 MAX_BATCH = 1 << 20
+
+
+#: Epoch metrics early stopping can watch (acc for classification, error for regression).
+MONITORS = ("val_loss", "val_acc", "val_error", "loss", "acc", "error")
 
 
 def _check_bounded_int(name: str, value: Any, high: int) -> int:
@@ -280,6 +304,12 @@ class RunConfig:
     def validate(self) -> None:
         for name in _SECTIONS:
             getattr(self, name).validate()
+        t = self.train
+        if t.early_stopping is not None and t.monitor.startswith("val_") and self.data.val_size == 0:
+            raise ValueError(
+                f"train.monitor {t.monitor!r} needs a validation split: set data.val_size > 0 "
+                "(or monitor a training metric)"
+            )
 
     def with_overrides(
         self, overrides: dict[str, dict[str, Any]], *, source: str = "options"
@@ -305,9 +335,11 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
     ------
     FileNotFoundError
         If ``path`` does not exist.
+    ConfigError
+        If the file cannot be read as TOML (see :func:`read_toml`).
     ValueError
-        If the file is not valid TOML, or holds an unknown section or key (the message lists
-        the valid ones), or a value is out of range.
+        If the file holds an unknown section or key (the message lists the valid ones), or a
+        value is out of range.
     TypeError
         If a value has the wrong type.
     """
@@ -315,17 +347,15 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
 
 
 def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
-    """The tables of the TOML file ``path``; errors name ``what`` it is ("config file", ...)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path} is not valid TOML: {e}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not a UTF-8 text file: {e}") from None
+    """The tables of the TOML file ``path``; errors name ``what`` it is ("config file", ...).
+
+    Only a regular file of at most 1 MiB, nested at most 32 deep, is read: see
+    :func:`neuronlab.io.tomlfile.read_toml`. Raises FileNotFoundError or
+    :class:`~neuronlab.errors.ConfigError` (a ValueError).
+    """
+    from neuronlab.io.tomlfile import read_toml as read_checked
+
+    return read_checked(path, what)
 
 
 def save_config(config: RunConfig, path: str | os.PathLike[str]) -> None:

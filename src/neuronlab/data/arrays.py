@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import check_positive_int
+from neuronlab.errors import DataError
+from neuronlab.io.npyfile import read_npy, read_npz
 
 __all__ = ["batch", "iterate_minibatches", "labels_path_for", "load_arrays", "release_pages"]
-
-_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError)
 
 
 def release_pages(X: np.ndarray) -> bool:
@@ -94,7 +93,7 @@ def labels_path_for(x_path: str | os.PathLike[str]) -> Path:
     stem = x_path.stem
     i = stem.rfind("X")
     if i < 0:
-        raise ValueError(
+        raise DataError(
             f"cannot find the labels for {x_path}: name the features file with an 'X' "
             "(X.npy, train_X.npy) and the labels the same with 'y' (y.npy, train_y.npy), "
             "or save both in one .npz with arrays 'X' and 'y'"
@@ -104,41 +103,29 @@ def labels_path_for(x_path: str | os.PathLike[str]) -> Path:
 
 def _check_pair(X: np.ndarray, y: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
     if X.ndim != 2:
-        raise ValueError(f"{source}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise TypeError(f"{source}: X must hold numbers, got dtype {X.dtype}")
+        raise DataError(f"{source}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
     if X.shape[0] == 0:
-        raise ValueError(f"{source}: X is empty: shape {X.shape}")
+        raise DataError(f"{source}: X is empty: shape {X.shape}")
     if y.ndim not in (1, 2):
-        raise ValueError(
+        raise DataError(
             f"{source}: y must have shape (n_samples,) or (n_samples, n_targets), got {y.shape}"
         )
     if y.shape[0] != X.shape[0]:
-        raise ValueError(f"{source}: X has {X.shape[0]} rows but y has {y.shape[0]}")
+        raise DataError(f"{source}: X has {X.shape[0]} rows but y has {y.shape[0]}")
     if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
         y = y.astype(np.int64)
-    elif np.issubdtype(y.dtype, np.floating):
-        y = y.astype(np.float32)  # regression targets
     else:
-        raise TypeError(
-            f"{source}: y must hold integer labels or float targets, got dtype {y.dtype}"
-        )
+        y = y.astype(np.float32)  # regression targets
     return X, y
-
-
-def _load_npy(path: Path, mmap: bool) -> np.ndarray:
-    if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
-    try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except _READ_ERRORS as err:
-        raise ValueError(
-            f"cannot read {path} as a .npy array (corrupt or not numeric?): {err}"
-        ) from err
 
 
 def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """Load features and labels from a ``.npz`` file, a ``.npy`` pair or a folder.
+
+    Files are read by :mod:`neuronlab.io.npyfile`: only regular files, every size a header
+    claims checked against the file before anything is allocated, numbers only (no pickle),
+    and an ``.npz`` refused when its deflated members would expand more than a hundredfold
+    (a zip bomb).
 
     Returns
     -------
@@ -154,35 +141,27 @@ def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     ------
     FileNotFoundError
         A file is missing (named in the message).
-    ValueError
-        A corrupt file, missing ``X``/``y`` arrays, or lengths that do not match.
+    DataError
+        A damaged or hostile file (not a regular file, corrupt, truncated, objects, a zip
+        bomb), missing ``X``/``y`` arrays, or lengths that do not match. A ValueError.
     """
     path = Path(path)
     if path.is_dir():
         path = path / "X.npy"
-    if not path.exists():
-        raise FileNotFoundError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        try:
-            # Open the file ourselves: np.load leaks its handle when the zip is corrupt.
-            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-                found = sorted(npz.files)
-                X = npz["X"] if "X" in found else None
-                y = npz["y"] if "y" in found else None
-        except _READ_ERRORS as err:
-            raise ValueError(f"cannot read {path} as a .npz archive (corrupt?): {err}") from err
-        if X is None or y is None:
-            raise ValueError(f"{path} must hold arrays named 'X' and 'y', found {found}")
-        X, y = _check_pair(X, y, str(path))
+        arrays = read_npz(path, DataError, names=("X", "y"))
+        X, y = _check_pair(arrays["X"], arrays["y"], str(path))
         if X.dtype != np.float64:
             X = X.astype(np.float32, copy=False)
         return X, y
     if suffix == ".npy":
-        X = _load_npy(path, mmap=True)
-        y = np.asarray(_load_npy(labels_path_for(path), mmap=False))
+        X = read_npy(path, DataError, mmap=True)
+        y = read_npy(labels_path_for(path), DataError, what="labels file")
         return _check_pair(X, y, str(path))
-    raise ValueError(f"unsupported data file {path}: expected a .npz file, a .npy file or a folder")
+    if not path.exists():
+        raise FileNotFoundError(f"data file not found: {path}")
+    raise DataError(f"unsupported data file {path}: expected a .npz file, a .npy file or a folder")
 
 
 def batch(

@@ -9,18 +9,27 @@ A pickle can name any importable function and call it while loading, so a tamper
 run code. We therefore unpickle with :class:`SafeBatchUnpickler`, whose ``find_class`` resolves
 only numpy's array-reconstruction functions, ``ndarray`` and ``dtype`` (what the standard files
 and numpy re-saves of them contain) and refuses everything else with
-:class:`UnsafePickleError` before anything is called.
+:class:`UnsafePickleError` before anything is called. ``ndarray`` resolves to a token that only
+``_reconstruct`` accepts, and only for the empty array a pickle then fills from its own bytes,
+so a pickle cannot allocate more than the file holds. The file itself is read whole first
+(a regular file of at most :data:`MAX_BATCH_BYTES`), and damaged files raise
+:class:`~neuronlab.errors.DataError`.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
+import math
 import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from neuronlab.errors import DataError
+from neuronlab.io.bounded import file_size, open_regular, read_exact
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -52,10 +61,32 @@ CIFAR10_CLASSES: tuple[str, ...] = (
 TRAIN_FILES: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 _ROW = 3 * 32 * 32
+MAX_BATCH_BYTES = 512 << 20
+"""Largest batch file read (a standard one is 30 MB)."""
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(DataError, pickle.UnpicklingError):
     """The file asked to load something a CIFAR-10 batch never contains; nothing was run."""
+
+
+class _NdarrayToken:
+    """What ``numpy.ndarray`` resolves to: usable only as ``_reconstruct``'s first argument."""
+
+    def __repr__(self) -> str:
+        return "<numpy.ndarray (reconstruct only)>"
+
+
+_NDARRAY = _NdarrayToken()
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+    # Pickles rebuild an array as _reconstruct(ndarray, (0,), b"b") and then fill it from their
+    # own bytes (ndarray.__setstate__ checks the length); any other call would allocate.
+    from numpy._core import multiarray
+
+    if subtype is not _NDARRAY or not isinstance(shape, tuple) or math.prod(shape) != 0:
+        raise UnsafePickleError(f"refusing numpy _reconstruct({subtype!r}, {shape!r:.40}, ...)")
+    return multiarray._reconstruct(np.ndarray, shape, dtype)
 
 
 def _safe_dtype(obj: Any, align: bool = False, copy: bool = False) -> np.dtype:
@@ -73,16 +104,16 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
 
 
 def _allowed() -> dict[tuple[str, str], Any]:
-    from numpy._core import multiarray, numeric
+    from numpy._core import numeric
 
     return {
         # The original files (NumPy 1) and NumPy 2 re-saves name the module differently.
-        ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): multiarray._reconstruct,
-        # Pickle protocol 5 rebuilds arrays from a buffer.
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        # Pickle protocol 5 rebuilds arrays from a buffer (of the file's own bytes).
         ("numpy.core.numeric", "_frombuffer"): numeric._frombuffer,
         ("numpy._core.numeric", "_frombuffer"): numeric._frombuffer,
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): _safe_dtype,
         ("_codecs", "encode"): _latin1_encode,
     }
@@ -114,7 +145,7 @@ def _field(batch: dict, key: str, file: Path) -> Any:
     for k in (key.encode(), key):  # bytes keys (the originals) or str keys (Python 3 re-saves)
         if k in batch:
             return batch[k]
-    raise ValueError(
+    raise DataError(
         f"{file} is not a CIFAR-10 batch: no {key!r} entry (found {sorted(map(repr, batch))})"
     )
 
@@ -132,17 +163,23 @@ def read_cifar10_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.nda
     FileNotFoundError
         The file does not exist.
     UnsafePickleError
-        The pickle names a global other than numpy's array helpers.
-    ValueError
-        The file is truncated, not a pickle, or not shaped like a CIFAR-10 batch.
+        The pickle names a global other than numpy's array helpers (a DataError).
+    DataError
+        The file is not a regular file, too large, truncated, not a pickle, or not shaped
+        like a CIFAR-10 batch.
     """
     file = Path(file)
-    if not file.is_file():
-        raise FileNotFoundError(f"CIFAR-10 batch file not found: {file}")
+    with open_regular(file, DataError, "CIFAR-10 batch file") as fh:
+        size = file_size(fh)
+        if size > MAX_BATCH_BYTES:
+            raise DataError(
+                f"{file} is {size:,} bytes, more than a CIFAR-10 batch file can be "
+                f"({MAX_BATCH_BYTES:,})"
+            )
+        blob = read_exact(fh, size, str(file), DataError)
     try:
-        with open(file, "rb") as fh:
-            # encoding="bytes": the original files were written by Python 2, whose str is bytes.
-            batch = SafeBatchUnpickler(fh, encoding="bytes").load()
+        # encoding="bytes": the original files were written by Python 2, whose str is bytes.
+        batch = SafeBatchUnpickler(io.BytesIO(blob), encoding="bytes").load()
     except UnsafePickleError as err:
         raise UnsafePickleError(f"{file}: {err}") from None
     except (
@@ -154,13 +191,13 @@ def read_cifar10_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.nda
         IndexError,
         KeyError,
         OverflowError,
-        MemoryError,
+        RecursionError,
     ) as err:
-        raise ValueError(
+        raise DataError(
             f"{file} is not a readable CIFAR-10 batch (truncated or corrupt?): {err}"
-        ) from err
+        ) from None
     if not isinstance(batch, dict):
-        raise ValueError(
+        raise DataError(
             f"{file} is not a CIFAR-10 batch: expected a dict, got {type(batch).__name__}"
         )
     data = _field(batch, "data", file)
@@ -176,17 +213,22 @@ def read_cifar10_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.nda
             if isinstance(data, np.ndarray)
             else type(data).__name__
         )
-        raise ValueError(f"{file}: 'data' must be a uint8 array of shape (n, {_ROW}), got {desc}")
-    if not isinstance(labels, (list, np.ndarray)) or len(labels) != data.shape[0]:
-        raise ValueError(f"{file}: 'labels' must be a list of {data.shape[0]} ints")
+        raise DataError(f"{file}: 'data' must be a uint8 array of shape (n, {_ROW}), got {desc}")
+    # Check the elements before np.asarray: a list of n references to one long list would
+    # otherwise become an n x len array.
+    if (
+        not isinstance(labels, (list, np.ndarray))
+        or len(labels) != data.shape[0]
+        or (isinstance(labels, list) and not all(type(v) is int for v in labels))
+        or (isinstance(labels, np.ndarray) and (labels.ndim != 1 or labels.dtype.kind not in "iu"))
+    ):
+        raise DataError(f"{file}: 'labels' must be a list of {data.shape[0]} ints")
     try:
-        y = np.asarray(labels)
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise TypeError
-    except (TypeError, ValueError):
-        raise ValueError(f"{file}: 'labels' must be a list of {data.shape[0]} ints") from None
+        y = np.asarray(labels, dtype=np.int64)
+    except OverflowError:
+        raise DataError(f"{file}: labels must be in [0, 10)") from None
     if y.size and (y.min() < 0 or y.max() >= len(CIFAR10_CLASSES)):
-        raise ValueError(f"{file}: labels must be in [0, 10), got {int(y.min())}..{int(y.max())}")
+        raise DataError(f"{file}: labels must be in [0, 10), got {int(y.min())}..{int(y.max())}")
     return data, y.astype(np.int64)
 
 
@@ -231,7 +273,7 @@ def cifar10(
     nested = root / "cifar-10-batches-py"
     if not (root / TRAIN_FILES[0]).exists() and nested.is_dir():
         root = nested
-    missing = [name for name in (*TRAIN_FILES, TEST_FILE) if not (root / name).is_file()]
+    missing = [name for name in (*TRAIN_FILES, TEST_FILE) if not (root / name).exists()]
     if missing:
         raise FileNotFoundError(
             f"CIFAR-10 folder {root} lacks {', '.join(missing)}; expected data_batch_1 .. "

@@ -2,17 +2,24 @@
 
 A model file holds three things, and nothing that can execute code:
 
-* every parameter and buffer of the model by dotted name (``"0.W"``, ``"2.running_mean"``);
+* every parameter and buffer of the model by dotted name (``"0.W"``, ``"2.running_mean"``),
+  float32 or float64;
 * a fitted preprocessor's arrays under ``"preprocessor.<name>"``;
 * string metadata: a format tag and version, the architecture ``model.get_config()`` as JSON,
   the preprocessor's registry name, config and non-array state as JSON, the user's metadata
-  as JSON and a SHA-256 of the array bytes (so a flipped bit in the weights is caught, not
-  silently loaded).
+  as JSON, and ``sha256``: a digest of *all of it* (:func:`content_digest`), so that any
+  change to anything that decides the model's behaviour -- a weight, a batch-norm ``eps``, a
+  leaky-ReLU slope, ``relu`` edited to ``tanh`` -- is refused as corrupted, never loaded.
 
-Loading rebuilds the network with :meth:`Sequential.from_config` (only registered layer classes
-can be named) and copies the arrays in. Every way a file can be wrong -- not a safetensors file,
-truncated, corrupted, written by something else, arrays that do not fit the architecture --
-raises :class:`ModelFileError`.
+Loading checks before it builds: the container's framing (:mod:`~neuronlab.io.safetensors_file`,
+:mod:`~neuronlab.io.npyfile`), the dtypes, the digest, JSON nesting, and that each layer's
+declared size is backed by the array values in the file (a 78 KB file claiming a
+``Linear(12000, 12000)`` is refused before 576 MB are allocated). Only then does
+:meth:`Sequential.from_config` rebuild the network (registered layer classes only) and the
+arrays are copied in. Every way a file can be wrong raises :class:`ModelFileError`.
+
+Format version 2 (this one) digests everything; version 1 files (a digest of the array
+bytes only) are refused with a message saying so, since their architecture is unverified.
 """
 
 from __future__ import annotations
@@ -20,30 +27,88 @@ from __future__ import annotations
 import hashlib
 import io as _stdio
 import json
+import math
 import os
-import zipfile
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from neuronlab.errors import ModelFileError
 from neuronlab.io.atomic import atomic_write_bytes
+from neuronlab.io.bounded import loads_json
+from neuronlab.io.npyfile import read_npz
+from neuronlab.io.safetensors_file import read_safetensors as _read_container
+from neuronlab.io.safetensors_file import write_safetensors as _write_container
 from neuronlab.layers.sequential import Sequential
 from neuronlab.registry import PREPROCESSORS
 
-__all__ = ["ModelFileError", "load", "load_npz", "save", "save_npz"]
+__all__ = ["ModelFileError", "content_digest", "load", "load_npz", "save", "save_npz"]
 
 FORMAT = "neuronlab.model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PREPROCESSOR_PREFIX = "preprocessor."
 # npz has no metadata section: each metadata string is a 0-d unicode array under this prefix.
 _NPZ_META_PREFIX = "__neuronlab__."
+MODEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_POLICY = "neuronlab models are float32 or float64"
+MAX_LAYERS = 4096
+# Config keys that size a layer's largest array: its element count is their product
+# (Linear W: n_in*n_out; Maxout W: n_in*n_out*pieces; norms n_features; PReLU n_units).
+_SIZE_KEYS = ("n_in", "n_out", "pieces", "n_features", "n_units")
 
 PathLike = str | os.PathLike[str]
 
 
-class ModelFileError(ValueError):
-    """A model file is unreadable: not the expected format, truncated, corrupted, or its
-    arrays do not match its architecture."""
+# -- the digest -------------------------------------------------------------------------
+def content_digest(arrays: Mapping[str, np.ndarray], meta: Mapping[str, str]) -> str:
+    """SHA-256 over everything a model file says: every metadata string but ``sha256``
+    itself, and every array's name, dtype, shape and bytes (C order), in sorted order, each
+    field length-prefixed. The same content gives the same digest in safetensors and npz."""
+    h = hashlib.sha256(f"{FORMAT}/{FORMAT_VERSION}\n".encode())
+
+    def put(b: bytes | memoryview) -> None:
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+
+    for k in sorted(k for k in meta if k != "sha256"):
+        put(k.encode("utf-8", "surrogatepass"))
+        put(meta[k].encode("utf-8", "surrogatepass"))
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        put(k.encode("utf-8", "surrogatepass"))
+        put(f"{a.dtype.str} {list(a.shape)}".encode())
+        put(a.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
+
+
+def _verify(arrays: Mapping[str, np.ndarray], meta: Mapping[str, str], source: str) -> None:
+    """Format tag, version and digest, before anything in the file is used."""
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(
+            f"{source}: not a neuronlab model file (format tag {meta.get('format')!r:.40}, "
+            f"expected {FORMAT!r})"
+        )
+    version = meta.get("format_version")
+    if version == "1":
+        raise ModelFileError(
+            f"{source}: model file format version 1 (neuronlab 0.1) is no longer read: its "
+            "checksum covers only the weights, not the architecture, so the file cannot be "
+            f"trusted; train the model again (this neuronlab writes version {FORMAT_VERSION})"
+        )
+    if version != str(FORMAT_VERSION):
+        raise ModelFileError(
+            f"{source}: model file format version {version!r:.40} is not supported "
+            f"(this neuronlab reads version {FORMAT_VERSION})"
+        )
+    if "sha256" not in meta:
+        raise ModelFileError(f"{source}: model file has no checksum ('sha256')")
+    if content_digest(arrays, meta) != meta["sha256"]:
+        raise ModelFileError(
+            f"{source}: corrupted file (the checksum does not match its contents: the file "
+            "was damaged or edited after it was saved)"
+        )
 
 
 # -- building the payload ---------------------------------------------------------------
@@ -83,7 +148,7 @@ def _preprocessor_payload(pre: Any) -> tuple[dict[str, Any], dict[str, np.ndarra
 def _payload(
     model: Any, preprocessor: Any, metadata: dict[str, Any] | None
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Arrays by name and the string metadata shared by the safetensors and npz formats."""
+    """Arrays by name and the string metadata (digest included) shared by both formats."""
     model = _check_model(model)
     if metadata is None:
         metadata = getattr(model, "metadata", None)  # set by load: load -> save keeps it
@@ -108,32 +173,52 @@ def _payload(
         spec, pre_arrays = _preprocessor_payload(preprocessor)
         meta["preprocessor"] = json.dumps(spec)
         arrays.update({PREPROCESSOR_PREFIX + k: v for k, v in pre_arrays.items()})
+    if any(np.dtype(a.dtype) not in MODEL_DTYPES for a in arrays.values()):
+        raise TypeError(f"cannot save a model with arrays of {model.dtype}: {_POLICY}")
+    meta["sha256"] = content_digest(arrays, meta)
     return arrays, meta
 
 
 # -- rebuilding -------------------------------------------------------------------------
-def _json(meta: dict[str, str], key: str, source: str) -> Any:
+def _json(meta: Mapping[str, str], key: str, source: str) -> Any:
     if key not in meta:
         raise ModelFileError(f"{source}: model file metadata has no {key!r} entry")
-    try:
-        return json.loads(meta[key])
-    except json.JSONDecodeError as e:
-        raise ModelFileError(f"{source}: metadata {key!r} is not valid JSON ({e})") from None
+    return loads_json(meta[key], source, f"metadata {key!r}", ModelFileError)
+
+
+def _check_claims(config: Any, arrays: Mapping[str, np.ndarray], source: str) -> None:
+    """Refuse an architecture whose layers declare more parameters than the file holds
+    values for, before a byte of it is allocated."""
+    layers = config.get("layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list):
+        return  # Sequential.from_config says what is wrong
+    if len(layers) > MAX_LAYERS:
+        raise ModelFileError(
+            f"{source}: architecture has {len(layers)} layers (at most {MAX_LAYERS})"
+        )
+    held = Counter[str]()
+    for name, a in arrays.items():
+        held[name.split(".", 1)[0]] += a.size
+    for i, spec in enumerate(layers):
+        if not isinstance(spec, dict) or not isinstance(spec.get("config", {}), dict):
+            raise ModelFileError(
+                f"{source}: layer {i} of the architecture must be an object with a 'type' "
+                "and a 'config' object"
+            )
+        cfg = spec.get("config", {})
+        sizes = [cfg[k] for k in _SIZE_KEYS if type(cfg.get(k)) is int]
+        claim = math.prod(sizes) if sizes else 0
+        if claim > held[str(i)]:
+            raise ModelFileError(
+                f"{source}: layer {i} ({spec.get('type')!r:.40}) declares {claim:,} parameters "
+                f"but the file holds {held[str(i)]:,} values for it"
+            )
 
 
 def _rebuild(arrays: dict[str, np.ndarray], meta: dict[str, str], source: str) -> Sequential:
-    """Turn arrays and string metadata back into a model (with preprocessor and metadata)."""
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(
-            f"{source}: not a neuronlab model file (format tag {meta.get('format')!r}, "
-            f"expected {FORMAT!r})"
-        )
-    version = meta.get("format_version")
-    if version != str(FORMAT_VERSION):
-        raise ModelFileError(
-            f"{source}: model file format version {version!r} is not supported "
-            f"(this neuronlab reads version {FORMAT_VERSION})"
-        )
+    """Turn verified arrays and string metadata back into a model (with preprocessor and
+    metadata)."""
+    _verify(arrays, meta, source)
     config = _json(meta, "architecture", source)
     user_meta = _json(meta, "metadata", source)
     pre_spec = _json(meta, "preprocessor", source)
@@ -146,15 +231,15 @@ def _rebuild(arrays: dict[str, np.ndarray], meta: dict[str, str], source: str) -
         for k, v in arrays.items()
         if k.startswith(PREPROCESSOR_PREFIX)
     }
-    try:
-        model = Sequential.from_config(config)
-    except (ValueError, TypeError, KeyError, MemoryError) as e:
-        raise ModelFileError(f"{source}: cannot rebuild the architecture: {e}") from None
-
-    # Layers are built in their default dtype; a float64 model comes back in float64.
-    float_dtypes = {v.dtype for v in model_arrays.values() if np.issubdtype(v.dtype, np.floating)}
+    _check_claims(config, model_arrays, source)
+    float_dtypes = {v.dtype for v in model_arrays.values()}
     if len(float_dtypes) > 1:
         raise ModelFileError(f"{source}: arrays mix dtypes {sorted(map(str, float_dtypes))}")
+    try:
+        model = Sequential.from_config(config)
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
+        raise ModelFileError(f"{source}: cannot rebuild the architecture: {e}") from None
+    # Layers are built in their default dtype; a float64 model comes back in float64.
     if float_dtypes:
         model.astype(float_dtypes.pop())
     own = {**model.params, **model.buffers}
@@ -168,6 +253,10 @@ def _rebuild(arrays: dict[str, np.ndarray], meta: dict[str, str], source: str) -
     except ValueError as e:
         raise ModelFileError(f"{source}: arrays do not match the architecture: {e}") from None
 
+    if pre_spec is None and pre_arrays:
+        raise ModelFileError(
+            f"{source}: preprocessor arrays {sorted(pre_arrays)[:3]} but no preprocessor"
+        )
     model.preprocessor = (
         None if pre_spec is None else _rebuild_preprocessor(pre_spec, pre_arrays, source)
     )
@@ -176,99 +265,40 @@ def _rebuild(arrays: dict[str, np.ndarray], meta: dict[str, str], source: str) -
 
 
 def _rebuild_preprocessor(spec: Any, arrays: dict[str, np.ndarray], source: str) -> Any:
-    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
-        raise ModelFileError(f"{source}: preprocessor entry must be an object with a 'type'")
+    if (
+        not isinstance(spec, dict)
+        or not isinstance(spec.get("type"), str)
+        or not all(isinstance(spec.get(k) or {}, dict) for k in ("config", "state"))
+    ):
+        raise ModelFileError(
+            f"{source}: preprocessor entry must be an object with a 'type' and 'config' and "
+            "'state' objects"
+        )
     try:
         cls = PREPROCESSORS.get(spec["type"])
         pre = cls.from_config(dict(spec.get("config") or {}))
         pre.load_state_dict({**dict(spec.get("state") or {}), **arrays})
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
         raise ModelFileError(
-            f"{source}: cannot rebuild preprocessor {spec['type']!r}: {e}"
+            f"{source}: cannot rebuild preprocessor {spec['type']!r:.40}: {e}"
         ) from None
     return pre
 
 
-# -- safetensors container --------------------------------------------------------------
-def _read_bytes(path: PathLike) -> bytes:
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"model file not found: {path!r}")
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _data_digest(blob: bytes, header_len: int) -> str:
-    # Offsets in a safetensors header are relative to the end of the header, so the data
-    # section is the same bytes whatever the metadata holds: it can be hashed before the
-    # hash itself is written into the header.
-    return hashlib.sha256(memoryview(blob)[8 + header_len :]).hexdigest()
-
-
-def write_safetensors(
-    path: PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, str]
-) -> None:
-    """Atomically write ``arrays`` and string ``metadata`` as safetensors with a SHA-256 of the
-    array bytes under metadata ``"sha256"``. Shared by model files and checkpoints."""
-    from safetensors.numpy import save as st_save
-
-    arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-    first = st_save(arrays, metadata=dict(metadata))
-    digest = _data_digest(first, int.from_bytes(first[:8], "little"))
-    atomic_write_bytes(path, st_save(arrays, metadata={**metadata, "sha256": digest}))
+# -- safetensors ------------------------------------------------------------------------
+def write_safetensors(path: PathLike, arrays: dict[str, np.ndarray], meta: dict[str, str]) -> None:
+    """Atomically write a model file's arrays and metadata, with ``sha256`` set to their
+    :func:`content_digest` (any ``sha256`` in ``meta`` is replaced)."""
+    meta = {k: v for k, v in meta.items() if k != "sha256"}
+    _write_container(path, arrays, {**meta, "sha256": content_digest(arrays, meta)})
 
 
 def read_safetensors(path: PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Read a file written by :func:`write_safetensors`: (arrays, string metadata).
-
-    Raises FileNotFoundError for a missing file and :class:`ModelFileError` for anything that
-    is not a complete, uncorrupted safetensors file.
-    """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as st_load
-
-    source = os.fspath(path)
-    blob = _read_bytes(path)
-    # The layout is: u64 little-endian header length, JSON header, raw array bytes.
-    if len(blob) < 8:
-        raise ModelFileError(f"{source}: not a safetensors file (only {len(blob)} bytes)")
-    n = int.from_bytes(blob[:8], "little")
-    if n > len(blob) - 8:
-        raise ModelFileError(
-            f"{source}: truncated or not a safetensors file (header claims {n} bytes, "
-            f"{len(blob) - 8} follow)"
-        )
-    try:
-        header = json.loads(blob[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ModelFileError(f"{source}: not a safetensors file (unreadable header)") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-        raise ModelFileError(f"{source}: safetensors file has no neuronlab metadata")
-    ends = [t.get("data_offsets", [0, 0])[-1] for k, t in header.items() if isinstance(t, dict)]
-    present = len(blob) - 8 - n
-    if all(isinstance(e, int) for e in ends):
-        described = max(ends, default=0)
-        if described > present:
-            raise ModelFileError(
-                f"{source}: truncated file (the header describes {described} bytes of array "
-                f"data, only {present} are present)"
-            )
-        if described < present:
-            raise ModelFileError(
-                f"{source}: corrupted file ({present - described} unexpected bytes after the "
-                "array data)"
-            )
-    try:
-        arrays = st_load(blob)
-    except (SafetensorError, ValueError, TypeError) as e:  # bad offsets, dtypes, shapes
-        raise ModelFileError(f"{source}: corrupted or truncated safetensors data ({e})") from None
-    expected = meta.get("sha256")
-    if expected is not None and _data_digest(blob, n) != expected:
-        raise ModelFileError(
-            f"{source}: corrupted file (checksum of the array data does not match)"
-        )
-    return arrays, meta
+    """The arrays and string metadata of a safetensors model file, unverified (its framing
+    and dtypes checked; :func:`load` verifies the rest)."""
+    return _read_container(
+        path, ModelFileError, dtypes={"F32", "F64"}, policy=_POLICY, what="model file"
+    )
 
 
 def save(
@@ -283,6 +313,7 @@ def save(
     Parameters
     ----------
     model : Sequential
+        float32 or float64.
     path : str or os.PathLike
         Destination, conventionally ``*.safetensors``. An existing file is replaced only once
         the new one is completely written.
@@ -294,7 +325,7 @@ def save(
         Defaults to ``model.metadata`` when the model has one (set by :func:`load`).
     """
     arrays, meta = _payload(model, preprocessor, metadata)
-    write_safetensors(path, arrays, meta)
+    _write_container(path, arrays, meta)
 
 
 def load(path: PathLike) -> Sequential:
@@ -311,7 +342,9 @@ def load(path: PathLike) -> Sequential:
     FileNotFoundError
         If ``path`` does not exist.
     ModelFileError
-        If the file is not a complete neuronlab safetensors model file.
+        If the file is not a regular file, not a complete neuronlab model file of format
+        version 2, fails its digest, has arrays other than float32/float64, or does not hold
+        the arrays its architecture declares.
     """
     arrays, meta = read_safetensors(path)
     return _rebuild(arrays, meta, os.fspath(path))
@@ -327,10 +360,10 @@ def save_npz(
 ) -> None:
     """Save a model as an uncompressed ``.npz`` readable with ``np.load(allow_pickle=False)``.
 
-    Arrays are stored by dotted name; each metadata string (architecture JSON, ...) is a 0-d
-    unicode array named ``"__neuronlab__.<key>"`` -- never an object array, which would need
-    pickle. Arguments as in :func:`save`; the file is written to ``path`` exactly (no ``.npz``
-    suffix is added) and atomically.
+    Arrays are stored by dotted name; each metadata string (architecture JSON, digest, ...) is
+    a 0-d unicode array named ``"__neuronlab__.<key>"`` -- never an object array, which would
+    need pickle. Arguments as in :func:`save`; the file is written to ``path`` exactly (no
+    ``.npz`` suffix is added) and atomically.
     """
     arrays, meta = _payload(model, preprocessor, metadata)
     entries = {
@@ -343,36 +376,25 @@ def save_npz(
 
 
 def load_npz(path: PathLike) -> Sequential:
-    """Load a model written by :func:`save_npz` (with ``allow_pickle=False``).
+    """Load a model written by :func:`save_npz` (no pickle; every member checked first).
 
     Returns and raises as :func:`load`.
     """
     source = os.fspath(path)
-    if not os.path.exists(source):
-        raise FileNotFoundError(f"model file not found: {source!r}")
-    try:
-        # Our own file handle: np.load(path) leaks its handle when the zip is unreadable.
-        with open(source, "rb") as f:
-            npz = np.load(f, allow_pickle=False)
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{source}: not an .npz archive (a single .npy array)")
-            with npz:
-                entries = {k: npz[k] for k in npz.files}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        # zip CRCs catch corrupted members; a missing end record means truncation;
-        # ValueError includes "Object arrays cannot be loaded when allow_pickle=False".
-        raise ModelFileError(f"{source}: not a readable .npz model file ({e})") from None
-    meta: dict[str, str] = {}
-    arrays: dict[str, np.ndarray] = {}
-    for k, v in entries.items():
-        if k.startswith(_NPZ_META_PREFIX):
-            if v.ndim != 0 or v.dtype.kind != "U":
-                raise ModelFileError(f"{source}: metadata entry {k!r} is not a unicode string")
-            meta[k[len(_NPZ_META_PREFIX) :]] = str(v)
-        else:
-            arrays[k] = v
+    entries = read_npz(source, ModelFileError, what="model file", kinds="biufU")
+    cut = len(_NPZ_META_PREFIX)
+    meta = {k[cut:]: v for k, v in entries.items() if k.startswith(_NPZ_META_PREFIX)}
+    arrays = {k: v for k, v in entries.items() if not k.startswith(_NPZ_META_PREFIX)}
+    for k, v in meta.items():
+        if v.ndim != 0 or v.dtype.kind != "U":
+            raise ModelFileError(f"{source}: metadata entry {k!r} is not a unicode string")
+    odd = sorted(k for k, v in arrays.items() if v.dtype not in MODEL_DTYPES)
+    if odd:
+        kinds = " and ".join(sorted({str(arrays[k].dtype) for k in odd}))
+        more = ", ..." if len(odd) > 3 else ""
+        raise ModelFileError(
+            f"{source}: has {kinds} arrays ({', '.join(odd[:3])}{more}); {_POLICY}"
+        )
     if not meta:
         raise ModelFileError(f"{source}: .npz file has no neuronlab metadata (architecture)")
-    return _rebuild(arrays, meta, source)
+    return _rebuild(arrays, {k: str(v) for k, v in meta.items()}, source)
