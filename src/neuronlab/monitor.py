@@ -67,6 +67,7 @@ import numpy as np
 
 from neuronlab._validation import check_positive_int
 from neuronlab.data.arrays import batch
+from neuronlab.errors import CheckpointError
 from neuronlab.train.base import Callback
 
 __all__ = ["SATURATION", "Monitor"]
@@ -79,6 +80,33 @@ SATURATION: dict[str, tuple[float, float]] = {"Sigmoid": (0.5, 0.45), "Tanh": (0
 def _norm(a: np.ndarray) -> float:
     flat = a.reshape(-1)
     return math.sqrt(float(np.dot(flat, flat)))
+
+
+#: The keys of the records this module writes (``kind`` "param" / "layer"), and of the run
+#: facts it and the trainer put in ``history.info``: what a resumed history may hold.
+RECORD_KEYS = {
+    "param": {"step", "kind", "layer", "type", "param", "role", "size", "weight_norm",
+              "grad_norm", "update_norm", "update_ratio"},
+    "layer": {"step", "kind", "layer", "type", "units", "act_mean", "act_std", "dead_fraction",
+              "saturation", "running_mean_mean", "running_mean_std", "running_var_mean",
+              "running_var_min", "running_var_max"},
+}
+INFO_KEYS = {"loss", "n_outputs", "expected_initial_loss", "initial_loss", "monitor_every",
+             "monitor_sample_size", "diverged_step", "diverged_at"}
+
+
+def check_records(history: Any) -> None:
+    """Refuse a restored history whose monitor records or info carry keys this monitor never
+    writes (a tampered checkpoint): the report and the diagnosis would read them silently."""
+    for i, rec in enumerate(history.monitor):
+        kind = rec.get("kind") if isinstance(rec, dict) else None
+        allowed = RECORD_KEYS.get(kind) if isinstance(kind, str) else None
+        if allowed is None or not set(rec) <= allowed or not {"step", "layer", "type"} <= set(rec):
+            odd = sorted(set(rec) - allowed) if allowed and isinstance(rec, dict) else rec
+            raise CheckpointError(f"the resumed history's monitor record {i} is malformed ({odd!r:.80})")
+    odd = sorted(set(history.info) - INFO_KEYS)
+    if odd:
+        raise CheckpointError(f"the resumed history's info has unknown keys {odd!r:.80}")
 
 
 def _num(v: float) -> float | None:
@@ -127,6 +155,8 @@ class Monitor(Callback):
 
     # -- set-up ---------------------------------------------------------------------------------
     def on_train_begin(self, trainer: Any) -> None:
+        if getattr(trainer, "resumed", False):
+            check_records(trainer.history)
         model = trainer.model
         self._params = []
         layers = getattr(model, "layers", None)

@@ -21,12 +21,12 @@ metadata entries and the order as ``data/perm``, and its SHA-256 covered the ten
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
-import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,20 +170,27 @@ class LoadedCheckpoint:
     meta: dict[str, Any]
     tensors: dict[str, np.ndarray]
 
+    def _counter(self, key: str) -> Any:
+        state = self.meta["state"]
+        value = state.get(key) if isinstance(state, dict) else None
+        if type(value) is not (bool if key == "epoch_done" else int):
+            raise CheckpointError(f"checkpoint {self.path!r}: state.{key} is missing or malformed")
+        return value
+
     @property
     def step(self) -> int:
         """Optimizer steps done."""
-        return int(self.meta["state"]["step"])
+        return int(self._counter("step"))
 
     @property
     def epoch(self) -> int:
         """0-based index of the epoch the run was in."""
-        return int(self.meta["state"]["epoch"])
+        return int(self._counter("epoch"))
 
     @property
     def epochs_done(self) -> int:
         """Epochs the run has finished (closed): ``epoch + 1`` at an epoch's end, else ``epoch``."""
-        return self.epoch + bool(self.meta["state"]["epoch_done"])
+        return self.epoch + self._counter("epoch_done")
 
     def state_dict(self) -> dict[str, Any]:
         """The :class:`~neuronlab.train.TrainState` dict (with its order array)."""
@@ -238,49 +245,55 @@ class LoadedCheckpoint:
             model.set_arrays(self.model_arrays())
         except ValueError as e:
             raise CheckpointError(f"checkpoint {self.path!r} does not fit the model: {e}") from None
-        optimizer.load_state_dict(_unflatten(self.meta["optimizer"], self.tensors))
+        with self._malformed("the optimizer state"):
+            optimizer.load_state_dict(_unflatten(self.meta["optimizer"], self.tensors))
+        _check_optimizer_state(optimizer, model, self.path)
         for i, g in rngs.items():
             g.bit_generator.state = dict(saved_rngs[i])
 
     def restore_callbacks(self, callbacks: Sequence[Any]) -> None:
         """Give each callback (matched by class and occurrence) its saved state."""
         saved = self.meta["callbacks"]
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"checkpoint {self.path!r}: callbacks is not a table")
         for key, cb in zip(_callback_keys(callbacks), callbacks):
             if key in saved:
-                cb.load_state_dict(_unflatten(saved[key], self.tensors))
+                with self._malformed(f"the state of callback {key}"):
+                    cb.load_state_dict(_unflatten(saved[key], self.tensors))
+
+    @contextlib.contextmanager
+    def _malformed(self, what: str) -> Iterator[None]:
+        """The optimizer and the callbacks check their own states; whatever they raise for a
+        malformed one (a missing key, a wrong type or shape) is this checkpoint's fault."""
+        try:
+            yield
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            raise CheckpointError(
+                f"checkpoint {self.path!r}: {what} is malformed ({type(e).__name__}: {e})"
+            ) from None
 
 
-def _read_metadata(data: bytes, path: str) -> dict[str, str]:
-    """The safetensors header's ``__metadata__`` after checking the header's framing (an
-    8-byte little-endian length, then that much JSON, then the tensor bytes it describes)."""
-    if len(data) < 8:
-        raise CheckpointError(f"checkpoint {path!r} is truncated or empty ({len(data)} bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise CheckpointError(f"checkpoint {path!r} is truncated or not a safetensors file")
-    try:
-        header = json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"checkpoint {path!r} is corrupted: unreadable header") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"checkpoint {path!r} is corrupted: bad header")
-    end = max(
-        (
-            int(v["data_offsets"][1])
-            for k, v in header.items()
-            if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v
-        ),
-        default=0,
-    )
-    if 8 + n + end != len(data):
+def _check_optimizer_state(optimizer: Any, model: Sequential, path: str) -> None:
+    """An optimizer with per-parameter slots that has taken steps holds them for every
+    parameter, in its shape and dtype (a state that lost them would restart the moments)."""
+    if not getattr(type(optimizer), "slots", ()) or optimizer.t == 0:
+        return
+    params = model.params
+    if set(optimizer.state) != set(params):
         raise CheckpointError(
-            f"checkpoint {path!r} is truncated or corrupted: the header describes "
-            f"{8 + n + end} bytes, the file has {len(data)}"
+            f"checkpoint {path!r}: the optimizer state covers {sorted(optimizer.state)[:4]}, "
+            f"not the model's parameters {sorted(params)[:4]}"
         )
-    meta = header.get("__metadata__")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path!r} is not a neuronlab checkpoint (no {FORMAT!r} metadata)")
-    return meta
+    for name, slots in optimizer.state.items():
+        for slot, arr in slots.items():
+            p = params[name]
+            if arr.shape != p.shape or arr.dtype != p.dtype:
+                raise CheckpointError(
+                    f"checkpoint {path!r}: optimizer state {name}.{slot} has {arr.dtype} "
+                    f"{arr.shape}, the parameter {p.dtype} {p.shape}"
+                )
 
 
 def latest_checkpoint(directory: str | os.PathLike[str]) -> str | None:
@@ -306,8 +319,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     CheckpointError
         Truncated, corrupted (checksum mismatch) or not a neuronlab checkpoint.
     """
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
+    from neuronlab.io.bounded import loads_json
+    from neuronlab.io.safetensors_file import DTYPES, read_safetensors
 
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -315,23 +328,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
         if found is None:
             raise FileNotFoundError(f"no checkpoint (step-*.safetensors) in folder {path!r}")
         path = found
-    with open(path, "rb") as f:
-        data = f.read()
-    meta = _read_metadata(data, path)
+    # a regular file only, its framing checked before any array data is read
+    tensors, meta = read_safetensors(path, CheckpointError, dtypes=set(DTYPES) - {"BF16"},
+                                     policy="not a neuronlab checkpoint", what="checkpoint")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path!r} is not a neuronlab checkpoint (no {FORMAT!r} metadata)")
     if meta.get("version") != str(VERSION):
         raise CheckpointError(
             f"checkpoint {path!r} has version {meta.get('version')!r}; this "
             f"neuronlab reads version {VERSION}"
         )
-    try:
-        tensors = load(data)
-        info = json.loads(meta["meta"])
-    except (SafetensorError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"checkpoint {path!r} is corrupted: {e}") from None
-    if _digest(tensors, meta["meta"]) != meta.get("sha256"):
+    if "meta" not in meta or _digest(tensors, meta["meta"]) != meta.get("sha256"):
         raise CheckpointError(
             f"checkpoint {path!r} is corrupted: its contents fail the SHA-256 check"
         )
+    info = loads_json(meta["meta"], path, "checkpoint metadata", CheckpointError)
     missing = [k for k in _META_KEYS if not isinstance(info, dict) or k not in info]
     if missing:
         raise CheckpointError(f"checkpoint {path!r} is corrupted: its metadata lacks {missing}")
