@@ -299,3 +299,18 @@ def test_kill_9_at_random_moments_then_resume_is_bit_identical(tmp_path) -> None
 def test_twenty_kills_then_resume_are_bit_identical(tmp_path) -> None:
     rng = random.Random(12)
     _kill_and_resume(tmp_path, [None, None, None] + [rng.uniform(0.0, 3.0) for _ in range(17)])
+
+
+def test_a_run_without_a_test_split(tmp_path) -> None:
+    runs = tmp_path / "runs"
+    result = run_cli("train", "--data", "xor", "--hidden", 4, "--epochs", 1, "--test-size", 0,
+                     "--preprocess", "pca", "--components", 2, "--runs-dir", runs, "--name", "r",
+                     "--no-report", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "no test split (data.test_size = 0)" in result.stdout
+    from neuronlab.io import load
+
+    assert load(runs / "r" / "model.safetensors").metadata["test"] is None
+    refused = run_cli("evaluate", runs / "r")
+    assert refused.exit_code == EXIT_USAGE
+    assert "the test split is empty" in refused.stderr and "--split all" in refused.stderr

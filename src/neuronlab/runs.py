@@ -330,8 +330,13 @@ def prepare_data(cfg: RunConfig, *, data: tuple[Any, Any] | None = None,
     te = s.pair("test") if test else None
     if pre is not None:
         X_tr = pre.fit_transform(X_tr)
-        X_val = pre.transform(X_val)
-        te = None if te is None else (pre.transform(np.asarray(te[0])), te[1])
+
+        def transform(X: np.ndarray) -> np.ndarray:  # an empty part keeps the output's width
+            X = np.asarray(X)
+            return pre.transform(X) if len(X) else np.empty((0, *X_tr.shape[1:]), X_tr.dtype)
+
+        X_val = transform(X_val)
+        te = None if te is None else (transform(te[0]), te[1])
     return RunData((X_tr, y_tr), (X_val, y_val), te, pre, s.n_outputs)
 
 

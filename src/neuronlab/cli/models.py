@@ -13,6 +13,8 @@ from neuronlab.config import RunConfig
 from neuronlab.runs import is_file_source, load_source, split_rows
 from neuronlab.train.evaluation import evaluate as evaluate_model
 
+__all__ = ["evaluate", "export", "summary"]
+
 
 def _load_model(path: str) -> tuple[Any, Path]:
     """Load a ``.safetensors`` / ``.npz`` model file, or a run directory's model."""
@@ -66,6 +68,11 @@ def evaluate(model_path: str, data: str | None, split: str) -> None:
             X, y = s.test
         else:
             X, y, rows = s.X, s.y, s.parts.test
+            if rows.size == 0:
+                raise click.UsageError(
+                    f"the test split is empty: the run was trained with data.test_size = "
+                    f"{cfg.data.test_size}; score it on other data with --data FILE, or on "
+                    "every sample with --split all")
         what = f"{source} test split ({len(y) if rows is None else len(rows)} samples)"
     loss = LOSSES.create(model.metadata.get("loss", cfg.model.loss))
     scores = evaluate_model(model, loss, X, y, rows=rows, preprocessor=model.preprocessor)
