@@ -59,8 +59,8 @@ def test_train_streams_a_large_memmap_within_bounded_memory(tmp_path):
     ev = subprocess.run([sys.executable, "-c", _CHILD, "evaluate", str(runs / "big")],
                         capture_output=True, text=True, timeout=300, check=True)
     assert int(ev.stdout.strip().splitlines()[-1]) / 1024 < 300, ev.stdout
-    acc = [line.split("accuracy ")[1].split()[0] for line in (out.stdout + ev.stdout).splitlines()
-           if "accuracy" in line]
+    acc = [line.split("): accuracy ")[1].split()[0] for line in (out.stdout + ev.stdout).splitlines()
+           if "): accuracy " in line]  # the test lines of both commands
     assert len(acc) == 2 and acc[0] == acc[1], (out.stdout, ev.stdout)
     # `neuronlab check` streams the same way and reads only the rows its checks use
     ck = subprocess.run([sys.executable, "-c", _CHILD, "check", "--data", str(data), "--hidden", "16"],

@@ -3,8 +3,9 @@
 One parametrised test runs each name in LAYERS, LOSSES and REGULARIZERS through forward and
 backward in float32 and float64, a float64 gradient check (relative error < 1e-7, kinks
 aside), the get_config / from_config round trip and inference-mode determinism (CONSTRAINTS
-too: max-norm bounds and round trip). A registered component with no example below fails:
-new components cannot skip the contract.
+too: max-norm bounds and round trip). Losses also pass the gradient check with sample
+weights, and weights of 1 must give their unweighted numbers bit for bit. A registered
+component with no example below fails: new components cannot skip the contract.
 """
 
 from __future__ import annotations
@@ -171,6 +172,28 @@ def loss_contract(name: str, rng: np.random.Generator) -> None:
     assert type(twin) is cls and twin.get_config() == cfg
     assert twin.forward(s64, y) == first
     np.testing.assert_array_equal(twin.backward(), loss.backward())
+
+    # sample weights: the weighted mean's gradient checks out, and weights 1 change nothing
+    w = rng.uniform(0.1, 3.0, N)
+    assert_passes(nl.gradcheck(_Weighted(cls(**kwargs), w), x=s64, y=y, max_entries=20))
+    assert twin.forward(s64, y, sample_weight=np.ones(N)) == first
+    np.testing.assert_array_equal(twin.backward(), loss.backward())
+
+
+class _Weighted:
+    """A loss with fixed sample weights, as gradcheck sees a loss: ``forward(scores, y)``."""
+
+    def __init__(self, loss: Any, w: np.ndarray) -> None:
+        self.loss, self.w = loss, w
+
+    def forward(self, scores: np.ndarray, y: Any) -> float:
+        return self.loss.forward(scores, y, sample_weight=self.w)
+
+    def backward(self) -> np.ndarray:
+        return self.loss.backward()
+
+    def kink_state(self) -> Any:
+        return self.loss.kink_state()
 
 
 # -- regularisers --------------------------------------------------------------------------------

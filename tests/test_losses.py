@@ -408,3 +408,167 @@ def test_bad_hyperparameters():
 def test_bad_input_names_the_problem(loss, scores, y, exc, match):
     with pytest.raises(exc, match=match):
         loss.forward(scores, y)
+
+
+# -- sample weights: L = Σ w_i L_i / Σ w_i ----------------------------------------------------
+def _weights_for(n: int) -> np.ndarray:
+    """Uneven weights with a 0 (that row must not count) and a 2 (that row counts twice)."""
+    return np.array([2.0, 0.5, 0.0, 1.0, 3.0, 2.0])[:n]
+
+
+class _Weighted:
+    """A loss with fixed sample weights, seen as an unweighted one: forward(scores, y)."""
+
+    def __init__(self, loss: Loss, w: np.ndarray) -> None:
+        self.loss, self.w = loss, w
+
+    def forward(self, scores, y):
+        return self.loss.forward(scores, y, sample_weight=self.w)
+
+    def backward(self):
+        return self.loss.backward()
+
+    def kink_state(self):
+        return self.loss.kink_state()
+
+
+@pytest.mark.parametrize("name, loss, scores, y", CASES, ids=[c[0] for c in CASES])
+def test_weighted_gradient_matches_centered_differences(name, loss, scores, y):
+    w = _weights_for(len(y))
+    loss.forward(scores, y, sample_weight=w)
+    analytic = loss.backward()
+    assert analytic.shape == scores.shape and analytic.dtype == scores.dtype
+    assert not analytic[2].any()  # weight 0: no gradient for that row
+    # atol: the weighted sums cancel more, so tiny entries meet roundoff (~ε|L|/h = 1e-11)
+    numeric = numeric_grad(_Weighted(loss, w), scores, y)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-7, atol=1e-10, err_msg=name)
+    # and the library's own check (relative error with a roundoff floor), every entry
+    report = nl.gradcheck(_Weighted(loss, w), x=scores, y=y, max_entries=30)
+    assert report.passed and report.max_error < 1e-7, str(report)
+
+
+@pytest.mark.parametrize("name, loss, scores, y", CASES, ids=[c[0] for c in CASES])
+def test_weight_two_is_the_row_twice(name, loss, scores, y):
+    """Weights 2 / 1 / 0 equal the batch with the weight-2 rows duplicated and the weight-0
+    rows dropped: the same loss, and each row's gradient is the sum over its copies'."""
+    w = np.array([2, 1, 0, 1, 2, 1])[: len(y)]
+    copies = np.repeat(np.arange(len(y)), w)
+    value = loss.forward(scores, y, sample_weight=w)
+    grad = loss.backward()
+    twin = type(loss).from_config(loss.get_config())
+    assert value == pytest.approx(twin.forward(scores[copies], y[copies]), rel=1e-12)
+    summed = np.zeros_like(scores)
+    np.add.at(summed, copies, twin.backward())
+    np.testing.assert_allclose(grad, summed, rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, loss, scores, y", CASES, ids=[c[0] for c in CASES])
+def test_unit_weights_are_bit_identical_to_no_weights(name, loss, scores, y, dtype):
+    s = scores.astype(dtype)
+    plain = type(loss).from_config(loss.get_config())
+    value, grad = plain.forward(s, y), plain.backward()
+    assert loss.forward(s, y, sample_weight=np.ones(len(y))) == value
+    np.testing.assert_array_equal(loss.backward(), grad)
+    # a weighted call leaves nothing behind for the next plain one
+    assert loss.forward(s, y) == value
+    np.testing.assert_array_equal(loss.backward(), grad)
+
+
+@pytest.mark.parametrize("name, loss, scores, y", CASES, ids=[c[0] for c in CASES])
+def test_only_the_ratios_of_the_weights_matter(name, loss, scores, y):
+    w = _weights_for(len(y))
+    value, grad = loss.forward(scores, y, sample_weight=w), loss.backward()
+    assert loss.forward(scores, y, sample_weight=list(1e-3 * w)) == pytest.approx(value, rel=1e-12)
+    np.testing.assert_allclose(loss.backward(), grad, rtol=1e-12, atol=1e-17)
+    # huge weights are scaled down before the float32 products, so they cannot overflow
+    assert loss.forward(scores.astype(np.float32), y, sample_weight=1e300 * w) == pytest.approx(
+        value, rel=1e-5)
+
+
+def test_weighted_softmax_golden():
+    scores = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    loss = SoftmaxCrossEntropy()
+    # L_0 = ln(1 + e^-1 + e^-2) = 0.4076060, L_1 = ln 3 = 1.0986123 (the unweighted golden);
+    # w = (3, 1): (3·0.4076060 + 1.0986123) / 4 = 2.3214302 / 4 = 0.5803575
+    assert loss.forward(scores, [2, 0], sample_weight=[3, 1]) == pytest.approx(0.5803575, abs=1e-7)
+    # ν = w / Σw = (3/4, 1/4): row 0 (0.0900306, 0.2447285, 0.6652410 - 1)·3/4,
+    # row 1 (-2/3, 1/3, 1/3)/4
+    expected = np.array([[0.0675229, 0.1835464, -0.2510693], [-1 / 6, 1 / 12, 1 / 12]])
+    np.testing.assert_allclose(loss.backward(), expected, atol=1e-7)
+
+
+def test_weighted_multiclass_hinge_golden():
+    scores = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])
+    loss = MulticlassHinge()
+    # per-sample losses 2.9, 0, 12.9 (the unweighted golden); w = (1, 5, 2): 28.7 / 8 = 3.5875
+    value = loss.forward(scores, [0, 1, 2], sample_weight=[1, 5, 2])
+    assert value == pytest.approx(3.5875, abs=1e-12)
+    # ν = (1/8, 5/8, 2/8) times the active-margin pattern (-1, 1, 0), (0, 0, 0), (1, 1, -2)
+    expected = np.array([[-1 / 8, 1 / 8, 0.0], [0.0, 0.0, 0.0], [1 / 4, 1 / 4, -1 / 2]])
+    np.testing.assert_allclose(loss.backward(), expected, atol=1e-15)
+
+
+def test_weighted_sigmoid_cross_entropy_golden():
+    binary = SigmoidCrossEntropy()
+    # L_i = ln 2, ln(1 + e^2), ln(1 + e^-1) = 0.6931472, 2.1269280, 0.3132617; w = (2, 0, 1):
+    # (2·0.6931472 + 0·2.1269280 + 0.3132617) / 3 = 1.6995561 / 3 = 0.5665187
+    value = binary.forward(np.array([0.0, 2.0, -1.0]), [1, 0, 0], sample_weight=[2, 0, 1])
+    assert value == pytest.approx(0.5665187, abs=1e-7)
+    # ν (σ(s) - y) with ν = (2/3, 0, 1/3): (-0.5·2/3, 0, 0.2689414/3)
+    np.testing.assert_allclose(binary.backward(), [-1 / 3, 0.0, 0.0896471], atol=1e-7)
+    attrs = SigmoidCrossEntropy(multilabel=True)
+    # row sums 0.6931472 + 0.1269280 = 0.8200752 and 0.3132617 + 0.6931472 = 1.0064089;
+    # w = (1, 3): (0.8200752 + 3·1.0064089) / 4 = 3.8393019 / 4 = 0.9598255
+    value = attrs.forward(np.array([[0.0, 2.0], [-1.0, 0.0]]), np.array([[1, 1], [0, 1]]),
+                          sample_weight=[1, 3])
+    assert value == pytest.approx(0.9598255, abs=1e-7)
+    # ν (σ(s) - y) with ν = (1/4, 3/4) per row
+    expected = np.array([[-0.5, 0.8807971 - 1], [0.2689414, -0.5]]) * np.array([[1 / 4], [3 / 4]])
+    np.testing.assert_allclose(attrs.backward(), expected, atol=1e-7)
+
+
+def test_weighted_binary_hinge_golden():
+    loss = BinaryHinge()
+    # hinge terms (0.5, 0, 4) as in the unweighted golden; w = (4, 1, 0.5), Σw = 5.5:
+    # (4·0.5 + 0 + 0.5·4) / 5.5 = 4 / 5.5 = 8/11
+    value = loss.forward(np.array([0.5, -2.0, 3.0]), [1, 0, 0], sample_weight=[4, 1, 0.5])
+    assert value == pytest.approx(8 / 11, abs=1e-15)
+    # -t ν where violated: -(+1)·4/5.5, 0, -(-1)·0.5/5.5
+    np.testing.assert_allclose(loss.backward(), [-8 / 11, 0.0, 1 / 11], atol=1e-15)
+
+
+def test_weighted_regression_golden():
+    scores = np.array([[1.0, 2.0], [3.0, 4.0]])
+    y = np.array([[0.0, 2.0], [5.0, 1.0]])
+    mse, mae = MeanSquaredError(), MeanAbsoluteError()
+    # s - y = [[1, 0], [-2, 3]]: squared row sums 1 and 13, w = (3, 1): (3 + 13) / 4 = 4
+    assert mse.forward(scores, y, sample_weight=[3, 1]) == pytest.approx(4.0, abs=1e-15)
+    # 2 ν (s - y): 2·(3/4)·(1, 0) and 2·(1/4)·(-2, 3)
+    np.testing.assert_allclose(mse.backward(), [[1.5, 0.0], [-1.0, 1.5]], atol=1e-15)
+    # absolute row sums 1 and 5: (3 + 5) / 4 = 2; ν sign(s - y)
+    assert mae.forward(scores, y, sample_weight=[3, 1]) == pytest.approx(2.0, abs=1e-15)
+    np.testing.assert_allclose(mae.backward(), [[0.75, 0.0], [-0.25, 0.25]], atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "w, match",
+    [
+        ([1.0, 1.0], r"must have shape \(3,\), one weight per sample, got shape \(2,\)"),
+        (np.ones((3, 1)), r"sample_weight must have shape \(3,\).*got shape \(3, 1\)"),
+        (2.0, r"sample_weight must have shape \(3,\).*got shape \(\)"),
+        ([1.0, -0.5, 1.0], "sample_weight must be >= 0, got -0.5 at row 1"),
+        ([1.0, 1.0, np.nan], "sample_weight must be finite, got nan at row 2"),
+        ([np.inf, 1.0, 1.0], "sample_weight must be finite, got inf at row 0"),
+        ([0, 0, 0], "sample_weight must have a positive sum"),
+        (["a", "b", "c"], "sample_weight must hold real numbers, got dtype <U1"),
+        ([1 + 1j, 1, 1], "sample_weight must hold real numbers, got dtype complex128"),
+    ],
+)
+@pytest.mark.parametrize(
+    "loss", [SoftmaxCrossEntropy(), BinaryHinge(), MeanSquaredError()], ids=repr
+)
+def test_bad_sample_weight_is_a_value_error_naming_it(loss, w, match):
+    scores = np.zeros((3, 2)) if isinstance(loss, SoftmaxCrossEntropy) else np.zeros(3)
+    with pytest.raises(ValueError, match=match):
+        loss.forward(scores, np.array([0, 1, 0]), sample_weight=w)

@@ -1,4 +1,5 @@
-"""ONNX export: every layer type, checked against onnx's reference evaluator to 1e-5."""
+"""ONNX export: every layer type, checked against onnx's reference evaluator to 1e-5; the
+probabilities output against model.predict_proba with onnxruntime."""
 
 from __future__ import annotations
 
@@ -224,3 +225,99 @@ def test_onnx_is_imported_only_by_export():
     code = "import sys, neuronlab; print('onnx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- probabilities, checked with onnxruntime ---------------------------------------------
+def run_ort(path, x: np.ndarray) -> dict[str, np.ndarray]:
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"x": x})))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_probabilities_match_predict_proba(tmp_path, rng, dtype):
+    X = rng.standard_normal((40, 7)) * 20 + 100
+    model = randomise(nl.mlp(7, [9], 4, batchnorm=True, dtype=dtype, rng=0), rng)
+    model.preprocessor = nl.Standardize().fit(X)
+    model.metadata = {"loss": "softmax"}  # what a training run saves and nl.load restores
+    proto = nl.export_onnx(model, tmp_path / "m.onnx", probabilities=True)
+    assert [o.name for o in proto.graph.output] == ["scores", "probabilities"]
+    assert [n.op_type for n in proto.graph.node][-1] == "Softmax"
+    x = X[:13].astype(np.float32)
+    out = run_ort(tmp_path / "m.onnx", x)
+    assert out["probabilities"].shape == (13, 4)
+    np.testing.assert_allclose(out["probabilities"], model.predict_proba(x), rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(out["scores"], model.decision_function(x), rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1, rtol=TOL)
+
+
+def test_probabilities_default_to_softmax_and_take_a_loss(tmp_path, rng):
+    model = randomise(nl.mlp(7, [9], 3, rng=0), rng)  # no metadata: softmax
+    x = rng.standard_normal((6, 7)).astype(np.float32)
+    nl.export_onnx(model, tmp_path / "d.onnx", probabilities=True)
+    got = run_ort(tmp_path / "d.onnx", x)["probabilities"]
+    np.testing.assert_allclose(got, model.predict_proba(x), rtol=TOL, atol=TOL)
+    proto = nl.export_onnx(
+        model, tmp_path / "s.onnx", probabilities=True, loss="sigmoid_cross_entropy"
+    )
+    assert [n.op_type for n in proto.graph.node][-1] == "Sigmoid"
+    got = run_ort(tmp_path / "s.onnx", x)["probabilities"]  # three attributes
+    expected = model.predict_proba(x, loss="sigmoid_cross_entropy")
+    assert got.shape == expected.shape == (6, 3)
+    np.testing.assert_allclose(got, expected, rtol=TOL, atol=TOL)
+
+
+def test_binary_sigmoid_probabilities(tmp_path, rng):
+    model = randomise(nl.mlp(7, [9], 1, activation="tanh", rng=0), rng)
+    model.metadata = {"loss": "sigmoid_cross_entropy"}
+    proto = nl.export_onnx(model, tmp_path / "b.onnx", probabilities=True)
+    dims = [d.dim_param or d.dim_value for d in proto.graph.output[1].type.tensor_type.shape.dim]
+    assert dims == ["N"]  # the positive class's probability, as predict_proba gives it
+    x = rng.standard_normal((9, 7)).astype(np.float32)
+    out = run_ort(tmp_path / "b.onnx", x)
+    assert out["probabilities"].shape == (9,)
+    np.testing.assert_allclose(out["probabilities"], model.predict_proba(x), rtol=TOL, atol=TOL)
+    (p,) = ReferenceEvaluator(proto).run(["probabilities"], {"x": x})
+    np.testing.assert_allclose(p, model.predict_proba(x), rtol=TOL, atol=TOL)
+
+
+def test_probabilities_refused_without_a_probabilistic_loss(tmp_path):
+    model = nl.mlp(4, [5], 3, rng=0)
+    model.metadata = {"loss": "multiclass_hinge"}
+    with pytest.raises(ValueError, match="MulticlassHinge, which gives scores only"):
+        nl.export_onnx(model, tmp_path / "h.onnx", probabilities=True)
+    with pytest.raises(ValueError, match="binary SigmoidCrossEntropy reads one output"):
+        nl.export_onnx(
+            model, tmp_path / "h.onnx", probabilities=True, loss=nl.SigmoidCrossEntropy()
+        )
+    with pytest.raises(TypeError, match="probabilities must be a bool"):
+        nl.export_onnx(model, tmp_path / "h.onnx", probabilities="yes")
+    proto = nl.export_onnx(model, tmp_path / "h.onnx")  # scores only: fine for any loss
+    assert [o.name for o in proto.graph.output] == ["scores"]
+
+
+def test_cli_export_with_probabilities(tmp_path):
+    """`neuronlab export --probabilities`: the ONNX graph's probabilities are the loaded model's
+    predict_proba of the raw rows (its preprocessor is in the graph)."""
+    import onnxruntime as ort
+    from click.testing import CliRunner
+
+    from neuronlab.cli import cli
+
+    runs = tmp_path / "runs"
+    runner = CliRunner()
+    trained = runner.invoke(cli, ["train", "--data", "spiral", "--hidden", "16", "--epochs", "3",
+                                  "--no-report", "--runs-dir", str(runs), "--name", "r"])
+    assert trained.exit_code == 0, trained.output
+    out = tmp_path / "r.onnx"
+    result = runner.invoke(cli, ["export", str(runs / "r"), "--format", "onnx", "--probabilities",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    X, _ = nl.data.spiral(n_per_class=20, n_classes=3, seed=1)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    scores, proba = session.run(None, {"x": X})
+    want = nl.load(runs / "r" / "model.safetensors").predict_proba(X)
+    np.testing.assert_allclose(proba, want, atol=1e-5)
+    refused = runner.invoke(cli, ["export", str(runs / "r"), "--format", "npz", "--probabilities"])
+    assert refused.exit_code == 2 and "only with --format onnx" in refused.stderr

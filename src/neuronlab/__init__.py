@@ -1,48 +1,197 @@
-"""neuronlab: a NumPy neural-network library and training workbench."""
+"""neuronlab: a NumPy neural-network library and training workbench.
 
-from neuronlab import checks, data, init, io, layers, losses, optim, preprocessing, regularizers, schedules, train
-from neuronlab.checks import *  # noqa: F403  (every module lists its public names in __all__)
-from neuronlab.init import *  # noqa: F403
-from neuronlab.io import *  # noqa: F403
-from neuronlab.layers import *  # noqa: F403
-from neuronlab.losses import *  # noqa: F403
-from neuronlab.optim import *  # noqa: F403
-from neuronlab.preprocessing import *  # noqa: F403
-from neuronlab.regularizers import *  # noqa: F403
-from neuronlab.schedules import *  # noqa: F403
-from neuronlab.train import *  # noqa: F403
-from neuronlab import monitor  # after train: it builds on train.callbacks
-from neuronlab.monitor import *  # noqa: F403
-from neuronlab import diagnose as _diagnose_module  # the name nl.diagnose is the function
-from neuronlab.diagnose import *  # noqa: F403
-from neuronlab import sanity
-from neuronlab.sanity import *  # noqa: F403
-from neuronlab import plots, report, tensorboard  # matplotlib / tensorboardX load lazily inside
-from neuronlab.plots import *  # noqa: F403
-from neuronlab.report import *  # noqa: F403
-from neuronlab.tensorboard import *  # noqa: F403
-from neuronlab import ensemble  # Ensemble, EMA/Polyak averaging (search loads Optuna lazily)
-from neuronlab.ensemble import *  # noqa: F403
+The top-level namespace is curated: the core (layers, losses, initialisers, regularisers,
+optimizers, schedules, checks, preprocessing, the ``data`` module) and the training API
+(``Trainer``, its callbacks, the ``Monitor``, diagnosis, model files, ensembles), listed in
+``__all__`` below. Everything else is reached through its subpackage: ``nl.plots``,
+``nl.report``, ``nl.tensorboard``, ``nl.search``, ``nl.sklearn``, ``nl.playground``,
+``nl.config``, ``nl.runs``, ... are imported on first use, so ``import neuronlab`` loads
+neither matplotlib, TensorBoard, Optuna nor the report.
+
+A trained or loaded model predicts from raw features: ``model.predict(X)``,
+``model.predict_proba(X)`` and ``model.decision_function(X)`` apply ``model.preprocessor``
+and read the scores with the model's loss (:mod:`neuronlab.prediction`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from neuronlab import (
+    checks,
+    data,
+    errors,
+    init,
+    io,
+    layers,
+    losses,
+    optim,
+    prediction,
+    preprocessing,
+    regularizers,
+    schedules,
+    train,
+)
+from neuronlab.checks import GradcheckReport, gradcheck
+from neuronlab.diagnose import Finding, diagnose, format_findings
+from neuronlab.ensemble import EMA, Ensemble, Polyak
+from neuronlab.errors import CheckpointError, ConfigError, DataError, ModelFileError, NeuronlabError
+from neuronlab.init import initialize
+from neuronlab.io import export_onnx, load, load_npz, save, save_npz
+from neuronlab.layers import (
+    ACTIVATIONS,
+    ELU,
+    BatchNorm,
+    Dropout,
+    GaussianNoise,
+    Layer,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    Maxout,
+    PReLU,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    mlp,
+)
+from neuronlab.losses import (
+    BinaryHinge,
+    Loss,
+    MeanAbsoluteError,
+    MeanSquaredError,
+    MulticlassHinge,
+    SigmoidCrossEntropy,
+    SoftmaxCrossEntropy,
+)
+from neuronlab.monitor import Monitor
+from neuronlab.optim import (
+    LBFGS,
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    Momentum,
+    Nesterov,
+    Optimizer,
+    RMSprop,
+    get_optimizer,
+)
+from neuronlab.preprocessing import (
+    PCA,
+    ZCA,
+    MeanCenter,
+    MinMax,
+    NotFittedError,
+    Preprocessor,
+    Standardize,
+)
+from neuronlab.regularizers import L1, L2, ElasticNet, MaxNorm, Regularizer
+from neuronlab.sanity import SanityReport, sanity_check
+from neuronlab.schedules import (
+    Constant,
+    Cosine,
+    Exponential,
+    InverseTime,
+    Schedule,
+    StepDecay,
+    Warmup,
+    get_schedule,
+    schedule_from_config,
+)
+from neuronlab.train import (
+    Callback,
+    Checkpoint,
+    DivergenceError,
+    EarlyStopping,
+    History,
+    JSONLLogger,
+    NonFiniteGuard,
+    ProgressBar,
+    ReduceLROnPlateau,
+    Trainer,
+    TrainState,
+    load_checkpoint,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # data sets, splits, minibatches: nl.data.digits(), ...
     "data",
-    *checks.__all__,
-    *init.__all__,
-    *io.__all__,
-    *layers.__all__,
-    *losses.__all__,
-    *optim.__all__,
-    *preprocessing.__all__,
-    *regularizers.__all__,
-    *schedules.__all__,
-    *train.__all__,
-    *monitor.__all__,
-    *_diagnose_module.__all__,
-    *sanity.__all__,
-    *plots.__all__,
-    *report.__all__,
-    *tensorboard.__all__,
-    *ensemble.__all__,
-]
+    # layers
+    "ACTIVATIONS", "BatchNorm", "Dropout", "ELU", "GaussianNoise", "Layer", "LayerNorm",
+    "LeakyReLU", "Linear", "Maxout", "PReLU", "ReLU", "Sequential", "Sigmoid", "Tanh", "mlp",
+    # losses
+    "BinaryHinge", "Loss", "MeanAbsoluteError", "MeanSquaredError", "MulticlassHinge",
+    "SigmoidCrossEntropy", "SoftmaxCrossEntropy",
+    # initialisers, regularisers and the max-norm constraint
+    "initialize", "ElasticNet", "L1", "L2", "MaxNorm", "Regularizer",
+    # optimizers
+    "Adagrad", "Adam", "AdamW", "LBFGS", "Momentum", "Nesterov", "Optimizer", "RMSprop", "SGD",
+    "get_optimizer",
+    # schedules
+    "Constant", "Cosine", "Exponential", "InverseTime", "Schedule", "StepDecay", "Warmup",
+    "get_schedule", "schedule_from_config",
+    # preprocessing
+    "MeanCenter", "MinMax", "NotFittedError", "PCA", "Preprocessor", "Standardize", "ZCA",
+    # training and its callbacks
+    "Callback", "Checkpoint", "EarlyStopping", "History", "JSONLLogger", "Monitor",
+    "NonFiniteGuard", "ProgressBar", "ReduceLROnPlateau", "TrainState", "Trainer",
+    "load_checkpoint",
+    # checks and diagnosis
+    "Finding", "GradcheckReport", "SanityReport", "diagnose", "format_findings", "gradcheck",
+    "sanity_check",
+    # model files and export
+    "export_onnx", "load", "load_npz", "save", "save_npz",
+    # ensembles and parameter averaging
+    "EMA", "Ensemble", "Polyak",
+    # errors (neuronlab.errors; DivergenceError ends a diverging fit)
+    "CheckpointError", "ConfigError", "DataError", "DivergenceError", "ModelFileError",
+    "NeuronlabError",
+]  # fmt: skip
+
+#: Subpackages and modules imported on first attribute access (``nl.plots``), not by
+#: ``import neuronlab``: they pull matplotlib, tensorboardX, Optuna, click or Starlette.
+_LAZY_MODULES = frozenset(
+    {"cli", "config", "playground", "plots", "report", "run_folder", "runs", "search", "sklearn",
+     "tensorboard"}
+)  # fmt: skip
+
+#: Names the top level exported before it was curated, and the module that has them now.
+_MOVED = {
+    **dict.fromkeys(
+        ["RunRecords", "as_records", "plot_accuracy", "plot_activation_histograms",
+         "plot_dead_units", "plot_decision_regions", "plot_gradient_histograms",
+         "plot_gradient_norms", "plot_learning_rate", "plot_loss", "plot_update_ratios",
+         "plot_weight_grid", "weight_mosaic"],
+        "plots",
+    ),
+    **dict.fromkeys(["SECTION_IDS", "image_shape_for", "read_metrics", "write_report"], "report"),
+    "TensorBoardLogger": "tensorboard",
+    "SATURATION": "monitor",
+    "GRADCHECK_BANDS": "checks",
+    "GradcheckRow": "checks",
+    "relative_error": "checks",
+    "fans": "init",
+    "atomic_write_bytes": "io",
+    "Summary": "layers",
+    "SanityResult": "sanity",
+    "recompute_batchnorm": "ensemble",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _MOVED:
+        raise AttributeError(
+            f"module 'neuronlab' has no attribute {name!r}; use neuronlab.{_MOVED[name]}.{name}"
+        )
+    raise AttributeError(f"module 'neuronlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_MODULES)

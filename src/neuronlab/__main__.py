@@ -2,4 +2,6 @@
 
 from neuronlab.cli import main
 
+__all__: list[str] = []  # a script, not a module to import from
+
 main()

@@ -7,6 +7,16 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "FLOAT_DTYPES",
+    "as_rng",
+    "check_array",
+    "check_float_dtype",
+    "check_labels",
+    "check_number",
+    "check_positive_int",
+]
+
 FLOAT_DTYPES = (np.float32, np.float64)
 
 

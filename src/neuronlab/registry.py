@@ -6,6 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+__all__ = [
+    "CONSTRAINTS",
+    "INITIALIZERS",
+    "LAYERS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "PREPROCESSORS",
+    "REGULARIZERS",
+    "SCHEDULES",
+    "Registry",
+]
+
 T = TypeVar("T")
 
 

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path

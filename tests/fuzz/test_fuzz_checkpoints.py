@@ -11,7 +11,6 @@ history keys, another architecture. Every case ends in a CheckpointError (CLI: e
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import random

@@ -100,6 +100,12 @@ def test_interrupted_trials_are_rerun_on_resume(tmp_path):
     states = [t["state"] for t in r.records]
     assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
     assert r.records[2]["interrupted"] is True
+    # a search killed between asking for a trial and recording its owner leaves it ownerless
+    study.ask()
+    r = run_search(quadratic, SPACE, n_trials=4, workers=0, directory=tmp_path, pruner=None, plots=False)
+    assert [t["state"] for t in r.records] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "FAIL",
+                                               "COMPLETE"]
+    assert r.records[4]["interrupted"] is True
 
 
 def test_diverging_trials_are_failed_and_the_search_goes_on(tmp_path):

@@ -148,6 +148,9 @@ def _order(edit):
         ("seed", None, "'seed'"),
         ("sums.sq", _DELETE, "'sums.sq'"),
         ("sums.n", -3, "'sums.n'"),
+        ("sums.n", -0.5, "'sums.n'"),  # a weighted fit's total weight: a float, but >= 0
+        ("sums.correct", math.nan, "'sums.correct'"),
+        ("sums.correct", True, "'sums.correct'"),
         ("sums.loss", "1", "'sums.loss'"),
         ("sums.extra", 0, "'sums.extra'"),
         ("history.loss", lambda d: d["history"]["loss"][:-1], "'history'"),

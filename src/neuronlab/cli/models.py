@@ -101,16 +101,20 @@ def summary(model_path: str) -> None:
     type=click.Path(dir_okay=False),
     help="Output file [MODEL with the new suffix].",
 )
-def export(model_path: str, fmt: str, output: str | None) -> None:
+@click.option("--probabilities", is_flag=True,
+              help="ONNX: add a 'probabilities' output (softmax or sigmoid, from the saved loss).")
+def export(model_path: str, fmt: str, output: str | None, probabilities: bool) -> None:
     """Write MODEL as ONNX (inference graph) or .npz (arrays, readable without pickle)."""
     from neuronlab.io import export_onnx, save_npz
 
+    if probabilities and fmt != "onnx":
+        raise click.BadParameter("only with --format onnx", param_hint="'--probabilities'")
     model, path = _load_model(model_path)
     out = Path(output) if output else path.with_suffix(f".{fmt}")
     if out.resolve() == path.resolve():
         raise click.BadParameter(f"the output {out} would overwrite the model", param_hint="'-o'")
     if fmt == "onnx":
-        export_onnx(model, out)
+        export_onnx(model, out, probabilities=probabilities)
     else:
         save_npz(model, out, metadata=model.metadata)
     click.echo(f"wrote {out}")

@@ -9,9 +9,11 @@ from typing import Any
 import click
 
 from neuronlab.cli.app import EXIT_CHECK_FAILED, _Diverged, _format_metrics, cli
-from neuronlab.config import RunConfig, load_config
+from neuronlab.config import MONITORS, RunConfig, load_config
 from neuronlab.runs import prepare_run
 from neuronlab.train.evaluation import evaluate
+
+__all__ = ["check", "report", "resolve_config", "train"]
 
 
 # -- train ---------------------------------------------------------------------------------
@@ -57,6 +59,11 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--epochs", "train.epochs", int, "Epochs."),
     ("--batch-size", "train.batch_size", int, "Minibatch size."),
     ("--seed", "train.seed", int, "Seed of the split, the weights and the shuffling."),
+    ("--early-stopping", "train.early_stopping", int,
+     "Stop after this many epochs without improvement of --monitor; save the best epoch's model."),
+    ("--monitor", "train.monitor", str, "Epoch metric early stopping watches."),
+    ("--class-weight", "train.class_weight", str,
+     "balanced: weight classes by n_samples / (n_classes * count)."),
 ]
 
 
@@ -75,6 +82,8 @@ def _choices(where: str) -> list[str]:
         "model.loss": r.LOSSES.names(),
         "optim.optimizer": r.OPTIMIZERS.names(),
         "optim.schedule": [n for n in r.SCHEDULES.names() if n != "warmup"],
+        "train.monitor": list(MONITORS),
+        "train.class_weight": ["none", "balanced"],
     }.get(where, [])
 
 
@@ -175,6 +184,7 @@ def train(
     # the runs folder (removed at the end), not into memory.
     run = prepare_run(cfg, scratch_dir=scratch)
     try:
+        _check_monitor(cfg, run.loss.task)
         if resume_dir is None:
             run_dir, resume = _named(create_run_folder, runs_dir, name, cfg), None
         else:
@@ -182,6 +192,16 @@ def train(
         _train_prepared(run, cfg, run_dir, resume, progress, tensorboard, report)
     finally:
         run.close()
+
+
+def _check_monitor(cfg: RunConfig, task: str) -> None:
+    """Early stopping must watch a metric this run measures (before the folder exists)."""
+    t = cfg.train
+    metric = t.monitor.removeprefix("val_")
+    if t.early_stopping is not None and metric != "loss" and (metric == "error") != (task == "regression"):
+        fits = "error (mean squared error)" if task == "regression" else "acc (accuracy)"
+        raise click.BadParameter(f"{t.monitor!r} is not measured for a {task} loss; use loss or {fits}",
+                                 param_hint="'--monitor'")
 
 
 def _named(fn: Any, *args: Any) -> Any:
@@ -257,6 +277,7 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
     from neuronlab.train import (
         Checkpoint,
         DivergenceError,
+        EarlyStopping,
         JSONLLogger,
         NonFiniteGuard,
         ProgressBar,
@@ -265,11 +286,15 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
     from neuronlab.train.checkpoint import latest_checkpoint
 
     ckpt_dir = run_dir / "checkpoints"
+    t = cfg.train
+    stopper = None if t.early_stopping is None else EarlyStopping(
+        t.monitor, patience=t.early_stopping, restore_best=True)
     callbacks = [
         NonFiniteGuard(),
         JSONLLogger(run_dir / "metrics.jsonl"),
-        Checkpoint(ckpt_dir),
+        Checkpoint(ckpt_dir),  # the last epoch's checkpoint keeps the last weights
         ProgressBar(disable=None if progress is None else not progress),
+        *([stopper] if stopper else []),
     ]
     if tensorboard:
         from neuronlab.tensorboard import TensorBoardLogger
@@ -281,9 +306,10 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
         trainer.fit(
             *run.train,
             validation=run.val if len(run.val[1]) else None,
-            epochs=cfg.train.epochs,
-            batch_size=cfg.train.batch_size,
-            seed=cfg.train.seed,
+            epochs=t.epochs,
+            batch_size=t.batch_size,
+            seed=t.seed,
+            class_weight=None if t.class_weight == "none" else t.class_weight,
             resume=resume,
         )
     except DivergenceError as e:
@@ -292,18 +318,43 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
         kept = f"the last good checkpoint is kept: {last}" if last else "no checkpoint was written"
         raise _Diverged(f"{e}; {kept}") from None
 
-    n_test = len(run.test[1])
-    test = evaluate(run.model, run.loss, *run.test) if n_test else None
+    # The saved model: the last epoch's, or with early stopping the best epoch's (restored).
+    epoch = trainer.epoch if stopper is None or stopper.best_epoch is None else stopper.best_epoch
+    scores = {part: evaluate(run.model, run.loss, *pair) if len(pair[1]) else None
+              for part, pair in (("train", run.train), ("val", run.val), ("test", run.test))}
     run.model.preprocessor = run.preprocessor
-    meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "test": test}
+    meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "epoch": epoch, **scores}
     save(run.model, run_dir / "model.safetensors", preprocessor=run.preprocessor, metadata=meta)
-    click.echo(_format_metrics(test, f"test ({n_test} samples)") if test else
-               "test: no test split (data.test_size = 0)")
+    click.echo(_format_metrics(scores["test"], f"test ({len(run.test[1])} samples)")
+               if scores["test"] else "test: no test split (data.test_size = 0)")
+    if stopper is not None:
+        click.echo(_early_stopping_line(stopper, t.epochs))
+    click.echo(_summary_line(scores))
     click.echo(format_findings(diagnose(trainer.history)))
     if report:
         from neuronlab.report import write_report
 
         click.echo(f"report: {write_report(run_dir)}", err=True)
+
+
+def _early_stopping_line(stopper: Any, epochs: int) -> str:
+    """Where training stopped and which epoch the saved model is (1-based, as the bar shows)."""
+    best = stopper.best_epoch
+    if best is None:
+        return f"early stopping: {stopper.monitor} was never finite; the model is the last epoch's"
+    how = (f"no improvement of {stopper.monitor} for {stopper.patience} epochs, stopped after "
+           f"epoch {stopper.stopped_epoch + 1} of {epochs}" if stopper.stopped_epoch is not None
+           else f"ran all {epochs} epochs")
+    return f"early stopping: {how}; the saved model is epoch {best + 1}'s ({stopper.monitor} {stopper.best:.4g})"
+
+
+def _summary_line(scores: dict[str, Any]) -> str:
+    """One line: the saved model's accuracy (or MSE) on each part of the data."""
+    names = {"train": "train", "val": "validation", "test": "test"}
+    key, what = ("acc", "accuracy") if any(s and "acc" in s for s in scores.values()) else (
+        "error", "mean squared error")
+    parts = [f"{names[p]} {s[key]:.4f}" for p, s in scores.items() if s is not None]
+    return f"{what}: {', '.join(parts)}"
 
 
 @cli.command()

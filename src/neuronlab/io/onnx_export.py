@@ -1,9 +1,12 @@
 """Export a model's inference graph to ONNX with the ``onnx.helper`` API.
 
 The graph takes ``x`` of shape [N, n_in] (N dynamic) in float32 and returns ``scores`` of
-shape [N, n_out]. Each layer type has one small converter that appends ONNX nodes; dropout and
-Gaussian noise are the identity at inference and emit nothing. A fitted preprocessor that is
-an affine map (mean-centring, standardising, min-max, PCA, whitening) becomes the first nodes.
+shape [N, n_out]; with ``probabilities=True`` a second output ``probabilities`` reads them as
+the loss does (``Softmax`` for softmax cross-entropy, ``Sigmoid`` for sigmoid cross-entropy),
+equal to ``model.predict_proba``. Each layer type has one small converter that appends ONNX
+nodes; dropout and Gaussian noise are the identity at inference and emit nothing. A fitted
+preprocessor that is an affine map (mean-centring, standardising, min-max, PCA, whitening)
+becomes the first nodes.
 
 ``onnx`` is an optional dependency (``pip install neuronlab[onnx]``); it is imported inside
 :func:`export_onnx` so the rest of the library does not need it.
@@ -21,6 +24,8 @@ from neuronlab._validation import check_positive_int
 from neuronlab.io.atomic import atomic_write_bytes
 from neuronlab.layers.base import Layer
 from neuronlab.layers.sequential import Sequential
+from neuronlab.losses import Loss, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from neuronlab.prediction import has_probabilities, resolve_loss
 
 __all__ = ["export_onnx"]
 
@@ -152,6 +157,7 @@ def _affine_map(pre: Any, n_features: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _preprocessor_nodes(g: _Graph, pre: Any, x: str, n_features: int) -> str:
     a, c = _affine_map(pre, n_features)
+    offset: np.ndarray | None = c
     if a.shape[1] != g.n_model_in:
         raise ValueError(
             f"preprocessor {type(pre).__name__} outputs {a.shape[1]} features, but the model "
@@ -167,7 +173,7 @@ def _preprocessor_nodes(g: _Graph, pre: Any, x: str, n_features: int) -> str:
         and np.allclose(-shift @ a, c, rtol=1e-9, atol=1e-12 * (1 + np.abs(c).max()))
     ):
         x = g.node("Sub", [x, g.const("preprocessor.shift", shift)], "preprocessor.centred")
-        c = None
+        offset = None
     square = a.shape[0] == a.shape[1]
     if square and np.allclose(a, np.eye(a.shape[0]), rtol=0, atol=1e-12):
         y = x  # mean-centring only (the probe's 1 - m + m can be off by an ulp)
@@ -176,9 +182,9 @@ def _preprocessor_nodes(g: _Graph, pre: Any, x: str, n_features: int) -> str:
         y = g.node("Mul", [x, g.const("preprocessor.scale", np.diag(a))], "preprocessor.scaled")
     else:
         y = g.node("MatMul", [x, g.const("preprocessor.A", a)], "preprocessor.projected")
-    if c is None:
+    if offset is None:
         return y
-    return g.node("Add", [y, g.const("preprocessor.offset", c)], "preprocessor.out")
+    return g.node("Add", [y, g.const("preprocessor.offset", offset)], "preprocessor.out")
 
 
 def _n_features_in(pre: Any) -> int:
@@ -203,6 +209,41 @@ def _input_width(model: Sequential) -> int:
     raise ValueError("cannot export a model without a layer of fixed input width (n_in)")
 
 
+# -- probabilities ----------------------------------------------------------------------
+def _probability_nodes(g: _Graph, loss: Loss, scores: str) -> tuple[str, list[Any]]:
+    """Nodes turning ``scores`` into the loss's probabilities; returns the output name and
+    its shape (as ``loss.predict_proba`` gives it)."""
+    if isinstance(loss, SoftmaxCrossEntropy):
+        return g.node("Softmax", [scores], "probabilities", axis=-1), ["N", "n_out"]
+    if isinstance(loss, SigmoidCrossEntropy):
+        if loss.multilabel:
+            return g.node("Sigmoid", [scores], "probabilities"), ["N", "n_out"]
+        p = g.node("Sigmoid", [scores], "probabilities.column")
+        flat = g.const("probabilities.shape", np.array([-1]), dtype=np.int64)
+        return g.node("Reshape", [p, flat], "probabilities"), ["N"]  # (N,), as predict_proba
+    raise NotImplementedError(
+        f"cannot export the probabilities of {type(loss).__name__} to ONNX; supported: "
+        "SoftmaxCrossEntropy, SigmoidCrossEntropy"
+    )
+
+
+def _probability_loss(model: Sequential, loss: Loss | str | None) -> Loss:
+    reader = resolve_loss(model, loss)
+    if not has_probabilities(reader):
+        raise ValueError(
+            f"probabilities=True needs a loss with probabilities ('softmax' or "
+            f"'sigmoid_cross_entropy'); the loss is {type(reader).__name__}, which "
+            "gives scores only: export without probabilities"
+        )
+    n_out = model.n_out
+    if isinstance(reader, SigmoidCrossEntropy) and not reader.multilabel and n_out not in (None, 1):
+        raise ValueError(
+            f"a binary SigmoidCrossEntropy reads one output, but the model has {n_out}; "
+            "pass SigmoidCrossEntropy(multilabel=True) for attributes"
+        )
+    return reader
+
+
 # -- entry point ------------------------------------------------------------------------
 def export_onnx(
     model: Sequential,
@@ -210,6 +251,8 @@ def export_onnx(
     *,
     opset: int = 17,
     include_preprocessor: bool = True,
+    probabilities: bool = False,
+    loss: Loss | str | None = None,
 ) -> Any:
     """Write the inference graph of ``model`` to an ONNX file.
 
@@ -225,12 +268,21 @@ def export_onnx(
     include_preprocessor : bool, default True
         If ``model.preprocessor`` is set (and affine), put it in front of the network so the
         graph takes raw features. Non-affine preprocessors raise NotImplementedError.
+    probabilities : bool, default False
+        Add a second output ``probabilities`` after ``scores``: ``Softmax`` over the classes
+        (float32 [N, n_out]) for softmax cross-entropy, ``Sigmoid`` for sigmoid cross-entropy
+        ([N] binary, [N, n_out] multi-label), as ``model.predict_proba`` gives them. A loss
+        without probabilities (hinge, regression) raises ValueError.
+    loss : Loss or str, optional
+        The loss that reads the scores, for ``probabilities``; default ``model.metadata["loss"]``
+        (what ``nl.load`` restores), else softmax cross-entropy
+        (:func:`neuronlab.prediction.resolve_loss`).
 
     Returns
     -------
     onnx.ModelProto
-        The checked model (input ``x``: float32 [N, n_features], output ``scores``: float32
-        [N, n_out]), also written to ``path``.
+        The checked model (input ``x``: float32 [N, n_features], outputs ``scores``: float32
+        [N, n_out] and, with ``probabilities``, ``probabilities``), also written to ``path``.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -241,6 +293,9 @@ def export_onnx(
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ValueError(f"opset must be between {MIN_OPSET} and {newest}, got {opset!r}")
+    if not isinstance(probabilities, bool):
+        raise TypeError(f"probabilities must be a bool, got {type(probabilities).__name__}")
+    reader = _probability_loss(model, loss) if probabilities else None
     n_in = _input_width(model)
 
     g = _Graph(helper, numpy_helper, opset)
@@ -264,12 +319,17 @@ def export_onnx(
             x = convert(g, layer, x, f"layer{i}")
     g.node("Identity", [x], "scores")
 
-    n_out = model.n_out
+    n_out = model.n_out or "n_out"
+    outputs = [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", n_out])]
+    if reader is not None:
+        name, shape = _probability_nodes(g, reader, "scores")
+        shape = [n_out if d == "n_out" else d for d in shape]
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
     graph = helper.make_graph(
         g.nodes,
         "neuronlab",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", n_features])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", n_out or "n_out"])],
+        outputs,
         initializer=g.initializers,
     )
     proto = helper.make_model(

@@ -10,6 +10,8 @@ from scipy.linalg import blas
 from neuronlab._validation import FLOAT_DTYPES
 from neuronlab.layers.base import Layer
 
+__all__ = ["add_at_b", "as_2d", "check_dout", "check_input", "dtype_name", "seed_config"]
+
 # BLAS GEMM with beta=1 adds A·B into C in place: the dW accumulation without a temporary.
 _GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
 

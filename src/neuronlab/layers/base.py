@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+__all__ = ["Layer"]
+
 
 class Layer:
     """Base class of all layers.

@@ -8,12 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from neuronlab import kernels
+from neuronlab import kernels, prediction
 from neuronlab._validation import check_array
 from neuronlab.layers.activations import ReLU
 from neuronlab.layers.base import Layer
 from neuronlab.layers.linear import Linear
+from neuronlab.losses.base import Loss
 from neuronlab.registry import LAYERS
+
+__all__ = ["Sequential", "Summary"]
 
 
 class Sequential:
@@ -120,6 +123,50 @@ class Sequential:
                 defer()
             else:
                 layer.zero_grad()
+
+    # -- prediction from raw inputs (neuronlab.prediction) --------------------------------
+    def decision_function(
+        self, X: Any, *, batch_size: int = prediction.DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
+        """Raw scores for raw inputs: ``model.preprocessor`` (when set), then ``forward`` in
+        inference mode, ``batch_size`` rows at a time.
+
+        ``X`` : array-like of shape (n_samples, n_features) (lists and DataFrames too).
+        Returns an ndarray of shape (n_samples, n_outputs) in the model's dtype.
+        """
+        return prediction.decision_function(self, X, batch_size=batch_size)
+
+    def predict(
+        self,
+        X: Any,
+        *,
+        loss: Loss | str | None = None,
+        batch_size: int = prediction.DEFAULT_BATCH_SIZE,
+    ) -> np.ndarray:
+        """Predictions for raw inputs: ``loss.predict`` of :meth:`decision_function`.
+
+        Class labels of shape (n_samples,), 0/1 attributes (n_samples, n_attributes) or
+        regression values. ``loss`` (a Loss or a registry name) defaults to
+        ``self.metadata["loss"]`` (saved by training runs, restored by ``nl.load``), else
+        softmax cross-entropy.
+        """
+        return prediction.predict(self, X, loss=loss, batch_size=batch_size)
+
+    def predict_proba(
+        self,
+        X: Any,
+        *,
+        loss: Loss | str | None = None,
+        batch_size: int = prediction.DEFAULT_BATCH_SIZE,
+    ) -> np.ndarray:
+        """Probabilities for raw inputs: ``loss.predict_proba`` of :meth:`decision_function`.
+
+        Softmax: shape (n_samples, n_classes), rows summing to 1; sigmoid cross-entropy: the
+        positive class's probability, (n_samples,) binary or (n_samples, n_attributes)
+        multi-label. ``loss`` as in :meth:`predict`. A hinge or regression loss has no
+        probabilities: NotImplementedError (use :meth:`decision_function`).
+        """
+        return prediction.predict_proba(self, X, loss=loss, batch_size=batch_size)
 
     # -- named arrays -------------------------------------------------------------------
     def _named(self, attr: str) -> dict[str, np.ndarray]:

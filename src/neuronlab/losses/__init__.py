@@ -1,5 +1,5 @@
-"""Data losses: one signature for all, ``forward(scores, y) -> mean loss`` and
-``backward() -> dL/dscores``."""
+"""Data losses: one signature for all, ``forward(scores, y, sample_weight=None) -> mean loss``
+(the weighted mean Σ w_i L_i / Σ w_i with weights) and ``backward() -> dL/dscores``."""
 
 from neuronlab.losses.base import Loss
 from neuronlab.losses.classification import BinaryHinge, MulticlassHinge, SigmoidCrossEntropy, SoftmaxCrossEntropy

@@ -1,8 +1,12 @@
-"""Data losses: one signature for all, ``forward(scores, y) -> mean loss`` and
-``backward() -> dL/dscores``.
+"""Data losses: one signature for all, ``forward(scores, y, sample_weight=None) -> mean
+loss`` and ``backward() -> dL/dscores``.
 
 Every loss is the mean over the batch of a per-sample loss L_i, L = (1/N) Σ_i L_i, so the
-gradient carries a factor 1/N. Classification losses work from raw scores (logits) and are
+gradient carries a factor 1/N. With ``sample_weight`` w (one weight w_i >= 0 per sample) it
+is the *weighted mean* L = Σ_i w_i L_i / Σ_i w_i: the factor 1/N of sample i becomes
+ν_i = w_i / Σ_j w_j, so only the ratios of the weights matter (w = 2 on a row is the same as
+the row twice, and w = 1 everywhere is the plain mean). Without weights the loss runs its
+plain-mean code, unchanged. Classification losses work from raw scores (logits) and are
 stable for logits of any size. ``backward`` returns a fresh array (same shape and dtype as
 the scores); the per-sample work of ``forward`` goes into buffers the loss reuses across
 calls, so a training step allocates little.
@@ -11,11 +15,59 @@ calls, so a training step allocates little.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from neuronlab._validation import check_array, check_positive_int
+
+__all__ = ["Loss", "Weights", "check_sample_weight"]
+
+
+class Weights(NamedTuple):
+    """Sample weights of one forward, prepared for the loss formulas.
+
+    Both arrays are in the scores' dtype, shaped (N,) for scores of shape (N,) and (N, 1)
+    otherwise, so that they broadcast over a row's outputs.
+    """
+
+    w: np.ndarray  #: w_i / max_j w_j: ratios kept, no overflow in float32; exactly 1 for w = 1
+    total: float  #: Σ_i of ``w`` (float64)
+    nu: np.ndarray  #: ν_i = w_i / Σ_j w_j, what replaces the plain mean's factor 1/N
+
+
+def check_sample_weight(
+    sample_weight: Any, n_samples: int, name: str = "sample_weight"
+) -> np.ndarray:
+    """Validate per-sample weights; return them as a float64 array of shape (n_samples,).
+
+    Weights must be real numbers, 1-D with one weight per sample, finite and >= 0, with a
+    positive sum (a weighted mean of nothing is undefined). Every refusal is a ValueError
+    naming ``name``.
+    """
+    w = np.asarray(sample_weight)
+    if w.dtype.kind == "O":  # e.g. a list mixing numbers and Decimals
+        try:
+            w = w.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {w.dtype}")
+    w = w.astype(np.float64, copy=False)
+    if w.shape != (n_samples,):
+        raise ValueError(
+            f"{name} must have shape ({n_samples},), one weight per sample, got shape {w.shape}")
+    bad = ~np.isfinite(w)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{name} must be finite, got {w[i]} at row {i}")
+    if n_samples and w.min() < 0:
+        i = int(np.argmin(w))
+        raise ValueError(f"{name} must be >= 0, got {w[i]:g} at row {i}")
+    if not w.sum() > 0:
+        raise ValueError(f"{name} must have a positive sum (some weight > 0), got all zeros")
+    return w
+
 
 class Loss:
     """Base class of the data losses.
@@ -34,16 +86,20 @@ class Loss:
         self._cache: Any = None  # what backward needs; None until the first forward
 
     # -- the two directions -------------------------------------------------------------
-    def forward(self, scores: np.ndarray, y: Any) -> float:
-        """Mean loss over the batch for ``scores`` of shape (n_samples, n_outputs)."""
+    def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
+        """Mean loss over the batch for ``scores`` of shape (n_samples, n_outputs).
+
+        ``sample_weight``, array-like of shape (n_samples,) or None, makes it the weighted
+        mean Σ_i w_i L_i / Σ_i w_i (weights finite, >= 0, with a positive sum).
+        """
         raise NotImplementedError
 
     def backward(self) -> np.ndarray:
         """dL/dscores for the last forward: a new array with the scores' shape and dtype."""
         raise NotImplementedError
 
-    def __call__(self, scores: np.ndarray, y: Any) -> float:
-        return self.forward(scores, y)
+    def __call__(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
+        return self.forward(scores, y, sample_weight)
 
     # -- inference ----------------------------------------------------------------------
     def predict(self, scores: np.ndarray) -> np.ndarray:
@@ -103,6 +159,18 @@ class Loss:
         if ones is None or ones.size != n or ones.dtype != dtype:
             ones = self._bufs["ones"] = np.ones(n, dtype=dtype)
         return ones
+
+    @staticmethod
+    def _weights(sample_weight: Any, scores: np.ndarray) -> Weights:
+        """``sample_weight`` checked against the scores' rows and prepared for the formulas.
+        (Callers test ``sample_weight is None`` themselves: the plain mean pays nothing.)"""
+        n = scores.shape[0]
+        w64 = check_sample_weight(sample_weight, n)
+        w64 = w64 / w64.max()  # the mean is the same; w_i <= 1 cannot overflow float32
+        total = float(w64.sum())
+        shape = (n,) if scores.ndim == 1 else (n, 1)
+        return Weights(w64.astype(scores.dtype).reshape(shape), total,
+                       (w64 / total).astype(scores.dtype).reshape(shape))
 
     def _state(self) -> Any:
         if self._cache is None:

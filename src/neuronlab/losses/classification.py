@@ -13,24 +13,29 @@ from neuronlab._validation import check_array, check_labels, check_number, check
 from neuronlab.registry import LOSSES
 from neuronlab.losses.base import Loss, _binary_signs, _check_class_scores, _check_column_scores, _match_targets
 
+__all__ = ["BinaryHinge", "MulticlassHinge", "SigmoidCrossEntropy", "SoftmaxCrossEntropy"]
+
 
 @LOSSES.register("softmax")
 class SoftmaxCrossEntropy(Loss):
     """Softmax cross-entropy from raw scores.
 
     L_i = -ln(e^{s_{y_i}} / Σ_j e^{s_j}) = ln Σ_j e^{s_j - m_i} - (s_{y_i} - m_i), with the row
-    maximum m_i subtracted first so that no exponent overflows. dL/ds = (p - onehot(y)) / N.
+    maximum m_i subtracted first so that no exponent overflows. dL/ds_i = (p_i - onehot(y_i)) / N,
+    or ν_i (p_i - onehot(y_i)) with sample weights (ν_i = w_i / Σ_j w_j).
 
     Parameters of ``forward``: ``scores`` float ndarray of shape (n_samples, n_classes),
-    ``y`` integer labels of shape (n_samples,) in [0, n_classes).
+    ``y`` integer labels of shape (n_samples,) in [0, n_classes), ``sample_weight`` None or
+    non-negative weights of shape (n_samples,).
     """
 
     task = "classification"
 
-    def forward(self, scores: np.ndarray, y: Any) -> float:
+    def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
         _check_class_scores(scores)
         n, c = scores.shape
         y = check_labels("y", y, n, c)
+        wt = None if sample_weight is None else self._weights(sample_weight, scores)
         rows = self._rows(n)
         p = self._buffer("p", scores.shape, scores.dtype)
         # Row maxima as argmax + gather, row sums as a product with ones: on a small batch
@@ -40,16 +45,24 @@ class SoftmaxCrossEntropy(Loss):
         correct = p[rows, y]  # s_y - m, read before p is exponentiated
         np.exp(p, out=p)
         z = np.dot(p, self._ones(c, p.dtype)).reshape(n, 1)  # >= 1: the max entry gives e^0
-        loss = (np.log(z).sum(dtype=np.float64) - correct.sum(dtype=np.float64)) / n
+        if wt is None:
+            loss = (np.log(z).sum(dtype=np.float64) - correct.sum(dtype=np.float64)) / n
+        else:
+            loss = ((np.log(z) * wt.w).sum(dtype=np.float64)
+                    - (correct * wt.w[:, 0]).sum(dtype=np.float64)) / wt.total
         np.divide(p, z, out=p)
-        self._cache = (p, y, rows)
+        self._cache = (p, y, rows, wt)
         return float(loss)
 
     def backward(self) -> np.ndarray:
-        p, y, rows = self._state()
-        n = p.shape[0]
-        grad = np.multiply(p, 1.0 / n)
-        grad[rows, y] -= 1.0 / n
+        p, y, rows, wt = self._state()
+        if wt is None:
+            n = p.shape[0]
+            grad = np.multiply(p, 1.0 / n)
+            grad[rows, y] -= 1.0 / n
+        else:
+            grad = np.multiply(p, wt.nu)
+            grad[rows, y] -= wt.nu[:, 0]
         return grad
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
@@ -73,7 +86,8 @@ class SoftmaxCrossEntropy(Loss):
 class MulticlassHinge(Loss):
     """Weston–Watkins multiclass SVM loss, L_i = Σ_{j≠y_i} max(0, s_j - s_{y_i} + margin).
 
-    dL/ds_j = [margin_j > 0] / N for j ≠ y_i and dL/ds_{y_i} = -(number of active margins) / N.
+    dL/ds_j = [margin_j > 0] / N for j ≠ y_i and dL/ds_{y_i} = -(number of active margins) / N;
+    with sample weights ν_i = w_i / Σ_j w_j takes the place of 1/N.
 
     Parameters
     ----------
@@ -87,24 +101,26 @@ class MulticlassHinge(Loss):
         super().__init__()
         self.margin = check_number("margin", margin, low=0.0, low_inclusive=False)
 
-    def forward(self, scores: np.ndarray, y: Any) -> float:
+    def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
         _check_class_scores(scores)
         n, c = scores.shape
         y = check_labels("y", y, n, c)
+        wt = None if sample_weight is None else self._weights(sample_weight, scores)
         rows = np.arange(n)
         h = self._buffer("h", scores.shape, scores.dtype)
         np.subtract(scores, scores[rows, y][:, None], out=h)
         h += self.margin
         h[rows, y] = 0  # the correct class is not a term of the sum
         np.maximum(h, 0, out=h)
-        self._cache = (h, y, rows)
-        return float(h.sum(dtype=np.float64) / n)
+        self._cache = (h, y, rows, wt)
+        if wt is None:
+            return float(h.sum(dtype=np.float64) / n)
+        return float((h * wt.w).sum(dtype=np.float64) / wt.total)
 
     def backward(self) -> np.ndarray:
-        h, y, rows = self._state()
-        n = h.shape[0]
+        h, y, rows, wt = self._state()
         grad = np.sign(h)  # h >= 0 after the clamp, so sign is the 0/1 active indicator
-        grad *= 1.0 / n
+        grad *= 1.0 / h.shape[0] if wt is None else wt.nu
         # the correct entry was 0, so the row sum counts only the active wrong classes
         grad[rows, y] = -grad.sum(axis=1)
         return grad
@@ -132,7 +148,8 @@ class SigmoidCrossEntropy(Loss):
 
     L_i = -Σ_j [y_ij ln σ(s_ij) + (1 - y_ij) ln(1 - σ(s_ij))], summed over attributes j and
     averaged over samples i. With u = 1 - 2y (±1) this is Σ_j softplus(u s) = Σ_j ln(1 + e^{u s}),
-    computed so that logits of any size stay finite; dL/ds = (σ(s) - y) / N = u σ(u s) / N.
+    computed so that logits of any size stay finite; dL/ds = (σ(s) - y) / N = u σ(u s) / N
+    (ν_i = w_i / Σ_j w_j in place of 1/N with sample weights).
 
     Parameters
     ----------
@@ -158,9 +175,10 @@ class SigmoidCrossEntropy(Loss):
             raise ValueError(f"scores must have shape (n_samples, n_attributes), got shape {scores.shape}")
         return scores
 
-    def forward(self, scores: np.ndarray, y: Any) -> float:
+    def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
         self._check_scores(scores)
         y = _match_targets(y, scores)
+        wt = None if sample_weight is None else self._weights(sample_weight, scores)
         u = _binary_signs(y, self._buffer("u", scores.shape, scores.dtype))
         np.negative(u, out=u)  # u = 1 - 2y
         z = self._buffer("z", scores.shape, scores.dtype)
@@ -175,17 +193,19 @@ class SigmoidCrossEntropy(Loss):
         pos = self._buffer("pos", scores.shape, scores.dtype)
         np.maximum(z, 0, out=pos)
         sp += pos
-        self._cache = (u, z, sp)
-        return float(sp.sum(dtype=np.float64) / scores.shape[0])
+        self._cache = (u, z, sp, wt)
+        if wt is None:
+            return float(sp.sum(dtype=np.float64) / scores.shape[0])
+        return float((sp * wt.w).sum(dtype=np.float64) / wt.total)
 
     def backward(self) -> np.ndarray:
-        u, z, sp = self._state()
+        u, z, sp, wt = self._state()
         # σ(z) = exp(z - softplus(z)): reuses the forward's softplus, and stays accurate for
         # very negative z, where 1 - σ(-z) would cancel to 0
         grad = np.subtract(z, sp)
         np.exp(grad, out=grad)
         grad *= u
-        grad *= 1.0 / z.shape[0]
+        grad *= 1.0 / z.shape[0] if wt is None else wt.nu
         return grad
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
@@ -214,7 +234,8 @@ class BinaryHinge(Loss):
     """Binary SVM hinge loss, L_i = max(0, margin - t_i s_i) with t_i = ±1.
 
     Labels may be given as {0, 1} (0 means t = -1) or as {-1, +1}. ``scores`` has shape (N,)
-    or (N, 1); dL/ds_i = -t_i [margin - t_i s_i > 0] / N.
+    or (N, 1); dL/ds_i = -t_i [margin - t_i s_i > 0] / N (ν_i = w_i / Σ_j w_j in place of 1/N
+    with sample weights).
 
     Parameters
     ----------
@@ -227,22 +248,25 @@ class BinaryHinge(Loss):
         super().__init__()
         self.margin = check_number("margin", margin, low=0.0, low_inclusive=False)
 
-    def forward(self, scores: np.ndarray, y: Any) -> float:
+    def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
         _check_column_scores(scores)
         y = _match_targets(y, scores)
+        wt = None if sample_weight is None else self._weights(sample_weight, scores)
         t = _binary_signs(y, self._buffer("t", scores.shape, scores.dtype), allow_signs=True)
         h = self._buffer("h", scores.shape, scores.dtype)
         np.multiply(t, scores, out=h)
         np.subtract(self.margin, h, out=h)
         np.maximum(h, 0, out=h)
-        self._cache = (t, h)
-        return float(h.sum(dtype=np.float64) / scores.shape[0])
+        self._cache = (t, h, wt)
+        if wt is None:
+            return float(h.sum(dtype=np.float64) / scores.shape[0])
+        return float((h * wt.w).sum(dtype=np.float64) / wt.total)
 
     def backward(self) -> np.ndarray:
-        t, h = self._state()
+        t, h, wt = self._state()
         grad = np.sign(h)  # 0/1: whether the margin was violated
         grad *= t
-        grad *= -1.0 / h.shape[0]
+        grad *= -1.0 / h.shape[0] if wt is None else -wt.nu
         return grad
 
     def predict(self, scores: np.ndarray) -> np.ndarray:

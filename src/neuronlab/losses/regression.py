@@ -10,6 +10,8 @@ from neuronlab._validation import check_array
 from neuronlab.registry import LOSSES
 from neuronlab.losses.base import Loss, _match_targets
 
+__all__ = ["MeanAbsoluteError", "MeanSquaredError"]
+
 
 class _Regression(Loss):
     task = "regression"
@@ -37,39 +39,46 @@ class MeanSquaredError(_Regression):
     """The notes' L2 loss, L = (1/N) Σ_i ‖s_i - y_i‖₂² = (1/N) Σ_i Σ_j (s_ij - y_ij)².
 
     Summed over the D outputs and averaged over the N samples, with no ½ (so it differs from
-    PyTorch's ``MSELoss``, which also divides by D). dL/ds = 2 (s - y) / N.
-    ``scores`` and ``y`` have shape (N,) or (N, D).
+    PyTorch's ``MSELoss``, which also divides by D). dL/ds = 2 (s - y) / N, with sample weights
+    2 ν_i (s_i - y_i) (ν_i = w_i / Σ_j w_j). ``scores`` and ``y`` have shape (N,) or (N, D).
     """
 
-    def forward(self, scores: np.ndarray, y: Any) -> float:
+    def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
         d = self._difference(scores, y)
-        self._cache = d
+        wt = None if sample_weight is None else self._weights(sample_weight, scores)
+        self._cache = (d, wt)
         flat = d.reshape(-1)
-        return float(np.dot(flat, flat) / d.shape[0])
+        if wt is None:
+            return float(np.dot(flat, flat) / d.shape[0])
+        return float(np.dot((d * wt.w).reshape(-1), flat) / wt.total)
 
     def backward(self) -> np.ndarray:
-        d = self._state()
-        return np.multiply(d, 2.0 / d.shape[0])
+        d, wt = self._state()
+        return np.multiply(d, 2.0 / d.shape[0] if wt is None else 2.0 * wt.nu)
 
 
 @LOSSES.register("mae")
 class MeanAbsoluteError(_Regression):
     """The notes' L1 loss, L = (1/N) Σ_i ‖s_i - y_i‖₁ = (1/N) Σ_i Σ_j |s_ij - y_ij|.
 
-    dL/ds = sign(s - y) / N (0 where s = y exactly). ``scores`` and ``y`` have shape (N,) or (N, D).
+    dL/ds = sign(s - y) / N (0 where s = y exactly), with sample weights ν_i sign(s_i - y_i)
+    (ν_i = w_i / Σ_j w_j). ``scores`` and ``y`` have shape (N,) or (N, D).
     """
 
-    def forward(self, scores: np.ndarray, y: Any) -> float:
+    def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
         d = self._difference(scores, y)
+        wt = None if sample_weight is None else self._weights(sample_weight, scores)
         sign = self._buffer("sign", d.shape, d.dtype)
         np.sign(d, out=sign)
-        self._cache = (d, sign)
+        self._cache = (d, sign, wt)
         # Σ|d| = Σ sign(d)·d: reuses the sign backward needs instead of an |d| temporary
-        return float(np.dot(sign.reshape(-1), d.reshape(-1)) / d.shape[0])
+        if wt is None:
+            return float(np.dot(sign.reshape(-1), d.reshape(-1)) / d.shape[0])
+        return float(np.dot((sign * wt.w).reshape(-1), d.reshape(-1)) / wt.total)
 
     def backward(self) -> np.ndarray:
-        _, sign = self._state()
-        return np.multiply(sign, 1.0 / sign.shape[0])
+        _, sign, wt = self._state()
+        return np.multiply(sign, 1.0 / sign.shape[0] if wt is None else wt.nu)
 
     def kink_state(self) -> np.ndarray | None:
         """Boolean with the scores' shape: where s > y in the last forward."""

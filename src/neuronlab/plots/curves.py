@@ -9,6 +9,8 @@ import numpy as np
 from neuronlab._validation import check_number
 from neuronlab.plots._base import _axes, _empty, as_records, ema
 
+__all__ = ["plot_accuracy", "plot_learning_rate", "plot_loss"]
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure

@@ -10,6 +10,8 @@ import numpy as np
 from neuronlab._validation import check_array, check_positive_int
 from neuronlab.plots._base import _panels
 
+__all__ = ["plot_activation_histograms", "plot_gradient_histograms"]
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 

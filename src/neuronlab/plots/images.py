@@ -11,6 +11,8 @@ import numpy as np
 from neuronlab._validation import check_array, check_positive_int
 from neuronlab.plots._base import _axes
 
+__all__ = ["plot_decision_regions", "plot_weight_grid", "weight_mosaic"]
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure

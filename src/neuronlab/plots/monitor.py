@@ -9,6 +9,14 @@ import numpy as np
 from neuronlab._validation import check_number
 from neuronlab.plots._base import _axes, _empty, _marks, as_records
 
+__all__ = [
+    "UPDATE_RATIO_BAND",
+    "UPDATE_RATIO_TARGET",
+    "plot_dead_units",
+    "plot_gradient_norms",
+    "plot_update_ratios",
+]
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure

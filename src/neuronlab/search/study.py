@@ -142,11 +142,14 @@ def _pid_alive(pid: int) -> bool:
 
 def _fail_stale(study: Any) -> None:
     """Fail the running trials left by a search process of this host that no longer exists
-    (killed): their slots are run again."""
+    (killed), and those with no owner (a search killed between creating a trial and recording
+    its owner, which takes separate journal writes): their slots are run again."""
     host = socket.gethostname()
 
     def dead_here(t: Any) -> bool:
-        h, _, pid = str(t.user_attrs.get("owner", "")).rpartition(":")
+        if "owner" not in t.user_attrs:  # killed between ask() and recording its owner
+            return True
+        h, _, pid = str(t.user_attrs["owner"]).rpartition(":")
         return h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
 
     _fail_interrupted(study, dead_here)

@@ -66,7 +66,9 @@ class TrainState:
         Draws each epoch's order.
     sums : dict
         The epoch's running sums: ``loss`` (objective times rows), ``n`` (rows), ``correct``
-        (right predictions) and ``sq`` (squared error).
+        (right predictions) and ``sq`` (squared error). In a weighted fit rows count by
+        their weight, so ``n`` and ``correct`` are floats (ints otherwise); the weights
+        themselves are data, like X and y, and are not part of the state.
     history : History
     """
 
@@ -103,8 +105,7 @@ class TrainState:
             "epoch_done": bool(self.epoch_done), "stop_training": bool(self.stop_training),
             "lr_scale": float(self.lr_scale), "order": self.order, "seed": self.seed,
             "shuffle_rng": self.shuffle_rng.bit_generator.state,
-            "sums": {"loss": float(self.sums["loss"]), "n": int(self.sums["n"]),
-                     "correct": int(self.sums["correct"]), "sq": float(self.sums["sq"])},
+            "sums": _sums(self.sums),
             "fit": {"n_samples": self.n_samples, "batch_size": self.batch_size,
                     "epochs": self.epochs, "full_batch": self.full_batch,
                     "metrics": list(self.metrics)},
@@ -146,10 +147,18 @@ class TrainState:
         self.lr_scale = float(d["lr_scale"])
         self.order = None if d["order"] is None else np.array(d["order"], dtype=np.int64)
         self.shuffle_rng.bit_generator.state = dict(d["shuffle_rng"])
-        sums = d["sums"]
-        self.sums = {"loss": float(sums["loss"]), "n": int(sums["n"]),
-                     "correct": int(sums["correct"]), "sq": float(sums["sq"])}
+        self.sums = _sums(d["sums"])
         self.history = History.from_dict(d["history"])
+
+
+def _sums(sums: Mapping[str, Any]) -> dict[str, Any]:
+    """The running sums as plain JSON numbers. ``n`` and ``correct`` keep their kind: ints
+    (rows) in an unweighted fit, floats (weights) in a weighted one, so resume is exact."""
+    def count(v: Any) -> int | float:
+        return int(v) if isinstance(v, numbers.Integral) else float(v)
+
+    return {"loss": float(sums["loss"]), "n": count(sums["n"]),
+            "correct": count(sums["correct"]), "sq": float(sums["sq"])}
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -261,8 +270,13 @@ def _check_order(order: Any, n_samples: int, full_batch: bool, *, undrawn: bool)
 
 def _check_sums(sums: Any) -> None:
     _keys(sums, ("loss", "n", "correct", "sq"), "sums.")
-    _int(sums, "n", 0, "sums.n")
-    _int(sums, "correct", 0, "sums.correct")
+    for key in ("n", "correct"):  # rows (ints), or total weights (floats) in a weighted fit
+        v = sums[key]
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+            _int(sums, key, 0, f"sums.{key}")
+        elif isinstance(v, bool) or not isinstance(v, numbers.Real) or not (
+                math.isfinite(v) and float(v) >= 0):
+            raise _bad(f"sums.{key}", "an integer or a finite number >= 0", v)
     for key in ("loss", "sq"):
         if isinstance(sums[key], bool) or not isinstance(sums[key], numbers.Real):
             raise _bad(f"sums.{key}", "a number", sums[key])

@@ -3,7 +3,8 @@
 :func:`loss_and_grads` is what the minibatch loop does every step, what L-BFGS evaluates at
 every point of its line search, and what the sanity checks train and measure with, so the
 three cannot drift apart: zero the gradients, forward in training mode, data loss, backward,
-then the regulariser's penalty and gradient.
+then the regulariser's penalty and gradient. With sample weights the data loss is the batch's
+weighted mean (the loss's ``sample_weight``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ __all__ = ["loss_and_grads"]
 
 
 def loss_and_grads(
-    model: Any, loss: Any, x: np.ndarray, y: np.ndarray, regularizer: Any = None, *, step: int = 0
+    model: Any,
+    loss: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    regularizer: Any = None,
+    *,
+    step: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[float, np.ndarray]:
     """The objective ``loss(model(x), y) + regularizer.loss(model)``; its gradient is left in
     ``model.grads``.
@@ -37,6 +45,10 @@ def loss_and_grads(
     regularizer : object with ``loss(model)`` and ``add_grad(model)``, optional
     step : int, default 0
         Names the step in a :class:`DivergenceError`.
+    sample_weight : ndarray of shape (n_batch,), optional
+        The rows' weights (finite, >= 0): the data loss is Σ w_i L_i / Σ w_i. A batch whose
+        weights are all 0 has data loss 0 and gradient 0 (only the regulariser acts). None
+        calls ``loss.forward(scores, y)`` exactly as an unweighted loss expects.
 
     Returns
     -------
@@ -56,14 +68,22 @@ def loss_and_grads(
     else:
         model.zero_grad()
         scores = model.forward(x, training=True)
-    try:
-        value = loss.forward(scores, y)
-    except ValueError:
-        bad = ~np.isfinite(scores)
-        if bad.any():  # overflowed scores are divergence, not bad input
-            raise DivergenceError(step, "scores", float(scores[bad][0])) from None
-        raise
-    model.backward(loss.backward(), input_grad=False)
+    if sample_weight is not None and not sample_weight.any():
+        # no weight, no data: the weighted mean of nothing adds nothing to the objective
+        value, dscores = 0.0, np.zeros_like(scores)
+    else:
+        try:
+            if sample_weight is None:
+                value = loss.forward(scores, y)
+            else:
+                value = loss.forward(scores, y, sample_weight=sample_weight)
+        except ValueError:
+            bad = ~np.isfinite(scores)
+            if bad.any():  # overflowed scores are divergence, not bad input
+                raise DivergenceError(step, "scores", float(scores[bad][0])) from None
+            raise
+        dscores = loss.backward()
+    model.backward(dscores, input_grad=False)
     if regularizer is not None:
         value += regularizer.loss(model)
         regularizer.add_grad(model)

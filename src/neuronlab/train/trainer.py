@@ -5,7 +5,9 @@ epoch from an explicit seed; per batch the step function
 (:func:`~neuronlab.train.step.loss_and_grads`: zero_grad, forward, loss, backward,
 regulariser gradient), the optimizer step at ``lr = schedule(step) * lr_scale``, constraints,
 callbacks; validation (:func:`~neuronlab.train.evaluation.evaluate`) at the end of each
-epoch. Where the run is lives in one value, ``trainer.state`` (a
+epoch. Sample and class weights (:mod:`~neuronlab.train.weights`) are resolved once per fit
+into one weight per row; each batch hands its rows' weights to the step function. Where the
+run is lives in one value, ``trainer.state`` (a
 :class:`~neuronlab.train.state.TrainState`), which checkpoints save and restore. Everything
 optional (early stopping, checkpoints, logging, progress) is a
 :class:`~neuronlab.train.base.Callback`.
@@ -22,16 +24,16 @@ import numpy as np
 
 from neuronlab._validation import check_positive_int
 from neuronlab.data.arrays import batch
-from neuronlab.layers.sequential import Sequential
 from neuronlab.monitor import Monitor
 from neuronlab.train.base import Callback, overrides
 from neuronlab.train.checkpoint import load_checkpoint
 from neuronlab.train.errors import DivergenceError
-from neuronlab.train.evaluation import accumulate, batches, evaluate, metric_names, summarize
+from neuronlab.train.evaluation import accumulate, evaluate, metric_names, summarize
 from neuronlab.train.history import History
-from neuronlab.train.inputs import check_components, check_data, check_finite_rows
+from neuronlab.train.inputs import check_components, check_data
 from neuronlab.train.state import TrainState
 from neuronlab.train.step import loss_and_grads
+from neuronlab.train.weights import check_weights, resolve_sample_weight
 
 __all__ = ["Trainer"]
 
@@ -87,6 +89,9 @@ class Trainer:
         its attributes, readable on the trainer too.
     train_data : (X, y) or None
         The training arrays of the current ``fit`` (references, not copies).
+    sample_weight : ndarray of shape (n_samples,) or None
+        The current ``fit``'s weight of every training row (``sample_weight`` times the
+        class weights), or None for an unweighted fit.
     resumed : bool
         The current ``fit`` continues a checkpointed run.
     """
@@ -131,6 +136,7 @@ class Trainer:
         self.state = TrainState(full_batch=self.full_batch)
         self.has_validation = self.resumed = False
         self.train_data: tuple[np.ndarray, np.ndarray] | None = None
+        self.sample_weight: np.ndarray | None = None
         self.grads: dict[str, np.ndarray] = {}
 
     # -- learning rate ----------------------------------------------------------------------
@@ -150,10 +156,12 @@ class Trainer:
     # -- fit ---------------------------------------------------------------------------------
     def fit(
         self,
-        X: np.ndarray,
+        X: Any,
         y: Any,
         *,
-        validation: tuple[np.ndarray, Any] | None = None,
+        sample_weight: Any = None,
+        class_weight: dict[Any, float] | str | None = None,
+        validation: tuple[Any, ...] | None = None,
         epochs: int = 10,
         batch_size: int = 128,
         seed: int = 0,
@@ -167,18 +175,32 @@ class Trainer:
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features), float32 or float64 (np.memmap works:
-            each batch reads its rows in sorted order)
-        y : ndarray of shape (n_samples,) integer labels, (n_samples, n_outputs) 0/1 for a
-            multilabel loss, or float targets of shape (n_samples,) / (n_samples, n_outputs)
-        validation : (X_val, y_val) or None
-            Evaluated in inference mode at the end of every epoch.
+        X : array-like of shape (n_samples, n_features)
+            An ndarray, list, DataFrame, ... A float32 / float64 array is used as it is, other
+            numbers become the model's dtype; an np.memmap is never copied (each batch reads
+            its rows in sorted order and casts them).
+        y : array-like of shape (n_samples,) integer labels (whole-number floats work),
+            (n_samples, n_outputs) 0/1 for a multilabel loss, or float targets of shape
+            (n_samples,) / (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,) or None
+            Weights of the rows (finite, >= 0): each batch minimises its weighted mean loss
+            Σ w_i L_i / Σ w_i, and the epoch's ``loss`` / ``acc`` / ``error`` are weighted
+            means (:mod:`~neuronlab.train.evaluation`). Weights 1 train exactly as none.
+        class_weight : dict {label: weight}, "balanced" or None
+            Classification only: multiplies each row's weight by its class's;
+            ``"balanced"`` is ``n_samples / (n_classes * bincount(y))``
+            (:func:`~neuronlab.train.weights.resolve_sample_weight`). Training rows only:
+            validation is weighted by ``w_val`` alone.
+        validation : (X_val, y_val), (X_val, y_val, w_val) or None
+            Evaluated in inference mode at the end of every epoch, weighted by ``w_val``.
         epochs, batch_size : int > 0
         seed : int
             Seeds the shuffling generator (np.random.default_rng(seed)).
         resume : path or None
             A checkpoint file, or a folder (its newest checkpoint), written by
-            :class:`Checkpoint`: continue that run exactly.
+            :class:`Checkpoint`: continue that run exactly. Weights are data, like X and y:
+            a checkpoint does not store them, so pass the same ``sample_weight``,
+            ``class_weight`` and validation weights again.
 
         Returns
         -------
@@ -189,12 +211,16 @@ class Trainer:
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__}: {seed!r}")
         X, y = self._check_data("X", "y", X, y)
+        w = resolve_sample_weight(y, sample_weight, class_weight, self.loss.task)
         if validation is not None:
-            if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-                raise TypeError("validation must be a tuple (X_val, y_val)")
-            validation = self._check_data("X_val", "y_val", *validation)
+            if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+                raise TypeError(
+                    "validation must be a tuple (X_val, y_val) or (X_val, y_val, w_val)")
+            Xv, yv = self._check_data("X_val", "y_val", *validation[:2])
+            wv = None if len(validation) == 2 else self._check_weight("w_val", yv, validation[2])
+            validation = (Xv, yv, wv)
         self.has_validation = validation is not None
-        self.train_data = (X, y)
+        self.train_data, self.sample_weight = (X, y), w
         self.state = TrainState(
             n_samples=X.shape[0], batch_size=batch_size, epochs=epochs, seed=int(seed),
             full_batch=self.full_batch, metrics=self.epoch_metric_names,
@@ -212,7 +238,7 @@ class Trainer:
             # Overflow on the way to a NaN is reported once, as a DivergenceError by
             # NonFiniteGuard (or a NaN in the history), not as RuntimeWarnings from every layer.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                self._run(X, y, validation, ckpt)
+                self._run(X, y, w, validation, ckpt)
         except DivergenceError as err:  # recorded for diagnose(): the history ends here
             self.history.info.update(diverged_step=err.step, diverged_at=err.name)
             raise
@@ -221,7 +247,8 @@ class Trainer:
                 cb.close()
         return self.history
 
-    def _run(self, X: np.ndarray, y: np.ndarray, validation: Any, ckpt: Any) -> None:
+    def _run(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, validation: Any,
+             ckpt: Any) -> None:
         s = self.state
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -239,9 +266,9 @@ class Trainer:
                 cb.on_epoch_begin(self, epoch)
             if s.batch_in_epoch < s.n_batches and not s.stop_training:  # resumed: maybe none left
                 if s.full_batch:
-                    self._train_full_batch(X, y)
+                    self._train_full_batch(X, y, w)
                 else:
-                    self._train_epoch(X, y)
+                    self._train_epoch(X, y, w)
             logs = self._epoch_logs(y, validation)
             s.history.record_epoch(logs)
             s.epoch_done = True
@@ -250,7 +277,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self)
 
-    def _train_epoch(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _train_epoch(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
         model, loss, opt, reg = self.model, self.loss, self.optimizer, self.regularizer
         s = self.state
         params, grads, decay_keys = model.params, self.grads, model.weight_keys
@@ -265,10 +292,10 @@ class Trainer:
             idx = np.sort(order[b * bs : (b + 1) * bs])
             m = idx.shape[0]
             xb = batch(X, idx, out=xbuf)  # contiguous rows in the model's dtype, no allocation
-            yb = y[idx]
+            yb, wb = y[idx], None if w is None else w[idx]
             step = s.step
-            value, scores = loss_and_grads(model, loss, xb, yb, reg, step=step)
-            accumulate(sums, loss, scores, yb)
+            value, scores = loss_and_grads(model, loss, xb, yb, reg, step=step, sample_weight=wb)
+            accumulate(sums, loss, scores, yb, wb)
             lr = (self.schedule(step) if self.schedule is not None else opt.lr) * s.lr_scale
             for cb in self._before_update:
                 cb.on_before_update(self, step, value)
@@ -278,14 +305,15 @@ class Trainer:
             s.step, s.batch_in_epoch = step + 1, b + 1
             history.loss.append(value)
             history.lr.append(lr)
-            sums["loss"] += value * m
-            sums["n"] += m
+            mass = m if wb is None else float(wb.sum())  # the batch's rows, counted by weight
+            sums["loss"] += value * mass
+            sums["n"] += mass
             if self._batch_end:
                 logs = {"loss": value, "lr": lr, "batch_size": m}
                 for cb in self._batch_end:
                     cb.on_batch_end(self, step, logs)
 
-    def _train_full_batch(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _train_full_batch(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
         """One L-BFGS ``minimize`` over the whole training set; counts as one step.
         Callbacks' ``on_before_update`` see its final loss and gradients (the line search
         owns the intermediate updates)."""
@@ -293,15 +321,17 @@ class Trainer:
         Xf, step = np.asarray(X, dtype=model.dtype), s.step
 
         def objective() -> float:
-            return loss_and_grads(model, loss, Xf, y, self.regularizer, step=step)[0]
+            return loss_and_grads(model, loss, Xf, y, self.regularizer, step=step,
+                                  sample_weight=w)[0]
 
         value = float(self.optimizer.minimize(objective, model.params, self.grads).fun)
         for cb in self._before_update:
             cb.on_before_update(self, step, value)
         for c in self.constraints:
             c.apply(model)
-        accumulate(s.sums, loss, model.forward(Xf, training=False), y)
-        s.sums["loss"], s.sums["n"] = value * len(Xf), len(Xf)
+        accumulate(s.sums, loss, model.forward(Xf, training=False), y, w)
+        mass = len(Xf) if w is None else float(w.sum())
+        s.sums["loss"], s.sums["n"] = value * mass, mass
         s.step, s.batch_in_epoch = step + 1, 1
         s.history.loss.append(value)
         s.history.lr.append(None)
@@ -309,8 +339,7 @@ class Trainer:
         for cb in self._batch_end:
             cb.on_batch_end(self, step, logs)
 
-    def _epoch_logs(self, y: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None
-                    ) -> dict[str, Any]:
+    def _epoch_logs(self, y: np.ndarray, validation: tuple[Any, ...] | None) -> dict[str, Any]:
         s = self.state
         lr = s.history.lr[-1] if s.history.lr else None
         logs: dict[str, Any] = {"epoch": s.epoch, "step": s.step, "lr": lr}
@@ -326,36 +355,47 @@ class Trainer:
         return check_positive_int("batch_size", batch_size)
 
     def _evaluate(
-        self, X: np.ndarray, y: np.ndarray, *, prefix: str = "", batch_size: int | None = None
+        self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, prefix: str = "",
+        batch_size: int | None = None,
     ) -> dict[str, float]:
         return evaluate(  # callers validated X: no scan per batch
             self.model, self.loss, X, y, regularizer=self.regularizer, prefix=prefix,
-            batch_size=self._inference_batch_size(batch_size), check=False,
+            batch_size=self._inference_batch_size(batch_size), check=False, sample_weight=w,
         )
 
-    def evaluate(self, X: np.ndarray, y: Any, *, batch_size: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self, X: Any, y: Any, *, sample_weight: Any = None, batch_size: int | None = None
+    ) -> dict[str, float]:
         """Loss (data + regularisation) and accuracy or regression error on (X, y), in
-        inference mode, in batches (:func:`~neuronlab.train.evaluation.evaluate`).
+        inference mode, in batches (:func:`~neuronlab.train.evaluation.evaluate`); weighted
+        means with ``sample_weight`` (array-like of shape (n_samples,), finite, >= 0).
+        X and y are taken as :meth:`fit` takes them.
         Returns ``{"loss": ..., "acc": ...}`` or ``{"loss": ..., "error": ...}``."""
         X, y = self._check_data("X", "y", X, y)
-        return self._evaluate(X, y, batch_size=batch_size)
+        w = None if sample_weight is None else self._check_weight("sample_weight", y, sample_weight)
+        return self._evaluate(X, y, w, batch_size=batch_size)
 
-    def predict(self, X: np.ndarray, *, batch_size: int | None = None) -> np.ndarray:
-        """``loss.predict`` of the scores for X (class labels, 0/1 attributes or regression
-        values), computed in inference mode in batches. Returns shape (n_samples, ...)."""
-        X = check_finite_rows("X", X)  # the batches need no scan of their own
-        n_in = getattr(self.model, "n_in", None)
-        if n_in is not None and X[0].size != n_in:
-            raise ValueError(
-                f"x has {X[0].size} features per sample, but the model expects {n_in}"
-            )
-        checked = {"check": False} if isinstance(self.model, Sequential) else {}
-        bs = self._inference_batch_size(batch_size)
-        parts = [
-            self.loss.predict(self.model.forward(xb, training=False, **checked))
-            for _, xb in batches(X, bs, self.model.dtype)
-        ]
-        return np.concatenate(parts, axis=0)
+    def predict(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
+        """``loss.predict`` of the scores for raw X (class labels, 0/1 attributes or regression
+        values): ``model.preprocessor`` is applied when set (as for a loaded model), in
+        inference mode, in batches. Returns shape (n_samples, ...)."""
+        from neuronlab import prediction
+
+        return prediction.predict(self.model, X, loss=self.loss,
+                                  batch_size=self._inference_batch_size(batch_size))
+
+    def predict_proba(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
+        """Probabilities for raw X (the loss's ``predict_proba``: softmax or sigmoid), through
+        ``model.preprocessor`` when set, in inference mode, in batches; NotImplementedError
+        for a loss without probabilities (hinge, regression)."""
+        from neuronlab import prediction
+
+        return prediction.predict_proba(self.model, X, loss=self.loss,
+                                        batch_size=self._inference_batch_size(batch_size))
 
     def _check_data(self, xname: str, yname: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         return check_data(self.model, self.loss.task, xname, yname, X, y)
+
+    def _check_weight(self, name: str, y: np.ndarray, w: Any) -> np.ndarray:
+        """Weights of evaluation rows (``w_val``, ``sample_weight``), checked once per call."""
+        return check_weights(w, y.shape[0], name)
