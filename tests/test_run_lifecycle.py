@@ -314,3 +314,12 @@ def test_a_run_without_a_test_split(tmp_path) -> None:
     refused = run_cli("evaluate", runs / "r")
     assert refused.exit_code == EXIT_USAGE
     assert "the test split is empty" in refused.stderr and "--split all" in refused.stderr
+
+
+def test_clean_ups_are_logged(tmp_path, caplog) -> None:
+    import logging
+
+    (tmp_path / ".config.toml.0123456789ab.tmp").write_bytes(b"x")
+    with caplog.at_level(logging.INFO, logger="neuronlab"):
+        remove_orphan_temporaries(tmp_path)
+    assert any("a killed run left unfinished" in r.message for r in caplog.records)

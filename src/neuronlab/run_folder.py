@@ -17,6 +17,7 @@ run in the same runs folder.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ __all__ = [
     "remove_orphan_temporaries",
 ]
 
+logger = logging.getLogger(__name__)
 _TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp$")  # atomic_write_bytes' temporary files
 
 
@@ -67,6 +69,7 @@ def remove_dead_folders(root: str | os.PathLike[str]) -> Path:
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
+            logger.info("removing %s, left by process %s that is gone", old, pid)
             shutil.rmtree(old, ignore_errors=True)
         except PermissionError:  # alive, someone else's
             pass
@@ -125,6 +128,7 @@ def remove_orphan_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
             continue
         for p in where.iterdir():
             if _TEMPORARY.match(p.name) and p.is_file():
+                logger.info("removing %s, a write a killed run left unfinished", p)
                 p.unlink(missing_ok=True)
                 removed.append(p)
     return removed

@@ -188,3 +188,16 @@ def test_in_memory_arrays_without_a_test_split(tmp_path):
     assert model.metadata["val"]["acc"] == pytest.approx(r.records[0]["value"])
     with pytest.raises(ValueError, match="999"):  # checked once, before any trial
         TrainObjective(base, data=(X[:600], np.where(np.arange(600) == 5, 999, y[:600])))
+
+
+def test_trials_use_the_runs_early_stopping_and_class_weight(tmp_path):
+    """A trial trains as `neuronlab train` would with the same config: early stopping keeps
+    the best epoch, class weights weigh the rows."""
+    base = BASE.with_overrides({"train": {"epochs": 30, "early_stopping": 1,
+                                          "class_weight": "balanced"},
+                                "optim": {"lr": 0.05}})
+    r = run_search(TrainObjective(base), {"l2": "loguniform(1e-6, 1e-5)"}, n_trials=1, workers=0,
+                   directory=tmp_path, pruner=None)
+    lines = (tmp_path / "trials" / "0000" / "metrics.jsonl").read_text().splitlines()
+    assert r.count("COMPLETE") == 1 and len(lines) < 30  # stopped early
+    assert load_config(tmp_path / "trials" / "0000" / "config.toml").train.class_weight == "balanced"

@@ -301,3 +301,14 @@ def test_predict_and_evaluate_read_a_memmap_in_batches(tmp_path):
     np.save(tmp_path / "bad.npy", X)
     with pytest.raises(ValueError, match="X contains NaN or Inf"):
         tr.predict(np.load(tmp_path / "bad.npy", mmap_mode="r"))
+
+
+def test_fit_defaults_are_the_run_config_defaults() -> None:
+    """One set of defaults: Trainer.fit, the CLI (RunConfig) and the estimators agree."""
+    import inspect
+
+    from neuronlab.config import RunConfig
+
+    params = inspect.signature(nl.Trainer.fit).parameters
+    train = RunConfig().train
+    assert (params["epochs"].default, params["batch_size"].default) == (train.epochs, train.batch_size)

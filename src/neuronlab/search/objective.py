@@ -200,11 +200,15 @@ class TrainObjective:
         metric = "val_error" if parts["loss"].task == "regression" else "val_acc"
         reporter = _Reporter(trial, metric)
         callbacks = [NonFiniteGuard(), reporter]
-        if self.keep_best:
+        t = cfg.train
+        if t.early_stopping is not None:  # as `neuronlab train` does: stop, keep the best epoch
+            callbacks.append(EarlyStopping(t.monitor, patience=t.early_stopping, restore_best=True))
+        elif self.keep_best:
             callbacks.append(EarlyStopping(metric, patience=epochs, restore_best=True))
         trainer = Trainer(model, **parts, callbacks=callbacks, monitor=False)
         trial.add_file("config.toml", cfg.to_toml().encode())
-        trainer.fit(X_tr, y_tr, validation=(X_va, y_va), epochs=epochs, batch_size=bs, seed=seed)
+        trainer.fit(X_tr, y_tr, validation=(X_va, y_va), epochs=epochs, batch_size=bs, seed=seed,
+                    class_weight=None if t.class_weight == "none" else t.class_weight)
         val = trainer.evaluate(X_va, y_va)
         lines = "".join(_json_line(e) for e in reporter.epochs)
         trial.add_file("metrics.jsonl", lines.encode())

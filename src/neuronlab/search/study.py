@@ -11,6 +11,7 @@ trial is resubmitted (``retries`` times) and then recorded as failed.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import socket
@@ -32,6 +33,7 @@ from neuronlab.search.strategies import CoarseToFine, Strategy, get_strategy
 
 __all__ = ["SearchResult", "make_pruner", "run_search"]
 
+logger = logging.getLogger(__name__)
 JOURNAL_NAME = "study.journal"
 _STATEFUL_PRUNERS = ("SuccessiveHalvingPruner", "HyperbandPruner", "WilcoxonPruner")
 
@@ -162,6 +164,7 @@ def _fail_interrupted(study: Any, which: Callable[[Any], bool]) -> None:
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if which(t):
+            logger.warning("trial %d was interrupted: failed, its slot runs again", t.number)
             study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
             study.tell(t.number, state=TrialState.FAIL)
 

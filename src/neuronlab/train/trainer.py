@@ -162,8 +162,8 @@ class Trainer:
         sample_weight: Any = None,
         class_weight: dict[Any, float] | str | None = None,
         validation: tuple[Any, ...] | None = None,
-        epochs: int = 10,
-        batch_size: int = 128,
+        epochs: int = 30,
+        batch_size: int = 32,
         seed: int = 0,
         resume: str | os.PathLike[str] | None = None,
     ) -> History:
