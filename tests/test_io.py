@@ -66,8 +66,9 @@ def test_atomic_write_failure_keeps_old_file_and_cleans_up(tmp_path, monkeypatch
         monkeypatch.setattr(os, "fdopen", lambda fd, mode: Broken(real_fdopen(fd, mode)))
     else:
         monkeypatch.setattr(os, failing, boom)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left") as err:
         nl.io.atomic_write_bytes(target, b"new contents that never land")
+    assert str(target) in str(err.value) and err.value.errno == 28  # names the file
     monkeypatch.undo()
     assert target.read_bytes() == b"good old contents"
     assert listing(tmp_path) == ["f.bin"]

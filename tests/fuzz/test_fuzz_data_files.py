@@ -134,6 +134,10 @@ def _train(data: Path, runs: Path, naming: str | None = None) -> None:
     assert_clean_cli(result, naming=naming or Path(str(data).split(":")[-1]).name)
     assert not runs.exists() or not [p for p in runs.iterdir() if not p.name.startswith(".")]
     STATS["train-cli"] += 1
+    # `neuronlab check` reads the data through the same run lifecycle: refused the same way
+    assert_clean_cli(run_cli("check", "--data", data, "--hidden", "4"),
+                     naming=naming or Path(str(data).split(":")[-1]).name)
+    STATS["check-cli"] += 1
 
 
 def test_npy_corpus(base, tmp_path):

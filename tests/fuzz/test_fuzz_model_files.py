@@ -402,3 +402,47 @@ def test_every_bit_flip_of_both_formats(base, tmp_path):
 def test_every_header_bit_flip_through_the_cli(base, tmp_path):
     n = int.from_bytes(base.st[:8], "little")
     _flips(base, base.st, range(8 * (8 + n)), ".safetensors", tmp_path, cli=True)
+
+
+def test_a_redigested_zero_preprocessor_scale_is_refused_by_name(tmp_path):
+    """A scale of 0 would turn a feature into Inf/NaN at evaluation ("x contains NaN or Inf",
+    blaming the input): the file is refused at load, naming the preprocessor's state."""
+    from safetensors.numpy import load as st_load
+
+    from _hostile import signed_st, small_model, split_st
+
+    model, _, meta = small_model()
+    good = tmp_path / "good.safetensors"
+    nl.save(model, good, metadata=meta)
+    arrays = dict(st_load(good.read_bytes()))
+    header, _ = split_st(good.read_bytes())
+    scale = next(k for k in arrays if k.startswith("preprocessor.") and k.endswith("scale"))
+    arrays[scale] = arrays[scale].copy()
+    arrays[scale][1] = 0.0
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(signed_st(arrays, header["__metadata__"]))
+    with pytest.raises(nl.ModelFileError, match=r"scale.*feature 1.*> 0"):
+        nl.load(bad)
+
+
+def test_report_of_a_run_with_a_hostile_model(base, tmp_path):
+    """`neuronlab report RUN_DIR` with a hostile model.safetensors in the run folder: the
+    report is written with a note where the model's sections would be (a missing piece never
+    fails a report), or refused with one error line; never a traceback or a hang."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    trained = run_cli("train", "--data", "xor", "--hidden", "4", "--epochs", "1", "--runs-dir",
+                      runs, "--name", "r", "--no-report", "--no-progress")
+    assert trained.exit_code == 0, trained.output
+    corpus = st_corpus(base)
+    names = sorted(corpus)[:: max(1, len(corpus) // 8)]  # a spread of the corpus: 8 reports
+    for name in names:
+        run = tmp_path / name
+        shutil.copytree(runs / "r", run)
+        write(run, "model.safetensors", corpus[name])
+        result = run_cli("report", run)
+        assert_clean_cli(result, refused=result.exit_code != 0, naming="model.safetensors")
+        if result.exit_code == 0:
+            assert "model.safetensors" in (run / "report.html").read_text()
+        STATS["report-cli"] += 1

@@ -62,11 +62,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | bytearray | m
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         # BaseException too: a KeyboardInterrupt mid-write must not leave the temp file behind.
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.filename is None:  # name the file (disk full, ...)
+            raise type(e)(e.errno, f"cannot write {path}: {e.strerror or e}", path) from None
         raise
     _fsync_directory(directory)

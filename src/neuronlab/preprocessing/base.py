@@ -37,6 +37,9 @@ class Preprocessor:
 
     registry_name: ClassVar[str] = ""
     _state_keys: ClassVar[tuple[str, ...]] = ()
+    #: State arrays that fitting always makes > 0 (a scale divided by): a zero in a loaded
+    #: state would turn every transformed value into Inf or NaN.
+    _positive_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self._state: dict[str, np.ndarray] | None = None
@@ -128,6 +131,12 @@ class Preprocessor:
                 raise ValueError(f"state[{k!r}] must have shape {shape}, got {arrays[k].shape}")
             if not np.isfinite(arrays[k]).all():
                 raise ValueError(f"state[{k!r}] contains NaN or Inf")
+            if k in self._positive_keys and not (arrays[k] > 0).all():
+                i = int(np.argmin(arrays[k] > 0))
+                raise ValueError(
+                    f"{type(self).__name__} state[{k!r}] is {arrays[k][i]:g} for feature {i}: a "
+                    "fitted scale is always > 0 (it divides every value of that feature)"
+                )
         self._set_state(arrays)
         return self
 

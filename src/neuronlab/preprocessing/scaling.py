@@ -42,6 +42,7 @@ class Standardize(Preprocessor):
     """
 
     _state_keys = ("mean", "scale")
+    _positive_keys = ("scale",)
 
     def __init__(self, eps: float = 1e-8) -> None:
         super().__init__()
@@ -80,6 +81,7 @@ class MinMax(Preprocessor):
     """
 
     _state_keys = ("center", "half_range")
+    _positive_keys = ("half_range",)
 
     def _fit_state(self, X: np.ndarray) -> dict[str, np.ndarray]:
         lo, hi = X.min(axis=0), X.max(axis=0)
