@@ -172,3 +172,56 @@ def test_without_numba_everything_runs_in_numpy(monkeypatch):
     for layer in model.layers:
         ref = layer.forward(ref)
     np.testing.assert_array_equal(model.forward(x), ref)
+
+
+# -- the penalty gradients (regularizers.py) ------------------------------------------------------
+def _bits(a: np.ndarray) -> np.ndarray:
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("reg", [nl.L2(0.3), nl.L1(0.2), nl.ElasticNet(l1=0.05, l2=0.7)], ids=repr)
+def test_penalty_gradient_kernels_are_bit_identical(reg, dtype, monkeypatch):
+    """add_grad with the kernels equals the NumPy code bit for bit, zeros of both signs, NaN
+    and infinities included (np.sign(±0) is +0, a NaN weight gives a NaN gradient)."""
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-30, -3.5], dtype)
+    out, calls, real = {}, [], kernels.get
+
+    def counted(name):  # the kernel, counting its calls
+        kernel = real(name)
+        return None if kernel is None else lambda *args: calls.append(name) or kernel(*args)
+
+    monkeypatch.setattr(kernels, "get", counted)
+    for fused in (False, True):
+        monkeypatch.setattr(kernels, "ENABLED", fused)
+        calls.clear()
+        model = nl.mlp(300, [300], 3, rng=0).astype(dtype)  # packed: every array a view
+        rng = np.random.default_rng(1)
+        for g in model.grads.values():
+            g[...] = rng.standard_normal(g.shape)
+        model.params["0.W"][0, : specials.size] = specials
+        model.grads["0.W"][1, : specials.size] = -0.0  # -0 + 0 is +0, in both
+        model.grads["0.W"][1, 0] = np.nan
+        type(reg).from_config(reg.get_config()).add_grad(model)
+        out[fused] = {k: v.copy() for k, v in model.grads.items()}
+        # one kernel call per term and weight array with the kernels on, none without
+        assert len(calls) == fused * 2 * (bool(reg._l1) + bool(reg._l2))
+    for k, v in out[False].items():
+        assert v.dtype == dtype
+        np.testing.assert_array_equal(_bits(v), _bits(out[True][k]), err_msg=k)
+
+
+def test_penalty_gradient_kernel_skips_what_it_cannot_take(monkeypatch):
+    """A Fortran-ordered weight, or a gradient of another dtype, gets the NumPy code."""
+    w = np.asfortranarray(np.random.default_rng(0).standard_normal((5, 4)))
+    got = {}
+    for fused in (False, True):
+        monkeypatch.setattr(kernels, "ENABLED", fused)
+        params = {"F": w.copy(order="F"), "M": w.astype(np.float32)}
+        grads = {"F": np.ones((5, 4), order="F"), "M": np.ones((5, 4))}  # float64 for float32
+        model = type("M", (), {"params": params, "grads": grads, "weight_keys": ["F", "M"]})()
+        nl.ElasticNet(l1=0.1, l2=0.2).add_grad(model)
+        got[fused] = grads
+    for k in ("F", "M"):
+        np.testing.assert_array_equal(got[False][k], got[True][k])
+        assert got[True][k].dtype == np.float64

@@ -309,7 +309,9 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[tuple[Any, int, Any]]:
-    with running_server() as (port, app):
+    # a browser on a loaded machine may take seconds to open its event stream: the idle
+    # reaper (tested in test_playground_hostile.py) must not take the session meanwhile
+    with running_server(idle_timeout=120.0) as (port, app):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         pg = context.new_page()
         errors: list[str] = []

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import neuronlab as nl
+from neuronlab import kernels
 from neuronlab.layers.base import Layer
 from neuronlab.layers.sequential import Sequential
 from neuronlab.losses import SoftmaxCrossEntropy
@@ -94,8 +95,10 @@ def test_l1_subgradient_at_zero_is_zero():
     np.testing.assert_array_equal(model.grads["0.W"], [[0.0, -0.5]])
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "kernels"])
 @pytest.mark.parametrize("reg", [L2(0.3), L1(0.2), ElasticNet(l1=0.05, l2=0.7)], ids=repr)
-def test_gradient_matches_centered_differences(rng, reg):
+def test_gradient_matches_centered_differences(rng, reg, fused, monkeypatch):
+    monkeypatch.setattr(kernels, "ENABLED", fused)
     model = random_model(rng)
     reg.add_grad(model)
     h = 1e-5
@@ -151,6 +154,91 @@ def test_non_contiguous_arrays_fall_back_correctly():
     ElasticNet(l1=1.0, l2=2.0).add_grad(model)
     np.testing.assert_array_equal(g, np.sign(w) + 2.0 * w)
     assert L1(1.0).loss(model) == 21.0  # 1 + 2 + 3 + 4 + 5 + 6
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "kernels"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_loss_sums_match_exact_sums(dtype, fused, monkeypatch):
+    """Σw² (einsum, or the kernel's 16 partial sums) and Σ|w| (add.reduce) sum in the weights'
+    dtype: within n·eps of the exact sum (all terms are >= 0), here 1e-5 relative in float32
+    and 1e-12 in float64 on 90k weights."""
+    monkeypatch.setattr(kernels, "ENABLED", fused)
+    model = nl.mlp(300, [300], 3, rng=0).astype(dtype)
+    exact_sq = sum(float(np.sum(model.params[k].astype(np.float64) ** 2))
+                   for k in model.weight_keys)
+    exact_abs = sum(float(np.sum(np.abs(model.params[k].astype(np.float64))))
+                    for k in model.weight_keys)
+    rel = 1e-5 if dtype == np.float32 else 1e-12
+    assert L2(2.0).loss(model) == pytest.approx(exact_sq, rel=rel)  # ½·2·Σw²
+    assert L1(1.0).loss(model) == pytest.approx(exact_abs, rel=rel)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "kernels"])
+def test_no_level1_blas(monkeypatch, fused):
+    """The penalties call no BLAS dot/axpy/asum: threaded OpenBLAS spins on small vectors on
+    a busy machine (see the module docstring)."""
+    monkeypatch.setattr(kernels, "ENABLED", fused)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("level-1 BLAS called")
+
+    for name in ("dot", "vdot", "inner", "vecdot"):
+        monkeypatch.setattr(np, name, refuse)
+    model = nl.mlp(20, [30], 3, rng=0)
+    reg = ElasticNet(l1=0.1, l2=0.2)
+    assert reg.loss(model) > 0
+    reg.add_grad(model)
+    import neuronlab.regularizers as module
+
+    assert "blas" not in vars(module)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_kernel_penalty_equals_the_numpy_penalty(dtype, monkeypatch):
+    """The same penalty with the kernels on and off: Σw² summed in another order, so equal
+    within rounding (both within n·eps of the exact sum: 1e-5 relative in float32 and 1e-13
+    in float64 here); Σ|w| is NumPy's in both."""
+    model = nl.mlp(300, [300, 7], 3, rng=0).astype(dtype)  # 90k, 2.1k and 21 weights
+    values = {}
+    for fused in (False, True):
+        monkeypatch.setattr(kernels, "ENABLED", fused)
+        values[fused] = [r.loss(model) for r in (L2(0.3), L1(0.2), ElasticNet(l1=0.2, l2=0.3))]
+    rel = 1e-5 if dtype == np.float32 else 1e-13
+    assert values[True] == pytest.approx(values[False], rel=rel)
+    assert values[True][1] == values[False][1]
+
+
+def test_cached_arrays_follow_the_model(rng):
+    """The regulariser keeps its view of the model's arrays between steps; a model whose
+    arrays change (astype, another model) is read afresh."""
+    model = nl.mlp(6, [5], 3, rng=0)
+    reg = L2(0.5)
+    first = reg.loss(model)
+    assert reg.loss(model) == first
+    model.astype(np.float64)  # new arrays
+    for g in model.grads.values():
+        g.fill(0.0)
+    assert reg.loss(model) == pytest.approx(first, rel=1e-6)
+    reg.add_grad(model)
+    np.testing.assert_array_equal(model.grads["0.W"], 0.5 * model.params["0.W"])
+    other = nl.mlp(6, [5], 3, rng=1)
+    assert reg.loss(other) == pytest.approx(0.25 * sum(
+        float(np.sum(other.params[k].astype(np.float64) ** 2)) for k in other.weight_keys),
+        rel=1e-6)
+
+
+def test_pickle_and_copy_leave_the_caches_behind():
+    import copy
+    import pickle
+
+    model = nl.mlp(64, [256], 10, rng=0)
+    reg = ElasticNet(l1=0.1, l2=0.2)
+    reg.loss(model)
+    reg.add_grad(model)  # scratch (L1) and the cached arrays are now held
+    assert len(pickle.dumps(reg)) < 1000  # no weights inside
+    for clone in (pickle.loads(pickle.dumps(reg)), copy.deepcopy(reg)):
+        assert clone.get_config() == reg.get_config()
+        assert clone.loss(model) == reg.loss(model)
 
 
 def test_model_without_weights_costs_nothing():

@@ -80,7 +80,7 @@ def check_array(
     return x
 
 
-def check_labels(name: str, y: Any, n_samples: int, n_classes: int | None = None) -> np.ndarray:
+def check_labels(name: str, y: object, n_samples: int, n_classes: int | None = None) -> np.ndarray:
     """Check integer class labels of shape (n_samples,) in [0, n_classes)."""
     y = np.asarray(y)
     if y.ndim != 1:
@@ -103,14 +103,15 @@ def as_rng(seed: Any) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
-        return np.random.default_rng(seed)
+        return np.random.default_rng(seed)  # type: ignore[arg-type]  # stub lacks Integral
     raise TypeError(f"rng must be None, an int seed or a numpy Generator, got {type(seed).__name__}")
 
 
 def check_float_dtype(name: str, dtype: Any) -> np.dtype:
     """Return ``dtype`` as a numpy dtype, or raise unless it is float32 or float64."""
     try:
-        dt = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) would mean float64
+        # np.dtype(None) would mean float64
+        dt: np.dtype | None = np.dtype(dtype) if dtype is not None else None
     except TypeError:
         raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
     if dt is None or dt not in FLOAT_DTYPES:

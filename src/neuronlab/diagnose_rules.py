@@ -107,7 +107,7 @@ class _Run:
         return out
 
     def metric(self, key: str) -> list[float] | None:
-        vals = [e.get(key) for e in self.epochs]
+        vals: list[Any] = [e.get(key) for e in self.epochs]
         if not vals or any(v is None for v in vals):
             return None
         return [float(v) for v in vals]
@@ -132,8 +132,8 @@ def _lr_too_high(run: _Run) -> Finding | None:
         what = "the network's output" if what == "scores" else (
             "the loss" if what == "loss" else f"the gradient of {what}")
         finite = loss[np.isfinite(loss)]
-        evidence = {"diverged_step": i, "diverged_at": run.info.get("diverged_at"),
-                    "steps": [0, i]}
+        evidence: dict[str, Any] = {"diverged_step": i, "diverged_at": run.info.get("diverged_at"),
+                                    "steps": [0, i]}
         msg = f"training diverged at step {i}: {what} became NaN or Inf"
         if finite.size:
             evidence.update(loss_start=float(finite[0]), loss_last=float(finite[-1]))
@@ -151,7 +151,7 @@ def _lr_too_high(run: _Run) -> Finding | None:
                         "steps": [0, len(loss) - 1]},
                        "lower the learning rate (try 10x smaller), clip gradients, check the "
                        "data for extreme values; NonFiniteGuard stops a run at the first bad step")
-    evidence: dict[str, Any] = {}
+    evidence = {}
     reasons = []
     if len(loss) >= 20:
         w = _window(len(loss))
@@ -285,7 +285,7 @@ def _dead_relu(run: _Run) -> Finding | None:
         return None
     since = min((s for s in run.steps for r in run.layers[s]
                  if r["layer"] in bad and (r.get("dead_fraction") or 0) >= DEAD_FRACTION), default=step)
-    worst = max(bad, key=bad.get)
+    worst = max(bad, key=bad.__getitem__)
     return Finding("dead_relu", "warning",
                    f"{bad[worst]:.0%} of the ReLU units of layer {worst} are dead (output 0 on every "
                    f"example of the sample) at step {step}, since step {since}",
@@ -303,7 +303,7 @@ def _saturation(run: _Run) -> Finding | None:
     if not bad:
         return None
     types = {r["layer"]: r["type"] for r in recs}
-    worst = max(bad, key=bad.get)
+    worst = max(bad, key=bad.__getitem__)
     return Finding("saturation", "warning",
                    f"{bad[worst]:.0%} of the outputs of layer {worst} ({types[worst]}) sit near its "
                    f"asymptotes at step {step}, where its gradient is nearly 0",

@@ -162,7 +162,7 @@ class Ensemble:
         """Weighted mean of the members' probabilities: shape (n_samples, n_classes), or
         (n_samples,) for binary members with one output."""
         X = check_array("X", X)
-        total = None
+        total: np.ndarray | None = None
         for i, w in enumerate(self.weights):
             p = self.member_proba(i, X)
             if total is None:
@@ -171,6 +171,7 @@ class Ensemble:
                 raise ValueError(f"{self.names[i]} predicts shape {p.shape}, the others {total.shape}")
             else:
                 total += w * p
+        assert total is not None  # an ensemble has at least one member
         return total
 
     @staticmethod

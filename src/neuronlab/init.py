@@ -42,28 +42,32 @@ def zeros(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
 def normal(shape: tuple[int, ...], rng: np.random.Generator, std: float = 0.01) -> np.ndarray:
     """Small random numbers: N(0, std²) (the notes' 0.01 · randn)."""
     check_number("std", std, low=0, low_inclusive=False)
-    return rng.standard_normal(shape) * std
+    w: np.ndarray = rng.standard_normal(shape) * std
+    return w
 
 
 @INITIALIZERS.register("lecun")
 def lecun(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Calibrated variance 1/n_in: w = randn / sqrt(n_in)."""
     n_in, _ = fans(shape)
-    return rng.standard_normal(shape) * np.sqrt(1.0 / n_in)
+    w: np.ndarray = rng.standard_normal(shape) * np.sqrt(1.0 / n_in)
+    return w
 
 
 @INITIALIZERS.register("glorot")
 def glorot(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Glorot & Bengio: variance 2 / (n_in + n_out)."""
     n_in, n_out = fans(shape)
-    return rng.standard_normal(shape) * np.sqrt(2.0 / (n_in + n_out))
+    w: np.ndarray = rng.standard_normal(shape) * np.sqrt(2.0 / (n_in + n_out))
+    return w
 
 
 @INITIALIZERS.register("he")
 def he(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """He et al. for ReLU networks: variance 2/n_in."""
     n_in, _ = fans(shape)
-    return rng.standard_normal(shape) * np.sqrt(2.0 / n_in)
+    w: np.ndarray = rng.standard_normal(shape) * np.sqrt(2.0 / n_in)
+    return w
 
 
 @INITIALIZERS.register("sparse")

@@ -77,11 +77,11 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, {self.names()})"
 
 
-LAYERS: Registry[type] = Registry("layer")
-LOSSES: Registry[type] = Registry("loss")
+LAYERS: Registry[type[Any]] = Registry("layer")
+LOSSES: Registry[type[Any]] = Registry("loss")
 INITIALIZERS: Registry[Callable[..., Any]] = Registry("initializer")
-REGULARIZERS: Registry[type] = Registry("regularizer")
-CONSTRAINTS: Registry[type] = Registry("constraint")
-OPTIMIZERS: Registry[type] = Registry("optimizer")
-SCHEDULES: Registry[type] = Registry("schedule")
-PREPROCESSORS: Registry[type] = Registry("preprocessor")
+REGULARIZERS: Registry[type[Any]] = Registry("regularizer")
+CONSTRAINTS: Registry[type[Any]] = Registry("constraint")
+OPTIMIZERS: Registry[type[Any]] = Registry("optimizer")
+SCHEDULES: Registry[type[Any]] = Registry("schedule")
+PREPROCESSORS: Registry[type[Any]] = Registry("preprocessor")

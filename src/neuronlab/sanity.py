@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import as_rng, check_array, check_number, check_positive_int
-from neuronlab.checks import gradcheck
+from neuronlab.checks.gradcheck import gradcheck
 from neuronlab.data.arrays import batch
 from neuronlab.regularizers import L2
 from neuronlab.train.step import loss_and_grads
@@ -111,7 +111,7 @@ def _fresh_optimizer(optimizer: Any) -> Any:
 
 
 def _accuracy(loss: Any, scores: np.ndarray, y: np.ndarray) -> float:
-    pred = loss.predict(scores)
+    pred: np.ndarray = loss.predict(scores)
     return float(np.count_nonzero(pred == y.reshape(pred.shape))) / pred.size
 
 

@@ -93,7 +93,7 @@ class Constant(Schedule):
     lr: float
 
     @classmethod
-    def from_epochs(cls, *, lr: float, **_: Any) -> Constant:  # type: ignore[override]
+    def from_epochs(cls, *, lr: float, **_: Any) -> Constant:
         return cls(lr)
 
     def __post_init__(self) -> None:
@@ -125,7 +125,7 @@ class StepDecay(Schedule):
     every: int = 1000
 
     @classmethod
-    def from_epochs(cls, *, lr: float, steps_per_epoch: int, decay_factor: float,  # type: ignore[override]
+    def from_epochs(cls, *, lr: float, steps_per_epoch: int, decay_factor: float,
                     decay_epochs: int, **_: Any) -> StepDecay:
         """``decay_factor`` every ``decay_epochs`` epochs."""
         return cls(lr, factor=decay_factor, every=decay_epochs * steps_per_epoch)
@@ -149,7 +149,7 @@ class _Decay(Schedule):
     k: float
 
     @classmethod
-    def from_epochs(cls, *, lr: float, steps_per_epoch: int, decay_rate: float,  # type: ignore[override]
+    def from_epochs(cls, *, lr: float, steps_per_epoch: int, decay_rate: float,
                     **_: Any) -> _Decay:
         """``decay_rate`` is k per epoch; the schedule counts steps: k / steps_per_epoch."""
         return cls(lr, k=decay_rate / steps_per_epoch)
@@ -217,7 +217,7 @@ class Cosine(Schedule):
     min_lr: float = 0.0
 
     @classmethod
-    def from_epochs(cls, *, lr: float, steps_per_epoch: int, epochs: int,  # type: ignore[override]
+    def from_epochs(cls, *, lr: float, steps_per_epoch: int, epochs: int,
                     **_: Any) -> Cosine:
         """Anneals over the whole run."""
         return cls(lr, total_steps=epochs * steps_per_epoch)
@@ -279,7 +279,8 @@ class Warmup(Schedule):
 def get_schedule(name: str, **kwargs: Any) -> Schedule:
     """Build the schedule registered as ``name`` ("constant", "step", "exponential",
     "inverse_time", "cosine", "warmup") with ``kwargs``; unknown names list the choices."""
-    return SCHEDULES.create(name, **kwargs)
+    schedule: Schedule = SCHEDULES.create(name, **kwargs)
+    return schedule
 
 
 def schedule_from_config(cfg: Mapping[str, Any]) -> Schedule:

@@ -10,6 +10,7 @@ traceback; a diverging run exits with status 3 and keeps its last good checkpoin
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import sys
@@ -53,7 +54,43 @@ def _fail(message: str, code: int) -> None:
 
 
 class _Group(click.Group):
-    """A click group whose errors are one ``error: ...`` line and a meaningful exit code."""
+    """A click group whose errors are one ``error: ...`` line and a meaningful exit code.
+
+    A subcommand added with :meth:`add_lazy_command` is imported when it is used, not when the
+    CLI starts: ``neuronlab --help`` lists it with the help text given there.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, tuple[str, str]] = {}
+        self._listing = False
+
+    def add_lazy_command(self, name: str, target: str, help: str) -> None:
+        """Register the command ``target`` (``"module:attribute"``) as ``name``, imported on
+        first use. ``help`` is the command's own help text (its docstring), for the listing of
+        ``neuronlab --help``; tests/test_startup.py holds the two equal."""
+        self.lazy_commands[name] = (target, help)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = self.commands.get(cmd_name)
+        if cmd is None and cmd_name in self.lazy_commands:
+            target, help_text = self.lazy_commands[cmd_name]
+            if self._listing:  # a line of the group's help: nothing to import for it
+                return click.Command(cmd_name, help=help_text)
+            module, _, attribute = target.partition(":")
+            cmd = getattr(importlib.import_module(module), attribute)
+            self.add_command(cmd, cmd_name)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
 
     def main(
         self,

@@ -155,6 +155,14 @@ def resolve_config(config_file: str | None, options: dict[str, Any]) -> RunConfi
 @click.option(
     "--tensorboard", is_flag=True, help="Also log to RUN_DIR/tensorboard/ (needs tensorboardX)."
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="BLAS threads for training and the final scores [training: one when the network's "
+    "products are too small to gain from more, else BLAS's own]. Not saved with the run (it "
+    "belongs to the machine), so --resume takes it too.",
+)
 def train(
     config_file: str | None,
     resume_dir: str | None,
@@ -163,6 +171,7 @@ def train(
     progress: bool | None,
     report: bool,
     tensorboard: bool,
+    threads: int | None,
     **options: Any,
 ) -> None:
     """Train an MLP and write runs/<name>/ (config.toml, metrics.jsonl, model.safetensors,
@@ -189,7 +198,7 @@ def train(
             run_dir, resume = _named(create_run_folder, runs_dir, name, cfg), None
         else:
             resume = _prepare_resume(run_dir, cfg)
-        _train_prepared(run, cfg, run_dir, resume, progress, tensorboard, report)
+        _train_prepared(run, cfg, run_dir, resume, progress, tensorboard, report, threads)
     finally:
         run.close()
 
@@ -269,11 +278,12 @@ def _prepare_resume(run_dir: Path, cfg: RunConfig) -> str | None:
 
 
 def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progress: bool | None,
-                    tensorboard: bool, report: bool) -> None:
+                    tensorboard: bool, report: bool, threads: int | None = None) -> None:
     """Train the prepared run in its folder (from the checkpoint ``resume`` if not None), then
     write the model, print the test metrics and the diagnosis, and write the report."""
     from neuronlab.diagnose import diagnose, format_findings
     from neuronlab.io import save
+    from neuronlab.threads import limit_blas
     from neuronlab.train import (
         Checkpoint,
         DivergenceError,
@@ -300,7 +310,7 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
         from neuronlab.tensorboard import TensorBoardLogger
 
         callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
-    trainer = Trainer(**run.trainer_kwargs(), callbacks=callbacks)
+    trainer = Trainer(**run.trainer_kwargs(), callbacks=callbacks, threads=threads)
     click.echo(f"run directory: {run_dir}", err=True)
     try:
         trainer.fit(
@@ -320,8 +330,9 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
 
     # The saved model: the last epoch's, or with early stopping the best epoch's (restored).
     epoch = trainer.epoch if stopper is None or stopper.best_epoch is None else stopper.best_epoch
-    scores = {part: evaluate(run.model, run.loss, *pair) if len(pair[1]) else None
-              for part, pair in (("train", run.train), ("val", run.val), ("test", run.test))}
+    with limit_blas(threads):
+        scores = {part: evaluate(run.model, run.loss, *pair) if len(pair[1]) else None
+                  for part, pair in (("train", run.train), ("val", run.val), ("test", run.test))}
     run.model.preprocessor = run.preprocessor
     meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "epoch": epoch, **scores}
     save(run.model, run_dir / "model.safetensors", preprocessor=run.preprocessor, metadata=meta)

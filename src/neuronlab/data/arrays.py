@@ -20,7 +20,7 @@ import mmap
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -63,7 +63,8 @@ def _file_rows(X: np.ndarray) -> tuple[str, int, int] | None:
         return None
     # np.memmap maps from its offset rounded down to the allocation granularity; a view
     # keeps its base's offset, so locate row 0 by its address inside the map
-    start = X.offset - X.offset % mmap.ALLOCATIONGRANULARITY
+    offset = cast(np.memmap, X).offset  # X holds an _mmap: it is an np.memmap
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
     addr = np.frombuffer(mm, np.uint8, count=1).ctypes.data
     return path, start + X.ctypes.data - addr, X.strides[0]
 
@@ -80,7 +81,8 @@ def _pread_rows(src: tuple[str, int, int], idx: np.ndarray, out: np.ndarray) -> 
     fd = os.open(path, os.O_RDONLY)
     try:
         for a, b in zip(starts, stops):
-            view = memoryview(out[a:b]).cast("B")
+            # numpy types ndarray.__buffer__ for Python >= 3.12 only
+            view = memoryview(out[a:b]).cast("B")  # type: ignore[arg-type]
             if os.preadv(fd, [view], base + rows[a] * stride) != view.nbytes:
                 raise OSError(f"{path}: short read (was the file truncated?)")
     finally:

@@ -90,7 +90,7 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
 
 
 def _safe_dtype(obj: Any, align: bool = False, copy: bool = False) -> np.dtype:
-    dt = np.dtype(obj, align, copy)
+    dt: np.dtype = np.dtype(obj, align, copy)
     if dt.hasobject:  # object arrays would unpickle arbitrary Python objects
         raise UnsafePickleError(f"refusing an object dtype ({dt}) in a CIFAR-10 batch")
     return dt
@@ -111,8 +111,9 @@ def _allowed() -> dict[tuple[str, str], Any]:
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         # Pickle protocol 5 rebuilds arrays from a buffer (of the file's own bytes).
-        ("numpy.core.numeric", "_frombuffer"): numeric._frombuffer,
-        ("numpy._core.numeric", "_frombuffer"): numeric._frombuffer,
+        # numpy's stubs leave out its private _frombuffer
+        ("numpy.core.numeric", "_frombuffer"): numeric._frombuffer,  # type: ignore[attr-defined]
+        ("numpy._core.numeric", "_frombuffer"): numeric._frombuffer,  # type: ignore[attr-defined]
         ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): _safe_dtype,
         ("_codecs", "encode"): _latin1_encode,
@@ -141,7 +142,7 @@ class SafeBatchUnpickler(pickle.Unpickler):
         return obj
 
 
-def _field(batch: dict, key: str, file: Path) -> Any:
+def _field(batch: dict[Any, Any], key: str, file: Path) -> Any:
     for k in (key.encode(), key):  # bytes keys (the originals) or str keys (Python 3 re-saves)
         if k in batch:
             return batch[k]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["check_targets", "check_training_classes"]
 
@@ -20,7 +21,7 @@ BINARY_LOSSES = ("sigmoid_cross_entropy", "binary_hinge")
 _SHOW = 5  # labels or rows quoted in a message
 
 
-def _rows(mask: np.ndarray) -> str:
+def _rows(mask: npt.ArrayLike) -> str:
     rows = np.flatnonzero(mask)
     shown = ", ".join(map(str, rows[:_SHOW]))
     return f"row {shown}" if rows.size == 1 else f"rows {shown}" + (", ..." if rows.size > _SHOW else "")

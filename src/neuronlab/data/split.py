@@ -43,7 +43,7 @@ def _allocate(counts: np.ndarray, total: int, rng: np.random.Generator) -> np.nd
     class gets more than it has.
     """
     share = counts * (total / counts.sum())
-    base = np.floor(share).astype(np.int64)
+    base: np.ndarray = np.floor(share).astype(np.int64)
     left = total - int(base.sum())
     if left > 0:
         order = np.lexsort((rng.random(counts.size), -(share - base)))
@@ -114,8 +114,8 @@ def split_indices(
     if not stratify:
         perm = rng.permutation(n)
         parts = perm[n - n_test - n_val : n - n_test], perm[n - n_test :]
-        train = perm[: n - n_test - n_val]
-        return SplitIndices(np.sort(train), np.sort(parts[0]), np.sort(parts[1]))
+        train_rows = perm[: n - n_test - n_val]
+        return SplitIndices(np.sort(train_rows), np.sort(parts[0]), np.sort(parts[1]))
 
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     test_per_class = _allocate(counts, n_test, rng)

@@ -371,7 +371,7 @@ def save_npz(
         **{_NPZ_META_PREFIX + k: np.array(v, dtype=np.str_) for k, v in meta.items()},
     }
     buf = _stdio.BytesIO()
-    np.savez(buf, **entries)
+    np.savez(buf, **entries)  # type: ignore[arg-type]  # mypy matches **entries to allow_pickle
     atomic_write_bytes(path, buf.getbuffer())
 
 

@@ -51,7 +51,9 @@ def _is_int(v: Any) -> bool:
     return type(v) is int  # not bool, not float
 
 
-def _tensors(header: dict[str, Any], source: str, error: type[Exception]) -> list[tuple]:
+def _tensors(
+    header: dict[str, Any], source: str, error: type[Exception]
+) -> list[tuple[int, int, str, str, tuple[int, ...]]]:
     """``(begin, end, name, code, shape)`` of every array, offsets checked against shapes."""
     out = []
     for name, t in header.items():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.linalg import blas
 
 from neuronlab._validation import FLOAT_DTYPES
 from neuronlab.layers.base import Layer
@@ -13,7 +12,17 @@ from neuronlab.layers.base import Layer
 __all__ = ["add_at_b", "as_2d", "check_dout", "check_input", "dtype_name", "seed_config"]
 
 # BLAS GEMM with beta=1 adds A·B into C in place: the dW accumulation without a temporary.
-_GEMM = {np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm}
+# Filled by the first backward: scipy.linalg takes 0.2-0.3 s to import, which
+# `import neuronlab` does not pay.
+_GEMM: dict[np.dtype[Any], Any] = {}
+
+
+def _gemms() -> dict[np.dtype[Any], Any]:
+    if not _GEMM:
+        from scipy.linalg import blas
+
+        _GEMM.update({np.dtype(np.float32): blas.sgemm, np.dtype(np.float64): blas.dgemm})
+    return _GEMM
 
 
 def check_input(layer: Layer, x: Any) -> np.ndarray:
@@ -42,7 +51,7 @@ def as_2d(layer: Layer, x: Any, width: int, what: str = "n_in") -> np.ndarray:
     """Check ``x`` and view it as (n_samples, width), flattening trailing axes row-major
     (a view, not a copy, for contiguous input)."""
     check_input(layer, x)
-    x2 = x.reshape(x.shape[0], -1)
+    x2: np.ndarray = x.reshape(x.shape[0], -1)
     if x2.shape[1] != width:
         raise ValueError(
             f"{type(layer).__name__}: x has {x2.shape[1]} features per sample "
@@ -68,7 +77,7 @@ def add_at_b(g: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     Fortran-ordered (m, k) array equal to ``b.T @ a``, so GEMM with beta=1 accumulates into
     g's own memory (no (k, m) temporary, one pass less over g than ``g += a.T @ b``).
     """
-    gemm = _GEMM.get(g.dtype)
+    gemm = (_GEMM or _gemms()).get(g.dtype)
     if (
         gemm is not None
         and a.dtype == g.dtype

@@ -8,11 +8,13 @@ with respect to the layer's input. Non-learnable state that must be saved with t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 __all__ = ["Layer"]
+
+_T = TypeVar("_T")
 
 
 class Layer:
@@ -51,7 +53,7 @@ class Layer:
         raise NotImplementedError
 
     # -- helpers shared by all layers ---------------------------------------------------
-    def _cached(self, value: Any) -> Any:
+    def _cached(self, value: _T | None) -> _T:
         """Return a cached forward value, or raise the error for backward-before-forward."""
         if value is None:
             raise ValueError(f"{type(self).__name__}.backward called before forward(training=...)")

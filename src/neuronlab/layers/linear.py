@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from neuronlab.init import initialize
 from neuronlab.layers._util import add_at_b, as_2d, check_dout, dtype_name, seed_config
 from neuronlab.layers.base import Layer
 from neuronlab.registry import INITIALIZERS, LAYERS
+
+if TYPE_CHECKING:
+    from neuronlab.layers.activations import ReLU
 
 __all__ = ["Linear"]
 
@@ -96,13 +99,13 @@ class Linear(Layer):
         W, b = self.params["W"], self.params.get("b")
         if W.dtype != x2.dtype:  # the input dtype is the compute dtype
             W = W.astype(x2.dtype)
-        out = x2 @ W
+        out: np.ndarray = x2 @ W
         if b is not None:
             out += b
         self._x, self._in_shape = x2, x.shape
         return out
 
-    def forward_relu(self, x: np.ndarray, relu: Layer) -> np.ndarray:
+    def forward_relu(self, x: np.ndarray, relu: ReLU) -> np.ndarray:
         """``relu.forward(self.forward(x))`` (neither depends on ``training``), with the bias
         add and the ReLU as one compiled pass over the output (``kernels.bias_relu``: two
         NumPy passes, one of them a slow broadcast, become one). Same values, same caches
@@ -113,7 +116,7 @@ class Linear(Layer):
         W, b = self.params["W"], self.params.get("b")
         if kernel is None or b is None or not (W.dtype == b.dtype == x2.dtype):
             return relu.forward(self.forward(x))
-        out = x2 @ W
+        out: np.ndarray = x2 @ W
         kernel(out, b)
         self._x, self._in_shape = x2, x.shape
         relu._y = out  # what ReLU.forward caches: backward and kink_state read the output
@@ -143,7 +146,7 @@ class Linear(Layer):
         if not input_grad:
             return None
         W = self.params["W"]
-        dx = dout @ (W if W.dtype == dout.dtype else W.astype(dout.dtype)).T
+        dx: np.ndarray = dout @ (W if W.dtype == dout.dtype else W.astype(dout.dtype)).T
         return dx.reshape(self._in_shape)
 
     def get_config(self) -> dict[str, Any]:

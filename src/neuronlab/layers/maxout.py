@@ -83,7 +83,7 @@ class Maxout(Layer):
         b = self.params["b"].reshape(-1)
         if W.dtype != x2.dtype:  # the input dtype is the compute dtype
             W, b = W.astype(x2.dtype), b.astype(x2.dtype)
-        z = (x2 @ W).reshape(n, self.n_out, k)
+        z: np.ndarray = (x2 @ W).reshape(n, self.n_out, k)
         z += b.reshape(self.n_out, k)
         # Running max over the pieces, one strided (N, n_out) view at a time: much faster
         # than argmax/max along a short last axis. Strict ">" keeps the first piece on ties.
@@ -99,7 +99,7 @@ class Maxout(Layer):
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         """dout : (n_samples, n_out). Only the winning piece of each unit gets gradient."""
         x2 = self._cached(self._x)
-        idx = self._idx
+        idx = self._cached(self._idx)
         n, k = x2.shape[0], self.pieces
         dout = check_dout(self, dout, (n, self.n_out))
         # dL/dz: the winner's slot gets dout, the others 0 (piece by piece, strided views).
@@ -114,7 +114,7 @@ class Maxout(Layer):
         if not input_grad:
             return None
         W = self.params["W"].reshape(self.n_in, self.n_out * k)
-        dx = dz2 @ (W if W.dtype == dz2.dtype else W.astype(dz2.dtype)).T
+        dx: np.ndarray = dz2 @ (W if W.dtype == dz2.dtype else W.astype(dz2.dtype)).T
         return dx.reshape(self._in_shape)
 
     def kink_state(self) -> np.ndarray | None:

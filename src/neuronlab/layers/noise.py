@@ -7,7 +7,7 @@ restore ``rng.bit_generator.state`` and a resumed run draws the same masks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -60,10 +60,12 @@ class Dropout(Layer):
         return x * mask
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        mask = self._cached(self._mask)
+        # cast: for a two-type Optional, mypy infers _cached's result as their join, object
+        mask = cast("np.ndarray | str", self._cached(self._mask))
         if isinstance(mask, str):
             return dout
-        return check_dout(self, dout, mask.shape) * mask
+        dx: np.ndarray = check_dout(self, dout, mask.shape) * mask
+        return dx
 
     def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate, **self._seed}

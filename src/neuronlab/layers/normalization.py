@@ -91,7 +91,7 @@ class BatchNorm(_Norm):
         if training:
             mu = x2.mean(axis=0)
             xc = x2 - mu
-            y = np.square(xc)  # reused below as the output buffer
+            y: np.ndarray = np.square(xc)  # reused below as the output buffer
             var = y.mean(axis=0)
             m = self.momentum
             for name, batch in (("running_mean", mu), ("running_var", var)):
@@ -117,7 +117,7 @@ class BatchNorm(_Norm):
         dout2, dx = self._param_grads(dout)
         if not input_grad:
             return None
-        xhat, inv_std = self._xhat, self._inv_std
+        xhat, inv_std = self._cached(self._xhat), self._cached(self._inv_std)
         scale = self.params["gamma"].astype(dx.dtype, copy=False) * inv_std
         if self._training:
             n = dout2.shape[0]
@@ -161,7 +161,7 @@ class LayerNorm(_Norm):
         gamma, beta = self._gamma_beta(x2.dtype)
         mu = x2.mean(axis=1, keepdims=True)
         xc = x2 - mu
-        y = np.square(xc)  # reused below as the output buffer
+        y: np.ndarray = np.square(xc)  # reused below as the output buffer
         var = y.mean(axis=1, keepdims=True)
         inv_std = 1.0 / np.sqrt(var + self.eps)  # (N, 1)
         xc *= inv_std  # now x̂
@@ -176,7 +176,7 @@ class LayerNorm(_Norm):
         dout2, dx = self._param_grads(dout)
         if not input_grad:
             return None
-        xhat = self._xhat
+        xhat, inv_std = self._cached(self._xhat), self._cached(self._inv_std)
         g = np.multiply(dout2, self.params["gamma"].astype(dx.dtype, copy=False))
         g_mean = g.mean(axis=1, keepdims=True)
         np.multiply(g, xhat, out=dx)
@@ -184,7 +184,7 @@ class LayerNorm(_Norm):
         np.multiply(xhat, gx_mean, out=dx)
         dx += g_mean
         np.subtract(g, dx, out=dx)
-        dx *= self._inv_std
+        dx *= inv_std
         return dx.reshape(self._in_shape)
 
     def get_config(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,6 +29,9 @@ class Sequential:
     ----------
     layers : sequence of Layer
     """
+
+    #: What :func:`neuronlab.io.load` restored with the model (no attribute on a new model).
+    metadata: dict[str, Any]
 
     def __init__(self, layers: Sequence[Layer]) -> None:
         layers = list(layers)
@@ -94,7 +97,7 @@ class Sequential:
             layer = layers[i]
             # a Linear followed by a ReLU adds its bias and rectifies in one compiled pass
             if fuse and i < last and type(layer) is Linear and type(layers[i + 1]) is ReLU:
-                x = layer.forward_relu(x, layers[i + 1])
+                x = layer.forward_relu(x, cast(ReLU, layers[i + 1]))
                 i += 2
             else:
                 x = layer.forward(x, training=training)
@@ -105,7 +108,8 @@ class Sequential:
         """Backpropagate dL/dscores; grads accumulate. Returns dL/dx (None if not wanted)."""
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
-            dout = self.layers[i].backward(dout, input_grad=input_grad or i > 0)
+            # None comes only from layer 0, and only when input_grad is False: the last step
+            dout = cast(np.ndarray, self.layers[i].backward(dout, input_grad=input_grad or i > 0))
         return dout
 
     __call__ = forward
@@ -220,7 +224,7 @@ class Sequential:
     @property
     def n_out(self) -> int | None:
         for layer in reversed(self.layers):
-            n = getattr(layer, "n_out", None)
+            n: int | None = getattr(layer, "n_out", None)
             if n is not None:
                 return n
         return None

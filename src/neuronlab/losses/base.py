@@ -179,8 +179,8 @@ class Loss:
 
 
 # -- shared input checks ----------------------------------------------------------------
-def _check_class_scores(scores: Any) -> np.ndarray:
-    check_array("scores", scores)
+def _check_class_scores(scores: object) -> np.ndarray:
+    scores = check_array("scores", scores)
     if scores.ndim != 2 or scores.shape[1] < 2:
         raise ValueError(
             f"scores must have shape (n_samples, n_classes) with n_classes >= 2, got shape {scores.shape}"
@@ -188,15 +188,15 @@ def _check_class_scores(scores: Any) -> np.ndarray:
     return scores
 
 
-def _check_column_scores(scores: Any) -> np.ndarray:
+def _check_column_scores(scores: object) -> np.ndarray:
     """Scores of a single binary output: shape (N,) or (N, 1)."""
-    check_array("scores", scores, min_ndim=1)
+    scores = check_array("scores", scores, min_ndim=1)
     if scores.ndim > 2 or (scores.ndim == 2 and scores.shape[1] != 1):
         raise ValueError(f"scores must have shape (n_samples,) or (n_samples, 1), got shape {scores.shape}")
     return scores
 
 
-def _match_targets(y: Any, scores: np.ndarray) -> np.ndarray:
+def _match_targets(y: object, scores: np.ndarray) -> np.ndarray:
     """Targets with the scores' shape; a (N,) vs (N, 1) mismatch is reshaped (never broadcast
     to (N, N), the classic silent bug)."""
     y = np.asarray(y)

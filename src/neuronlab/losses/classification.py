@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from neuronlab._validation import check_array, check_labels, check_number, check_positive_int
 from neuronlab.registry import LOSSES
@@ -58,7 +57,7 @@ class SoftmaxCrossEntropy(Loss):
         p, y, rows, wt = self._state()
         if wt is None:
             n = p.shape[0]
-            grad = np.multiply(p, 1.0 / n)
+            grad: np.ndarray = np.multiply(p, 1.0 / n)
             grad[rows, y] -= 1.0 / n
         else:
             grad = np.multiply(p, wt.nu)
@@ -67,12 +66,13 @@ class SoftmaxCrossEntropy(Loss):
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
         """Class labels, shape (n_samples,)."""
-        return _check_class_scores(scores).argmax(axis=1)
+        labels: np.ndarray = _check_class_scores(scores).argmax(axis=1)
+        return labels
 
     def predict_proba(self, scores: np.ndarray) -> np.ndarray:
         """Softmax probabilities, shape (n_samples, n_classes), rows sum to 1."""
         _check_class_scores(scores)
-        p = scores - scores.max(axis=1, keepdims=True)
+        p: np.ndarray = scores - scores.max(axis=1, keepdims=True)
         np.exp(p, out=p)
         p /= p.sum(axis=1, keepdims=True)
         return p
@@ -119,7 +119,7 @@ class MulticlassHinge(Loss):
 
     def backward(self) -> np.ndarray:
         h, y, rows, wt = self._state()
-        grad = np.sign(h)  # h >= 0 after the clamp, so sign is the 0/1 active indicator
+        grad: np.ndarray = np.sign(h)  # h >= 0 after the clamp, so sign is the 0/1 active indicator
         grad *= 1.0 / h.shape[0] if wt is None else wt.nu
         # the correct entry was 0, so the row sum counts only the active wrong classes
         grad[rows, y] = -grad.sum(axis=1)
@@ -127,7 +127,8 @@ class MulticlassHinge(Loss):
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
         """Class labels, shape (n_samples,)."""
-        return _check_class_scores(scores).argmax(axis=1)
+        labels: np.ndarray = _check_class_scores(scores).argmax(axis=1)
+        return labels
 
     def expected_initial_loss(self, n_outputs: int) -> float:
         """(C - 1)·margin: with all scores ≈ 0 each of the C - 1 wrong classes adds ≈ margin."""
@@ -167,10 +168,10 @@ class SigmoidCrossEntropy(Loss):
         self.multilabel = multilabel
         self.task = "multilabel" if multilabel else "classification"
 
-    def _check_scores(self, scores: Any) -> np.ndarray:
+    def _check_scores(self, scores: object) -> np.ndarray:
         if not self.multilabel:
             return _check_column_scores(scores)
-        check_array("scores", scores)
+        scores = check_array("scores", scores)
         if scores.ndim != 2:
             raise ValueError(f"scores must have shape (n_samples, n_attributes), got shape {scores.shape}")
         return scores
@@ -202,7 +203,7 @@ class SigmoidCrossEntropy(Loss):
         u, z, sp, wt = self._state()
         # σ(z) = exp(z - softplus(z)): reuses the forward's softplus, and stays accurate for
         # very negative z, where 1 - σ(-z) would cancel to 0
-        grad = np.subtract(z, sp)
+        grad: np.ndarray = np.subtract(z, sp)
         np.exp(grad, out=grad)
         grad *= u
         grad *= 1.0 / z.shape[0] if wt is None else wt.nu
@@ -218,7 +219,9 @@ class SigmoidCrossEntropy(Loss):
         """σ(s), the probability of the positive class (of each attribute), with the targets'
         shape: (N,) for binary, (N, C) for multi-label."""
         s = self._check_scores(scores)
-        p = expit(s)
+        from scipy.special import expit  # here: scipy.special takes ~0.3 s to import
+
+        p: np.ndarray = expit(s)
         return p if self.multilabel else p.reshape(-1)
 
     def expected_initial_loss(self, n_outputs: int) -> float:
@@ -264,7 +267,7 @@ class BinaryHinge(Loss):
 
     def backward(self) -> np.ndarray:
         t, h, wt = self._state()
-        grad = np.sign(h)  # 0/1: whether the margin was violated
+        grad: np.ndarray = np.sign(h)  # 0/1: whether the margin was violated
         grad *= t
         grad *= -1.0 / h.shape[0] if wt is None else -wt.nu
         return grad

@@ -54,7 +54,8 @@ class MeanSquaredError(_Regression):
 
     def backward(self) -> np.ndarray:
         d, wt = self._state()
-        return np.multiply(d, 2.0 / d.shape[0] if wt is None else 2.0 * wt.nu)
+        grad: np.ndarray = np.multiply(d, 2.0 / d.shape[0] if wt is None else 2.0 * wt.nu)
+        return grad
 
 
 @LOSSES.register("mae")
@@ -78,7 +79,8 @@ class MeanAbsoluteError(_Regression):
 
     def backward(self) -> np.ndarray:
         _, sign, wt = self._state()
-        return np.multiply(sign, 1.0 / sign.shape[0] if wt is None else wt.nu)
+        grad: np.ndarray = np.multiply(sign, 1.0 / sign.shape[0] if wt is None else wt.nu)
+        return grad
 
     def kink_state(self) -> np.ndarray | None:
         """Boolean with the scores' shape: where s > y in the last forward."""

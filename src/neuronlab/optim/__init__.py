@@ -32,4 +32,5 @@ def get_optimizer(name: str, **kwargs: Any) -> Optimizer:
 
     Unknown names raise a ValueError listing the choices; unknown keywords a TypeError.
     """
-    return OPTIMIZERS.create(name, **kwargs)
+    optimizer: Optimizer = OPTIMIZERS.create(name, **kwargs)
+    return optimizer

@@ -46,7 +46,9 @@ class Adagrad(Optimizer):
         super().__init__(lr, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay)
         self.eps = check_number("eps", eps, low=0, low_inclusive=False)
 
-    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+    def _update(
+        self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
+    ) -> None:
         cache, buf = state["cache"], self._scratch[name]
         np.multiply(g, g, out=buf)
         cache += buf

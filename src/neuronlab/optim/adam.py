@@ -60,7 +60,9 @@ class Adam(Optimizer):
         self.beta2 = check_number("beta2", beta2, low=0, high=1, high_inclusive=False)
         self.eps = check_number("eps", eps, low=0, low_inclusive=False)
 
-    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+    def _update(
+        self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
+    ) -> None:
         m, v, buf = state["m"], state["v"], self._scratch[name]
         b1, b2, t = self.beta1, self.beta2, self.t
         m *= b1

@@ -165,6 +165,7 @@ class Optimizer:
             if flat is None:
                 update(key, w, g, lr, s)
             else:
+                assert kernel is not None  # flat is built only when fused, with a kernel
                 if scalars is None:
                     scalars = self._kernel_scalars(lr)
                 cast = flat[0].dtype.type  # as NumPy casts a Python float for the array
@@ -202,7 +203,8 @@ class Optimizer:
                     break
             else:
                 return plan[1]
-        arrays, items = [], []
+        arrays = []
+        items: list[tuple[Any, ...]] | None
         for name, w in params.items():
             g = grads[name]
             s = self.state.get(name)
@@ -215,7 +217,9 @@ class Optimizer:
         self._plan = (arrays, items, fused)
         return items
 
-    def _flat(self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]) -> tuple | None:
+    def _flat(
+        self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, ...] | None:
         """The kernel's arguments ``(w, g, *slots)`` as 1-D views, or None when an array is
         not contiguous or the dtypes differ (the NumPy rule then runs)."""
         arrays = [w, g, *(s[k] for k in self.slots)]
@@ -295,11 +299,12 @@ class Optimizer:
                 np.clip(g, -c, c, out=g)
         max_norm = self.clip_norm
         if max_norm is not None:
-            # sum of squares through dot products: no squared temporary
+            # sum of squares by einsum: no squared temporary, and no level-1 BLAS (np.dot),
+            # whose threads spin against other processes on a busy machine
             sq = 0.0
             for g in grads.values():
-                flat = g.reshape(-1)
-                sq += float(np.dot(flat, flat))
+                flat = np.ravel(g, order="K")
+                sq += float(np.einsum("i,i->", flat, flat))
             norm = math.sqrt(sq)
             # A non-finite norm is left alone: rescaling would turn it into NaNs everywhere and
             # hide which parameter diverged; the trainer's non-finite guard reports it.

@@ -45,7 +45,9 @@ class Momentum(Optimizer):
         super().__init__(lr, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay)
         self.momentum = check_number("momentum", momentum, low=0, high=1, high_inclusive=False)
 
-    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+    def _update(
+        self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
+    ) -> None:
         v, buf = state["v"], self._scratch[name]
         np.multiply(g, lr, out=buf)
         v *= self.momentum

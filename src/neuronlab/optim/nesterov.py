@@ -31,7 +31,9 @@ class Nesterov(Momentum):
 
     kernel = "nesterov"  # Momentum's _kernel_scalars: (lr, momentum)
 
-    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+    def _update(
+        self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
+    ) -> None:
         v, buf, mu = state["v"], self._scratch[name], self.momentum
         np.multiply(g, lr, out=buf)
         v *= mu

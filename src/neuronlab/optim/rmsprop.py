@@ -52,7 +52,9 @@ class RMSprop(Optimizer):
         )
         self.eps = check_number("eps", eps, low=0, low_inclusive=False)
 
-    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+    def _update(
+        self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
+    ) -> None:
         cache, buf, d = state["cache"], self._scratch[name], self.decay
         np.multiply(g, g, out=buf)
         buf *= 1.0 - d

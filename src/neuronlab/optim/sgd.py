@@ -38,7 +38,9 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(lr, clip_value=clip_value, clip_norm=clip_norm, weight_decay=weight_decay)
 
-    def _update(self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict) -> None:
+    def _update(
+        self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
+    ) -> None:
         buf = self._scratch[name]
         np.multiply(g, lr, out=buf)
         w -= buf

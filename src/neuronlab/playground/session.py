@@ -134,15 +134,17 @@ class Session:
 
     def reset(self, settings: Settings | None = None) -> None:
         """Stop training, rebuild data and network from ``settings`` (or the current ones),
-        publish the untrained state and wait, paused, for play or step. The new data and
-        network are built before the old run stops, so if building fails the session keeps
-        training what it had."""
+        publish the untrained state and wait, paused, for play or step. The settings are
+        checked as a run config before the old run stops, so a refused value leaves the
+        session as it was. (The old run stops before anything new is built: building while
+        its thread still runs let a page's quick edits race it.)"""
         settings = settings if settings is not None else self.settings
-        data = make_data(settings)
-        parts = build_run(run_config(settings), 2, data.n_classes, len(data.y_train))
-        trainer = Trainer(**parts, callbacks=[NonFiniteGuard(), Monitor(every=10), _Gate(self)])
+        cfg = run_config(settings)  # raises for a refused value, before anything changes
         self._halt()
-        self.settings, self.data, self.trainer = settings, data, trainer
+        self.settings = settings
+        self.data = data = make_data(settings)
+        parts = build_run(cfg, 2, data.n_classes, len(data.y_train))
+        self.trainer = Trainer(**parts, callbacks=[NonFiniteGuard(), Monitor(every=10), _Gate(self)])
         self.error: str | None = None
         self._stop, self._running, self._budget = False, False, 0
         self.status = "paused"

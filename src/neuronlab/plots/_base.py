@@ -158,12 +158,18 @@ def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
     ``s_t = β·s_{t−1} + (1 − β)·x_t`` from ``s_{−1} = 0``, divided by ``1 − β^(t+1)`` so the
     first values are not pulled towards zero. ``values`` of shape (n,) -> shape (n,).
     """
-    from scipy.signal import lfilter
-
     x = np.asarray(values, dtype=np.float64)
     if smoothing == 0.0 or x.size == 0:
         return x.copy()
-    s = lfilter([1.0 - smoothing], [1.0, -smoothing], x)
+    # The recurrence as a loop over Python floats (0.2 s for a million steps), the same
+    # arithmetic in the same order as scipy.signal.lfilter (bit-identical), without the
+    # 0.2-0.3 s import of scipy.signal.
+    beta, rest, acc = float(smoothing), 1.0 - float(smoothing), 0.0
+    out = []
+    for v in x.tolist():
+        acc = rest * v + beta * acc
+        out.append(acc)
+    s = np.array(out, dtype=np.float64)
     s /= -np.expm1(np.arange(1, x.size + 1) * math.log(smoothing))  # 1 − β^(t+1), accurately
     return s
 

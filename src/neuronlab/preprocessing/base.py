@@ -145,8 +145,8 @@ class Preprocessor:
         return f"{type(self).__name__}({args})"
 
     # -- helpers ------------------------------------------------------------------------
-    def _check_X(self, X: Any, name: str, width: int | None) -> np.ndarray:
-        check_array(name, X)
+    def _check_X(self, X: object, name: str, width: int | None) -> np.ndarray:
+        X = check_array(name, X)
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
         if X.shape[1] == 0:
@@ -176,7 +176,7 @@ class Preprocessor:
         p = self._derived.get(dtype)
         if p is None:
             # Derive in float64 first, then cast: reciprocals and products stay accurate.
-            derived = self._derive(self._state)
+            derived = self._derive(self._require_fitted())
             p = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in derived.items()}
             self._derived[dtype] = p
         return p

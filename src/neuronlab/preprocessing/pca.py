@@ -130,10 +130,11 @@ class PCA(Preprocessor):
 
     def _forward(self, X: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
         # Centre before projecting (rather than X @ P - mean @ P): no cancellation in float32.
-        return np.subtract(X, p["mean"]) @ p["proj"]
+        out: np.ndarray = np.subtract(X, p["mean"]) @ p["proj"]
+        return out
 
     def _inverse(self, Z: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        out = Z @ p["back"]
+        out: np.ndarray = Z @ p["back"]
         out += p["mean"]
         return out
 
@@ -179,9 +180,10 @@ class ZCA(Preprocessor):
         return {"mean": state["mean"], "W": (U / s) @ U.T, "W_inv": (U * s) @ U.T}
 
     def _forward(self, X: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        return np.subtract(X, p["mean"]) @ p["W"]
+        out: np.ndarray = np.subtract(X, p["mean"]) @ p["W"]
+        return out
 
     def _inverse(self, Z: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        out = Z @ p["W_inv"]
+        out: np.ndarray = Z @ p["W_inv"]
         out += p["mean"]
         return out

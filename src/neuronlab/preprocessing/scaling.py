@@ -23,10 +23,12 @@ class MeanCenter(Preprocessor):
         return {"mean": X.mean(axis=0)}
 
     def _forward(self, X: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        return np.subtract(X, p["mean"])
+        out: np.ndarray = np.subtract(X, p["mean"])
+        return out
 
     def _inverse(self, Z: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        return np.add(Z, p["mean"])
+        out: np.ndarray = np.add(Z, p["mean"])
+        return out
 
 
 @PREPROCESSORS.register("standardize")
@@ -61,12 +63,12 @@ class Standardize(Preprocessor):
         return {"mean": state["mean"], "scale": state["scale"], "inv_scale": 1.0 / state["scale"]}
 
     def _forward(self, X: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        out = np.subtract(X, p["mean"])
+        out: np.ndarray = np.subtract(X, p["mean"])
         out *= p["inv_scale"]
         return out
 
     def _inverse(self, Z: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        out = np.multiply(Z, p["scale"])
+        out: np.ndarray = np.multiply(Z, p["scale"])
         out += p["mean"]
         return out
 
@@ -92,11 +94,11 @@ class MinMax(Preprocessor):
         return {**state, "inv_half_range": 1.0 / state["half_range"]}
 
     def _forward(self, X: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        out = np.subtract(X, p["center"])
+        out: np.ndarray = np.subtract(X, p["center"])
         out *= p["inv_half_range"]
         return out
 
     def _inverse(self, Z: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-        out = np.multiply(Z, p["half_range"])
+        out: np.ndarray = np.multiply(Z, p["half_range"])
         out += p["center"]
         return out

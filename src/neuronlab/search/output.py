@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -32,7 +33,7 @@ __all__ = ["read_records", "trial_dir", "trial_record", "write_outputs", "write_
 _HIDDEN_ATTRS = ("owner", "traceback")
 
 
-def trial_dir(directory: str | Path, number: int) -> Path:
+def trial_dir(directory: str | os.PathLike[str], number: int) -> Path:
     return Path(directory) / "trials" / f"{number:04d}"
 
 
@@ -72,7 +73,7 @@ def write_trial(directory: Path, record: dict[str, Any], outcome: Any) -> None:
         f.flush()
 
 
-def read_records(directory: str | Path) -> list[dict[str, Any]]:
+def read_records(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The trials of a search directory, from the trials' status.json files."""
     folder = Path(directory) / "trials"
     if not folder.is_dir():

@@ -300,10 +300,10 @@ class Checkpoint(Callback):
                         callbacks=trainer.callbacks)
         self.last_path = path
         if self.keep is not None:
-            self._prune(path)
+            self._prune(path, self.keep)
         return path
 
-    def _prune(self, newest: str) -> None:
+    def _prune(self, newest: str, keep: int) -> None:
         def key(name: str) -> tuple[int, bool]:
             m = CHECKPOINT_NAME.match(name)
             assert m is not None
@@ -314,7 +314,7 @@ class Checkpoint(Callback):
             n for n in os.listdir(self.directory) if CHECKPOINT_NAME.match(n) and key(n) <= top
         )
         older.sort(key=key)
-        for name in older[: max(0, len(older) - self.keep)]:
+        for name in older[: max(0, len(older) - keep)]:
             try:
                 os.unlink(os.path.join(self.directory, name))
             except FileNotFoundError:

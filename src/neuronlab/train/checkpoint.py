@@ -105,9 +105,9 @@ def _callback_keys(callbacks: Sequence[Any]) -> list[str]:
 
 def _layer_rngs(model: Sequential) -> dict[str, np.random.Generator]:
     return {
-        str(i): layer.rng
+        str(i): rng
         for i, layer in enumerate(model.layers)
-        if isinstance(getattr(layer, "rng", None), np.random.Generator)
+        if isinstance(rng := getattr(layer, "rng", None), np.random.Generator)
     }
 
 
@@ -190,11 +190,12 @@ class LoadedCheckpoint:
     @property
     def epochs_done(self) -> int:
         """Epochs the run has finished (closed): ``epoch + 1`` at an epoch's end, else ``epoch``."""
-        return self.epoch + self._counter("epoch_done")
+        return self.epoch + int(self._counter("epoch_done"))
 
     def state_dict(self) -> dict[str, Any]:
         """The :class:`~neuronlab.train.TrainState` dict (with its order array)."""
-        return _unflatten(self.meta["state"], self.tensors)
+        state: dict[str, Any] = _unflatten(self.meta["state"], self.tensors)
+        return state
 
     def model_arrays(self) -> dict[str, np.ndarray]:
         """Parameters and buffers by dotted name."""

@@ -65,7 +65,7 @@ def check_components(
             raise TypeError(f"callbacks[{i}] must be a Callback, got {type(cb).__name__}")
 
 
-def as_features(name: str, X: Any, dtype: Any) -> np.ndarray:
+def as_features(name: str, X: object, dtype: Any) -> np.ndarray:
     """``X`` as an ndarray of numbers, converted as little as possible.
 
     Parameters
@@ -99,7 +99,7 @@ def as_features(name: str, X: Any, dtype: Any) -> np.ndarray:
     raise TypeError(f"{name} must hold real numbers, got an array of dtype {X.dtype}")
 
 
-def check_finite_rows(name: str, X: Any) -> np.ndarray:
+def check_finite_rows(name: str, X: object) -> np.ndarray:
     """``check_array`` for data that may be a memmap larger than memory: the NaN/Inf scan goes
     a chunk of rows at a time (no boolean temporary the size of X) and releases the pages it
     mapped. Returns X unchanged. A memmap of other numbers (see :func:`as_features`) has

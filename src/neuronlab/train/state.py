@@ -176,9 +176,10 @@ def _int(d: Mapping[str, Any], key: str, low: int, field: str = "") -> int:
 
 
 def _bool(d: Mapping[str, Any], key: str) -> bool:
-    if not isinstance(d[key], bool):
-        raise _bad(key, "true or false", d[key])
-    return d[key]
+    v = d[key]
+    if not isinstance(v, bool):
+        raise _bad(key, "true or false", v)
+    return v
 
 
 def _keys(d: Any, keys: Sequence[str], prefix: str = "") -> None:
@@ -240,8 +241,9 @@ def _check(d: Any, rng: np.random.Generator) -> None:
     if step != epoch * n_batches + b:
         raise _bad("step", f"epoch * n_batches + batch_in_epoch = {epoch * n_batches + b}", step)
     lr_scale = d["lr_scale"]
+    # typeshed's numbers.Real declares no __gt__ (its subclasses all have one)
     if isinstance(lr_scale, bool) or not isinstance(lr_scale, numbers.Real) or not (
-            math.isfinite(lr_scale) and lr_scale > 0):
+            math.isfinite(lr_scale) and lr_scale > 0):  # type: ignore[operator]
         raise _bad("lr_scale", "a finite number > 0", lr_scale)
     _int(d, "seed", 0)
     _check_order(d["order"], n_samples, full_batch, undrawn=b == 0 and not done)
@@ -293,6 +295,6 @@ def _check_history(h: Any, steps: int, epochs: int, keys: list[str]) -> None:
             f"has {len(history.loss)} and {len(history.lr)}")
     if len(history.epochs) != epochs:
         raise _bad("history", f"{epochs} epoch records", f"{len(history.epochs)} records")
-    for e in history.epochs:
-        if set(e) != set(keys):
-            raise _bad("history", f"epoch records with the keys {keys}", list(e))
+    for record in history.epochs:
+        if set(record) != set(keys):
+            raise _bad("history", f"epoch records with the keys {keys}", list(record))

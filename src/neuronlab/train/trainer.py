@@ -18,6 +18,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from neuronlab._validation import check_positive_int
 from neuronlab.data.arrays import batch
 from neuronlab.monitor import Monitor
+from neuronlab.threads import blas_threads, check_threads, limit_blas
 from neuronlab.train.base import Callback, overrides
 from neuronlab.train.checkpoint import load_checkpoint
 from neuronlab.train.errors import DivergenceError
@@ -79,6 +81,11 @@ class Trainer:
     monitor : bool or Monitor, default True
         True adds a :class:`~neuronlab.monitor.Monitor` with its defaults (unless ``callbacks``
         holds one); a Monitor instance is used as given; False or None turns monitoring off.
+    threads : int or None, default None
+        BLAS threads during ``fit``, ``evaluate`` and ``predict``. None: the policy of
+        :mod:`neuronlab.threads` (one thread when the network's largest product is too small
+        to gain from more, else BLAS as it is); an integer > 0: that many. The previous
+        limits are restored when the call returns.
 
     Attributes
     ----------
@@ -119,6 +126,7 @@ class Trainer:
         constraints: Sequence[Any] = (),
         callbacks: Sequence[Callback] = (),
         monitor: Any = True,
+        threads: int | None = None,
     ) -> None:
         constraints, callbacks = tuple(constraints), list(callbacks)
         check_components(model, loss, optimizer, schedule, regularizer, constraints, callbacks)
@@ -138,6 +146,7 @@ class Trainer:
         self.train_data: tuple[np.ndarray, np.ndarray] | None = None
         self.sample_weight: np.ndarray | None = None
         self.grads: dict[str, np.ndarray] = {}
+        self.threads = check_threads(threads)
 
     # -- learning rate ----------------------------------------------------------------------
     def base_lr(self, step: int) -> float:
@@ -232,12 +241,15 @@ class Trainer:
             self.resumed = True
         self.grads = self.model.grads  # the layers' own arrays, gathered once per fit
         # hooks in use, once: callbacks that do not override a hook cost nothing per step
-        self._before_update = [cb for cb in self.callbacks if overrides(cb, "on_before_update")]
-        self._batch_end = [cb for cb in self.callbacks if overrides(cb, "on_batch_end")]
+        self._before_update: list[Callback] = [
+            cb for cb in self.callbacks if overrides(cb, "on_before_update")]
+        self._batch_end: list[Callback] = [
+            cb for cb in self.callbacks if overrides(cb, "on_batch_end")]
         try:
             # Overflow on the way to a NaN is reported once, as a DivergenceError by
             # NonFiniteGuard (or a NaN in the history), not as RuntimeWarnings from every layer.
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            with (np.errstate(over="ignore", invalid="ignore", divide="ignore"),
+                  self._blas(X.shape[0] if self.full_batch else min(batch_size, X.shape[0]))):
                 self._run(X, y, w, validation, ckpt)
         except DivergenceError as err:  # recorded for diagnose(): the history ends here
             self.history.info.update(diverged_step=err.step, diverged_at=err.name)
@@ -289,6 +301,7 @@ class Trainer:
             if s.stop_training:  # checked first, so a resumed run stops where the original did
                 break
             # sorted rows: sequential reads from a memmap; the order inside a batch is irrelevant
+            assert order is not None  # minibatch training: the epoch's order is drawn
             idx = np.sort(order[b * bs : (b + 1) * bs])
             m = idx.shape[0]
             xb = batch(X, idx, out=xbuf)  # contiguous rows in the model's dtype, no allocation
@@ -354,6 +367,10 @@ class Trainer:
             return max(self.state.batch_size, 1024)
         return check_positive_int("batch_size", batch_size)
 
+    def _blas(self, rows: int) -> AbstractContextManager[None]:
+        """BLAS threads for products of ``rows`` rows (``threads``, else the policy)."""
+        return limit_blas(blas_threads(self.model, rows, self.threads))
+
     def _evaluate(
         self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, prefix: str = "",
         batch_size: int | None = None,
@@ -373,7 +390,8 @@ class Trainer:
         Returns ``{"loss": ..., "acc": ...}`` or ``{"loss": ..., "error": ...}``."""
         X, y = self._check_data("X", "y", X, y)
         w = None if sample_weight is None else self._check_weight("sample_weight", y, sample_weight)
-        return self._evaluate(X, y, w, batch_size=batch_size)
+        with self._blas(min(self._inference_batch_size(batch_size), X.shape[0])):
+            return self._evaluate(X, y, w, batch_size=batch_size)
 
     def predict(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """``loss.predict`` of the scores for raw X (class labels, 0/1 attributes or regression
@@ -381,8 +399,9 @@ class Trainer:
         inference mode, in batches. Returns shape (n_samples, ...)."""
         from neuronlab import prediction
 
-        return prediction.predict(self.model, X, loss=self.loss,
-                                  batch_size=self._inference_batch_size(batch_size))
+        rows = self._inference_batch_size(batch_size)
+        with self._blas(rows):
+            return prediction.predict(self.model, X, loss=self.loss, batch_size=rows)
 
     def predict_proba(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Probabilities for raw X (the loss's ``predict_proba``: softmax or sigmoid), through
@@ -390,8 +409,9 @@ class Trainer:
         for a loss without probabilities (hinge, regression)."""
         from neuronlab import prediction
 
-        return prediction.predict_proba(self.model, X, loss=self.loss,
-                                        batch_size=self._inference_batch_size(batch_size))
+        rows = self._inference_batch_size(batch_size)
+        with self._blas(rows):
+            return prediction.predict_proba(self.model, X, loss=self.loss, batch_size=rows)
 
     def _check_data(self, xname: str, yname: str, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         return check_data(self.model, self.loss.task, xname, yname, X, y)

@@ -49,7 +49,8 @@ def class_weights(y: Any, class_weight: Mapping[Any, float] | str) -> np.ndarray
         if class_weight != "balanced":
             raise ValueError("class_weight must be a dict {label: weight} or 'balanced', "
                              f"got {class_weight!r}")
-        per_class = y.shape[0] / (classes.size * np.bincount(inverse).astype(np.float64))
+        counts = np.bincount(inverse).astype(np.float64)
+        per_class: np.ndarray = y.shape[0] / (classes.size * counts)
         return per_class[inverse]
     if not isinstance(class_weight, Mapping):
         raise TypeError(
