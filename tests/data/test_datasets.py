@@ -105,3 +105,20 @@ def test_argument_validation():
         nl.data.moons(n=10.5)
     with pytest.raises(TypeError, match="rng must be None, an int seed or a numpy Generator"):
         nl.data.xor(seed="abc")
+
+
+def test_digits_equal_scikit_learns_loader_without_importing_it():
+    """The file is read directly (no scikit-learn import: a second of start-up), and gives
+    exactly what sklearn.datasets.load_digits gives."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    X, y = nl.data.digits()
+    bunch = load_digits()
+    np.testing.assert_array_equal(X, (bunch.data / 16.0).astype(np.float32))
+    np.testing.assert_array_equal(y, bunch.target)
+    code = "import sys, neuronlab as nl; nl.data.digits(); print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
