@@ -27,7 +27,8 @@ import neuronlab as nl
 from neuronlab.cli import cli
 from neuronlab.errors import CheckpointError
 from neuronlab.io.safetensors_file import read_safetensors, DTYPES
-from neuronlab.train.checkpoint import _digest, load_checkpoint
+from neuronlab.io.files import content_digest
+from neuronlab.train.checkpoint import load_checkpoint
 
 from _hostile import deadline
 
@@ -60,8 +61,8 @@ def rewrite(src: Path, dst: Path, edit: Callable[[dict, dict[str, np.ndarray]], 
     info = json.loads(meta["meta"])
     tensors = {k: np.array(v) for k, v in tensors.items()}
     edit(info, tensors)
-    meta_json = json.dumps(info)
-    meta = {**meta, "meta": meta_json, "sha256": _digest(tensors, meta_json)}
+    meta = {**meta, "meta": json.dumps(info)}
+    meta["sha256"] = content_digest(tensors, meta)
     dst.write_bytes(save(tensors, metadata=meta))
     return dst
 

@@ -65,7 +65,9 @@ PathLike = str | os.PathLike[str]
 def content_digest(arrays: Mapping[str, np.ndarray], meta: Mapping[str, str]) -> str:
     """SHA-256 over everything a model file says: every metadata string but ``sha256``
     itself, and every array's name, dtype, shape and bytes (C order), in sorted order, each
-    field length-prefixed. The same content gives the same digest in safetensors and npz."""
+    field length-prefixed. The same content gives the same digest in safetensors and npz.
+    Checkpoints are digested the same way (their ``format`` string tells them apart), and a
+    search keys in-memory data by it."""
     h = hashlib.sha256(f"{FORMAT}/{FORMAT_VERSION}\n".encode())
 
     def put(b: bytes | memoryview) -> None:

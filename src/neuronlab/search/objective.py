@@ -164,7 +164,9 @@ class TrainObjective:
 
             split_rows(base, data=data)  # bad arrays or labels fail here, not in every trial
             self.data = (np.asarray(data[0]), np.asarray(data[1]))
-            self.data_key = _digest(*self.data)
+            from neuronlab.io.files import content_digest
+
+            self.data_key = content_digest({"X": self.data[0], "y": self.data[1]}, {})
             base = base.with_overrides({"data": {"source": "<arrays>"}})
         self.base, self.keep_best, self.vary_seed = base, bool(keep_best), bool(vary_seed)
 
@@ -222,18 +224,6 @@ class TrainObjective:
             with open(path, "rb") as f:
                 trial.add_file("model.safetensors", f.read())
         return reporter.sign * float(val["error" if metric == "val_error" else "acc"])
-
-
-def _digest(*arrays: np.ndarray) -> str:
-    """A key for in-memory data: the same arrays in any worker give the same cache entry."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.reshape(-1).view(np.uint8).data if a.size else b"")
-    return h.hexdigest()
 
 
 def _json_line(d: dict[str, Any]) -> str:

@@ -7,8 +7,9 @@ optimizer's state arrays (``optimizer/...``), the training state's epoch order
 config and step counter, the schedule's config, the :class:`~neuronlab.train.TrainState`
 (counters, lr_scale, running sums, fit layout, the shuffle generator's
 ``bit_generator.state``, the history so far), every random layer's
-``rng.bit_generator.state`` and the callbacks' counters. A SHA-256 of the metadata and all
-tensor bytes is stored too, so a flipped bit is reported instead of silently loaded.
+``rng.bit_generator.state`` and the callbacks' counters. Its SHA-256 is the model files'
+(:func:`neuronlab.io.files.content_digest`: every metadata string and every tensor), so a
+flipped bit is reported instead of silently loaded.
 
 Files are written with :func:`neuronlab.io.atomic_write_bytes` (temporary file, fsync,
 rename): a crash leaves either the previous file or the complete new one. Loading parses
@@ -22,7 +23,6 @@ metadata entries and the order as ``data/perm``, and its SHA-256 covered the ten
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from neuronlab.io.files import content_digest
 from neuronlab.layers.sequential import Sequential
 from neuronlab.train.errors import CheckpointError
 from neuronlab.train.state import TrainState, check_rng_state
@@ -78,16 +79,6 @@ def _unflatten(tree: Any, tensors: Mapping[str, np.ndarray]) -> Any:
     if isinstance(tree, list):
         return [_unflatten(v, tensors) for v in tree]
     return tree
-
-
-def _digest(tensors: Mapping[str, np.ndarray], meta: str) -> str:
-    """SHA-256 of the metadata JSON and of every tensor's name, dtype, shape and bytes."""
-    h = hashlib.sha256(meta.encode())
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.reshape(-1).view(np.uint8).data if a.size else b"")
-    return h.hexdigest()
 
 
 # -- save ------------------------------------------------------------------------------------
@@ -143,13 +134,8 @@ def save_checkpoint(
         "layer_rngs": {i: g.bit_generator.state for i, g in _layer_rngs(model).items()},
         "callbacks": saved_callbacks,
     }
-    meta_json = json.dumps(meta)
-    metadata = {
-        "format": FORMAT,
-        "version": str(VERSION),
-        "meta": meta_json,
-        "sha256": _digest(tensors, meta_json),
-    }
+    metadata = {"format": FORMAT, "version": str(VERSION), "meta": json.dumps(meta)}
+    metadata["sha256"] = content_digest(tensors, metadata)
     atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
@@ -339,7 +325,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
             f"checkpoint {path!r} has version {meta.get('version')!r}; this "
             f"neuronlab reads version {VERSION}"
         )
-    if "meta" not in meta or _digest(tensors, meta["meta"]) != meta.get("sha256"):
+    if "meta" not in meta or content_digest(tensors, meta) != meta.get("sha256"):
         raise CheckpointError(
             f"checkpoint {path!r} is corrupted: its contents fail the SHA-256 check"
         )
