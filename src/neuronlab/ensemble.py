@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from neuronlab import prediction
 from neuronlab._validation import check_array, check_number, check_positive_int
 from neuronlab.train.callbacks import Callback
 
@@ -146,17 +147,11 @@ class Ensemble:
 
     # -- prediction -------------------------------------------------------------------------
     def member_proba(self, i: int, X: np.ndarray, *, batch_size: int = 2048) -> np.ndarray:
-        """Probabilities of member ``i`` for raw inputs X (n_samples, n_features)."""
-        model, loss = self.models[i], self.losses[i]
-        pre = getattr(model, "preprocessor", None)
-        parts = []
-        for s in range(0, X.shape[0], batch_size):
-            xb = np.asarray(X[s : s + batch_size])
-            if pre is not None:
-                xb = pre.transform(xb)
-            xb = np.asarray(xb, dtype=model.dtype)
-            parts.append(np.asarray(loss.predict_proba(model.forward(xb, training=False)), dtype=np.float64))
-        return np.concatenate(parts, axis=0)
+        """Probabilities of member ``i`` for raw inputs X (n_samples, n_features), in float64
+        (:func:`neuronlab.prediction.predict_proba`: its preprocessor, then its loss)."""
+        proba = prediction.predict_proba(self.models[i], X, loss=self.losses[i],
+                                          batch_size=batch_size)
+        return np.asarray(proba, dtype=np.float64)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Weighted mean of the members' probabilities: shape (n_samples, n_classes), or
