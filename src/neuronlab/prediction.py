@@ -24,6 +24,8 @@ loss registry; the small batch loop is its own, not the trainer's evaluator.
 
 from __future__ import annotations
 
+import inspect
+
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,17 +116,22 @@ def _score_batches(model: Any, X: Any, batch_size: int) -> Iterator[np.ndarray]:
     batch_size = check_positive_int("batch_size", batch_size)
     pre = getattr(model, "preprocessor", None)
     dtype = getattr(model, "dtype", None)
+    n_in = getattr(model, "n_in", None)
+    # each batch is checked here, once: a Sequential need not scan it again
+    checked = {"check": False} if "check" in inspect.signature(model.forward).parameters else {}
     for start in range(0, X.shape[0], batch_size):
         xb = np.asarray(X[start : start + batch_size])  # a memmap is read a batch at a time
-        finite = np.isfinite(xb).reshape(xb.shape[0], -1).all(axis=1)
-        if not finite.all():
-            row = start + int(np.argmin(finite))
-            raise ValueError(f"X contains NaN or Inf (row {row})")
+        if not np.logical_and.reduce(np.isfinite(xb), axis=None):
+            finite = np.isfinite(xb).reshape(xb.shape[0], -1).all(axis=1)
+            raise ValueError(f"X contains NaN or Inf (row {start + int(np.argmin(finite))})")
         if pre is not None:
             xb = pre.transform(xb)
         if dtype is not None and xb.dtype != dtype:
             xb = xb.astype(dtype)
-        yield model.forward(xb, training=False)
+        width = int(np.prod(xb.shape[1:]))
+        if n_in is not None and width != n_in:
+            raise ValueError(f"x has {width} features per sample, but the model expects {n_in}")
+        yield model.forward(xb, training=False, **checked)
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:
