@@ -362,6 +362,7 @@ def test_page_follows_dataset_and_hidden_units(page: tuple[Any, int, Any]) -> No
     n = len(session.data.y_train)
     pg.click("#plot", position={"x": 200, "y": 100})
     pg.wait_for_function("location.hash.includes('points=')")  # the page has the reply
+    wait_until(lambda: len(session.data.y_train) == n + 1)  # and the server its new data
     x, y, label = session.settings.points[0]
     assert (abs(x) < 0.05, y == pytest.approx(0.625, abs=0.05), label) == (True, True, 0)
     assert len(session.data.y_train) == n + 1

@@ -94,6 +94,7 @@ class Session:
         self.max_steps_per_second = max_steps_per_second
         self.publish_interval = publish_interval
         self._cond = threading.Condition()
+        self._resetting = threading.Lock()  # one reset at a time (two tabs, two requests)
         self._thread: threading.Thread | None = None
         self._stop = False
         self._running = False
@@ -138,19 +139,22 @@ class Session:
         checked as a run config before the old run stops, so a refused value leaves the
         session as it was. (The old run stops before anything new is built: building while
         its thread still runs let a page's quick edits race it.)"""
-        settings = settings if settings is not None else self.settings
-        cfg = run_config(settings)  # raises for a refused value, before anything changes
-        self._halt()
-        self.settings = settings
-        self.data = data = make_data(settings)
-        parts = build_run(cfg, 2, data.n_classes, len(data.y_train))
-        self.trainer = Trainer(**parts, callbacks=[NonFiniteGuard(), Monitor(every=10), _Gate(self)])
-        self.error: str | None = None
-        self._stop, self._running, self._budget = False, False, 0
-        self.status = "paused"
-        self._publish(self.trainer)
-        self._thread = threading.Thread(target=self._train, name=f"playground-{self.id}", daemon=True)
-        self._thread.start()
+        with self._resetting:
+            settings = settings if settings is not None else self.settings
+            cfg = run_config(settings)  # raises for a refused value, before anything changes
+            self._halt()
+            data = make_data(settings)
+            parts = build_run(cfg, 2, data.n_classes, len(data.y_train))
+            trainer = Trainer(**parts, callbacks=[NonFiniteGuard(), Monitor(every=10), _Gate(self)])
+            # settings, data and trainer change together: a reader never sees one without the others
+            self.settings, self.data, self.trainer = settings, data, trainer
+            self.error: str | None = None
+            self._stop, self._running, self._budget = False, False, 0
+            self.status = "paused"
+            self._publish(self.trainer)
+            self._thread = threading.Thread(target=self._train, name=f"playground-{self.id}",
+                                            daemon=True)
+            self._thread.start()
 
     def close(self, *, wait: bool = True) -> None:
         """Stop training for good (the tab went away). With ``wait=False`` return at once:
