@@ -13,7 +13,7 @@ import pytest
 from _runs import deep, digits_split, healthy, train
 
 import neuronlab as nl
-from neuronlab.diagnose import RULES
+from neuronlab.babysit.diagnose import RULES
 
 
 def _spiral_halves() -> tuple[np.ndarray, ...]:

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 import neuronlab as nl
 from neuronlab import plots
-from neuronlab.monitor import Monitor
+from neuronlab.babysit.monitor import Monitor
 from neuronlab.plots.curves import ema
 from neuronlab.plots.monitor import UPDATE_RATIO_BAND
 from neuronlab.report import read_metrics

@@ -76,7 +76,7 @@ def test_every_name_resolves(name):
 def test_no_internals_at_the_top():
     for name in INTERNALS:
         assert name not in nl.__all__
-        with pytest.raises(AttributeError, match=rf"{name}'; use neuronlab\.\w+\.{name}"):
+        with pytest.raises(AttributeError, match=rf"{name}'; use neuronlab\.[\w.]+\.{name}"):
             getattr(nl, name)
 
 

@@ -126,7 +126,7 @@ def test_every_image_is_a_png(digits_run):
 
 
 def test_the_diagnosis_section_lists_findings_or_says_none(digits_run):
-    from neuronlab.diagnose import diagnose
+    from neuronlab.babysit.diagnose import diagnose
     from neuronlab.plots import as_records
     from neuronlab.train import History
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import neuronlab as nl
-from neuronlab.monitor import Monitor
+from neuronlab.babysit.monitor import Monitor
 from neuronlab.tensorboard import TensorBoardLogger
 
 event_pb2 = pytest.importorskip("tensorboardX.proto.event_pb2")  # the `test` extra installs it

@@ -34,7 +34,7 @@ from neuronlab import (
     train,
 )
 from neuronlab.checks import GradcheckReport, gradcheck
-from neuronlab.diagnose import Finding, diagnose, format_findings
+from neuronlab.babysit.diagnose import Finding, diagnose, format_findings
 from neuronlab.ensemble import EMA, Ensemble, Polyak
 from neuronlab.errors import CheckpointError, ConfigError, DataError, ModelFileError, NeuronlabError
 from neuronlab.init import initialize
@@ -66,7 +66,7 @@ from neuronlab.losses import (
     SigmoidCrossEntropy,
     SoftmaxCrossEntropy,
 )
-from neuronlab.monitor import Monitor
+from neuronlab.babysit.monitor import Monitor
 from neuronlab.optim import (
     LBFGS,
     SGD,
@@ -171,7 +171,7 @@ _MOVED = {
     ),
     **dict.fromkeys(["SECTION_IDS", "image_shape_for", "read_metrics", "write_report"], "report"),
     "TensorBoardLogger": "tensorboard",
-    "SATURATION": "monitor",
+    "SATURATION": "babysit.monitor",
     "GRADCHECK_BANDS": "checks",
     "GradcheckRow": "checks",
     "relative_error": "checks",

@@ -253,7 +253,7 @@ def _metrics_html(records: plots.RunRecords, model: Any) -> str:
 
 
 def _finding_html(f: Any) -> str:
-    """One :class:`neuronlab.diagnose.Finding` (rule, severity, message, evidence, action)."""
+    """One :class:`neuronlab.babysit.diagnose.Finding` (rule, severity, message, evidence, action)."""
     d = f.to_dict() if hasattr(f, "to_dict") else dict(f)
     severity = str(d.get("severity") or "warning")
     title = str(d.get("rule") or "finding").replace("_", " ")
@@ -274,7 +274,7 @@ def _finding_html(f: Any) -> str:
 
 def _diagnosis_html(records: plots.RunRecords, model: Any) -> str:
     try:
-        from neuronlab.diagnose import diagnose
+        from neuronlab.babysit.diagnose import diagnose
     except ImportError:
         return _note("diagnosis is not available in this installation")
     from neuronlab.train import History

@@ -33,7 +33,7 @@ class TensorBoardLogger(Callback):
     ``histogram_every_epochs`` epochs. Steps are the 0-based optimizer step, epochs the 0-based
     epoch index, as in ``metrics.jsonl``.
 
-    When the trainer has a :class:`~neuronlab.monitor.Monitor` (the default), its records are
+    When the trainer has a :class:`~neuronlab.babysit.monitor.Monitor` (the default), its records are
     forwarded as they appear, with no extra measurement: ``update_ratio/<param>`` and
     ``grad_norm/<param>`` for weights, ``dead_fraction/<layer>``, ``saturation/<layer>`` and
     ``act_std/<layer>``. Without one, the logger measures update ratios itself every
@@ -82,7 +82,7 @@ class TensorBoardLogger(Callback):
                     "TensorBoardLogger needs tensorboardX: pip install 'neuronlab[tensorboard]'"
                 ) from None
             self._writer = SummaryWriter(logdir=self.logdir)
-        from neuronlab.monitor import Monitor
+        from neuronlab.babysit.monitor import Monitor
 
         history = trainer.history
         self._n_seen = len(getattr(history, "monitor", ()))  # a resumed run's were logged before

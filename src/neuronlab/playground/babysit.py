@@ -1,5 +1,5 @@
-"""The babysitting panel's numbers: the latest :class:`~neuronlab.monitor.Monitor` records
-(update/weight ratios, dead and saturated units) and :func:`~neuronlab.diagnose.diagnose`'s
+"""The babysitting panel's numbers: the latest :class:`~neuronlab.babysit.monitor.Monitor` records
+(update/weight ratios, dead and saturated units) and :func:`~neuronlab.babysit.diagnose.diagnose`'s
 current findings, as JSON for the page."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from neuronlab.diagnose import diagnose
+from neuronlab.babysit.diagnose import diagnose
 
 __all__ = ["babysitting"]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from neuronlab.monitor import Monitor
+from neuronlab.babysit.monitor import Monitor
 from neuronlab.playground.babysit import babysitting
 from neuronlab.playground.render import grid, png_data_url, region_image, unit_images
 from neuronlab.playground.settings import EXTENT, LIMITS, Settings, make_data, run_config

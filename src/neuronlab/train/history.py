@@ -28,7 +28,7 @@ class History:
         data also ``"val_loss"`` and ``"val_acc"`` / ``"val_error"``, measured in inference
         mode after the epoch. Example: ``history.epochs[-1]["val_acc"]``.
     monitor : list of dict
-        Per-layer records of :class:`neuronlab.Monitor` (schema in ``neuronlab.monitor``).
+        Per-layer records of :class:`neuronlab.Monitor` (schema in ``neuronlab.babysit.monitor``).
     info : dict
         Facts about the run recorded at its start (expected and measured initial loss...).
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from neuronlab._validation import check_positive_int
 from neuronlab.data.arrays import batch
-from neuronlab.monitor import Monitor
+from neuronlab.babysit.monitor import Monitor
 from neuronlab.threads import blas_threads, check_threads, limit_blas
 from neuronlab.train.base import Callback, overrides
 from neuronlab.train.checkpoint import load_checkpoint
@@ -79,7 +79,7 @@ class Trainer:
         Applied after every update (max-norm).
     callbacks : sequence of Callback
     monitor : bool or Monitor, default True
-        True adds a :class:`~neuronlab.monitor.Monitor` with its defaults (unless ``callbacks``
+        True adds a :class:`~neuronlab.babysit.monitor.Monitor` with its defaults (unless ``callbacks``
         holds one); a Monitor instance is used as given; False or None turns monitoring off.
     threads : int or None, default None
         BLAS threads during ``fit``, ``evaluate`` and ``predict``. None: the policy of

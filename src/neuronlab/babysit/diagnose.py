@@ -1,7 +1,7 @@
 """Plain-language diagnosis of a training run: the notes' rules of thumb, applied to a History.
 
 :func:`diagnose` reads what a run recorded (per-step loss and lr, per-epoch metrics, the
-:class:`~neuronlab.monitor.Monitor` records and ``history.info``) and returns
+:class:`~neuronlab.babysit.monitor.Monitor` records and ``history.info``) and returns
 :class:`Finding` objects, each with the numbers it rests on and what to try. The rules, in
 the order they are reported (thresholds are module constants, so they are easy to cite):
 
@@ -19,16 +19,16 @@ the order they are reported (thresholds are module constants, so they are easy t
 ``activations_exploding``  hidden activations grow from layer to layer
 =========================  ==================================================================
 
-The rules and their thresholds live in :mod:`neuronlab.diagnose_rules`.
+The rules and their thresholds live in :mod:`neuronlab.babysit.rules`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from neuronlab.diagnose_rules import RULES, Finding, _Run
+from neuronlab.babysit.rules import RULES, Finding, _Run
 
-__all__ = ["Finding", "diagnose", "format_findings"]  # RULES: neuronlab.diagnose_rules
+__all__ = ["Finding", "diagnose", "format_findings"]  # RULES: neuronlab.babysit.rules
 
 
 def diagnose(history: Any, *, model: Any = None) -> list[Finding]:

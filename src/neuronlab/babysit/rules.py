@@ -1,4 +1,4 @@
-"""The rules behind :func:`neuronlab.diagnose`: thresholds, the history reader, one function
+"""The rules behind :func:`neuronlab.babysit.diagnose`: thresholds, the history reader, one function
 per rule. Each rule reads a :class:`_Run` and returns a :class:`Finding` or None; the
 thresholds are module constants so messages and docs can cite them.
 
@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from neuronlab.babysit.findings import Finding
 
 __all__ = ["RULES", "Finding"]
 
@@ -37,38 +38,6 @@ SATURATED_FRACTION = 0.50
 DEPTH_FACTOR = 100.0  # first vs last layer: two orders of magnitude
 ACTIVATION_FACTOR = 100.0
 ACTIVATION_TYPES = frozenset({"ReLU", "LeakyReLU", "PReLU", "ELU", "Sigmoid", "Tanh", "Maxout"})
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One diagnosis.
-
-    Attributes
-    ----------
-    rule : str
-        The rule's name (``"lr_too_high"``...).
-    severity : {"error", "warning", "info"}
-        "error": the run is broken (non-finite values); "warning": it works badly.
-    message : str
-        What was seen, in plain words, with the key numbers.
-    evidence : dict
-        The numbers and step/epoch ranges the finding rests on (JSON-able).
-    action : str
-        What to try.
-    """
-
-    rule: str
-    severity: str
-    message: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    action: str = ""
-
-    def __str__(self) -> str:
-        return f"[{self.severity}] {self.rule}: {self.message}\n  try: {self.action}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "severity": self.severity, "message": self.message,
-                "evidence": self.evidence, "action": self.action}
 
 
 # -- reading a history -------------------------------------------------------------------------
