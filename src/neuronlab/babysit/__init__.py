@@ -13,3 +13,5 @@ that reads it and its plot:
 Importing this package imports none of its modules; ``neuronlab`` re-exports ``Monitor``,
 ``diagnose``, ``Finding`` and ``format_findings``.
 """
+
+__all__: list[str] = []
