@@ -13,7 +13,7 @@ import neuronlab as nl
 from neuronlab import plots
 from neuronlab.babysit.monitor import Monitor
 from neuronlab.plots.curves import ema
-from neuronlab.plots.monitor import UPDATE_RATIO_BAND
+from neuronlab.babysit.update_ratio import UPDATE_RATIO_BAND
 from neuronlab.report import read_metrics
 from neuronlab.train import JSONLLogger
 

@@ -54,7 +54,7 @@ CURATED = [
     "NeuronlabError",
 ]  # fmt: skip
 
-INTERNALS = ["SATURATION", "SECTION_IDS", "GRADCHECK_BANDS", "atomic_write_bytes", "weight_mosaic"]
+INTERNALS = ["SECTION_IDS", "GRADCHECK_BANDS", "atomic_write_bytes", "weight_mosaic"]
 HEAVY = ["neuronlab.report", "neuronlab.plots", "neuronlab.tensorboard", "neuronlab.search",
          "neuronlab.playground", "neuronlab.sklearn", "neuronlab.cli", "matplotlib",
          "tensorboardX", "optuna", "dask", "onnx", "click", "starlette"]  # fmt: skip

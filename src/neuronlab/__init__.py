@@ -171,7 +171,6 @@ _MOVED = {
     ),
     **dict.fromkeys(["SECTION_IDS", "image_shape_for", "read_metrics", "write_report"], "report"),
     "TensorBoardLogger": "tensorboard",
-    "SATURATION": "babysit.monitor",
     "GRADCHECK_BANDS": "checks",
     "GradcheckRow": "checks",
     "relative_error": "checks",

@@ -7,11 +7,11 @@ dependency (``pip install neuronlab[tensorboard]``) imported when training begin
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 
 from neuronlab._validation import check_positive_int
 from neuronlab.train.callbacks import Callback
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from neuronlab.train.trainer import Trainer
 
 __all__ = ["TensorBoardLogger"]
+
+log = logging.getLogger(__name__)
 
 _LAYER_KEYS = ("dead_fraction", "saturation", "act_std")  # monitor "layer" fields worth a chart
 
@@ -33,11 +35,12 @@ class TensorBoardLogger(Callback):
     ``histogram_every_epochs`` epochs. Steps are the 0-based optimizer step, epochs the 0-based
     epoch index, as in ``metrics.jsonl``.
 
-    When the trainer has a :class:`~neuronlab.babysit.monitor.Monitor` (the default), its records are
-    forwarded as they appear, with no extra measurement: ``update_ratio/<param>`` and
-    ``grad_norm/<param>`` for weights, ``dead_fraction/<layer>``, ``saturation/<layer>`` and
-    ``act_std/<layer>``. Without one, the logger measures update ratios itself every
-    ``ratio_every_steps`` steps.
+    The per-layer charts are the :class:`~neuronlab.babysit.monitor.Monitor`'s records (the
+    Trainer adds one by default), forwarded as they appear: the report and TensorBoard show
+    the same measurements, made once. ``update_ratio/<param>`` and ``grad_norm/<param>`` for
+    weights, ``dead_fraction/<layer>``, ``saturation/<layer>`` and ``act_std/<layer>``. A
+    trainer without a Monitor gets the loss, lr, epoch metrics and histograms only (and a
+    log line saying so).
 
     Parameters
     ----------
@@ -45,9 +48,6 @@ class TensorBoardLogger(Callback):
         Folder for the event files (created if missing).
     every_steps : int
         Log the loss and learning rate every this many steps.
-    ratio_every_steps : int
-        Measure update ratios every this many steps; each measurement copies the weights once,
-        so sampling keeps the cost to a fraction of a percent of a step.
     histogram_every_epochs : int
         Write weight histograms every this many epochs (and after the last one).
     """
@@ -57,19 +57,14 @@ class TensorBoardLogger(Callback):
         logdir: str | os.PathLike[str],
         *,
         every_steps: int = 1,
-        ratio_every_steps: int = 20,
         histogram_every_epochs: int = 1,
     ) -> None:
         self.logdir = os.fspath(logdir)
         self.every_steps = check_positive_int("every_steps", every_steps)
-        self.ratio_every_steps = check_positive_int("ratio_every_steps", ratio_every_steps)
         self.histogram_every_epochs = check_positive_int(
             "histogram_every_epochs", histogram_every_epochs
         )
         self._writer: Any = None
-        self._before: dict[str, np.ndarray] = {}  # weights before a sampled update, reused buffers
-        self._diff: dict[str, np.ndarray] = {}
-        self._sampled: int | None = None
         self._forward = False
         self._n_seen = 0
 
@@ -87,18 +82,8 @@ class TensorBoardLogger(Callback):
         history = trainer.history
         self._n_seen = len(getattr(history, "monitor", ()))  # a resumed run's were logged before
         self._forward = any(isinstance(cb, Monitor) for cb in trainer.callbacks)
-        params = trainer.model.params
-        keys = () if self._forward else trainer.model.weight_keys  # no second measurement
-        self._before = {k: np.empty_like(params[k]) for k in keys}
-        self._diff = {k: np.empty_like(v) for k, v in self._before.items()}
-        self._sampled = None
-
-    def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None:
-        if step % self.ratio_every_steps == 0 and self._before:
-            params = trainer.model.params
-            for k, buf in self._before.items():
-                np.copyto(buf, params[k])
-            self._sampled = step
+        if not self._forward:
+            log.info("TensorBoardLogger: the trainer has no Monitor, so no per-layer charts")
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
         w = self._writer
@@ -109,16 +94,6 @@ class TensorBoardLogger(Callback):
                 w.add_scalar("train/lr", float(logs["lr"]), step)
         if self._forward:
             self._log_monitor(trainer.history.monitor)
-        elif self._sampled == step:
-            params = trainer.model.params
-            for k, before in self._before.items():
-                d = np.subtract(params[k], before, out=self._diff[k])
-                norm = float(np.linalg.norm(before.reshape(-1)))
-                if norm > 0.0:  # an all-zero weight has no meaningful ratio
-                    w.add_scalar(
-                        f"update_ratio/{k}", float(np.linalg.norm(d.reshape(-1))) / norm, step
-                    )
-            self._sampled = None
 
     def _log_monitor(self, records: list[dict[str, Any]]) -> None:
         w = self._writer

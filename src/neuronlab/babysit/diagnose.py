@@ -19,14 +19,16 @@ the order they are reported (thresholds are module constants, so they are easy t
 ``activations_exploding``  hidden activations grow from layer to layer
 =========================  ==================================================================
 
-The rules and their thresholds live in :mod:`neuronlab.babysit.rules`.
+Each rule and its thresholds live in the module of the quantity it reads (see :mod:`neuronlab.babysit`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from neuronlab.babysit.rules import RULES, Finding, _Run
+from neuronlab.babysit.findings import Finding
+from neuronlab.babysit.rules import RULES
+from neuronlab.babysit.runview import RunView
 
 __all__ = ["Finding", "diagnose", "format_findings"]  # RULES: neuronlab.babysit.rules
 
@@ -47,7 +49,7 @@ def diagnose(history: Any, *, model: Any = None) -> list[Finding]:
     list of Finding
         Errors first, then warnings, each group in rule order; empty when nothing is wrong.
     """
-    run = _Run(history)
+    run = RunView(history)
     findings: list[Finding] = []
     fired: set[str] = set()
     for name, rule in RULES.items():

@@ -45,11 +45,18 @@ update`` (``None`` when that norm is 0). For full-batch L-BFGS one step is a who
     {"step": 120, "kind": "layer", "layer": "1", "type": "ReLU", "units": 100,
      "act_mean": 0.41, "act_std": 0.63, "dead_fraction": 0.02}
 
-plus, by layer type, ``dead_fraction`` (ReLU: units whose output is 0 on every row of the
-sample), ``saturation`` (the fraction of saturated outputs; Sigmoid: outputs < 0.05 or > 0.95, where σ' < 0.048, a fifth
-of its peak 0.25; Tanh: ``|output| > 0.95``, where tanh' < 0.098, a tenth of its peak) and, for
-BatchNorm, ``running_mean_mean``, ``running_mean_std``, ``running_var_mean``,
+plus what the layer declares in ``Layer.statistics``: ``"role": "activation"`` for a
+nonlinearity, ``dead_fraction`` (:mod:`~neuronlab.babysit.dead_units`: units whose output is 0
+on every row of the sample), ``saturation`` (:mod:`~neuronlab.babysit.saturation`: the fraction
+of outputs outside the layer's ``saturation_band``) and, for a layer with running averages
+(BatchNorm), ``running_mean_mean``, ``running_mean_std``, ``running_var_mean``,
 ``running_var_min``, ``running_var_max``. Non-finite numbers are stored as ``None``.
+
+``kind = "objective"``, one per measured step: the objective split into the data loss and the
+regulariser's penalty (``layer`` and ``type`` are "")::
+
+    {"step": 120, "kind": "objective", "layer": "", "type": "", "data_loss": 0.31,
+     "penalty": 0.02}
 
 At train begin the monitor also fills ``history.info``: ``"expected_initial_loss"``
 (``loss.expected_initial_loss(n_outputs)``, or None), ``"initial_loss"`` (the data loss of the
@@ -66,15 +73,15 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import check_positive_int
+from neuronlab.babysit.activations import mean_std
+from neuronlab.babysit.dead_units import dead_fraction
+from neuronlab.babysit.saturation import saturation
+from neuronlab.babysit.update_ratio import update_ratio
 from neuronlab.data.arrays import batch
 from neuronlab.errors import CheckpointError
 from neuronlab.train.base import Callback
 
-__all__ = ["SATURATION", "Monitor"]
-
-#: Saturation thresholds on the *output* of each squashing activation, as (centre, half
-#: width): an output is saturated when ``|y - centre| > half width``.
-SATURATION: dict[str, tuple[float, float]] = {"Sigmoid": (0.5, 0.45), "Tanh": (0.0, 0.95)}
+__all__ = ["INFO_KEYS", "RECORD_KEYS", "Monitor", "check_records"]
 
 
 def _norm(a: np.ndarray) -> float:
@@ -87,12 +94,16 @@ def _norm(a: np.ndarray) -> float:
 RECORD_KEYS = {
     "param": {"step", "kind", "layer", "type", "param", "role", "size", "weight_norm",
               "grad_norm", "update_norm", "update_ratio"},
-    "layer": {"step", "kind", "layer", "type", "units", "act_mean", "act_std", "dead_fraction",
-              "saturation", "running_mean_mean", "running_mean_std", "running_var_mean",
+    "layer": {"step", "kind", "layer", "type", "units", "act_mean", "act_std", "role",
+              "dead_fraction", "saturation", "running_mean_mean", "running_mean_std", "running_var_mean",
               "running_var_min", "running_var_max"},
+    "objective": {"step", "kind", "layer", "type", "data_loss", "penalty"},
 }
 INFO_KEYS = {"loss", "n_outputs", "expected_initial_loss", "initial_loss", "monitor_every",
-             "monitor_sample_size", "diverged_step", "diverged_at"}
+             "monitor_sample_size", "diverged_step", "diverged_at",
+             # where a divergence started (DivergenceError.info(), babysit/sentinel.py)
+             "diverged_layer", "diverged_layer_type", "diverged_direction", "diverged_param",
+             "diverged_origin", "diverged_context"}
 
 
 def check_records(history: Any) -> None:
@@ -151,6 +162,7 @@ class Monitor(Callback):
         self._y: np.ndarray | None = None
         self._before: dict[str, np.ndarray] = {}  # parameter copies, allocated once
         self._pending: list[dict[str, Any]] | None = None
+        self._objective: dict[str, Any] | None = None
         self._params: list[tuple[str, str, str, str, np.ndarray, np.ndarray]] = []
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -224,12 +236,15 @@ class Monitor(Callback):
     def on_before_update(self, trainer: Any, step: int, loss: float) -> None:
         if not self._due(step):
             return
-        if step == 0 and not trainer.full_batch and trainer.history.info.get("initial_loss", 0) is None:
-            # the first batch's data loss: the objective minus the penalty (the loss itself is
-            # not called again: no extra forward, nothing in the run changes)
-            reg = trainer.regularizer
-            info = trainer.history.info
-            info["initial_loss"] = _num(loss - (reg.loss(trainer.model) if reg is not None else 0.0))
+        # the data loss is the objective minus the penalty (the loss itself is not called
+        # again: no extra forward, nothing in the run changes)
+        reg = trainer.regularizer
+        penalty = float(reg.loss(trainer.model)) if reg is not None else 0.0
+        self._objective = {"step": step, "kind": "objective", "layer": "", "type": "",
+                           "data_loss": _num(loss - penalty), "penalty": _num(penalty)}
+        info = trainer.history.info
+        if step == 0 and not trainer.full_batch and info.get("initial_loss", 0) is None:
+            info["initial_loss"] = self._objective["data_loss"]
         if not trainer.full_batch:
             self._pending = self._snapshot()
         if self._pending is not None:
@@ -242,6 +257,9 @@ class Monitor(Callback):
             return
         pending, self._pending = self._pending, None
         records = trainer.history.monitor
+        if self._objective is not None and self._objective["step"] == step:
+            records.append(self._objective)
+        self._objective = None
         with np.errstate(all="ignore"):
             for (name, idx, kind, role, p, _), pre in zip(self._params, pending):
                 rec: dict[str, Any] = {"step": step, "kind": "param", "layer": idx, "type": kind,
@@ -252,8 +270,7 @@ class Monitor(Callback):
                     delta = self._before[name]
                     np.subtract(p, delta, out=delta)  # the buffer now holds Δw
                     rec["update_norm"] = upd = _num(_norm(delta))
-                    if upd is not None and pre["before"] > 0 and math.isfinite(pre["before"]):
-                        rec["update_ratio"] = upd / pre["before"]
+                    rec["update_ratio"] = update_ratio(upd, pre["before"])
                 records.append(rec)
             records.extend(self.layer_records(trainer.model, step))
 
@@ -280,22 +297,19 @@ class Monitor(Callback):
 
 
 def _describe(step: int, i: int, layer: Any, y: np.ndarray) -> dict[str, Any]:
-    """The ``kind = "layer"`` record of one layer's output ``y`` of shape (n_sample, units)."""
-    kind = type(layer).__name__
-    units = y.shape[1]
-    # mean and std in one pass over y (sum and sum of squares): half the cost of y.std()
-    flat = y.reshape(-1)
-    mean = float(np.add.reduce(flat, dtype=np.float64)) / flat.size
-    var = max(float(np.dot(flat, flat)) / flat.size - mean * mean, 0.0)
-    rec: dict[str, Any] = {"step": step, "kind": "layer", "layer": str(i), "type": kind,
-                           "units": int(units), "act_mean": _num(mean), "act_std": _num(math.sqrt(var))}
-    if kind == "ReLU":
-        # a unit is dead when no row of the sample activates it: its column maximum is 0
-        rec["dead_fraction"] = float(np.count_nonzero(y.max(axis=0) <= 0)) / units
-    elif kind in SATURATION:
-        centre, half = SATURATION[kind]
-        dist = np.abs(y - centre) if centre else np.abs(y)
-        rec["saturation"] = float(np.count_nonzero(dist > half)) / y.size
+    """The ``kind = "layer"`` record of one layer's output ``y`` of shape (n_sample, units):
+    its mean and spread, and the statistics the layer declares (``Layer.statistics``)."""
+    stats = layer.statistics
+    mean, std = mean_std(y)
+    rec: dict[str, Any] = {"step": step, "kind": "layer", "layer": str(i),
+                           "type": type(layer).__name__, "units": int(y.shape[1]),
+                           "act_mean": _num(mean), "act_std": _num(std)}
+    if "activation" in stats:
+        rec["role"] = "activation"
+    if "dead" in stats:
+        rec["dead_fraction"] = dead_fraction(y)
+    if "saturation" in stats and layer.saturation_band is not None:
+        rec["saturation"] = saturation(y, layer.saturation_band)
     buffers = getattr(layer, "buffers", {})
     if "running_mean" in buffers and "running_var" in buffers:
         rm, rv = buffers["running_mean"], buffers["running_var"]

@@ -27,6 +27,8 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "leaky_relu", "prelu", "elu", "tanh", "s
 class _Elementwise(Layer):
     """Shared plumbing: cache one array from forward, check dout against it in backward."""
 
+    statistics = frozenset({"activation"})
+
     def __init__(self) -> None:
         super().__init__()
         self._y: np.ndarray | None = None  # what backward reads (output or input, per class)
@@ -43,6 +45,9 @@ class Sigmoid(_Elementwise):
     Uses ``scipy.special.expit``, which never overflows: σ(−1000) is 0 and σ(1000) is 1
     without warnings. The derivative σ(1−σ) comes from the cached output.
     """
+
+    statistics = frozenset({"activation", "saturation"})
+    saturation_band = (0.5, 0.45)  # y < 0.05 or y > 0.95: σ' < 0.048, a fifth of its peak
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         check_input(self, x)
@@ -67,6 +72,9 @@ class Tanh(_Elementwise):
     The derivative 1 − tanh² comes from the cached output.
     """
 
+    statistics = frozenset({"activation", "saturation"})
+    saturation_band = (0.0, 0.95)  # |y| > 0.95: tanh' < 0.098, a tenth of its peak
+
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
         check_input(self, x)
         y: np.ndarray = np.tanh(x)
@@ -85,6 +93,8 @@ class Tanh(_Elementwise):
 class ReLU(_Elementwise):
     """Rectified linear unit ``max(0, x)``, shape-preserving. The derivative is taken as
     0 at x = 0. ``kink_state()`` is ``x > 0`` (read from the output: y > 0 ⇔ x > 0)."""
+
+    statistics = frozenset({"activation", "dead"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -171,6 +181,8 @@ class PReLU(Layer):
         Initial value of every slope (He et al. use 0.25).
     dtype : float32 or float64
     """
+
+    statistics = frozenset({"activation"})
 
     def __init__(self, n_units: int, *, init_slope: float = 0.25, dtype: Any = np.float32) -> None:
         super().__init__()

@@ -29,12 +29,21 @@ class Layer:
     stochastic : bool
         True for layers that draw random numbers in training (dropout, noise). They skip the
         noise while ``noise_off`` is set, which gradient checks use.
+    statistics : frozenset of str
+        What the babysitting :class:`~neuronlab.babysit.monitor.Monitor` measures on this
+        layer's output besides its mean and spread: ``"activation"`` (a nonlinearity, whose
+        spread is compared across depth), ``"dead"`` (units that output 0 on every example:
+        ReLU) and ``"saturation"`` (outputs outside ``saturation_band``).
+    saturation_band : (centre, half width) or None
+        An output ``y`` is saturated when ``|y - centre| > half width``.
     """
 
     registry_name: ClassVar[str] = ""
     weight_names: ClassVar[tuple[str, ...]] = ()
     bias_names: ClassVar[tuple[str, ...]] = ()
     stochastic: ClassVar[bool] = False
+    statistics: ClassVar[frozenset[str]] = frozenset()
+    saturation_band: ClassVar[tuple[float, float] | None] = None
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}

@@ -43,6 +43,7 @@ class Maxout(Layer):
     """
 
     weight_names = ("W",)
+    statistics = frozenset({"activation"})
     bias_names = ("b",)
 
     def __init__(

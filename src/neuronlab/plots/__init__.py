@@ -19,11 +19,9 @@ from neuronlab.plots._base import RunRecords, as_records
 from neuronlab.plots.curves import plot_accuracy, plot_learning_rate, plot_loss
 from neuronlab.plots.histograms import plot_activation_histograms, plot_gradient_histograms
 from neuronlab.plots.images import plot_decision_regions, plot_weight_grid, weight_mosaic
-from neuronlab.plots.monitor import (
-    plot_dead_units,
-    plot_gradient_norms,
-    plot_update_ratios,
-)
+from neuronlab.babysit.dead_units import plot_dead_units
+from neuronlab.babysit.gradient_flow import plot_gradient_norms
+from neuronlab.babysit.update_ratio import plot_update_ratios
 
 __all__ = [
     "RunRecords",

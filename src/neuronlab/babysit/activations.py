@@ -1,0 +1,53 @@
+"""The scale of the hidden activations through depth: with a bad initialisation the spread of
+the activations shrinks towards 0 or grows layer after layer (the notes' histograms of
+activations for a 10-layer tanh network).
+
+Measured for every layer (``act_mean``, ``act_std``); the rule compares the layers that
+declare ``"activation"`` in their ``statistics`` (their records carry ``role = "activation"``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neuronlab.babysit.findings import Finding
+from neuronlab.babysit.runview import RunView, fmt
+
+__all__ = ['ACTIVATION_FACTOR', 'activation_scale_rule', 'mean_std']
+
+ACTIVATION_FACTOR = 100.0
+
+
+def mean_std(y: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of all of ``y`` in one pass (sum and sum of squares, in
+    float64): half the cost of ``y.mean()`` and ``y.std()``."""
+    flat = y.reshape(-1)
+    mean = float(np.add.reduce(flat, dtype=np.float64)) / flat.size
+    var = max(float(np.add.reduce(flat * flat, dtype=np.float64)) / flat.size - mean * mean, 0.0)
+    return mean, math.sqrt(var)
+
+
+def activation_scale_rule(run: RunView, collapsing: bool) -> Finding | None:
+    rule = "activations_collapsing" if collapsing else "activations_exploding"
+    for step in run.steps[:1] + run.steps[-1:]:  # at initialisation, then at the end
+        hidden = [r for r in run.layers[step] if r.get("role") == "activation"
+                  and r.get("act_std") is not None]
+        if len(hidden) < 2:
+            continue
+        s0, s1 = hidden[0]["act_std"], hidden[-1]["act_std"]
+        if s0 <= 0:
+            continue
+        ratio = s1 / s0
+        if (collapsing and ratio < 1 / ACTIVATION_FACTOR) or (not collapsing and ratio > ACTIVATION_FACTOR):
+            stds = {r["layer"]: r["act_std"] for r in hidden}
+            word = "shrinks" if collapsing else "grows"
+            return Finding(rule, "warning",
+                           f"at step {step} the standard deviation of the hidden activations "
+                           f"{word} from {fmt(s0)} (layer {hidden[0]['layer']}) to {fmt(s1)} "
+                           f"(layer {hidden[-1]['layer']})",
+                           {"act_std": stds, "last_over_first": ratio, "steps": [step, step]},
+                           "scale the initialisation to the layer width (He for ReLU: var 2/n; "
+                           "Glorot/LeCun for tanh: var 1/n) or add batch norm")
+    return None

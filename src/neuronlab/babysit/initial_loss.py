@@ -1,0 +1,38 @@
+"""The initial-loss check: at initialisation, with small weights, the loss should be its
+expected value (ln C for softmax cross-entropy over C classes: the notes' "2.302 for 10
+classes").
+
+Measured by the :class:`~neuronlab.babysit.monitor.Monitor` at step 0 (``history.info``:
+``expected_initial_loss`` from the loss, ``initial_loss`` the first batch's data loss).
+"""
+
+from __future__ import annotations
+
+import math
+
+from neuronlab.babysit.findings import Finding
+from neuronlab.babysit.runview import RunView, fmt
+
+__all__ = ['INITIAL_FACTOR', 'initial_loss_rule']
+
+INITIAL_FACTOR = 2.0  # initial loss off its expected value by more than this factor
+
+
+def initial_loss_rule(run: RunView) -> Finding | None:
+    expected = run.info.get("expected_initial_loss")
+    observed = run.info.get("initial_loss")
+    if observed is None and run.loss.size and math.isfinite(run.loss[0]):
+        observed = float(run.loss[0])
+    if expected is None or observed is None or expected <= 0 or observed <= 0:
+        return None
+    factor = observed / expected
+    if 1 / INITIAL_FACTOR <= factor <= INITIAL_FACTOR:
+        return None
+    return Finding("initial_loss", "warning",
+                   f"the initial loss {fmt(observed)} is {factor:.2g}x its expected value "
+                   f"{fmt(expected)} ({run.info.get('loss', 'loss')} with "
+                   f"{run.info.get('n_outputs')} outputs and small weights)",
+                   {"initial_loss": observed, "expected_initial_loss": expected, "factor": factor,
+                    "steps": [0, 0]},
+                   "check the initialisation scale (weights too large make confident wrong "
+                   "scores), the preprocessing and the loss; run nl.sanity_check")

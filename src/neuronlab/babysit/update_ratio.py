@@ -1,0 +1,103 @@
+"""The update/weight ratio ``‖Δw‖ / ‖w‖`` of each weight array per step: the notes' rule of
+thumb says about 1e-3. Far above, the learning rate is too high; far below, too low.
+
+The Monitor measures it from the real step (clipping, decay and constraints included); the
+rules read the median over the measured steps of each weight array.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neuronlab._validation import check_number
+from neuronlab.babysit.findings import Finding
+from neuronlab.babysit.runview import RunView, fmt, window
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+__all__ = ['HIGH_RATIO', 'LOSS_GROWTH', 'LOW_DROP', 'LOW_RATIO', 'TARGET_RATIO', 'UPDATE_RATIO_BAND', 'lr_too_low_rule', 'plot_update_ratios', 'update_ratio']
+
+TARGET_RATIO = 1e-3  # the notes: updates about a thousandth of the weights
+HIGH_RATIO = 3e-2  # 30x the target: steps that rewrite the weights quickly
+LOW_RATIO = 1e-5  # 100x below the target: the weights hardly move
+LOSS_GROWTH = 1.5  # loss at the end this many times the start: it is growing
+LOW_DROP = 0.05  # relative loss decrease below which the loss "barely moved"
+UPDATE_RATIO_BAND = (1e-4, 1e-2)  # a decade either side of the target, shaded in the plot
+
+
+def update_ratio(update_norm: float | None, weight_norm_before: float) -> float | None:
+    """``‖Δw‖ / ‖w‖`` of one step, or None when it is undefined (a zero or non-finite norm)."""
+    if update_norm is None or not (weight_norm_before > 0 and math.isfinite(weight_norm_before)):
+        return None
+    return update_norm / weight_norm_before
+
+
+def lr_too_low_rule(run: RunView) -> Finding | None:
+    ratios = run.weight_ratios()
+    if not ratios:
+        return None
+    top = max(v[0] for v in ratios.values())
+    if top >= LOW_RATIO:
+        return None
+    evidence: dict[str, Any] = {"median_update_ratio": {k: v[0] for k, v in ratios.items()},
+                                "ratio_steps": [min(v[1][0] for v in ratios.values()),
+                                                max(v[1][1] for v in ratios.values())]}
+    msg = f"update/weight ratios are at most {fmt(top)} (median per weight array), " \
+          f"far below the healthy ≈ {TARGET_RATIO:g}: the weights hardly change"
+    finite = run.loss[np.isfinite(run.loss)]
+    if finite.size >= 2:
+        w = window(finite.size)
+        start, end = float(finite[:w].mean()), float(finite[-w:].mean())
+        drop = (start - end) / abs(start) if start else 0.0
+        if drop > LOW_DROP:  # the loss still falls well: small updates are enough here
+            return None
+        evidence.update({"loss_start": start, "loss_end": end, "relative_drop": drop,
+                         "steps": [0, len(run.loss) - 1]})
+        msg += f"; the loss went from {fmt(start)} to {fmt(end)} ({-drop:+.1%})"
+    return Finding("lr_too_low", "warning", msg, evidence,
+                   "raise the learning rate (try 10x larger) until ratios are near 1e-3")
+
+
+def plot_update_ratios(
+    history_or_records: Any,
+    *,
+    ax: Axes | None = None,
+    band: tuple[float, float] = UPDATE_RATIO_BAND,
+    weights_only: bool = True,
+) -> Figure:
+    """Update/weight ratio ‖Δw‖/‖w‖ per parameter over time, log axis, with the 1e-3 band.
+
+    The notes' rule: about 1e-3; far below, the learning rate is too low; far above, too high.
+    ``weights_only`` leaves out biases and batch-norm parameters (the rule is about weights;
+    a bias starting at 0 has a meaningless ratio).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per parameter (labelled by its dotted name), a dashed line at 1e-3 and a
+        shaded band ``band`` (a PolyCollection / Rectangle patch) around it.
+    """
+    from neuronlab.plots._base import _axes, _empty, as_records
+    from neuronlab.plots.series import plot_series, series
+    lo = check_number("band[0]", band[0], low=0.0, low_inclusive=False)
+    hi = check_number("band[1]", band[1], low=lo, low_inclusive=False)
+    r = as_records(history_or_records)
+    fig, ax = _axes(ax)
+    lines = series(r.monitor, "update_ratio", "param", weights_only=weights_only)
+    ax.axhspan(lo, hi, color="C2", alpha=0.12, label=f"healthy band [{lo:g}, {hi:g}]")
+    ax.axhline(TARGET_RATIO, color="C2", ls="--", lw=1.0, label="1e-3")
+    plot_series(ax, lines, lw=1.2)
+    ax.set_yscale("log", nonpositive="mask")  # a ratio of 0 (lr = 0) is masked, not an error
+    ax.set_xlabel("step")
+    ax.set_ylabel("‖Δw‖ / ‖w‖")
+    ax.set_title("Update / weight ratio")
+    if not lines:
+        _empty(ax, "no monitor records")
+    ax.legend(loc="best", fontsize="x-small", ncols=2)
+    return fig
