@@ -48,6 +48,7 @@ SECTION_IDS: tuple[str, ...] = (
 and ``decision-regions`` only for 2-D data; every other section is always present."""
 
 _DPI = 90  # 576×360 pixels for a 6.4×4 in figure: crisp in a 1100 px wide page
+_WIDE = (11.0, 3.8)  # single-plot figures span the page: 990×342 pixels
 _IMAGE_SHAPES = {"digits": (8, 8)}  # data-set name -> shape of one flattened row
 _CIFAR_SHAPE = (3, 32, 32)  # CIFAR-10 python batches: channel-major rows (R plane, G, B)
 
@@ -174,6 +175,8 @@ class _Pngs:
         from PIL import Image
 
         fig.set_dpi(_DPI)
+        if len(fig.axes) == 1:  # a curve: the page's full width (panels keep their own size)
+            fig.set_size_inches(_WIDE)
         size = (float(fig.get_figwidth()), float(fig.get_figheight()))
         canvas = self._canvases.get(size)
         if canvas is None:

@@ -37,8 +37,9 @@ def plot_loss(
     Returns
     -------
     matplotlib.figure.Figure
-        Lines labelled ``"raw"``, ``"EMA (β)"``, ``"train (epoch mean)"`` and ``"validation"``
-        (each where the run recorded it).
+        The raw per-step losses as faint points labelled ``"raw"``; lines labelled
+        ``"EMA (β)"``, ``"train (epoch mean)"`` and ``"validation"`` (each where the run
+        recorded it).
     """
     smoothing = check_number("smoothing", smoothing, low=0.0, high=1.0, high_inclusive=False)
     r = as_records(history_or_records)
@@ -46,7 +47,7 @@ def plot_loss(
     keep = np.flatnonzero(np.isfinite(r.loss))  # a diverged step is NaN/None: skip it
     if keep.size:
         steps, loss = r.steps[keep], r.loss[keep]
-        ax.plot(steps, loss, color="C0", alpha=0.25, lw=0.8, label="raw")
+        ax.plot(steps, loss, ".", color="C0", alpha=0.3, ms=2.5, label="raw")
         if smoothing > 0.0:
             ax.plot(steps, ema(loss, smoothing), color="C0", lw=1.8, label=f"EMA ({smoothing:g})")
     for key, label, color in (

@@ -17,21 +17,31 @@ if TYPE_CHECKING:
 
 
 def _hist_panels(
-    values: Sequence[tuple[str, np.ndarray]], bins: int, xlabel: str, color: str
+    values: Sequence[tuple[str, np.ndarray]], bins: int, xlabel: str, color: str,
+    *, log_abs: bool = False,
 ) -> Figure:
+    """One histogram per (title, values). ``log_abs`` histograms log10 |v| of the non-zero
+    values instead (gradients spread over decades: on a linear axis they are one spike at 0)
+    and states the fraction of exact zeros (a dead unit's or a ReLU's blocked gradients)."""
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = _panels(len(values))
     for ax, (title, v) in zip(axes, values, strict=True):
         v = np.asarray(v, dtype=np.float64).ravel()
+        text = f"mean {v.mean():.3g}\nstd {v.std():.3g}"
+        if log_abs:
+            nonzero = v[v != 0]
+            text = f"median |g| {np.median(np.abs(nonzero)) if nonzero.size else 0:.2g}\n" \
+                   f"zeros {1 - nonzero.size / max(v.size, 1):.0%}"
+            v = np.log10(np.abs(nonzero)) if nonzero.size else np.zeros(0)
         counts, edges = np.histogram(v, bins=bins)
         ax.stairs(counts, edges, fill=True, color=color, alpha=0.8)
         ax.set_title(title, fontsize="small")
         ax.text(
-            0.98,
+            0.02 if log_abs else 0.98,  # log |g| piles up on the right
             0.95,
-            f"mean {v.mean():.3g}\nstd {v.std():.3g}",
-            ha="right",
+            text,
+            ha="left" if log_abs else "right",
             va="top",
             transform=ax.transAxes,
             fontsize="x-small",
@@ -100,7 +110,9 @@ def plot_gradient_histograms(
     Returns
     -------
     matplotlib.figure.Figure
-        One Axes per layer, titled ``"i: Type"``, last layer first removed: order follows depth.
+        One Axes per layer, titled ``"i: Type"``, in depth order: the histogram of
+        log10 |gradient| over the non-zero entries (gradients spread over decades), with the
+        median |gradient| and the fraction of exact zeros written in the panel.
     """
     X = check_array("X", X)
     bins = check_positive_int("bins", bins)
@@ -120,4 +132,4 @@ def plot_gradient_histograms(
         for k, g in grads.items():
             np.copyto(g, saved[k])
     values.reverse()
-    return _hist_panels(values, bins, "∂L/∂output", "C3")
+    return _hist_panels(values, bins, "log10 |∂L/∂output|", "C3", log_abs=True)
