@@ -25,6 +25,12 @@ def _spiral_halves() -> tuple[np.ndarray, ...]:
 PROVOKE = {
     # SGD at lr = 10: the output overflows within a few steps
     "lr_too_high": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.SGD(lr=10.0)),
+    # SGD at 0.01 raised to 2.0 at step 40: the update ratios jump at step 40, the loss after
+    "update_spike": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.SGD(lr=0.01),
+                                  schedule=lambda s: 0.01 if s < 40 else 2.0),
+    # L2 strength 1: the penalty outweighs the data loss and holds the weights near 0
+    "regularization_too_strong": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.Adam(lr=1e-3),
+                                               regularizer=nl.L2(1.0), epochs=10),
     # SGD at lr = 1e-7: ratios around 1e-8, the loss does not move
     "lr_too_low": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.SGD(lr=1e-7)),
     # sigmoid net with Glorot weights x8: confident wrong scores from the start (loss ~11)

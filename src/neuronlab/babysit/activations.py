@@ -15,7 +15,7 @@ import numpy as np
 from neuronlab.babysit.findings import Finding
 from neuronlab.babysit.runview import RunView, fmt
 
-__all__ = ['ACTIVATION_FACTOR', 'activation_scale_rule', 'mean_std']
+__all__ = ["ACTIVATION_FACTOR", "activation_scale_rule", "mean_std"]
 
 ACTIVATION_FACTOR = 100.0
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-__all__ = ['DEAD_FRACTION', 'dead_fraction', 'dead_relu_rule', 'plot_dead_units']
+__all__ = ["DEAD_FRACTION", "dead_fraction", "dead_relu_rule", "plot_dead_units"]
 
 DEAD_FRACTION = 0.30  # the notes: "as much as 40% of your network can be dead"
 

@@ -7,9 +7,11 @@ the order they are reported (thresholds are module constants, so they are easy t
 
 =========================  ==================================================================
 ``lr_too_high``            the loss becomes NaN/Inf, or grows, or update/weight ratios ≫ 1e-3
+``update_spike``           an update/weight ratio jumps 10x its running median before the loss grows
 ``lr_too_low``             update/weight ratios ≪ 1e-3 and the loss barely moves
 ``initial_loss``           the first loss is far from its expected value (ln C for softmax)
 ``overfitting``            a large, growing gap between training and validation accuracy
+``regularization_too_strong`` the penalty is most of the objective while the network underfits
 ``underfitting``           training accuracy low and flat, validation just as low
 ``dead_relu``              many ReLU units output 0 on every example of the sample
 ``saturation``             most sigmoid/tanh outputs sit near their asymptotes

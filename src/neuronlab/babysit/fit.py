@@ -9,7 +9,15 @@ import numpy as np
 from neuronlab.babysit.findings import Finding
 from neuronlab.babysit.runview import RunView
 
-__all__ = ['OVERFIT_GAP', 'OVERFIT_GROWTH', 'PLATEAU', 'UNDERFIT_ACC', 'UNDERFIT_GAP', 'overfitting_rule', 'underfitting_rule']
+__all__ = [
+    "OVERFIT_GAP",
+    "OVERFIT_GROWTH",
+    "PLATEAU",
+    "UNDERFIT_ACC",
+    "UNDERFIT_GAP",
+    "overfitting_rule",
+    "underfitting_rule",
+]
 
 OVERFIT_GAP = 0.10  # train - val accuracy at the end
 OVERFIT_GROWTH = 0.05  # ... having grown by at least this since its smallest value
@@ -43,7 +51,7 @@ def overfitting_rule(run: RunView) -> Finding | None:
 
 
 def underfitting_rule(run: RunView, fired: set[str]) -> Finding | None:
-    if fired & {"lr_too_high", "lr_too_low"}:  # the learning rate explains it
+    if fired & {"lr_too_high", "lr_too_low", "regularization_too_strong"}:  # explained already
         return None
     pair = _accuracy_pair(run)
     if pair is None or len(pair[0]) < 4:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-__all__ = ['DEPTH_FACTOR', 'gradient_flow_rule', 'plot_gradient_norms']
+__all__ = ["DEPTH_FACTOR", "gradient_flow_rule", "plot_gradient_norms"]
 
 DEPTH_FACTOR = 100.0  # first vs last layer: two orders of magnitude
 

@@ -13,7 +13,7 @@ import math
 from neuronlab.babysit.findings import Finding
 from neuronlab.babysit.runview import RunView, fmt
 
-__all__ = ['INITIAL_FACTOR', 'initial_loss_rule']
+__all__ = ["INITIAL_FACTOR", "initial_loss_rule"]
 
 INITIAL_FACTOR = 2.0  # initial loss off its expected value by more than this factor
 

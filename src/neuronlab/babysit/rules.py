@@ -19,13 +19,13 @@ from neuronlab.babysit.findings import Finding
 from neuronlab.babysit.fit import overfitting_rule, underfitting_rule
 from neuronlab.babysit.gradient_flow import gradient_flow_rule
 from neuronlab.babysit.initial_loss import initial_loss_rule
+from neuronlab.babysit.regularization import regularization_rule
 from neuronlab.babysit.runview import RunView, fmt, window
 from neuronlab.babysit.saturation import saturation_rule
+from neuronlab.babysit.sentinel import update_spike_rule
 from neuronlab.babysit.update_ratio import HIGH_RATIO, LOSS_GROWTH, TARGET_RATIO, lr_too_low_rule
 
 __all__ = ["RULES", "Finding"]
-
-_Run = RunView  # the name the rules had before the split (removed once every caller moves)
 
 
 def _lr_too_high(run: RunView) -> Finding | None:
@@ -40,13 +40,23 @@ def _lr_too_high(run: RunView) -> Finding | None:
         finite = loss[np.isfinite(loss)]
         evidence: dict[str, Any] = {"diverged_step": i, "diverged_at": run.info.get("diverged_at"),
                                     "steps": [0, i]}
-        msg = f"training diverged at step {i}: {what} became NaN or Inf"
+        # where it started (the stability sentinel's replay, babysit/sentinel.py), if located
+        origin, context = run.info.get("diverged_origin"), run.info.get("diverged_context")
+        layer, kind = run.info.get("diverged_layer"), run.info.get("diverged_layer_type")
+        evidence.update({k: run.info[k] for k in ("diverged_layer", "diverged_layer_type",
+                                                  "diverged_direction", "diverged_param")
+                         if run.info.get(k) is not None})
+        msg = f"training diverged at step {i}: " + (
+            f"{origin}, so {what} became NaN or Inf" if origin else f"{what} became NaN or Inf")
         if finite.size:
             evidence.update(loss_start=float(finite[0]), loss_last=float(finite[-1]))
             msg += f" (the loss went from {fmt(finite[0])} to {fmt(finite[-1])} before)"
+        if context:
+            msg += f"; {context}"
+        first = f"look at layer {layer} ({kind}) first; " if layer is not None else ""
         return Finding("lr_too_high", "error", msg, evidence,
-                       "lower the learning rate (try 10x smaller), clip gradients (clip_norm), "
-                       "check the data for extreme values")
+                       f"{first}lower the learning rate (try 10x smaller), clip gradients "
+                       "(clip_norm), check the data for extreme values")
     if bad.size:
         i = int(bad[0])
         last_good = float(loss[i - 1]) if i > 0 else None
@@ -84,9 +94,11 @@ def _lr_too_high(run: RunView) -> Finding | None:
 
 RULES: dict[str, Callable[..., Finding | None]] = {
     "lr_too_high": _lr_too_high,
+    "update_spike": update_spike_rule,
     "lr_too_low": lr_too_low_rule,
     "initial_loss": initial_loss_rule,
     "overfitting": overfitting_rule,
+    "regularization_too_strong": regularization_rule,
     "underfitting": underfitting_rule,
     "dead_relu": dead_relu_rule,
     "saturation": saturation_rule,

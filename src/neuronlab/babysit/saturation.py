@@ -13,7 +13,7 @@ import numpy as np
 from neuronlab.babysit.findings import Finding
 from neuronlab.babysit.runview import RunView, last_layer_values
 
-__all__ = ['SATURATED_FRACTION', 'saturation', 'saturation_rule']
+__all__ = ["SATURATED_FRACTION", "saturation", "saturation_rule"]
 
 SATURATED_FRACTION = 0.50
 

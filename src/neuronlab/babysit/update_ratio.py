@@ -21,11 +21,21 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-__all__ = ['HIGH_RATIO', 'LOSS_GROWTH', 'LOW_DROP', 'LOW_RATIO', 'TARGET_RATIO', 'UPDATE_RATIO_BAND', 'lr_too_low_rule', 'plot_update_ratios', 'update_ratio']
+__all__ = [
+    "HIGH_RATIO",
+    "LOSS_GROWTH",
+    "LOW_DROP",
+    "LOW_RATIO",
+    "TARGET_RATIO",
+    "UPDATE_RATIO_BAND",
+    "lr_too_low_rule",
+    "plot_update_ratios",
+    "update_ratio",
+]
 
 TARGET_RATIO = 1e-3  # the notes: updates about a thousandth of the weights
 HIGH_RATIO = 3e-2  # 30x the target: steps that rewrite the weights quickly
-LOW_RATIO = 1e-5  # 100x below the target: the weights hardly move
+LOW_RATIO = 1e-4  # 10x below the target, the band's edge: with a loss that barely moves
 LOSS_GROWTH = 1.5  # loss at the end this many times the start: it is growing
 LOW_DROP = 0.05  # relative loss decrease below which the loss "barely moved"
 UPDATE_RATIO_BAND = (1e-4, 1e-2)  # a decade either side of the target, shaded in the plot

@@ -66,7 +66,7 @@ def _from_jsonl(records: Iterable[dict[str, Any]]) -> RunRecords:
         elif event == "info":  # written after the first step, with the measured initial loss
             info.update({k: v for k, v in (r.get("info") or {}).items() if v is not None})
         elif "layer" in r and "step" in r:
-            monitor[(r["step"], r["layer"], r.get("param"))] = {
+            monitor[(r["step"], r.get("kind"), r["layer"], r.get("param"))] = {
                 k: v for k, v in r.items() if k != "event"
             }
     order = sorted(steps)

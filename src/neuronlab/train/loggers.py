@@ -96,7 +96,8 @@ class JSONLLogger(Callback):
     Events: ``{"event": "train_begin", "step", "epoch", "resumed"}``,
     ``{"event": "step", "step", "epoch", "loss", "lr"}`` (every ``every_steps`` steps),
     ``{"event": "info", "step", "info"}`` after the first step (``history.info`` with the
-    measured initial loss), ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``, and each
+    measured initial loss) and again when a fit ends in divergence (with the ``diverged_*``
+    facts, at the diverged step), ``{"event": "epoch", **epoch_logs}``, ``{"event": "train_end", "step"}``, and each
     record of ``trainer.history.monitor`` as ``{"event": "monitor", **record}`` right after the
     step that made it (train_begin's ``"info"`` holds ``history.info``).
     Non-finite numbers are written as ``null`` so every line is strict JSON.
@@ -116,6 +117,7 @@ class JSONLLogger(Callback):
         self._f: IO[str] | None = None
         self._n_monitor = 0  # monitor records already written
         self._info_sent = False
+        self._history: Any = None
 
     def _write(self, obj: dict[str, Any]) -> None:
         assert self._f is not None
@@ -140,6 +142,7 @@ class JSONLLogger(Callback):
         )
         self._n_monitor = len(getattr(history, "monitor", ()))  # a resumed run's were written
         self._info_sent = trainer.step > 0  # written after step 0, before any checkpoint
+        self._history = history
 
     def _cut_back(self, trainer: Trainer) -> None:
         """Keep the lines that describe the run up to the resumed state: steps before
@@ -202,6 +205,12 @@ class JSONLLogger(Callback):
 
     def close(self) -> None:
         if self._f is not None:
+            # a diverged fit records where and why in history.info as it ends: write it, so
+            # the report and `neuronlab diagnose` read the divergence from the file too
+            info = getattr(self._history, "info", {})
+            if "diverged_step" in info:
+                self._write({"event": "info", "step": info["diverged_step"],
+                             "info": {k: _jsonable(v) for k, v in info.items()}})
             self._f.close()
             self._f = None
 

@@ -114,6 +114,9 @@ class Trainer:
     n_batches = _FromState()
     stop_training = _FromState(writable=True)
     lr_scale = _FromState(writable=True)
+    #: On a DivergenceError, replay the failing step's batch to name the layer where the first
+    #: NaN/Inf appeared (:mod:`neuronlab.babysit.sentinel`); set False to skip the replay.
+    sentinel: bool = True
 
     def __init__(
         self,
@@ -147,6 +150,8 @@ class Trainer:
         self.sample_weight: np.ndarray | None = None
         self.grads: dict[str, np.ndarray] = {}
         self.threads = check_threads(threads)
+        # (step, x, y, w) of a step that raised DivergenceError: what the sentinel replays
+        self._failed_batch: tuple[int, np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     # -- learning rate ----------------------------------------------------------------------
     def base_lr(self, step: int) -> float:
@@ -252,7 +257,13 @@ class Trainer:
                   self._blas(X.shape[0] if self.full_batch else min(batch_size, X.shape[0]))):
                 self._run(X, y, w, validation, ckpt)
         except DivergenceError as err:  # recorded for diagnose(): the history ends here
-            self.history.info.update(diverged_step=err.step, diverged_at=err.name)
+            failed, self._failed_batch = self._failed_batch, None
+            # the step's update was not applied (s.step not advanced): replay its batch
+            if self.sentinel and failed is not None and failed[0] == err.step == self.state.step:
+                from neuronlab.babysit.sentinel import explain
+
+                explain(self, err, *failed[1:])
+            self.history.info.update(err.info())
             raise
         finally:
             for cb in self.callbacks:
@@ -297,34 +308,46 @@ class Trainer:
         # reused by every batch; never more rows than the data has (a batch_size above n_samples
         # is one full batch)
         xbuf = np.empty((min(bs, X.shape[0]), *X.shape[1:]), dtype=model.dtype)
-        for b in range(s.batch_in_epoch, s.n_batches):
-            if s.stop_training:  # checked first, so a resumed run stops where the original did
-                break
-            # sorted rows: sequential reads from a memmap; the order inside a batch is irrelevant
-            assert order is not None  # minibatch training: the epoch's order is drawn
-            idx = np.sort(order[b * bs : (b + 1) * bs])
-            m = idx.shape[0]
-            xb = batch(X, idx, out=xbuf)  # contiguous rows in the model's dtype, no allocation
-            yb, wb = y[idx], None if w is None else w[idx]
-            step = s.step
-            value, scores = loss_and_grads(model, loss, xb, yb, reg, step=step, sample_weight=wb)
-            accumulate(sums, loss, scores, yb, wb)
-            lr = (self.schedule(step) if self.schedule is not None else opt.lr) * s.lr_scale
-            for cb in self._before_update:
-                cb.on_before_update(self, step, value)
-            opt.step(params, grads, lr=lr, decay_keys=decay_keys)
-            for c in self.constraints:
-                c.apply(model)
-            s.step, s.batch_in_epoch = step + 1, b + 1
-            history.loss.append(value)
-            history.lr.append(lr)
-            mass = m if wb is None else float(wb.sum())  # the batch's rows, counted by weight
-            sums["loss"] += value * mass
-            sums["n"] += mass
-            if self._batch_end:
-                logs = {"loss": value, "lr": lr, "batch_size": m}
-                for cb in self._batch_end:
-                    cb.on_batch_end(self, step, logs)
+        # the batch of the step in progress, handed to the sentinel if that step diverges
+        # (entering a try costs nothing per step)
+        xb: np.ndarray | None = None
+        yb: np.ndarray | None = None
+        wb: np.ndarray | None = None
+        try:
+            for b in range(s.batch_in_epoch, s.n_batches):
+                if s.stop_training:  # checked first, so a resumed run stops where the original did
+                    break
+                # sorted rows: sequential reads from a memmap; the order inside a batch is
+                # irrelevant
+                assert order is not None  # minibatch training: the epoch's order is drawn
+                idx = np.sort(order[b * bs : (b + 1) * bs])
+                m = idx.shape[0]
+                xb = batch(X, idx, out=xbuf)  # contiguous rows in the model's dtype, no allocation
+                yb, wb = y[idx], None if w is None else w[idx]
+                step = s.step
+                value, scores = loss_and_grads(model, loss, xb, yb, reg, step=step,
+                                               sample_weight=wb)
+                accumulate(sums, loss, scores, yb, wb)
+                lr = (self.schedule(step) if self.schedule is not None else opt.lr) * s.lr_scale
+                for cb in self._before_update:
+                    cb.on_before_update(self, step, value)
+                opt.step(params, grads, lr=lr, decay_keys=decay_keys)
+                for c in self.constraints:
+                    c.apply(model)
+                s.step, s.batch_in_epoch = step + 1, b + 1
+                history.loss.append(value)
+                history.lr.append(lr)
+                mass = m if wb is None else float(wb.sum())  # the batch's rows, counted by weight
+                sums["loss"] += value * mass
+                sums["n"] += mass
+                if self._batch_end:
+                    logs = {"loss": value, "lr": lr, "batch_size": m}
+                    for cb in self._batch_end:
+                        cb.on_batch_end(self, step, logs)
+        except DivergenceError:
+            if xb is not None and yb is not None:
+                self._failed_batch = (s.step, xb, yb, wb)
+            raise
 
     def _train_full_batch(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
         """One L-BFGS ``minimize`` over the whole training set; counts as one step.
@@ -337,9 +360,13 @@ class Trainer:
             return loss_and_grads(model, loss, Xf, y, self.regularizer, step=step,
                                   sample_weight=w)[0]
 
-        value = float(self.optimizer.minimize(objective, model.params, self.grads).fun)
-        for cb in self._before_update:
-            cb.on_before_update(self, step, value)
+        try:
+            value = float(self.optimizer.minimize(objective, model.params, self.grads).fun)
+            for cb in self._before_update:
+                cb.on_before_update(self, step, value)
+        except DivergenceError:
+            self._failed_batch = (step, Xf, y, w)  # the sentinel replays the whole set
+            raise
         for c in self.constraints:
             c.apply(model)
         accumulate(s.sums, loss, model.forward(Xf, training=False), y, w)
