@@ -36,13 +36,14 @@ def scaled(model: nl.Sequential, factor: float, layers: Any = None) -> nl.Sequen
 
 def train(model: nl.Sequential, optimizer: Any, *, data: tuple[np.ndarray, ...] | None = None,
           epochs: int = 5, batch_size: int = 64, every: int = 5, loss: Any = None,
-          regularizer: Any = None, schedule: Any = None) -> nl.Trainer:
+          regularizer: Any = None, schedule: Any = None, **monitor: Any) -> nl.Trainer:
     """Fit ``model`` with a Monitor sampling every ``every`` steps. A diverging run (which
     these runs provoke on purpose: overflow warnings silenced) ends with its DivergenceError
     kept as ``trainer.diverged``; the history up to that step stays in the trainer."""
     X, y, Xv, yv = data if data is not None else digits_split()
     tr = nl.Trainer(model, loss or nl.SoftmaxCrossEntropy(), optimizer, regularizer=regularizer,
-                    schedule=schedule, monitor=nl.Monitor(every=every, sample_size=256))
+                    schedule=schedule,
+                    monitor=nl.Monitor(every=every, sample_size=256, **monitor))
     tr.diverged = None
     with np.errstate(all="ignore"):
         try:

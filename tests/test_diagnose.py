@@ -31,6 +31,13 @@ PROVOKE = {
     # L2 strength 1: the penalty outweighs the data loss and holds the weights near 0
     "regularization_too_strong": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.Adam(lr=1e-3),
                                                regularizer=nl.L2(1.0), epochs=10),
+    # a tanh net at SGD 0.1 whose last step runs at 5.0: a sharpness of ~2.7 against 2/5 = 0.4
+    "edge_of_stability": lambda: train(
+        nl.mlp(64, [64, 64], 10, activation="tanh", init="glorot", rng=0), nl.SGD(lr=0.1),
+        schedule=lambda s: 0.1 if s < 79 else 5.0, sharpness_every=79),
+    # one full batch of 1000 rows against a gradient noise scale B_simple of ~60
+    "noise_scale": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.Adam(lr=1e-3),
+                                 batch_size=1000, epochs=20, noise_every=5),
     # SGD at lr = 1e-7: ratios around 1e-8, the loss does not move
     "lr_too_low": lambda: train(nl.mlp(64, [64, 64], 10, rng=0), nl.SGD(lr=1e-7)),
     # sigmoid net with Glorot weights x8: confident wrong scores from the start (loss ~11)
@@ -79,7 +86,7 @@ def test_rule_fires_on_its_provoking_run(runs, rule):
     names = [f.rule for f in findings]
     assert rule in names, nl.format_findings(findings)
     f = findings[names.index(rule)]
-    assert f.message and f.action and f.severity in ("error", "warning")
+    assert f.message and f.action and f.severity in ("error", "warning", "info")
     assert "steps" in f.evidence or "epochs" in f.evidence
     json.dumps(f.to_dict(), allow_nan=False)  # evidence is plain JSON numbers
 

@@ -1,4 +1,5 @@
-"""sanity_check: a correct MLP passes all four checks; planted bugs fail the right one."""
+"""sanity_check: a correct MLP passes all four checks; planted bugs fail the right one; the
+data checks report baselines, duplicated held-out rows and conflicting labels."""
 
 from __future__ import annotations
 
@@ -51,11 +52,15 @@ class Uphill(nl.SGD):
         w += lr * g
 
 
+FOUR = ["initial_loss", "regularization", "overfit", "gradcheck"]
+
+
 def test_a_correct_mlp_passes_all_four(digits):
     X, y = digits
     report = nl.sanity_check(nl.mlp(64, [32], 10, rng=0), nl.SoftmaxCrossEntropy(), X, y)
     assert report.passed, str(report)
-    assert statuses(report) == dict.fromkeys(["initial_loss", "regularization", "overfit", "gradcheck"], "PASS")
+    assert statuses(report) == {**dict.fromkeys(FOUR, "PASS"), "baseline": "PASS",
+                                "duplicates": "SKIP", "conflicts": "PASS"}
     init = report["initial_loss"].values
     assert init["expected"] == pytest.approx(math.log(10))  # ln C for C = 10
     assert abs(math.log(init["initial_loss"] / init["expected"])) < math.log(1.5)
@@ -65,7 +70,11 @@ def test_a_correct_mlp_passes_all_four(digits):
     assert over["accuracy"] == 1.0 and over["n_examples"] == 20 and over["steps"] <= 300
     assert report["gradcheck"].values["max_error"] < 1e-7
     text = str(report)
-    assert text.startswith("Sanity checks: all passed") and text.count("PASS") == 4
+    assert text.startswith("Sanity checks: all passed\n") and text.count("PASS") == 6
+    assert "SKIP  duplicates      no held-out rows given" in text
+    only = nl.sanity_check(nl.mlp(64, [32], 10, rng=0), nl.SoftmaxCrossEntropy(), X, y,
+                           data_checks=False)
+    assert list(statuses(only)) == FOUR
 
 
 def test_regularization_golden(digits):
@@ -181,3 +190,87 @@ def test_nan_in_the_rows_checked_is_an_error(digits):
     X[:, 3] = np.nan  # every row: whichever subset is drawn
     with pytest.raises(ValueError, match="X contains NaN or Inf"):
         nl.sanity_check(nl.mlp(64, [8], 10, rng=0), nl.SoftmaxCrossEntropy(), X, y)
+
+
+# -- the data checks ---------------------------------------------------------------------------
+def test_the_baseline_states_what_the_trained_network_must_beat(digits):
+    X, y = digits
+    _, _, Xv, yv = digits_split()
+    report = nl.sanity_check(nl.mlp(64, [16], 10, rng=0), nl.SoftmaxCrossEntropy(), X, y,
+                             X_test=Xv, y_test=yv)
+    base = report["baseline"]
+    v = base.values
+    major = np.bincount(y).argmax()
+    assert base.status == "PASS" and v["part"] == "test" and v["n_eval"] == len(yv)
+    assert v["constant"] == pytest.approx(np.mean(yv == major))  # the majority class's share
+    assert v["constant_loss"] == pytest.approx(-np.log(np.bincount(y, minlength=10)[yv] / len(y)).mean())
+    assert v["linear"] > 0.9
+    assert base.summary.startswith("to beat: majority class ") and f"on {len(yv)} test rows" in base.summary
+    assert report["duplicates"].status == "PASS" and report["conflicts"].status == "PASS"
+    assert "no test row (of 500) repeats one of the 1000 training rows" in str(report)
+
+
+def test_duplicated_test_rows_warn_and_a_leaking_split_fails(digits):
+    X, y = digits
+    _, _, Xv, yv = digits_split()
+    model, loss = nl.mlp(64, [16], 10, rng=0), nl.SoftmaxCrossEntropy()
+    Xt, yt = np.concatenate([Xv[:97], X[[4, 9, 9]]]), np.concatenate([yv[:97], y[[4, 9, 9]]])
+    report = nl.sanity_check(model, loss, X, y, X_test=Xt, y_test=yt)
+    dup = report["duplicates"]
+    assert dup.status == "WARN" and report.passed and dup.warned
+    assert dup.values["test"]["n_duplicates"] == 3 and dup.values["test"]["examples"][0] == [4, 97]
+    assert "3 of 100 test rows (3.0%) repeat training rows exactly (e.g. test row 97 = training row 4)" in dup.summary
+    text = str(report)
+    assert text.startswith("Sanity checks: all passed, 1 warning\n") and "what to do: held-out rows" in text
+    assert report.warnings == [dup]
+    # 11% of the test rows are training rows: more than DUPLICATE_FAIL_FRACTION, a leak
+    assert nl.sanity.DUPLICATE_FAIL_FRACTION == 0.1
+    Xt, yt = np.concatenate([Xv[:89], X[:11]]), np.concatenate([yv[:89], y[:11]])
+    leak = nl.sanity_check(model, loss, X, y, X_test=Xt, y_test=yt)
+    assert leak["duplicates"].status == "FAIL" and not leak.passed
+    assert str(leak).startswith("Sanity checks: 1 failed") and "the split leaks" in str(leak)
+
+
+def test_conflicting_labels_warn_and_many_fail(digits):
+    X, y = digits
+    model, loss = nl.mlp(64, [16], 10, rng=0), nl.SoftmaxCrossEntropy()
+    Xc = np.concatenate([X, X[:5]])
+    yc = np.concatenate([y, (y[:5] + 1) % 10])  # rows 1000..1004 repeat rows 0..4, relabelled
+    report = nl.sanity_check(model, loss, Xc, yc)
+    con = report["conflicts"]
+    assert con.status == "WARN" and report.passed
+    assert con.values["n_groups"] == 5 and con.values["groups"][0] == [0, 1000]
+    assert con.values["best_possible"] == pytest.approx(1 - 5 / 1005)
+    assert "5 groups of identical training inputs (10 of 1005 rows, 1.0%) carry different labels" in con.summary
+    assert "no model can exceed 99.5% training accuracy" in con.summary
+    Xc = np.concatenate([X, X[:60]])
+    yc = np.concatenate([y, (y[:60] + 1) % 10])  # 120 of 1060 rows: more than 10%
+    bad = nl.sanity_check(model, loss, Xc, yc)
+    assert bad["conflicts"].status == "FAIL" and not bad.passed
+
+
+def test_data_checks_for_regression_and_degenerate_labels():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3)).astype(np.float32)
+    t = X.sum(axis=1)
+    X[10] = X[20] = X[0]
+    t[[0, 10, 20]] = [1.0, 2.0, 3.0]  # identical inputs, targets 1, 2, 3: noise floor 2/60
+    report = nl.sanity_check(nl.mlp(3, [16], 1, rng=0), nl.MeanSquaredError(), X, t)
+    con = report["conflicts"]
+    assert con.status == "PASS" and con.values["best_possible"] == pytest.approx(2 / 60)
+    assert "a floor of 0.03333 on the training mean squared error" in con.summary
+    assert report["baseline"].summary.startswith("to beat: mean squared error of the training mean")
+    one = nl.sanity_check(nl.mlp(3, [8], 2, rng=0), nl.SoftmaxCrossEntropy(), X, np.zeros(60, int),
+                          max_steps=5)
+    assert one["baseline"].status == "FAIL" and "one class" in one["baseline"].summary
+
+
+def test_held_out_arguments_are_checked(digits):
+    X, y = digits
+    model, loss = nl.mlp(64, [8], 10, rng=0), nl.SoftmaxCrossEntropy()
+    with pytest.raises(ValueError, match="give both X_test and y_test"):
+        nl.sanity_check(model, loss, X, y, X_test=X)
+    with pytest.raises(ValueError, match="X_test has 1000 samples but y_test"):
+        nl.sanity_check(model, loss, X, y, X_test=X, y_test=y[:5])
+    with pytest.raises(ValueError, match="X_test rows have shape"):
+        nl.sanity_check(model, loss, X, y, X_test=X[:, :5], y_test=y)

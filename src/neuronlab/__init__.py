@@ -156,7 +156,7 @@ __all__ = [
 #: Subpackages and modules imported on first attribute access (``nl.plots``), not by
 #: ``import neuronlab``: they pull matplotlib, tensorboardX, Optuna, click or Starlette.
 _LAZY_MODULES = frozenset(
-    {"cli", "config", "playground", "plots", "report", "run_folder", "runs", "search", "sklearn",
+    {"cli", "config", "graph", "playground", "plots", "report", "run_folder", "runs", "search", "sklearn",
      "tensorboard"}
 )  # fmt: skip
 

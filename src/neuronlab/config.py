@@ -27,11 +27,12 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from neuronlab._validation import check_number, check_positive_int
 
 __all__ = [
+    "AUTO_LR",
     "DataConfig",
     "ModelConfig",
     "OptimConfig",
@@ -108,10 +109,14 @@ class OptimConfig:
     ``step`` multiplies the rate by ``decay_factor`` every ``decay_epochs`` epochs;
     ``exponential`` is lr·e^(−k·epoch) and ``inverse_time`` lr / (1 + k·epoch) with
     k = ``decay_rate``; ``cosine`` anneals to 0 over the whole run.
+
+    ``lr = "auto"`` (:data:`AUTO_LR`) asks ``neuronlab train`` to pick the rate with a
+    learning-rate range test (:func:`neuronlab.babysit.lr_find.lr_find`) before training; the
+    run folder's ``config.toml`` then holds the number it picked.
     """
 
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float | Literal["auto"] = 1e-3
     schedule: str = "constant"
     decay_factor: float = 0.5
     decay_epochs: int = 10
@@ -119,7 +124,8 @@ class OptimConfig:
     clip_norm: float | None = None
 
     def validate(self) -> None:
-        check_number("optim.lr", self.lr, low=0, low_inclusive=False)
+        if self.lr != AUTO_LR:
+            check_number("optim.lr", self.lr, low=0, low_inclusive=False)
         check_number("optim.decay_factor", self.decay_factor, low=0, high=1, low_inclusive=False)
         _check_bounded_int("optim.decay_epochs", self.decay_epochs, MAX_EPOCHS)
         check_number("optim.decay_rate", self.decay_rate, low=0)
@@ -182,6 +188,9 @@ class TrainConfig:
             raise ValueError(f"train.class_weight must be none or balanced, got {self.class_weight!r}")
 
 
+#: ``optim.lr``'s one word: find the learning rate with a range test before training.
+AUTO_LR = "auto"
+
 #: Bounds checked before anything is allocated (a mistyped 100000000 must be a clear error,
 #: not a MemoryError): widths and class counts, hidden layers, epochs, minibatch rows.
 MAX_WIDTH = 1 << 20
@@ -226,6 +235,14 @@ def _coerce(where: str, value: Any, tp: Any) -> Any:
         if value is None:
             return None
         tp = next(a for a in args if a is not type(None))
+    words = [w for a in args if typing.get_origin(a) is Literal for w in typing.get_args(a)]
+    if words:  # ``X | Literal["word"]``: the word, or an X
+        if isinstance(value, str):
+            if value in words:
+                return value
+            choices = " or ".join(repr(w) for w in words)
+            raise TypeError(f"{where} must be a number, got {value!r} (or the word {choices})")
+        tp = next(a for a in args if typing.get_origin(a) is not Literal)
     if tp is bool:
         if not isinstance(value, bool):
             raise TypeError(f"{where} must be true or false, got {value!r}")

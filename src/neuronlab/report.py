@@ -36,6 +36,7 @@ SECTION_IDS: tuple[str, ...] = (
     "loss",
     "accuracy",
     "learning-rate",
+    "lr-find",
     "update-ratio",
     "gradient-norms",
     "dead-units",
@@ -45,7 +46,8 @@ SECTION_IDS: tuple[str, ...] = (
     "decision-regions",
 )
 """Every section a report can have, in page order. ``weights`` appears only for image data
-and ``decision-regions`` only for 2-D data; every other section is always present."""
+and ``decision-regions`` only for 2-D data; every other section is always present (``lr-find``
+draws the range test of ``train --lr auto``, or says the rate was given)."""
 
 _DPI = 90  # 576×360 pixels for a 6.4×4 in figure: crisp in a 1100 px wide page
 _WIDE = (11.0, 3.8)  # single-plot figures span the page: 990×342 pixels
@@ -360,6 +362,7 @@ def write_report(
     figure("loss", "Loss", lambda: plots.plot_loss(records, log_scale=_spans_decades(records.loss)))
     figure("accuracy", "Accuracy", lambda: plots.plot_accuracy(records))
     figure("learning-rate", "Learning rate", lambda: plots.plot_learning_rate(records))
+    _lr_find_section(run_dir, add, figure)
     figure(
         "update-ratio",
         "Update / weight ratio",
@@ -422,6 +425,28 @@ def write_report(
     out = Path(path) if path is not None else run_dir / "report.html"
     atomic_write_bytes(out, doc.encode("utf-8"))
     return out
+
+
+def _lr_find_section(run_dir: Path, add: Any, figure: Any) -> None:
+    """The "lr-find" section: the range test of ``train --lr auto`` (``lr_find.json``), or a
+    note that the rate was given."""
+    title, path = "Learning-rate range test", run_dir / "lr_find.json"
+    if not path.is_file():
+        add("lr-find", title, _note("the learning rate was given, not found (train --lr auto "
+                                    "runs a range test first and keeps it here)"))
+        return
+    from neuronlab.babysit.lr_find import LRFindResult
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        result = LRFindResult.from_dict(doc)
+        lr, (lo, hi) = float(doc.get("lr", result.suggestion)), result.spread
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        add("lr-find", title, _note(f"lr_find.json could not be read: {e}"))
+        return
+    figure("lr-find", title, result.plot, explain=(
+        f"train --lr auto trained with lr {lr:.3g}: the {result.rule} rule, from "
+        f"{lo:.3g} to {hi:.3g} over {len(result.seeds)} sweeps of the training split."))
 
 
 def _spans_decades(loss: np.ndarray) -> bool:

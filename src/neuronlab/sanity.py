@@ -15,12 +15,34 @@ changed):
 4. ``gradcheck`` — :func:`neuronlab.gradcheck` of the whole model in float64 on a few
    examples. Entries whose finite difference straddles a ReLU-like kink are reported, not
    failed.
+
+and, unless ``data_checks=False``, three checks of the data
+(:mod:`neuronlab.babysit.baselines`):
+
+5. ``baseline`` — informational: the numbers the *trained* network must beat, the constant
+   baseline (majority class, or the training mean) and the linear baseline (a network with no
+   hidden layer, or least squares), scored on ``X_test`` (else on the training rows). PASS,
+   unless the data is degenerate (one class, constant targets): FAIL, nothing to learn.
+6. ``duplicates`` — test rows that repeat training rows exactly. None: PASS. Some: WARN (real
+   data holds natural duplicates, and the test score then partly measures memorisation).
+   More than :data:`DUPLICATE_FAIL_FRACTION` of the test rows: FAIL (the split leaks: data
+   duplicated or augmented before splitting). SKIP without ``X_test``.
+7. ``conflicts`` — identical training inputs with different labels. None: PASS. Some: WARN
+   (label noise or missing features; they cap the accuracy any model can reach, which the
+   summary states, and may fail the overfit check). More than
+   :data:`CONFLICT_FAIL_FRACTION` of the rows: FAIL. For regression identical inputs with
+   different targets are noise, not an error: always PASS, with the floor they put on the
+   mean squared error.
+
+A result's ``status`` is "PASS", "WARN", "FAIL" or "SKIP"; ``report.passed`` means "no FAIL"
+(warnings pass), and ``neuronlab check`` exits non-zero only on a failure.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,14 +54,30 @@ from neuronlab.data.arrays import batch
 from neuronlab.regularizers import L2
 from neuronlab.train.step import loss_and_grads
 
-__all__ = ["SanityReport", "SanityResult", "sanity_check"]
+__all__ = [
+    "CONFLICT_FAIL_FRACTION",
+    "DUPLICATE_FAIL_FRACTION",
+    "SanityReport",
+    "SanityResult",
+    "baseline_result",
+    "conflicts_result",
+    "duplicates_result",
+    "sanity_check",
+]
 
 _LOSS_ROWS = 1024  # rows used for the loss checks: enough for a stable mean, still fast
+#: A held-out part with more than this share of its rows repeating training rows fails the
+#: ``duplicates`` check (a leak, not natural duplicates); fewer is a warning.
+DUPLICATE_FAIL_FRACTION = 0.1
+#: More than this share of the training rows in groups of identical inputs with different
+#: labels fails the ``conflicts`` check (classification); fewer is a warning.
+CONFLICT_FAIL_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
 class SanityResult:
-    """One check: ``status`` is "PASS", "FAIL" or "SKIP" (not applicable)."""
+    """One check: ``status`` is "PASS", "WARN" (passed, with something to look at), "FAIL"
+    or "SKIP" (not applicable)."""
 
     name: str
     status: str
@@ -52,9 +90,13 @@ class SanityResult:
     def passed(self) -> bool:
         return self.status != "FAIL"
 
+    @property
+    def warned(self) -> bool:
+        return self.status == "WARN"
+
     def __str__(self) -> str:
         text = f"{self.status:<4}  {self.name:<15} {self.summary}"
-        if self.status == "FAIL" and self.action:
+        if self.status in ("FAIL", "WARN") and self.action:
             text += f"\n      what to do: {self.action}"
         return text
 
@@ -68,7 +110,12 @@ class SanityReport:
 
     @property
     def passed(self) -> bool:
+        """No check failed (warnings pass)."""
         return all(r.passed for r in self.results)
+
+    @property
+    def warnings(self) -> list[SanityResult]:
+        return [r for r in self.results if r.warned]
 
     def __getitem__(self, name: str) -> SanityResult:
         for r in self.results:
@@ -77,8 +124,10 @@ class SanityReport:
         raise KeyError(f"no check {name!r}; checks are {[r.name for r in self.results]}")
 
     def __str__(self) -> str:
-        failed = sum(not r.passed for r in self.results)
+        failed, warned = sum(not r.passed for r in self.results), len(self.warnings)
         head = "Sanity checks: all passed" if not failed else f"Sanity checks: {failed} failed"
+        if warned:
+            head += f", {warned} warning{'s' * (warned > 1)}"
         lines = [head, *(str(r) for r in self.results)]
         lines += [r.detail for r in self.results if r.status == "FAIL" and r.detail]
         return "\n".join(lines)
@@ -213,6 +262,112 @@ def _check_gradients(model: Any, loss: Any, X: np.ndarray, y: np.ndarray, seed: 
         "; ".join(r.advice() for r in bad), detail=str(report) if bad else "")
 
 
+# -- the data checks ---------------------------------------------------------------------------
+_PART = {"train": "training", "val": "validation"}
+
+
+def baseline_result(X: Any, y: Any, X_eval: Any = None, y_eval: Any = None, *, loss: Any,
+                    part: str = "test", seed: int = 0) -> SanityResult:
+    """The ``baseline`` result: :func:`~neuronlab.babysit.baselines.baselines` fitted on
+    ``(X, y)`` and scored on ``(X_eval, y_eval)`` (default: on ``(X, y)`` itself, ``part``
+    "train"), with the network's ``loss``. PASS (the numbers to beat) unless the data is
+    degenerate (FAIL). ``values`` is ``Baselines.to_dict()``."""
+    from neuronlab.babysit.baselines import baselines
+
+    if (X_eval is None) != (y_eval is None):
+        raise ValueError("give both X_eval and y_eval, or neither")
+    if X_eval is None:
+        X_eval, y_eval, part = X, y, "train"
+    b = baselines(X, y, X_eval, y_eval, task=loss.task, loss=loss, seed=seed, part=part)
+    if b.degenerate:
+        return SanityResult("baseline", "FAIL", b.degenerate, b.to_dict(),
+                            "check the training split's labels (targets): a model cannot learn "
+                            "from one class or a constant")
+    return SanityResult("baseline", "PASS", f"to beat: {b.summary()}", b.to_dict())
+
+
+def duplicates_result(X: Any, held_out: Mapping[str, tuple[Any, Any]], *,
+                      rows: Any = None) -> SanityResult:
+    """The ``duplicates`` result: rows of each held-out part that repeat a training row
+    exactly (:func:`~neuronlab.babysit.baselines.duplicates_across`).
+
+    Parameters
+    ----------
+    X : ndarray or np.memmap
+        The training rows (with ``rows``: the data they are rows of).
+    held_out : mapping name -> (X_part, rows_part)
+        Each held-out part ("test", "val"), ``rows_part`` None for all of ``X_part``. Empty
+        parts are left out; none left: SKIP.
+    rows : array of int, optional
+        The training rows of ``X``.
+
+    Row numbers in the summary are those of the arrays given. None found: PASS; some: WARN;
+    more than :data:`DUPLICATE_FAIL_FRACTION` of a part: FAIL.
+    """
+    from neuronlab.babysit.baselines import duplicates_across
+
+    parts = {k: v for k, v in held_out.items()
+             if (v[0].shape[0] if v[1] is None else len(v[1])) > 0}
+    if not parts:
+        return SanityResult("duplicates", "SKIP", "no held-out rows given (X_test)")
+    reports = {k: duplicates_across(X, Xp, rows_a=rows, rows_b=rp) for k, (Xp, rp) in parts.items()}
+    n_train = next(iter(reports.values())).n_a
+    values: dict[str, Any] = {k: r.to_dict() for k, r in reports.items()}
+    names = {k: _PART.get(k, k) for k in reports}
+    if not any(r.n_duplicates for r in reports.values()):
+        what = " or ".join(f"{names[k]} row (of {r.n_b})" for k, r in reports.items())
+        return SanityResult("duplicates", "PASS",
+                            f"no {what} repeats one of the {n_train} training rows", values)
+    counts = ", ".join(f"{r.n_duplicates} of {r.n_b} {names[k]} rows ({r.fraction:.1%})"
+                       for k, r in reports.items())
+    k, r = next((k, r) for k, r in reports.items() if r.n_duplicates)
+    a, b = r.examples[0]
+    fail = any(r.fraction > DUPLICATE_FAIL_FRACTION for r in reports.values())
+    summary = (f"{counts} repeat training rows exactly (e.g. {names[k]} row {b} = training "
+               f"row {a})")
+    action = ("held-out rows that repeat training rows measure memorisation, not "
+              "generalisation: remove them from the held-out parts (deduplicate the data "
+              "before splitting)")
+    if fail:
+        action = (f"more than {DUPLICATE_FAIL_FRACTION:.0%} of a held-out part repeats training "
+                  "rows: the split leaks (was the data duplicated or augmented before "
+                  "splitting?); " + action)
+    return SanityResult("duplicates", "FAIL" if fail else "WARN", summary, values, action)
+
+
+def conflicts_result(X: Any, y: Any, *, task: str, rows: Any = None) -> SanityResult:
+    """The ``conflicts`` result: groups of identical training inputs with different labels
+    (:func:`~neuronlab.babysit.baselines.conflicting_labels`; ``rows`` selects the training
+    rows of ``X`` and ``y``). Classification and multilabel: none PASS, some WARN, more than
+    :data:`CONFLICT_FAIL_FRACTION` of the rows FAIL. Regression: PASS, stating the noise
+    floor such groups put on the mean squared error."""
+    from neuronlab.babysit.baselines import conflicting_labels
+
+    c = conflicting_labels(X, y, task=task, rows=rows)
+    values = c.to_dict()
+    repeats = f"; {c.n_repeated} repeat an earlier row" if c.n_repeated else ""
+    regression = task == "regression"
+    if not c.n_groups:
+        what = "targets" if regression else "labels"
+        return SanityResult("conflicts", "PASS", f"no identical training inputs carry different "
+                            f"{what} ({c.n_rows} rows{repeats})", values)
+    example = (f"e.g. rows {', '.join(map(str, c.groups[0]))} with "
+               f"{'targets' if regression else 'labels'} {', '.join(map(str, c.labels[0]))}")
+    head = (f"{c.n_groups} group{'s' * (c.n_groups > 1)} of identical training inputs "
+            f"({c.n_conflicting_rows} of {c.n_rows} rows, {c.fraction:.1%})")
+    if regression:
+        return SanityResult("conflicts", "PASS",
+                            f"{head} have different targets ({example}): noise that no model "
+                            f"fits, a floor of {c.best_possible:.4g} on the training mean "
+                            "squared error", values)
+    fail = c.fraction > CONFLICT_FAIL_FRACTION
+    action = ("identical inputs with different labels are label noise or missing features: "
+              "check the labelling of these rows (they can also fail the overfit check)")
+    return SanityResult("conflicts", "FAIL" if fail else "WARN",
+                        f"{head} carry different labels ({example}): no model can exceed "
+                        f"{c.best_possible:.1%} training accuracy", values, action)
+
+
 # -- entry point ------------------------------------------------------------------------------
 def sanity_check(
     model: Any,
@@ -227,8 +382,12 @@ def sanity_check(
     n_gradcheck: int = 4,
     initial_tolerance: float = 1.5,
     seed: int = 0,
+    X_test: Any = None,
+    y_test: Any = None,
+    data_checks: bool = True,
 ) -> SanityReport:
-    """Run the four sanity checks of the notes on copies of ``model``.
+    """Run the four sanity checks of the notes on copies of ``model``, then the three data
+    checks (baseline, duplicates, conflicts; see the module docstring).
 
     Parameters
     ----------
@@ -252,7 +411,15 @@ def sanity_check(
     initial_tolerance : float > 1, default 1.5
         The initial loss passes within [expected / t, expected · t].
     seed : int, default 0
-        Seeds the subsets and the gradient check.
+        Seeds the subsets, the gradient check and the linear baseline.
+    X_test, y_test : held-out rows, optional
+        As the model sees them (preprocessed like X). The baselines are scored on them (on
+        the training rows without them) and the duplicates check looks for them among X's
+        rows (SKIP without them).
+    data_checks : bool, default True
+        Add the ``baseline``, ``duplicates`` and ``conflicts`` results. They read every row
+        of X (a memmap a chunk at a time) to hash it, and train the linear baseline on at
+        most :data:`~neuronlab.babysit.baselines.MAX_ROWS` rows.
 
     Returns
     -------
@@ -268,6 +435,16 @@ def sanity_check(
     max_steps = check_positive_int("max_steps", max_steps)
     n_gradcheck = check_positive_int("n_gradcheck", n_gradcheck)
     tol = check_number("initial_tolerance", initial_tolerance, low=1, low_inclusive=False)
+    if (X_test is None) != (y_test is None):
+        raise ValueError("give both X_test and y_test, or neither")
+    if X_test is not None:
+        X_test = check_array("X_test", X_test, finite=False)
+        y_test = np.asarray(y_test)
+        if y_test.ndim == 0 or y_test.shape[0] != X_test.shape[0]:
+            raise ValueError(f"X_test has {X_test.shape[0]} samples but y_test has shape "
+                             f"{y_test.shape}")
+        if X_test.shape[1:] != X.shape[1:]:
+            raise ValueError(f"X_test rows have shape {X_test.shape[1:]}, X rows {X.shape[1:]}")
     if optimizer is None:
         from neuronlab.optim import Adam
 
@@ -286,9 +463,16 @@ def sanity_check(
     Xl, yl = subset(min(n, _LOSS_ROWS))
     Xo, yo = subset(min(n, n_overfit))
     Xg, yg = subset(min(n, n_gradcheck))
-    return SanityReport([
+    results = [
         _check_initial(model, loss, Xl, yl, tol),
         _check_regularization(model, loss, Xl, yl, strength),
         _check_overfit(model, loss, Xo, yo, optimizer, max_steps, 1.0),
         _check_gradients(model, loss, Xg.astype(np.float64), yg, int(rng.integers(2**31))),
-    ])
+    ]
+    if data_checks:
+        results += [
+            baseline_result(X, y, X_test, y_test, loss=loss, seed=seed),
+            duplicates_result(X, {} if X_test is None else {"test": (X_test, None)}),
+            conflicts_result(X, y, task=loss.task),
+        ]
+    return SanityReport(results)

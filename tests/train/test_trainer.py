@@ -121,7 +121,8 @@ def test_first_layer_gets_no_input_gradient():
 
     X, y = blobs(20)
     model = nl.Sequential([Spy(5, 4, rng=0), nl.ReLU(), nl.Linear(4, 3, rng=1)])
-    nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1)).fit(X, y, epochs=1, batch_size=10)
+    nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.1), monitor=False).fit(
+        X, y, epochs=1, batch_size=10)
     assert seen == [False, False]
 
 

@@ -8,6 +8,7 @@ the order they are reported (thresholds are module constants, so they are easy t
 =========================  ==================================================================
 ``lr_too_high``            the loss becomes NaN/Inf, or grows, or update/weight ratios ≫ 1e-3
 ``update_spike``           an update/weight ratio jumps 10x its running median before the loss grows
+``edge_of_stability``      the Hessian's top eigenvalue is above the optimizer's stability bound (2/lr for SGD)
 ``lr_too_low``             update/weight ratios ≪ 1e-3 and the loss barely moves
 ``initial_loss``           the first loss is far from its expected value (ln C for softmax)
 ``overfitting``            a large, growing gap between training and validation accuracy
@@ -19,6 +20,7 @@ the order they are reported (thresholds are module constants, so they are easy t
 ``exploding_gradients``    the backpropagated signal grows by orders of magnitude with depth
 ``activations_collapsing`` hidden activations shrink towards 0 from layer to layer
 ``activations_exploding``  hidden activations grow from layer to layer
+``noise_scale``            (info) the batch size is 10x away from the gradient noise scale B_simple
 =========================  ==================================================================
 
 Each rule and its thresholds live in the module of the quantity it reads (see :mod:`neuronlab.babysit`).

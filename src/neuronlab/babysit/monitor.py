@@ -75,7 +75,10 @@ import numpy as np
 from neuronlab._validation import check_positive_int
 from neuronlab.babysit.activations import mean_std
 from neuronlab.babysit.dead_units import dead_fraction
+from neuronlab.babysit.gradient_noise import NOISE_RECORD_KEYS, gradient_noise
+from neuronlab.babysit.gradient_noise import records as noise_records
 from neuronlab.babysit.saturation import saturation
+from neuronlab.babysit.sharpness import SHARPNESS_RECORD_KEYS, sharpness_record
 from neuronlab.babysit.update_ratio import update_ratio
 from neuronlab.data.arrays import batch
 from neuronlab.errors import CheckpointError
@@ -98,9 +101,11 @@ RECORD_KEYS = {
               "dead_fraction", "saturation", "running_mean_mean", "running_mean_std", "running_var_mean",
               "running_var_min", "running_var_max"},
     "objective": {"step", "kind", "layer", "type", "data_loss", "penalty"},
+    "noise": set(NOISE_RECORD_KEYS),
+    "sharpness": set(SHARPNESS_RECORD_KEYS),
 }
-INFO_KEYS = {"loss", "n_outputs", "expected_initial_loss", "initial_loss", "monitor_every",
-             "monitor_sample_size", "diverged_step", "diverged_at",
+INFO_KEYS = {"loss", "n_outputs", "batch_size", "expected_initial_loss", "initial_loss",
+             "monitor_every", "monitor_sample_size", "diverged_step", "diverged_at",
              # where a divergence started (DivergenceError.info(), babysit/sentinel.py)
              "diverged_layer", "diverged_layer_type", "diverged_direction", "diverged_param",
              "diverged_origin", "diverged_context"}
@@ -143,6 +148,18 @@ class Monitor(Callback):
         measurement under 5% of training for batches as small as 32 (benchmarks/RESULTS.md).
     seed : int, default 0
         Seeds the choice of the sample (the monitor's own generator, never the trainer's).
+    noise_every : int > 0 or None, default 500
+        Measure the gradient noise scale B_simple and each layer's gradient signal-to-noise
+        ratio from the per-sample gradients of the sample (:mod:`~neuronlab.babysit.gradient_noise`,
+        ``kind = "noise"`` records) at steps 0, noise_every, ... . One measurement is one
+        inference forward and backward of the sample plus a product per layer, about ten
+        training steps of batch 32: every 500 steps keeps it near 2%. None turns it off.
+    sharpness_every : int > 0 or None, default None
+        Estimate the top eigenvalue of the (preconditioned) Hessian against the optimizer's
+        edge-of-stability bound 2/lr or its equivalent (:mod:`~neuronlab.babysit.sharpness`,
+        ``kind = "sharpness"`` records) after steps sharpness_every, 2·sharpness_every, ... .
+        One estimate is ~15 Hessian-vector products in float64 on the sample, several
+        hundred training steps' worth: off by default, a few points per run when on.
 
     Attributes
     ----------
@@ -152,9 +169,14 @@ class Monitor(Callback):
 
     order = -10  # before loggers (JSONLLogger writes the records made in the same step)
 
-    def __init__(self, *, every: int = 100, sample_size: int = 128, seed: int = 0) -> None:
+    def __init__(self, *, every: int = 100, sample_size: int = 128, seed: int = 0,
+                 noise_every: int | None = 500, sharpness_every: int | None = None) -> None:
         self.every = check_positive_int("every", every)
         self.sample_size = check_positive_int("sample_size", sample_size)
+        self.noise_every = None if noise_every is None else check_positive_int(
+            "noise_every", noise_every)
+        self.sharpness_every = None if sharpness_every is None else check_positive_int(
+            "sharpness_every", sharpness_every)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__}: {seed!r}")
         self.seed = int(seed)
@@ -213,6 +235,7 @@ class Monitor(Callback):
         info.update({"loss": type(loss).__name__, "n_outputs": n_out,
                      "expected_initial_loss": None if expected is None else float(expected),
                      "initial_loss": None, "monitor_every": self.every,
+                     "batch_size": getattr(trainer, "batch_size", None),
                      "monitor_sample_size": None if self.sample is None else len(self.sample)})
 
     # -- per step -------------------------------------------------------------------------------
@@ -252,7 +275,38 @@ class Monitor(Callback):
                 for pre, (*_, g) in zip(self._pending, self._params):
                     pre["grad_norm"] = _num(_norm(g))
 
+    def _measure_noise(self, trainer: Any, step: int) -> None:
+        """The gradient noise at the weights after the step (the sample's per-sample
+        gradients, inference mode). Weights that turned non-finite (a run without
+        NonFiniteGuard) give no measurement instead of an error."""
+        if self.sample is None or self._y is None or self.sample.shape[0] < 2 \
+                or getattr(trainer.model, "layers", None) is None:
+            return
+        with np.errstate(all="ignore"):
+            try:
+                noise = gradient_noise(trainer.model, trainer.loss, self.sample, self._y,
+                                       trainer.regularizer)
+            except ValueError:  # the loss refused non-finite scores
+                return
+        trainer.history.monitor.extend(noise_records(noise, step))
+
+    def _measure_sharpness(self, trainer: Any, step: int, lr: float | None) -> None:
+        if self.sample is None or self._y is None or lr is None:
+            return
+        with np.errstate(all="ignore"):
+            try:
+                rec = sharpness_record(trainer.model, trainer.loss, trainer.optimizer, lr,
+                                       self.sample, self._y, trainer.regularizer, step,
+                                       seed=self.seed)
+            except ValueError:  # the loss refused non-finite scores
+                return
+        trainer.history.monitor.append(rec)
+
     def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
+        if self.noise_every is not None and step % self.noise_every == 0:
+            self._measure_noise(trainer, step)
+        if self.sharpness_every is not None and step > 0 and step % self.sharpness_every == 0:
+            self._measure_sharpness(trainer, step, logs.get("lr"))
         if self._pending is None or not self._due(step):
             return
         pending, self._pending = self._pending, None
@@ -290,10 +344,11 @@ class Monitor(Callback):
         return out
 
     def get_config(self) -> dict[str, Any]:
-        return {"every": self.every, "sample_size": self.sample_size, "seed": self.seed}
+        return {"every": self.every, "sample_size": self.sample_size, "seed": self.seed,
+                "noise_every": self.noise_every, "sharpness_every": self.sharpness_every}
 
     def __repr__(self) -> str:
-        return f"Monitor(every={self.every}, sample_size={self.sample_size}, seed={self.seed})"
+        return "Monitor(" + ", ".join(f"{k}={v}" for k, v in self.get_config().items()) + ")"
 
 
 def _describe(step: int, i: int, layer: Any, y: np.ndarray) -> dict[str, Any]:

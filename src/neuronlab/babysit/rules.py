@@ -18,11 +18,13 @@ from neuronlab.babysit.dead_units import dead_relu_rule
 from neuronlab.babysit.findings import Finding
 from neuronlab.babysit.fit import overfitting_rule, underfitting_rule
 from neuronlab.babysit.gradient_flow import gradient_flow_rule
+from neuronlab.babysit.gradient_noise import noise_scale_rule
 from neuronlab.babysit.initial_loss import initial_loss_rule
 from neuronlab.babysit.regularization import regularization_rule
 from neuronlab.babysit.runview import RunView, fmt, window
 from neuronlab.babysit.saturation import saturation_rule
 from neuronlab.babysit.sentinel import update_spike_rule
+from neuronlab.babysit.sharpness import edge_of_stability_rule
 from neuronlab.babysit.update_ratio import HIGH_RATIO, LOSS_GROWTH, TARGET_RATIO, lr_too_low_rule
 
 __all__ = ["RULES", "Finding"]
@@ -95,6 +97,7 @@ def _lr_too_high(run: RunView) -> Finding | None:
 RULES: dict[str, Callable[..., Finding | None]] = {
     "lr_too_high": _lr_too_high,
     "update_spike": update_spike_rule,
+    "edge_of_stability": lambda run: edge_of_stability_rule(run.by_kind["sharpness"]),
     "lr_too_low": lr_too_low_rule,
     "initial_loss": initial_loss_rule,
     "overfitting": overfitting_rule,
@@ -106,5 +109,7 @@ RULES: dict[str, Callable[..., Finding | None]] = {
     "exploding_gradients": lambda run: gradient_flow_rule(run, False),
     "activations_collapsing": lambda run: activation_scale_rule(run, True),
     "activations_exploding": lambda run: activation_scale_rule(run, False),
+    "noise_scale": lambda run: noise_scale_rule(run.by_kind["noise"], run.info.get("batch_size"))
+    if run.info.get("batch_size") else None,
 }
 """The rules by name, in report order."""

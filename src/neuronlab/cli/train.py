@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 
 from neuronlab.cli.app import EXIT_CHECK_FAILED, _Diverged, _format_metrics, cli
-from neuronlab.config import MONITORS, RunConfig, load_config
+from neuronlab.config import AUTO_LR, MONITORS, OptimConfig, RunConfig, load_config
 from neuronlab.runs import prepare_run
 from neuronlab.train.evaluation import evaluate
 
-__all__ = ["check", "report", "resolve_config", "train"]
+__all__ = ["LR_FIND_FILE", "auto_lr", "buildable", "check", "report", "resolve_config",
+           "sweep_run", "train", "write_sweep"]
 
 
 # -- train ---------------------------------------------------------------------------------
@@ -28,6 +33,23 @@ def _hidden(ctx: click.Context, param: click.Parameter, value: str | None) -> li
         raise click.BadParameter(
             f"expected comma-separated widths like 128,64, got {value!r}"
         ) from None
+
+
+class _LearningRate(click.ParamType):
+    """``--lr``: a number, or ``auto`` (a range test picks it; range checks are the config's)."""
+
+    name = "float|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        text = str(value).strip()
+        if text.lower() == AUTO_LR:
+            return AUTO_LR
+        try:
+            return float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or {AUTO_LR!r}", param, ctx)
 
 
 # (option, "section.key", type, help): each sets one config value; None means "not given".
@@ -47,7 +69,9 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--batchnorm/--no-batchnorm", "model.batchnorm", bool, "Batch norm before each activation."),
     ("--loss", "model.loss", str, "Data loss."),
     ("--optimizer", "optim.optimizer", str, "Update rule."),
-    ("--lr", "optim.lr", float, "Learning rate."),
+    ("--lr", "optim.lr", _LearningRate(),
+     ("Learning rate, or auto: train runs a range test first and trains with the rate it "
+      "suggests (see lr-find).")),
     ("--schedule", "optim.schedule", str, "Learning-rate schedule over the run."),
     ("--decay-factor", "optim.decay_factor", float, "step: multiply the lr by this ..."),
     ("--decay-epochs", "optim.decay_epochs", int, "... every this many epochs."),
@@ -127,6 +151,87 @@ def resolve_config(config_file: str | None, options: dict[str, Any]) -> RunConfi
         raise
 
 
+# -- train --lr auto: a learning-rate range test first (lr-find runs the same sweep) ----------
+#: The sweep of ``train --lr auto``, in the run folder (the report draws it).
+LR_FIND_FILE = "lr_find.json"
+
+
+def buildable(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``lr = "auto"`` replaced by the default number, so that its components can
+    be built (a sweep sets the rate of every step itself); any other config as it is."""
+    if cfg.optim.lr != AUTO_LR:
+        return cfg
+    return cfg.with_overrides({"optim": {"lr": OptimConfig().lr}})
+
+
+def sweep_run(run: Any, cfg: RunConfig, *, steps: int = 100, start_lr: float = 1e-7,
+              end_lr: float = 10.0, progress: bool | None = None) -> Any:
+    """The range test of a prepared run (:class:`~neuronlab.runs.PreparedRun`) on its training
+    split: the run's batch size, regulariser, constraints and class weights, one sweep per
+    seed ``cfg.train.seed + (0, 1, 2)``, a tqdm bar on stderr (``progress`` None: only on a
+    terminal). The run's model and optimizer are left as they were. Returns the
+    :class:`~neuronlab.babysit.lr_find.LRFindResult`."""
+    from tqdm.auto import tqdm
+
+    from neuronlab.babysit.lr_find import lr_find
+    from neuronlab.train.weights import resolve_sample_weight
+
+    if getattr(run.optimizer, "full_batch", False):
+        raise click.UsageError(
+            f"optimizer {cfg.optim.optimizer!r} is full batch (L-BFGS): its line search picks "
+            "every step, so there is no learning rate to find")
+    t = cfg.train
+    X, y = run.train
+    weights = resolve_sample_weight(
+        y, None, None if t.class_weight == "none" else t.class_weight, run.loss.task)
+    seeds = tuple(t.seed + i for i in range(3))
+    disable = progress is False or (progress is None and not sys.stderr.isatty())
+    with tqdm(total=steps * len(seeds), desc="lr-find", unit="step", file=sys.stderr,
+              disable=disable, dynamic_ncols=True, mininterval=0.1) as bar:
+        return lr_find(run.model, run.loss, run.optimizer, X, y, regularizer=run.regularizer,
+                       constraints=run.constraints, start_lr=start_lr, end_lr=end_lr,
+                       steps=steps, batch_size=t.batch_size, seeds=seeds,
+                       sample_weight=weights, progress=bar.update)
+
+
+def _check_found(result: Any) -> float:
+    """The recommended rate, or exit 3 when no sweep had a single finite loss."""
+    lr = float(result.suggestion)
+    if not math.isfinite(lr):
+        start = result.settings.get("start_lr")
+        raise _Diverged(
+            f"the range test found no learning rate: the loss was not finite even after one "
+            f"step at lr {start:g} in every sweep; check the data and the initialisation")
+    return lr
+
+
+def auto_lr(cfg: RunConfig, run: Any, *, progress: bool | None = None
+            ) -> tuple[RunConfig, Any, Any]:
+    """Resolve ``lr = "auto"``: sweep the prepared ``run`` (built from :func:`buildable`),
+    print the rate on stderr, and return ``(config, run, result)``: the config with that
+    number (3 significant digits), the run's components rebuilt from it (the same initial
+    weights: they come from the config's seed) and the sweep."""
+    from neuronlab.runs import build_run
+
+    result = sweep_run(run, cfg, progress=progress)
+    lr = float(f"{_check_found(result):.3g}")
+    lo, hi = result.spread
+    click.echo(f"lr auto: {lr:g} ({result.rule} rule; {lo:.3g} to {hi:.3g} over "
+               f"{len(result.seeds)} seeds)", err=True)
+    cfg = cfg.with_overrides({"optim": {"lr": lr}}, source="the learning-rate range test")
+    X_tr = run.train[0]
+    parts = build_run(cfg, int(np.prod(X_tr.shape[1:])), run.n_outputs, X_tr.shape[0])
+    return cfg, dataclasses.replace(run, config=cfg, **parts), result
+
+
+def write_sweep(result: Any, lr: float, path: Path) -> None:
+    """Write ``result`` (and the rate trained with) as JSON, atomically."""
+    from neuronlab.io import atomic_write_bytes
+
+    doc = {"lr": lr, **result.to_dict()}
+    atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode("utf-8"))
+
+
 @cli.command()
 @_train_options
 @click.option(
@@ -190,14 +295,19 @@ def train(
             _named(check_run_name, runs_dir, name)
     # The data and the components are built before the run folder exists: a bad file, label
     # or size leaves no trace. A large memory-mapped .npy is split into a temporary folder in
-    # the runs folder (removed at the end), not into memory.
-    run = prepare_run(cfg, scratch_dir=scratch)
+    # the runs folder (removed at the end), not into memory. With --lr auto a range test picks
+    # the rate first, so the folder's config.toml holds the number trained with.
+    run, found = prepare_run(buildable(cfg), scratch_dir=scratch), None
     try:
         _check_monitor(cfg, run.loss.task)
+        if cfg.optim.lr == AUTO_LR:
+            cfg, run, found = auto_lr(cfg, run, progress=progress)
         if resume_dir is None:
             run_dir, resume = _named(create_run_folder, runs_dir, name, cfg), None
         else:
             resume = _prepare_resume(run_dir, cfg)
+        if found is not None:
+            write_sweep(found, cfg.optim.lr, run_dir / LR_FIND_FILE)
         _train_prepared(run, cfg, run_dir, resume, progress, tensorboard, report, threads)
     finally:
         run.close()
@@ -384,16 +494,39 @@ def _summary_line(scores: dict[str, Any]) -> str:
 )
 def check(config_file: str | None, n_overfit: int, max_steps: int, **options: Any) -> None:
     """Sanity checks of a run config before training it: initial loss, regularisation, overfit
-    a tiny subset, gradient check. Takes the options of `train`; exits 1 if a check fails."""
-    from neuronlab.sanity import sanity_check
+    a tiny subset, gradient check; then the data: the baselines to beat, held-out rows that
+    repeat training rows, identical inputs with different labels. Takes the options of
+    `train`; exits 1 if a check fails (warnings do not)."""
+    from neuronlab.runs import split_rows
+    from neuronlab.sanity import (
+        SanityReport,
+        baseline_result,
+        conflicts_result,
+        duplicates_result,
+        sanity_check,
+    )
 
     cfg = resolve_config(config_file, options)
+    seed = cfg.train.seed
     run = prepare_run(cfg, scratch_dir="runs")  # a large .npy is streamed as for train
     try:
         report = sanity_check(run.model, run.loss, *run.train, n_overfit=n_overfit,
-                              max_steps=max_steps, optimizer=run.optimizer, seed=cfg.train.seed)
+                              max_steps=max_steps, optimizer=run.optimizer, seed=seed,
+                              data_checks=False)
+        # the baselines see the rows as the network does (preprocessed): scored on the test
+        # part, else the validation part, else the training rows themselves
+        held = next(((p, pair) for p, pair in (("test", run.test), ("val", run.val))
+                     if pair is not None and len(pair[1])), ("train", (None, None)))
+        results = [baseline_result(*run.train, *held[1], loss=run.loss, part=held[0], seed=seed)]
     finally:
         run.close()
+    # duplicates and conflicts on the raw rows of the run's real split: preprocessing by
+    # matrix products (PCA, ZCA) may tell identical rows apart in their last bits
+    s = split_rows(cfg)
+    test = (s.test[0], None) if s.test is not None else (s.X, s.parts.test)
+    results += [duplicates_result(s.X, {"test": test, "val": (s.X, s.parts.val)}, rows=s.parts.train),
+                conflicts_result(s.X, s.y, task=run.loss.task, rows=s.parts.train)]
+    report = SanityReport([*report.results, *results])
     click.echo(str(report))
     if not report.passed:
         sys.exit(EXIT_CHECK_FAILED)
