@@ -38,7 +38,10 @@ def fit(model, monitor, *, optimizer=None, epochs=2, batch_size=32, regularizer=
 def test_records_follow_the_schema_and_are_strict_json():
     tr = fit(mixed_model(), nl.Monitor(every=2), epochs=2)  # 3 batches per epoch: steps 0..5
     recs = tr.history.monitor
-    assert sorted({r["step"] for r in recs}) == [0, 2, 4]
+    assert sorted({r["step"] for r in recs if r["kind"] in ("param", "layer")}) == [0, 2, 4]
+    # the gradient noise at step 0 (every 500 steps), the spectra at each epoch's last step
+    assert sorted({r["step"] for r in recs if r["kind"] == "noise"}) == [0]
+    assert sorted({r["step"] for r in recs if r["kind"] == "spectrum"}) == [2, 5]
     params = [r for r in recs if r["kind"] == "param" and r["step"] == 2]
     layers = [r for r in recs if r["kind"] == "layer" and r["step"] == 2]
     assert [r["param"] for r in params] == list(tr.model.params)  # every learnable array

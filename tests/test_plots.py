@@ -14,7 +14,7 @@ from neuronlab import plots
 from neuronlab.babysit.monitor import Monitor
 from neuronlab.plots.curves import ema
 from neuronlab.babysit.update_ratio import UPDATE_RATIO_BAND
-from neuronlab.report import read_metrics
+from neuronlab.train.loggers import read_metrics
 from neuronlab.train import JSONLLogger
 
 
@@ -139,7 +139,7 @@ def test_plot_update_ratios_one_line_per_weight_and_the_band(digits_run):
     weights = model.weight_keys  # ["0.W", "2.W", "4.W"]: biases are left out by default
     assert [lbl for lbl in _labels(ax) if lbl != "1e-3"] == weights
     for name in weights:
-        recs = [r for r in history.monitor if r.get("param") == name]
+        recs = [r for r in history.monitor if r.get("param") == name and r["kind"] == "param"]
         np.testing.assert_array_equal(_line(ax, name).get_xdata(), [r["step"] for r in recs])
         np.testing.assert_allclose(_line(ax, name).get_ydata(), [r["update_ratio"] for r in recs])
     np.testing.assert_array_equal(_line(ax, "1e-3").get_ydata(), [1e-3, 1e-3])

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from neuronlab.cli import cli
-from neuronlab.report import SECTION_IDS, image_shape_for, read_metrics, write_report
+from neuronlab.report import SECTION_IDS, image_shape_for, write_report
+from neuronlab.train.loggers import read_metrics
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,6 +37,8 @@ PLOTS = [
     "dead-units",
     "activations",
     "gradients",
+    "noise-scale",  # the Monitor's gradient noise records
+    "spectrum",  # the model's weight spectra
 ]
 
 

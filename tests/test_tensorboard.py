@@ -62,7 +62,7 @@ def test_scalars_and_histograms_land_in_the_event_file(tmp_path):
         assert [s for s, _ in tags[f"epoch/{key}"]] == [0, 1]
     # the monitor's update ratios are forwarded (weights only, at its steps 0, 2, 4, 6)
     for name in model.weight_keys:
-        recs = [r for r in h.monitor if r.get("param") == name]
+        recs = [r for r in h.monitor if r.get("param") == name and r["kind"] == "param"]
         got = tags[f"update_ratio/{name}"]
         assert [s for s, _ in got] == [r["step"] for r in recs] == [0, 2, 4, 6]
         np.testing.assert_allclose(

@@ -157,7 +157,9 @@ class TrainConfig:
     ``monitor`` (an epoch metric: ``val_loss``, ``val_acc``, ``val_error``, ``loss``, ``acc``,
     ``error``) has not improved for that many epochs, and the saved model is the best epoch's.
     ``class_weight`` is ``"none"`` or ``"balanced"`` (each class weighted by
-    n_samples / (n_classes * its count), scikit-learn's formula).
+    n_samples / (n_classes * its count), scikit-learn's formula). ``sharpness_every`` (steps,
+    None: off) has the Monitor estimate the top Hessian eigenvalue against the optimizer's
+    stability bound (:mod:`neuronlab.babysit.sharpness`), a costly measurement.
     """
 
     epochs: int = 30
@@ -166,6 +168,7 @@ class TrainConfig:
     early_stopping: int | None = None
     monitor: str = "val_loss"
     class_weight: str = "none"
+    sharpness_every: int | None = None
 
     def validate(self) -> None:
         _check_bounded_int("train.epochs", self.epochs, MAX_EPOCHS)
@@ -186,6 +189,8 @@ class TrainConfig:
             raise ValueError(f"train.monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
         if self.class_weight not in ("none", "balanced"):
             raise ValueError(f"train.class_weight must be none or balanced, got {self.class_weight!r}")
+        if self.sharpness_every is not None:
+            _check_bounded_int("train.sharpness_every", self.sharpness_every, MAX_EPOCHS * MAX_BATCH)
 
 
 #: ``optim.lr``'s one word: find the learning rate with a range test before training.

@@ -25,14 +25,17 @@ import numpy as np
 
 from neuronlab import plots
 from neuronlab.io import atomic_write_bytes
+from neuronlab.train.loggers import read_metrics
 
-__all__ = ["SECTION_IDS", "image_shape_for", "read_metrics", "write_report"]
+__all__ = ["SECTION_IDS", "image_shape_for", "write_report"]
 
 SECTION_IDS: tuple[str, ...] = (
     "config",
     "summary",
     "metrics",
+    "baselines",
     "diagnosis",
+    "verification",
     "loss",
     "accuracy",
     "learning-rate",
@@ -42,12 +45,17 @@ SECTION_IDS: tuple[str, ...] = (
     "dead-units",
     "activations",
     "gradients",
+    "noise-scale",
+    "sharpness",
+    "spectrum",
     "weights",
     "decision-regions",
 )
 """Every section a report can have, in page order. ``weights`` appears only for image data
-and ``decision-regions`` only for 2-D data; every other section is always present (``lr-find``
-draws the range test of ``train --lr auto``, or says the rate was given)."""
+and ``decision-regions`` only for 2-D data; every other section is always present, with a
+note when it has nothing to show (``lr-find`` draws the range test of ``train --lr auto``;
+``verification`` the replays of ``neuronlab diagnose --verify`` and "what to try next", ordered
+by their measured effect; ``sharpness`` needs ``--sharpness-every``)."""
 
 _DPI = 90  # 576×360 pixels for a 6.4×4 in figure: crisp in a 1100 px wide page
 _WIDE = (11.0, 3.8)  # single-plot figures span the page: 990×342 pixels
@@ -72,29 +80,6 @@ details{margin:.3em 0}summary{cursor:pointer;color:#444}
 
 
 # -- reading a run directory -------------------------------------------------------------------------
-def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Records of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``), in file order.
-
-    A last line cut short by a crash is ignored; a bad line elsewhere raises ValueError
-    naming the line.
-    """
-    p = Path(path)
-    if p.is_dir():
-        p = p / "metrics.jsonl"
-    lines = p.read_text(encoding="utf-8").splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if i == len(lines) - 1:
-                break  # torn write at the end of an interrupted run
-            raise ValueError(f"{p}:{i + 1} is not valid JSON: {e}") from None
-    return out
-
-
 def image_shape_for(config: dict[str, Any], n_in: int | None) -> tuple[int, ...] | None:
     """Shape of one input row as an image, or None when the inputs are not images.
 
@@ -179,6 +164,8 @@ class _Pngs:
         fig.set_dpi(_DPI)
         if len(fig.axes) == 1:  # a curve: the page's full width (panels keep their own size)
             fig.set_size_inches(_WIDE)
+        elif len({round(a.get_position().x0, 2) for a in fig.axes}) == 1:  # stacked curves
+            fig.set_size_inches(_WIDE[0], fig.get_figheight())
         size = (float(fig.get_figwidth()), float(fig.get_figheight()))
         canvas = self._canvases.get(size)
         if canvas is None:
@@ -358,7 +345,9 @@ def write_report(
         diagnosis = _diagnosis_html(records, model)
     except Exception as e:  # noqa: BLE001  the rest of the report is still worth having
         diagnosis = _note(f"the diagnosis failed: {type(e).__name__}: {e}")
+    add("baselines", "Baselines", _baselines_html(model, records))
     add("diagnosis", "Diagnosis", diagnosis)
+    _verification_section(run_dir, add, figure)
     figure("loss", "Loss", lambda: plots.plot_loss(records, log_scale=_spans_decades(records.loss)))
     figure("accuracy", "Accuracy", lambda: plots.plot_accuracy(records))
     figure("learning-rate", "Learning rate", lambda: plots.plot_learning_rate(records))
@@ -401,6 +390,7 @@ def write_report(
     else:
         add("activations", "Activation histograms", _note(data_note or ""))
         add("gradients", "Gradient histograms", _note(data_note or ""))
+    _instrument_sections(records, model, add, figure)
     if model is not None:
         shape = image_shape_for(config, model.n_in)
         if shape is not None:
@@ -447,6 +437,90 @@ def _lr_find_section(run_dir: Path, add: Any, figure: Any) -> None:
     figure("lr-find", title, result.plot, explain=(
         f"train --lr auto trained with lr {lr:.3g}: the {result.rule} rule, from "
         f"{lo:.3g} to {hi:.3g} over {len(result.seeds)} sweeps of the training split."))
+
+
+def _baselines_html(model: Any, records: plots.RunRecords) -> str:
+    """What a majority-class (or mean) predictor and a linear model score on the same rows
+    as the network (``neuronlab train`` saves them in the model file's metadata)."""
+    saved = getattr(model, "metadata", {}).get("baselines") if model is not None else None
+    if not isinstance(saved, dict):
+        return _note("no baselines in the model file (neuronlab train computes them)")
+    from neuronlab.babysit.baselines import Baselines
+
+    try:
+        base = Baselines(**saved)
+        scores = model.metadata.get(base.part)
+        words = base.compare(scores) if isinstance(scores, dict) else base.summary()
+    except (TypeError, ValueError, KeyError) as e:
+        return _note(f"the saved baselines could not be read: {e}")
+    return f"<p>{html.escape(words[0].upper() + words[1:])}.</p><p>{html.escape(base.summary())}</p>"
+
+
+def _verification_section(run_dir: Path, add: Any, figure: Any) -> None:
+    """The replays of ``neuronlab diagnose --verify`` (``verify.json``): "what to try next",
+    the changes that helped first, by how much they lowered the loss, then a plot of both arms
+    of every replay."""
+    title = "What to try next (verified)"
+    if not (run_dir / "verify.json").is_file():
+        add("verification", title, _note(
+            "no replays yet: `neuronlab diagnose RUN_DIR --verify` replays each proposed change "
+            "against the original setting and says which helped"))
+        return
+    from neuronlab.babysit.verify import load_verifications, plot_verification
+
+    try:
+        found = load_verifications(run_dir)
+    except (OSError, ValueError) as e:
+        add("verification", title, _note(f"verify.json could not be read: {e}"))
+        return
+    if not found:
+        add("verification", title, _note("verify.json holds no replay (no finding proposed a change)"))
+        return
+    ranked = sorted(found, key=lambda v: (not v.helped, -(v.improvement or 0.0)))
+    items = "".join(
+        f'<div class="finding {"ok" if v.helped else "info"}"><h3>{i}. {html.escape(v.change)} '
+        f'({html.escape(v.rule)})</h3><p>{html.escape(v.summary())}</p></div>'
+        for i, v in enumerate(ranked, 1))
+    try:
+        items += _img(_Pngs()(plot_verification(ranked)), "replays")
+    except Exception as e:  # noqa: BLE001  the ranking is worth having without the picture
+        items += _note(f"the replay plot failed: {type(e).__name__}: {e}")
+    add("verification", title, items)
+
+
+def _instrument_sections(records: plots.RunRecords, model: Any, add: Any, figure: Any) -> None:
+    """Gradient noise scale and SNR, sharpness against its stability bound, weight spectra."""
+    kinds = {str(r.get("kind")) for r in records.monitor}
+    if "noise" in kinds:
+        from neuronlab.babysit.gradient_noise import plot_noise_scale
+
+        batch = records.info.get("batch_size")
+        figure("noise-scale", "Gradient noise scale", lambda: plot_noise_scale(
+            records.monitor, batch_size=batch if isinstance(batch, int) else None), explain=(
+            "B_simple = tr(Σ)/|G|² from per-sample gradients of the monitor's sample: the batch "
+            "size beyond which a bigger batch hardly shortens training (McCandlish et al. 2018); "
+            "below, each layer's gradient signal-to-noise ratio."))
+    else:
+        add("noise-scale", "Gradient noise scale", _note("not measured (Monitor(noise_every=None))"))
+    if "sharpness" in kinds:
+        from neuronlab.babysit.sharpness import plot_sharpness
+
+        figure("sharpness", "Sharpness against the stability bound",
+               lambda: plot_sharpness(records.monitor), explain=(
+                   "The top eigenvalue of the loss's Hessian (preconditioned for adaptive "
+                   "optimizers) against the bound above which a step overshoots (2/lr for SGD)."))
+    else:
+        add("sharpness", "Sharpness against the stability bound", _note(
+            "not measured: neuronlab train --sharpness-every N estimates it every N steps"))
+    if model is not None and getattr(model, "weight_keys", None):
+        from neuronlab.babysit.spectrum import plot_spectrum
+
+        figure("spectrum", "Weight spectra", lambda: plot_spectrum(model), explain=(
+            "The eigenvalues of WᵀW of each weight matrix (squared singular values) on log-log "
+            "axes, with the power-law fit of the tail where the layer is big enough (α between "
+            "2 and 6: well-trained layers; the spectra of a random matrix have no heavy tail)."))
+    else:
+        add("spectrum", "Weight spectra", _note("needs the model file"))
 
 
 def _spans_decades(loss: np.ndarray) -> bool:

@@ -98,18 +98,28 @@ class TensorBoardLogger(Callback):
     def _log_monitor(self, records: list[dict[str, Any]]) -> None:
         w = self._writer
         for rec in records[self._n_seen :]:
-            step = rec["step"]
-            if rec.get("kind") == "param":
+            step, kind = rec["step"], rec.get("kind")
+            tags: list[tuple[str, Any]] = []
+            if kind == "param":
                 if rec.get("role") == "weight":
-                    for key in ("update_ratio", "grad_norm"):
-                        if rec.get(key) is not None:
-                            w.add_scalar(f"{key}/{rec['param']}", float(rec[key]), step)
-            else:
-                for key in _LAYER_KEYS:
-                    if rec.get(key) is not None:
-                        w.add_scalar(
-                            f"{key}/{rec['layer']}_{rec.get('type', '')}", float(rec[key]), step
-                        )
+                    tags = [(f"{key}/{rec['param']}", rec.get(key))
+                            for key in ("update_ratio", "grad_norm")]
+            elif kind == "layer":
+                tags = [(f"{key}/{rec['layer']}_{rec.get('type', '')}", rec.get(key))
+                        for key in _LAYER_KEYS]
+            elif kind == "noise":
+                where = rec["layer"] or "all"
+                tags = [(f"noise/b_simple_{where}", rec.get("b_simple")),
+                        (f"noise/snr_{where}", rec.get("snr"))]
+            elif kind == "sharpness":
+                tags = [("sharpness/top_eigenvalue", rec.get("top_eigenvalue")),
+                        ("sharpness/threshold", rec.get("threshold"))]
+            elif kind == "spectrum":
+                tags = [(f"spectrum_alpha/{rec['param']}", rec.get("alpha")),
+                        (f"spectrum_top_singular/{rec['param']}", rec.get("top_singular"))]
+            for tag, value in tags:
+                if value is not None:
+                    w.add_scalar(tag, float(value), step)
         self._n_seen = len(records)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:

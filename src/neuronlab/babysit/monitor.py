@@ -79,6 +79,8 @@ from neuronlab.babysit.gradient_noise import NOISE_RECORD_KEYS, gradient_noise
 from neuronlab.babysit.gradient_noise import records as noise_records
 from neuronlab.babysit.saturation import saturation
 from neuronlab.babysit.sharpness import SHARPNESS_RECORD_KEYS, sharpness_record
+from neuronlab.babysit.spectrum import SPECTRUM_RECORD_KEYS
+from neuronlab.babysit.spectrum import records as spectrum_records
 from neuronlab.babysit.update_ratio import update_ratio
 from neuronlab.data.arrays import batch
 from neuronlab.errors import CheckpointError
@@ -103,6 +105,7 @@ RECORD_KEYS = {
     "objective": {"step", "kind", "layer", "type", "data_loss", "penalty"},
     "noise": set(NOISE_RECORD_KEYS),
     "sharpness": set(SHARPNESS_RECORD_KEYS),
+    "spectrum": set(SPECTRUM_RECORD_KEYS),
 }
 INFO_KEYS = {"loss", "n_outputs", "batch_size", "expected_initial_loss", "initial_loss",
              "monitor_every", "monitor_sample_size", "diverged_step", "diverged_at",
@@ -160,6 +163,11 @@ class Monitor(Callback):
         ``kind = "sharpness"`` records) after steps sharpness_every, 2·sharpness_every, ... .
         One estimate is ~15 Hessian-vector products in float64 on the sample, several
         hundred training steps' worth: off by default, a few points per run when on.
+    spectrum : bool, default True
+        At the end of every epoch, summarise the singular values of every weight matrix
+        (:mod:`~neuronlab.babysit.spectrum`, ``kind = "spectrum"`` records: top singular
+        value, stable rank, and the power-law exponent of the spectrum's tail where the layer
+        is big enough to fit one).
 
     Attributes
     ----------
@@ -170,13 +178,15 @@ class Monitor(Callback):
     order = -10  # before loggers (JSONLLogger writes the records made in the same step)
 
     def __init__(self, *, every: int = 100, sample_size: int = 128, seed: int = 0,
-                 noise_every: int | None = 500, sharpness_every: int | None = None) -> None:
+                 noise_every: int | None = 500, sharpness_every: int | None = None,
+                 spectrum: bool = True) -> None:
         self.every = check_positive_int("every", every)
         self.sample_size = check_positive_int("sample_size", sample_size)
         self.noise_every = None if noise_every is None else check_positive_int(
             "noise_every", noise_every)
         self.sharpness_every = None if sharpness_every is None else check_positive_int(
             "sharpness_every", sharpness_every)
+        self.spectrum = bool(spectrum)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__}: {seed!r}")
         self.seed = int(seed)
@@ -302,6 +312,13 @@ class Monitor(Callback):
                 return
         trainer.history.monitor.append(rec)
 
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        # the singular values of every weight matrix, once per epoch (when checkpoints are
+        # written): one SVD per matrix, a few ms for a 512x512 one
+        if self.spectrum:
+            with np.errstate(all="ignore"):
+                trainer.history.monitor.extend(spectrum_records(trainer.model, trainer.step - 1))
+
     def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
         if self.noise_every is not None and step % self.noise_every == 0:
             self._measure_noise(trainer, step)
@@ -345,7 +362,8 @@ class Monitor(Callback):
 
     def get_config(self) -> dict[str, Any]:
         return {"every": self.every, "sample_size": self.sample_size, "seed": self.seed,
-                "noise_every": self.noise_every, "sharpness_every": self.sharpness_every}
+                "noise_every": self.noise_every, "sharpness_every": self.sharpness_every,
+                "spectrum": self.spectrum}
 
     def __repr__(self) -> str:
         return "Monitor(" + ", ".join(f"{k}={v}" for k, v in self.get_config().items()) + ")"

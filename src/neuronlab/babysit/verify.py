@@ -364,7 +364,7 @@ def load_history(run_dir: str | os.PathLike[str]) -> History:
     ``metrics.jsonl`` as the report rebuilds it (:func:`neuronlab.plots.as_records`: a resumed
     run's repeated steps count once), with the monitor records and ``history.info``."""
     from neuronlab.plots import as_records
-    from neuronlab.report import read_metrics
+    from neuronlab.train.loggers import read_metrics
     from neuronlab.train.history import History
 
     records = as_records(read_metrics(check_run_dir(run_dir) / "metrics.jsonl"))

@@ -88,6 +88,9 @@ _OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--monitor", "train.monitor", str, "Epoch metric early stopping watches."),
     ("--class-weight", "train.class_weight", str,
      "balanced: weight classes by n_samples / (n_classes * count)."),
+    ("--sharpness-every", "train.sharpness_every", int,
+     "Estimate the loss's sharpness (top Hessian eigenvalue) against 2/lr every this many "
+     "steps; each estimate costs hundreds of steps, so a few per run."),
 ]
 
 
@@ -392,6 +395,8 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
     """Train the prepared run in its folder (from the checkpoint ``resume`` if not None), then
     write the model, print the test metrics and the diagnosis, and write the report."""
     from neuronlab.babysit.diagnose import diagnose, format_findings
+    from neuronlab.babysit.baselines import baselines_for_run
+    from neuronlab.babysit.monitor import Monitor
     from neuronlab.io import save
     from neuronlab.threads import limit_blas
     from neuronlab.train import (
@@ -420,7 +425,8 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
         from neuronlab.tensorboard import TensorBoardLogger
 
         callbacks.append(TensorBoardLogger(run_dir / "tensorboard"))
-    trainer = Trainer(**run.trainer_kwargs(), callbacks=callbacks, threads=threads)
+    trainer = Trainer(**run.trainer_kwargs(), callbacks=callbacks, threads=threads,
+                      monitor=Monitor(sharpness_every=t.sharpness_every))
     click.echo(f"run directory: {run_dir}", err=True)
     try:
         trainer.fit(
@@ -443,14 +449,19 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
     with limit_blas(threads):
         scores = {part: evaluate(run.model, run.loss, *pair) if len(pair[1]) else None
                   for part, pair in (("train", run.train), ("val", run.val), ("test", run.test))}
+        # what a trivial model and a linear one score on the same rows (the test part
+        # when there is one: the numbers the summary prints)
+        base = baselines_for_run(run, part="test" if scores["test"] else None)
     run.model.preprocessor = run.preprocessor
-    meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "epoch": epoch, **scores}
+    meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "epoch": epoch, **scores,
+            "baselines": base.to_dict()}
     save(run.model, run_dir / "model.safetensors", preprocessor=run.preprocessor, metadata=meta)
     click.echo(_format_metrics(scores["test"], f"test ({len(run.test[1])} samples)")
                if scores["test"] else "test: no test split (data.test_size = 0)")
     if stopper is not None:
         click.echo(_early_stopping_line(stopper, t.epochs))
     click.echo(_summary_line(scores))
+    click.echo(f"baselines: {base.compare(scores[base.part])}")
     click.echo(format_findings(diagnose(trainer.history)))
     if report:
         from neuronlab.report import write_report
@@ -506,7 +517,7 @@ def check(config_file: str | None, n_overfit: int, max_steps: int, **options: An
         sanity_check,
     )
 
-    cfg = resolve_config(config_file, options)
+    cfg = buildable(resolve_config(config_file, options))  # lr auto: the sanity checks need no rate
     seed = cfg.train.seed
     run = prepare_run(cfg, scratch_dir="runs")  # a large .npy is streamed as for train
     try:

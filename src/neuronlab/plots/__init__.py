@@ -8,7 +8,7 @@ is imported inside the functions because it is only needed here.
 
 ``history_or_records`` is any of: a :class:`~neuronlab.train.History` (with the monitor's
 records in ``history.monitor`` when a Monitor ran), ``History.to_dict()`` output, or the
-records of a ``metrics.jsonl`` file as a list of dicts (see :func:`neuronlab.report.read_metrics`).
+records of a ``metrics.jsonl`` file as a list of dicts (see :func:`neuronlab.train.loggers.read_metrics`).
 Monitor records are flat dicts with a ``"step"`` and a ``"layer"`` key, e.g.
 ``{"step": 120, "layer": "0", "type": "Linear", "param": "0.W", "update_ratio": 1.1e-3,
 "weight_norm": ..., "grad_norm": ...}`` or ``{"step": 120, "layer": "1", "type": "ReLU",

@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from neuronlab.train.callbacks import Callback
 if TYPE_CHECKING:
     from neuronlab.train.trainer import Trainer
 
-__all__ = ["JSONLLogger", "ProgressBar"]
+__all__ = ["JSONLLogger", "ProgressBar", "read_metrics"]
 
 
 class ProgressBar(Callback):
@@ -198,6 +199,7 @@ class JSONLLogger(Callback):
             self._write_monitor(trainer)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        self._write_monitor(trainer)  # records made at the epoch's end (the weight spectra)
         self._write({"event": "epoch", "time": time.time(), **logs})
 
     def on_train_end(self, trainer: Trainer) -> None:
@@ -221,3 +223,26 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Records of a ``metrics.jsonl`` file (or of ``RUN_DIR/metrics.jsonl``), in file order.
+
+    A last line cut short by a crash is ignored; a bad line elsewhere raises ValueError
+    naming the line.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.jsonl"
+    lines = p.read_text(encoding="utf-8").splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                break  # torn write at the end of an interrupted run
+            raise ValueError(f"{p}:{i + 1} is not valid JSON: {e}") from None
+    return out
