@@ -2,12 +2,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow test-all bench clean chromium
+.PHONY: run test test-slow test-all bench clean chromium docs docs-serve
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -33,6 +33,14 @@ test-slow: $(STAMP) chromium
 test-all: $(STAMP) chromium
 	$(PY) -m pytest -m ''
 
+# The documentation site: renders docs/tutorials/*.py (executing them) and the CLI reference
+# into docs/generated/, then `mkdocs build --strict` into site/ (docs/tools/build_site.py).
+docs: $(STAMP)
+	$(PY) docs/tools/build_site.py
+
+docs-serve: $(STAMP)
+	$(PY) docs/tools/build_site.py --serve
+
 # The peers are installed for benchmarking only, into their own venv. torch is pinned exactly
 # and installed first with --no-index: pip can only take the CPU build from this machine's
 # local wheel (find-links), never a CUDA build from an index; its dependencies come after.
@@ -52,4 +60,4 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache site docs/generated

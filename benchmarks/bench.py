@@ -98,7 +98,8 @@ def _train_section(cfg: Config, size: str, ceil: Ceiling | None) -> list[Row]:
         section_rows = _rows(section, interleave(runs, reps=cfg.reps),
                              ceil.train_rate if ceil else None)
         share = C.monitor_share(X, y, sizes, batch, opt)
-        _say(f"  monitor's own time: {share:.1%} of training (timed inside its hooks, 3 epochs)")
+        _say(f"  monitor's own time: {share:.1%} of training (timed inside its hooks, every "
+             "instrument at its default rate, a run of >= 1000 steps)")
         for r in section_rows:
             if r.contender == "neuronlab":
                 r.monitor_share = share

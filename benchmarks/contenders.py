@@ -277,10 +277,11 @@ def sklearn_to_target(data: tuple[np.ndarray, ...], sizes: Sequence[int], batch:
 
 
 def monitor_share(X: np.ndarray, y: np.ndarray, sizes: Sequence[int], batch: int,
-                  opt: OptSpec, *, epochs: int = 3, seed: int = 0) -> float:
+                  opt: OptSpec, *, steps: int = 1000, seed: int = 0) -> float:
     """The default Monitor's own cost as a fraction of the rest of training, timed from the
-    inside: every hook of the monitor is wrapped with a clock, over one ``fit`` of ``epochs``
-    epochs (so its sampling runs at its real rate, not restarted by every short fit).
+    inside: every hook of the monitor is wrapped with a clock, over one ``fit`` of at least 3
+    epochs and ``steps`` steps (so its sampling — every 100 steps, gradient noise every 500,
+    spectra after epochs 1, 2, 4, ... — runs at its real rate, as in a run of that length).
 
     A difference of two noisy throughputs (monitors on vs off) swings by the machine's noise;
     the time spent inside the monitor's hooks does not."""
@@ -291,7 +292,8 @@ def monitor_share(X: np.ndarray, y: np.ndarray, sizes: Sequence[int], batch: int
     class _Timed(nl.Monitor):
         pass
 
-    for hook in ("on_train_begin", "on_epoch_begin", "on_before_update", "on_batch_end"):
+    for hook in ("on_train_begin", "on_epoch_begin", "on_before_update", "on_batch_end",
+                 "on_epoch_end"):
         inner = getattr(nl.Monitor, hook)
 
         def timed(self: Any, *args: Any, _inner: Any = inner) -> None:
@@ -302,6 +304,7 @@ def monitor_share(X: np.ndarray, y: np.ndarray, sizes: Sequence[int], batch: int
         setattr(_Timed, hook, timed)
     model = nl.mlp(sizes[0], list(sizes[1:-1]), sizes[-1], activation="relu", rng=seed)
     trainer = nl.Trainer(model, nl.SoftmaxCrossEntropy(), opt.neuronlab(), monitor=_Timed())
+    epochs = max(3, -(-steps // -(-len(X) // batch)))
     t0 = time.perf_counter()
     trainer.fit(X, y, epochs=epochs, batch_size=batch, seed=seed)
     total = time.perf_counter() - t0

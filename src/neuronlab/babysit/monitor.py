@@ -164,7 +164,8 @@ class Monitor(Callback):
         One estimate is ~15 Hessian-vector products in float64 on the sample, several
         hundred training steps' worth: off by default, a few points per run when on.
     spectrum : bool, default True
-        At the end of every epoch, summarise the singular values of every weight matrix
+        After epochs 1, 2, 4, 8, ... and the last, summarise the singular values of every
+        weight matrix
         (:mod:`~neuronlab.babysit.spectrum`, ``kind = "spectrum"`` records: top singular
         value, stable rank, and the power-law exponent of the spectrum's tail where the layer
         is big enough to fit one).
@@ -313,9 +314,11 @@ class Monitor(Callback):
         trainer.history.monitor.append(rec)
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
-        # the singular values of every weight matrix, once per epoch (when checkpoints are
-        # written): one SVD per matrix, a few ms for a 512x512 one
-        if self.spectrum:
+        # the singular values of every weight matrix after epochs 1, 2, 4, 8, ... and the last
+        # (a few points of a run, when checkpoints are written): one Gram product and a
+        # symmetric eigensolver per matrix, ~0.1 s for a 3072x512 one
+        n = epoch + 1
+        if self.spectrum and (n & (n - 1) == 0 or n >= trainer.epochs):
             with np.errstate(all="ignore"):
                 trainer.history.monitor.extend(spectrum_records(trainer.model, trainer.step - 1))
 
