@@ -43,8 +43,8 @@ CURATED = [
     "NonFiniteGuard", "ProgressBar", "ReduceLROnPlateau", "TrainState", "Trainer",
     "load_checkpoint",
     # checks and diagnosis
-    "Finding", "GradcheckReport", "SanityReport", "diagnose", "format_findings", "gradcheck",
-    "sanity_check",
+    "Finding", "GradcheckReport", "LRFindResult", "SanityReport", "diagnose", "format_findings",
+    "gradcheck", "lr_find", "sanity_check",
     # model files
     "export_onnx", "load", "load_npz", "save", "save_npz",
     # ensembles

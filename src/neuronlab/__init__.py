@@ -35,6 +35,7 @@ from neuronlab import (
 )
 from neuronlab.checks import GradcheckReport, gradcheck
 from neuronlab.babysit.diagnose import Finding, diagnose, format_findings
+from neuronlab.babysit.lr_find import LRFindResult, lr_find
 from neuronlab.ensemble import EMA, Ensemble, Polyak
 from neuronlab.errors import CheckpointError, ConfigError, DataError, ModelFileError, NeuronlabError
 from neuronlab.init import initialize
@@ -142,8 +143,8 @@ __all__ = [
     "NonFiniteGuard", "ProgressBar", "ReduceLROnPlateau", "TrainState", "Trainer",
     "load_checkpoint",
     # checks and diagnosis
-    "Finding", "GradcheckReport", "SanityReport", "diagnose", "format_findings", "gradcheck",
-    "sanity_check",
+    "Finding", "GradcheckReport", "LRFindResult", "SanityReport", "diagnose", "format_findings",
+    "gradcheck", "lr_find", "sanity_check",
     # model files and export
     "export_onnx", "load", "load_npz", "save", "save_npz",
     # ensembles and parameter averaging
