@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from neuronlab.babysit.findings import Finding
-from neuronlab.babysit.rules import RULES
+from neuronlab.babysit.rules import AFTER, RULES
 from neuronlab.babysit.runview import RunView
 
 __all__ = ["Finding", "diagnose", "format_findings"]  # RULES: neuronlab.babysit.rules
@@ -57,7 +57,7 @@ def diagnose(history: Any, *, model: Any = None) -> list[Finding]:
     findings: list[Finding] = []
     fired: set[str] = set()
     for name, rule in RULES.items():
-        found = rule(run, fired) if name == "underfitting" else rule(run)
+        found = rule(run, fired) if name in AFTER else rule(run)
         if found is not None:
             findings.append(found)
             fired.add(name)
@@ -66,7 +66,27 @@ def diagnose(history: Any, *, model: Any = None) -> list[Finding]:
 
 
 def format_findings(findings: list[Finding]) -> str:
-    """The text block ``neuronlab train`` prints at the end: one numbered entry per finding."""
+    """The text block ``neuronlab train`` prints at the end: one numbered entry per finding.
+
+    Parameters
+    ----------
+    findings : list of Finding
+        What :func:`diagnose` returned.
+
+    Returns
+    -------
+    str
+        "Diagnosis: no problems found." for an empty list; else a count line, then per
+        finding its severity, rule and message, and a ``try:`` line with its action.
+
+    Examples
+    --------
+    >>> print(format_findings([Finding("dead_relu", "warning", "40% of layer 1 is dead",
+    ...                                {}, "lower the learning rate")]))
+    Diagnosis: 1 finding
+    1. [warning] dead_relu: 40% of layer 1 is dead
+       try: lower the learning rate
+    """
     if not findings:
         return "Diagnosis: no problems found."
     lines = [f"Diagnosis: {len(findings)} finding{'s' if len(findings) > 1 else ''}"]

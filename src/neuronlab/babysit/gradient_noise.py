@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuronlab.babysit.findings import Finding
+from neuronlab.threads import blas_threads, limit_blas
 from neuronlab.babysit.probe import layers_of, probe
 
 if TYPE_CHECKING:
@@ -247,6 +248,13 @@ def gradient_noise(
         Fewer than 2 rows: a spread needs two.
     """
     n = _check_rows(X)
+    # the thread policy of a fit also outside one: no BLAS threads spinning on small products
+    with limit_blas(blas_threads(model, n)):
+        return _gradient_noise(model, loss, X, y, regularizer, n)
+
+
+def _gradient_noise(model: Any, loss: Any, X: Any, y: Any, regularizer: Any,
+                    n: int) -> GradientNoise:
     p = probe(model, loss, X, y, regularizer, capture=True)
     layers = layers_of(model)
     if not p.inputs:
@@ -310,6 +318,17 @@ def records(noise: GradientNoise, step: int) -> list[dict[str, Any]]:
          "b_simple": 150.0}
 
     Non-finite numbers (B_simple when |G|² ≤ 0, a GSNR without elements) are ``None``.
+
+    Parameters
+    ----------
+    noise : GradientNoise
+        A measurement of :func:`gradient_noise`.
+    step : int
+        The step written into the records.
+
+    Returns
+    -------
+    list of dict
     """
     out: list[dict[str, Any]] = [
         {"step": int(step), "kind": "noise", "layer": "", "type": "",

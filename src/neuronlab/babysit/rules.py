@@ -25,7 +25,9 @@ from neuronlab.babysit.sentinel import update_spike_rule
 from neuronlab.babysit.sharpness import edge_of_stability_rule
 from neuronlab.babysit.update_ratio import lr_too_high_rule, lr_too_low_rule
 
-__all__ = ["RULES", "Finding"]
+__all__ = ["AFTER", "RULES", "Finding"]
+
+_LR_RULES = frozenset({"lr_too_high", "update_spike", "edge_of_stability", "lr_too_low"})
 
 
 RULES: dict[str, Callable[..., Finding | None]] = {
@@ -43,7 +45,12 @@ RULES: dict[str, Callable[..., Finding | None]] = {
     "exploding_gradients": lambda run: gradient_flow_rule(run, False),
     "activations_collapsing": lambda run: activation_scale_rule(run, True),
     "activations_exploding": lambda run: activation_scale_rule(run, False),
-    "noise_scale": lambda run: noise_scale_rule(run.by_kind["noise"], run.info.get("batch_size"))
-    if run.info.get("batch_size") else None,
+    # a batch-size note is beside the point while the learning rate is wrong
+    "noise_scale": lambda run, fired: None if fired & _LR_RULES or not run.info.get("batch_size")
+    else noise_scale_rule(run.by_kind["noise"], run.info.get("batch_size")),
 }
 """The rules by name, in report order."""
+
+AFTER = frozenset({"underfitting", "noise_scale"})
+"""Rules called as ``rule(run, fired)``: they stay quiet when an earlier rule (in ``fired``)
+explains what they would report."""

@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuronlab.babysit.findings import Finding
+from neuronlab.threads import blas_threads, limit_blas
 from neuronlab.babysit.probe import float64_copy, layers_of, model_rows, run_probe
 from neuronlab.optim.adagrad import Adagrad
 from neuronlab.optim.adam import Adam
@@ -292,7 +293,9 @@ def top_hessian_eigenvalue(
 
         matvec = preconditioned
 
-    with np.errstate(all="ignore"):
+    # the thread policy of a fit also outside one: BLAS threads spinning on these small
+    # products made a 64-64-10 estimate 100x slower on a busy machine
+    with np.errstate(all="ignore"), limit_blas(blas_threads(model, len(obj.X))):
         return power_iteration(matvec, v0, iters=iters, tol=tol, rng=rng)
 
 
@@ -354,10 +357,30 @@ def stability_threshold(
     Derivations on a quadratic in the module docstring. ``lr = 0`` gives ``math.inf``. An
     adaptive optimizer before its first step has no preconditioner yet: (None, None).
 
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The run's optimizer; an adaptive one is read at its current state.
+    lr : float
+        The learning rate η of the step (>= 0, finite).
+
     Returns
     -------
     threshold : float or None
     preconditioner : dict of str to ndarray (float64, by parameter name) or None
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is negative or not finite.
+
+    Examples
+    --------
+    >>> from neuronlab.optim import SGD, Momentum
+    >>> stability_threshold(SGD(lr=0.1), 0.1)
+    (20.0, None)
+    >>> round(stability_threshold(Momentum(lr=0.1, momentum=0.9), 0.1)[0], 6)  # (2 + 2·0.9) / 0.1
+    38.0
     """
     threshold, pre, _ = _bound(optimizer, lr)
     return threshold, pre
@@ -384,6 +407,41 @@ def sharpness_record(
     compared with ``threshold`` from :func:`stability_threshold`. ``None`` for what is not
     defined: the threshold of L-BFGS; both for an adaptive optimizer before its first step
     (no preconditioner yet, nothing comparable to measure); non-finite numbers.
+
+    Parameters
+    ----------
+    model : Sequential
+        The network, at the weights to measure (left untouched).
+    loss : Loss
+        The data loss.
+    optimizer : Optimizer
+        The run's optimizer: its rule gives the threshold and, for an adaptive one, the
+        preconditioner.
+    lr : float
+        The learning rate of the step (>= 0, finite).
+    X : ndarray of shape (n, n_features)
+        The rows the Hessian is measured on.
+    y : ndarray of shape (n,) or (n, n_outputs)
+        Their targets.
+    regularizer : object with ``loss(model)`` and ``add_grad(model)``, optional
+        Its penalty is part of the objective.
+    step : int, default 0
+        The step written into the record.
+    iters : int, default 20
+        Hessian-vector products at most (:func:`top_hessian_eigenvalue`).
+    tol : float, default 1e-3
+        Relative change of the Rayleigh quotient at which the iteration stops.
+    seed : int, default 0
+        Seeds the start vector.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is negative or not finite, or ``iters`` / ``tol`` is invalid.
     """
     threshold, pre, adaptive = _bound(optimizer, lr)
     top: float | None = None
