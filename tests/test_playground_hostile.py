@@ -301,3 +301,173 @@ def test_controls_of_an_ended_session_are_404(action: str) -> None:
         wait_until(lambda: not app.state.manager.sessions)
         status, body = request(port, "POST", f"/api/sessions/{sid}/{action}", {})
         assert status == 404 and "no such session" in body["error"]
+
+
+# -- the debugging endpoints: trace, upload, race, export ---------------------------------------
+def trace_corpus() -> list[tuple[str, bytes, str | None]]:
+    """(what, body, text the error must contain) for POST /api/sessions/{id}/trace."""
+    items: list[tuple[str, bytes, str | None]] = []
+    for literal in BAD_NUMBERS:
+        lit = literal.encode()
+        items.append((f"index={literal[:12]}", b'{"index": %s}' % lit, "index"))
+        for i, part in enumerate(["x", "y", "label"]):
+            p = [b"0", b"0", b"0"]
+            p[i] = lit
+            items.append((f"point.{part}={literal[:12]}", b'{"point": [%s]}' % b", ".join(p),
+                          f"point.{part}"))
+    for value in WRONG_TYPES:
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            items.append((f"index={value!r}", _json({"index": value}), "index"))
+        if not (isinstance(value, list) and len(value) == 3):
+            items.append((f"point={value!r}", _json({"point": value}), "point"))
+    long = "a" * (MAX_BODY - 100)
+    items += [
+        ("neither", b"{}", "send either point"),
+        ("both", _json({"index": 0, "point": [0, 0, 0]}), "send either point"),
+        ("unknown key", _json({"indx": 0}), "unknown field(s) ['indx']"),
+        ("long key", _json({long: 0}), "unknown field"),
+        ("long x", _json({"point": [long, 0, 0]}), "point.x must be a real number"),
+        ("index past the data", _json({"index": 10**6}), "index must be in [0,"),
+        ("point off the plot", _json({"point": [0, -99, 0]}), "point.y must be >= -1.25"),
+        ("label past the classes", _json({"point": [0, 0, 3]}), "point.label must be in [0, 2]"),
+        ("deep point", b'{"point": ' + b"[" * 40 + b"]" * 40 + b"}", "deep"),
+        ("[ x deep", b"[" * (MAX_BODY // 2), "deep"),
+        ("array", b"[0, 0, 0]", "JSON object"),
+        ("not JSON", b"{index: 1}", "not valid JSON"),
+        ("invalid UTF-8", b'{"index": "\xff"}', "not UTF-8"),
+        ("too large", _json({"point": long + "a" * 200}), "over the limit of"),
+    ]
+    return items
+
+
+def race_corpus() -> list[tuple[str, bytes, str | None]]:
+    """(what, body, text the error must contain) for POST /api/sessions/{id}/race."""
+    two = [{"optimizer": "sgd", "lr": 0.1}, {"optimizer": "adam", "lr": 0.01}]
+    items: list[tuple[str, bytes, str | None]] = []
+    for literal in BAD_NUMBERS:
+        lit = literal.encode()
+        items.append((f"lr={literal[:12]}", b'{"racers": [{"optimizer": "sgd", "lr": %s}, '
+                      b'{"optimizer": "adam"}]}' % lit, "racers[0].lr"))
+        items.append((f"epochs={literal[:12]}", b'{"racers": %s, "epochs": %s}' % (_json(two), lit),
+                      "epochs"))
+    long = "a" * (MAX_BODY - 200)
+    items += [
+        ("no racers", b"{}", "racers must be a list"),
+        ("racers a string", _json({"racers": "sgd,adam"}), "racers must be a list"),
+        ("one racer", _json({"racers": two[:1]}), "a race needs 2 to 6 optimizers, got 1"),
+        ("seven racers", _json({"racers": [{"optimizer": n} for n in
+                                           ["sgd", "momentum", "nesterov", "adam", "adamw",
+                                            "rmsprop", "adagrad"]]}), "got 7"),
+        ("many racers", _json({"racers": [{"optimizer": "sgd"}] * 2000}), "got 2000"),
+        ("twice", _json({"racers": [two[0], two[0]]}), "sgd is in the race twice"),
+        ("unknown optimizer", _json({"racers": [{"optimizer": "sdg"}, two[1]]}),
+         "unknown racers[0].optimizer 'sdg'"),
+        ("full batch", _json({"racers": [{"optimizer": "lbfgs"}, two[1]]}), "unknown racers[0]"),
+        ("long name", _json({"racers": [{"optimizer": long}, two[1]]}), "racers[0].optimizer"),
+        ("racer a list", _json({"racers": [["sgd", 0.1], two[1]]}), "racers[0] must be"),
+        ("racer typo", _json({"racers": [{"optimizer": "sgd", "lr": 0.1, "momentun": 0.9}, two[1]]}),
+         "racers[0] must be {optimizer, lr}"),
+        ("lr 0", _json({"racers": [{"optimizer": "sgd", "lr": 0}, two[1]]}), "racers[0].lr must be > 0"),
+        ("lr 11", _json({"racers": [{"optimizer": "sgd", "lr": 11}, two[1]]}), "racers[0].lr must be <= 10"),
+        ("lr text", _json({"racers": [{"optimizer": "sgd", "lr": "fast"}, two[1]]}), "racers[0].lr"),
+        ("epochs 0", _json({"racers": two, "epochs": 0}), "epochs must be > 0"),
+        ("epochs past the bound", _json({"racers": two, "epochs": 10**9}), "epochs must be in [1, 2000]"),
+        ("unknown key", _json({"racers": two, "seed": 1}), "unknown field(s) ['seed']"),
+        ("deep racers", b'{"racers": ' + b"[" * 40 + b"]" * 40 + b"}", "deep"),
+        ("not an object", b"[]", "JSON object"),
+        ("too large", _json({"racers": long + "a" * 300}), "over the limit of"),
+    ]
+    return items
+
+
+def csv_corpus() -> list[tuple[str, bytes, str | None]]:
+    """(what, body, text the error must contain) for POST /api/sessions/{id}/upload."""
+    from neuronlab.playground.upload import MAX_UPLOAD_BYTES
+
+    row = b"0.5,0.5,0\n1.5,1.5,1\n"
+    items: list[tuple[str, bytes, str | None]] = [
+        (f"x={literal[:12]}", row * 10 + literal.encode() + b",1,0\n", "row 21, column x")
+        for literal in BAD_NUMBERS]
+    items += [
+        ("empty", b"", "too few rows: 0 point(s)"),
+        ("blank lines", b"\n\n \n", "too few rows"),
+        ("JSON", b'{"x": 1, "y": 2, "label": 0}', "the header must be x, y, label"),
+        ("two columns", b"x,y\n" + b"1,2\n" * 30, "row 1 has 2 column(s)"),
+        ("four columns", row * 10 + b"1,2,0,7\n", "row 21 has 4 column(s)"),
+        ("bad header", b"a,b,c\n" + row * 10, "the header must be x, y, label"),
+        ("long header", b"a" * 5000 + b",b,c\n" + row * 10, "the header must be x, y, label"),
+        ("words", row * 10 + b"one,two,0\n", "row 21, column x: 'one' is not a number"),
+        ("long word", row * 10 + b"a" * 50_000 + b",1,0\n", "is not a number"),
+        ("fraction label", row * 10 + b"1,1,0.5\n", "'0.5' is not a class number"),
+        ("negative label", row * 10 + b"1,1,-1\n", "'-1' is not a class number"),
+        ("huge label", row * 10 + b"1,1," + b"9" * 400 + b"\n", "column label"),
+        ("too large a coordinate", row * 10 + b"1e300,1,0\n", "is too large"),
+        ("too many rows", b"0,0,0\n0,1,1\n" * 501, "too many rows: at most 1000 points"),
+        ("one class", b"x,y,label\n" + b"0,0,1\n" * 30, "a classifier needs at least two classes"),
+        ("a class left out", b"0,0,0\n1,1,2\n" * 15, "no point has label 1"),
+        ("too few", row * 3, "too few rows: 6 point(s)"),
+        ("invalid UTF-8", row * 10 + b"\xff,1,0\n", "not UTF-8 text"),
+        ("NUL", b"\x00" * 100, "NUL bytes"),
+        ("open quote", row * 10 + b'"1,2,0\n' + row, None),
+        ("too large", row * (MAX_UPLOAD_BYTES // len(row) + 1), "over the limit of 131072"),
+    ]
+    return items
+
+
+def _refused_cleanly(port: int, path: str, items: list[tuple[str, bytes, str | None]],
+                     limit: int) -> None:
+    for what, payload, must_say in items:
+        status, _, raw = post(port, path, payload)
+        assert status == 422 or (status == 413 and len(payload) > limit), (what, status, raw[-300:])
+        check_refusal(what, status, raw, must_say)
+
+
+def test_debugging_endpoints_refuse_hostile_requests_cleanly() -> None:
+    from neuronlab.playground.upload import MAX_UPLOAD_BYTES
+
+    with running_server(idle_timeout=120.0) as (port, app):
+        status, body = request(port, "POST", "/api/sessions", {"hidden": [4]})
+        sid = body["id"]
+        session = app.state.manager.sessions[sid]
+        _refused_cleanly(port, f"/api/sessions/{sid}/trace", trace_corpus(), MAX_BODY)
+        _refused_cleanly(port, f"/api/sessions/{sid}/race", race_corpus(), MAX_BODY)
+        _refused_cleanly(port, f"/api/sessions/{sid}/upload", csv_corpus(), MAX_UPLOAD_BYTES)
+        # the upload's own limit: refused from the declared length, or counted when chunked
+        status, _, raw = send(port, f"POST /api/sessions/{sid}/upload HTTP/1.1\r\nHost: t\r\n"
+                                    "Content-Length: 20971520\r\nConnection: close\r\n\r\n".encode())
+        assert status == 413
+        check_refusal("declared 20 MB", status, raw, "over the limit of 131072 bytes")
+        status, _, raw = post(port, f"/api/sessions/{sid}/upload", b"0,0,0\n" * 30_000, chunked=True)
+        assert status == 413
+        # nothing changed: no upload, no race, the same network
+        assert (session.upload, session._race, session.settings.hidden) == (None, None, (4,))
+        assert json.loads(session.state)["race"] is None
+        # unknown sessions and formats
+        for method, path in [("POST", "/api/sessions/nope/trace"), ("POST", "/api/sessions/nope/upload"),
+                             ("POST", "/api/sessions/nope/race"), ("DELETE", "/api/sessions/nope/race"),
+                             ("GET", "/api/sessions/nope/export/onnx")]:
+            status, body = request(port, method, path, {})
+            assert status == 404 and "no such session" in body["error"], (method, path)
+        for fmt in ("pickle", "x" * 300):
+            status, body = request(port, "GET", f"/api/sessions/{sid}/export/{fmt}")
+            assert status == 404 and "unknown export format" in body["error"]
+            assert len(body["error"]) < 300
+        # no route, or not this method: JSON errors too
+        status, body = request(port, "GET", f"/api/sessions/{sid}/export/..%2F..%2Fetc")
+        assert status == 404 and "no such page" in body["error"]
+        status, body = request(port, "GET", f"/api/sessions/{sid}/trace")
+        assert status == 405 and "GET is not allowed here" in body["error"]
+        # still serving: each endpoint does its work
+        status, body = request(port, "POST", f"/api/sessions/{sid}/trace", {"index": 0})
+        assert status == 200 and len(body["layers"]) == 3
+        csv = "\n".join(f"{i % 7},{i % 5},{i % 2}" for i in range(40)).encode()
+        status, body = request(port, "POST", f"/api/sessions/{sid}/upload", csv)
+        assert status == 200 and body["upload"] == {"rows": 40, "classes": 2}
+        status, body = request(port, "POST", f"/api/sessions/{sid}/race",
+                               {"racers": [{"optimizer": "sgd"}, {"optimizer": "adam"}], "epochs": 3})
+        assert status == 200 and body["race"]["status"] == "running"
+        status, body = request(port, "DELETE", f"/api/sessions/{sid}/race")
+        assert status == 200 and body["race"]["status"] in ("stopped", "finished")
+        conn_status, headers, raw = send(port, f"GET /api/sessions/{sid}/export/safetensors HTTP/1.1\r\n"
+                                               "Host: t\r\nConnection: close\r\n\r\n".encode())
+        assert conn_status == 200 and 'filename="playground.safetensors"' in headers["content-disposition"]

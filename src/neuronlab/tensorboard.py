@@ -69,6 +69,19 @@ class TensorBoardLogger(Callback):
         self._n_seen = 0
 
     def on_train_begin(self, trainer: Trainer) -> None:
+        """Open the event writer (once) and check whether the trainer has a Monitor whose
+        records to forward.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+
+        Raises
+        ------
+        ImportError
+            If tensorboardX is not installed.
+        """
         if self._writer is None:
             try:
                 from tensorboardX import SummaryWriter
@@ -86,6 +99,18 @@ class TensorBoardLogger(Callback):
             log.info("TensorBoardLogger: the trainer has no Monitor, so no per-layer charts")
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        """Log ``train/loss`` and ``train/lr`` every ``every_steps`` steps (a non-finite loss
+        is skipped), and the Monitor records made since the last call.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step just done.
+        logs : dict
+            The batch's logs (``"loss"``, ``"lr"``, ``"batch_size"``).
+        """
         w = self._writer
         if step % self.every_steps == 0:
             if logs["loss"] is not None and math.isfinite(logs["loss"]):
@@ -123,6 +148,18 @@ class TensorBoardLogger(Callback):
         self._n_seen = len(records)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Log the epoch's finite metrics as ``epoch/<key>``, the weight histograms every
+        ``histogram_every_epochs`` epochs (and at the last epoch), and flush.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        logs : dict
+            The epoch's record.
+        """
         w = self._writer
         for key, value in logs.items():
             if key in ("epoch", "step") or value is None or not isinstance(value, (int, float)):
@@ -136,6 +173,7 @@ class TensorBoardLogger(Callback):
         w.flush()
 
     def close(self) -> None:
+        """Close the event writer (once; later calls do nothing)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None

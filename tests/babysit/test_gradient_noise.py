@@ -92,7 +92,7 @@ def brute_force(ps: dict[str, np.ndarray], reg_grad: dict[str, np.ndarray] | Non
     snr = {}
     for k, g in ps.items():
         if k.endswith(".W"):
-            m = g.mean(axis=0) + (reg_grad or {}).get(k, 0.0)
+            m = g.mean(axis=0)  # the data gradient's signal: a penalty's is not in the rows
             var = g.var(axis=0, ddof=1)
             keep = var > 100 * np.finfo(np.float64).eps * np.mean(g ** 2, axis=0)
             snr[int(k.split(".")[0])] = float(np.mean(m[keep] ** 2 / var[keep]))

@@ -291,7 +291,10 @@ def _gradient_noise(model: Any, loss: Any, X: Any, y: Any, regularizer: Any,
         keep = var > (VAR_FLOOR * float(np.finfo(var.dtype).eps)) * second
         snr = math.nan
         if keep.any():
-            snr = float(np.mean(np.square(obj["W"][keep]) / var[keep].astype(np.float64)))
+            # the data gradient's signal (Liu et al.'s GSNR): a penalty's gradient is the same
+            # for every row, so adding it would report signal that no example carries
+            snr = float(np.mean(np.square(gW[keep].astype(np.float64))
+                                / var[keep].astype(np.float64)))
         per_layer.append(LayerNoise(i, trace, grad_sq, _ratio(trace, grad_sq), snr))
         total_mean_sq += mean_sq
         total_obj_sq += obj_sq

@@ -116,7 +116,19 @@ INFO_KEYS = {"loss", "n_outputs", "batch_size", "expected_initial_loss", "initia
 
 def check_records(history: Any) -> None:
     """Refuse a restored history whose monitor records or info carry keys this monitor never
-    writes (a tampered checkpoint): the report and the diagnosis would read them silently."""
+    writes (a tampered checkpoint): the report and the diagnosis would read them silently.
+
+    Parameters
+    ----------
+    history : History
+        The history a checkpoint restored.
+
+    Raises
+    ------
+    CheckpointError
+        If a record has an unknown kind, a key its kind never has, or lacks ``step``,
+        ``layer`` or ``type``; or ``history.info`` has an unknown key.
+    """
     for i, rec in enumerate(history.monitor):
         kind = rec.get("kind") if isinstance(rec, dict) else None
         allowed = RECORD_KEYS.get(kind) if isinstance(kind, str) else None
@@ -200,6 +212,20 @@ class Monitor(Callback):
 
     # -- set-up ---------------------------------------------------------------------------------
     def on_train_begin(self, trainer: Any) -> None:
+        """Index the model's parameters (name, layer, role), choose the fixed sample of training
+        rows and record the run's facts in ``history.info`` (expected initial loss...).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+
+        Raises
+        ------
+        CheckpointError
+            On a resumed run whose restored history has malformed records
+            (:func:`check_records`).
+        """
         if getattr(trainer, "resumed", False):
             check_records(trainer.history)
         model = trainer.model
@@ -246,7 +272,9 @@ class Monitor(Callback):
         info.update({"loss": type(loss).__name__, "n_outputs": n_out,
                      "expected_initial_loss": None if expected is None else float(expected),
                      "initial_loss": None, "monitor_every": self.every,
-                     "batch_size": getattr(trainer, "batch_size", None),
+                     # the rows of a step (None: L-BFGS steps over the whole set)
+                     "batch_size": None if trainer.full_batch else min(
+                         trainer.batch_size, trainer.n_samples),
                      "monitor_sample_size": None if self.sample is None else len(self.sample)})
 
     # -- per step -------------------------------------------------------------------------------
@@ -263,11 +291,33 @@ class Monitor(Callback):
         return pending
 
     def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
+        """For full-batch L-BFGS at a due step, copy the parameters so the epoch's update can be
+        measured (minibatch runs do it in :meth:`on_before_update`).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        """
         # L-BFGS updates inside one minimize call per epoch: compare with the epoch's start
         if trainer.full_batch and self._due(trainer.step):
             self._pending = self._snapshot()
 
     def on_before_update(self, trainer: Any, step: int, loss: float) -> None:
+        """At a due step: split the loss into data loss and penalty, record the initial loss at
+        step 0, copy the parameters and measure the gradient norms.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step.
+        loss : float
+            The batch's loss (data loss plus regularisation).
+        """
         if not self._due(step):
             return
         # the data loss is the objective minus the penalty (the loss itself is not called
@@ -302,7 +352,8 @@ class Monitor(Callback):
         trainer.history.monitor.extend(noise_records(noise, step))
 
     def _measure_sharpness(self, trainer: Any, step: int, lr: float | None) -> None:
-        if self.sample is None or self._y is None or lr is None:
+        if self.sample is None or self._y is None or lr is None \
+                or getattr(trainer.model, "layers", None) is None:
             return
         with np.errstate(all="ignore"):
             try:
@@ -314,15 +365,40 @@ class Monitor(Callback):
         trainer.history.monitor.append(rec)
 
     def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        """After epochs 1, 2, 4, 8, ... and the last, append the weight spectra (when
+        ``spectrum``).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        logs : dict
+            The epoch's record (unused).
+        """
         # the singular values of every weight matrix after epochs 1, 2, 4, 8, ... and the last
         # (a few points of a run, when checkpoints are written): one Gram product and a
         # symmetric eigensolver per matrix, ~0.1 s for a 3072x512 one
         n = epoch + 1
-        if self.spectrum and (n & (n - 1) == 0 or n >= trainer.epochs):
+        last = n >= trainer.epochs or trainer.stop_training  # early stopping ends it too
+        if self.spectrum and (n & (n - 1) == 0 or last):
             with np.errstate(all="ignore"):
                 trainer.history.monitor.extend(spectrum_records(trainer.model, trainer.step - 1))
 
     def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
+        """Measure the gradient noise and the sharpness when they are due, then, at a due step,
+        append the objective, parameter (norms, update ratio) and layer records.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step just done.
+        logs : dict
+            The batch's logs; ``"lr"`` is read for the sharpness bound.
+        """
         if self.noise_every is not None and step % self.noise_every == 0:
             self._measure_noise(trainer, step)
         if self.sharpness_every is not None and step > 0 and step % self.sharpness_every == 0:
@@ -351,7 +427,21 @@ class Monitor(Callback):
     # -- activations ----------------------------------------------------------------------------
     def layer_records(self, model: Any, step: int) -> list[dict[str, Any]]:
         """Forward the sample through ``model`` in inference mode and describe every layer's
-        output (the ``kind = "layer"`` records). Empty without a sample or a ``layers`` list."""
+        output (the ``kind = "layer"`` records). Empty without a sample or a ``layers`` list.
+
+        Parameters
+        ----------
+        model : Sequential
+            The network (each layer's ``forward`` is called, which replaces its cache).
+        step : int
+            The step written into the records.
+
+        Returns
+        -------
+        list of dict
+            One record per layer: its mean and spread, and the statistics the layer
+            declares (dead fraction, saturation, batch-norm running statistics).
+        """
         layers = getattr(model, "layers", None)
         if self.sample is None or layers is None:
             return []
@@ -364,6 +454,14 @@ class Monitor(Callback):
         return out
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``every``, ``sample_size``, ``seed``, ``noise_every``, ``sharpness_every`` and
+            ``spectrum``.
+        """
         return {"every": self.every, "sample_size": self.sample_size, "seed": self.seed,
                 "noise_every": self.noise_every, "sharpness_every": self.sharpness_every,
                 "spectrum": self.spectrum}

@@ -46,8 +46,9 @@ RULES: dict[str, Callable[..., Finding | None]] = {
     "activations_collapsing": lambda run: activation_scale_rule(run, True),
     "activations_exploding": lambda run: activation_scale_rule(run, False),
     # a batch-size note is beside the point while the learning rate is wrong
-    "noise_scale": lambda run, fired: None if fired & _LR_RULES or not run.info.get("batch_size")
-    else noise_scale_rule(run.by_kind["noise"], run.info.get("batch_size")),
+    "noise_scale": lambda run, fired: None if fired & _LR_RULES
+    or not isinstance(run.info.get("batch_size"), int) or isinstance(run.info["batch_size"], bool)
+    else noise_scale_rule(run.by_kind["noise"], run.info["batch_size"]),
 }
 """The rules by name, in report order."""
 

@@ -209,7 +209,9 @@ class Spectrum:
     Attributes
     ----------
     shape : tuple of int
-        The array's shape; ``matrix_shape`` is the 2-D view analysed.
+        The array's shape.
+    matrix_shape : (int, int)
+        The 2-D view analysed: ``(shape[0], product of the other dimensions)``.
     singular_values : ndarray of shape (min(matrix_shape),)
         Descending, float64.
     top_singular, stable_rank : float
@@ -331,15 +333,30 @@ def records(model: Any, step: int) -> list[dict[str, Any]]:
 
     ``alpha``, ``alpha_low`` and ``alpha_high`` are None when α was not fitted, with
     ``reason`` saying why (None when it was); non-finite numbers are None. A weight array of
-    fewer than two dimensions (a custom layer's) gets a record of Nones with its reason.
+    fewer than two dimensions (a custom layer's) or holding NaN/Inf gets a record of Nones
+    with its reason.
+
+    Parameters
+    ----------
+    model : Sequential
+        Or any object with ``weight_keys`` and ``params``.
+    step : int
+        The step written into the records.
+
+    Returns
+    -------
+    list of dict
     """
     out: list[dict[str, Any]] = []
     for key, idx, kind, W in _weights(model):
-        if W.ndim < 2:  # a layer's own 1-D weights (none of neuronlab's): no spectrum
+        # a layer's own 1-D weights (none of neuronlab's), or weights that overflowed (the
+        # divergence is the trainer's to report, not an instrument's): no spectrum
+        why = f"a {W.ndim}-D array, not a matrix" if W.ndim < 2 else (
+            None if np.isfinite(W).all() else "the weights hold NaN or Inf")
+        if why is not None:
             out.append({"step": int(step), "kind": "spectrum", "layer": idx, "type": kind,
                         "param": key, "top_singular": None, "stable_rank": None, "alpha": None,
-                        "alpha_low": None, "alpha_high": None, "n_tail": 0,
-                        "reason": f"a {W.ndim}-D array, not a matrix"})
+                        "alpha_low": None, "alpha_high": None, "n_tail": 0, "reason": why})
             continue
         sp = spectrum(W)
         out.append({

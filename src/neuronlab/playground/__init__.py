@@ -10,7 +10,8 @@ CLI does, to register its command) does not pay for the web framework.
 
 from typing import Any
 
-from neuronlab.playground.session import Session, SessionLimitError, SessionManager
+from neuronlab.playground.manager import SessionLimitError, SessionManager
+from neuronlab.playground.session import Session
 from neuronlab.playground.settings import Settings, parse_settings
 
 __all__ = ["Session", "SessionLimitError", "SessionManager", "Settings", "create_app",

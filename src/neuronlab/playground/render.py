@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CLASS_COLORS", "grid", "png_data_url", "png_rgb", "region_image", "unit_images"]
+__all__ = ["CLASS_COLORS", "grid", "hidden_outputs", "png_data_url", "png_rgb", "region_image",
+           "unit_images"]
 
 #: One RGB colour per class (colour-blind friendly: Okabe–Ito), reused for points on the page.
 CLASS_COLORS: np.ndarray = np.array(
@@ -96,7 +97,8 @@ def region_image(proba: np.ndarray, size: int) -> np.ndarray:
     conf = (proba.max(axis=1, keepdims=True) - 1.0 / k) * (k / (k - 1.0)) if k > 1 else 1.0
     alpha = 0.25 + 0.45 * np.clip(conf, 0.0, 1.0)
     out = 255.0 + alpha * (mix - 255.0)
-    return np.clip(out, 0, 255).astype(np.uint8).reshape(size, size, 3)
+    img: np.ndarray = np.clip(out, 0, 255).astype(np.uint8).reshape(size, size, 3)
+    return img
 
 
 def unit_images(acts: np.ndarray, size: int) -> list[str]:
@@ -126,3 +128,15 @@ def unit_images(acts: np.ndarray, size: int) -> list[str]:
         img = 255.0 + np.abs(v) * (target - 255.0)
         urls.append(png_data_url(np.clip(img, 0, 255).astype(np.uint8).reshape(size, size, 3)))
     return urls
+
+
+def hidden_outputs(model: Any, x: np.ndarray) -> list[np.ndarray]:
+    """Each hidden layer's output at ``x``: the input of every width-fixed layer (Linear,
+    Maxout) after the first, i.e. after its activation (and batch norm / dropout, which are
+    the identity or fixed in inference mode)."""
+    outs = []
+    for i, layer in enumerate(model.layers):
+        if i > 0 and getattr(layer, "n_in", None) is not None:
+            outs.append(x)
+        x = layer.forward(x, training=False)
+    return outs

@@ -10,15 +10,22 @@ Routes::
     GET  /api/sessions/{id}/events       text/event-stream of states; disconnect closes it
     POST /api/sessions/{id}/play|pause|step
     POST /api/sessions/{id}/reset        body: settings (partial; omitted = unchanged)
+    POST /api/sessions/{id}/trace        body: {"point": [x, y, label]} or {"index": i}
+                                         -> one example forward and backward (trace.py)
+    POST /api/sessions/{id}/upload       body: a CSV of x, y, label -> the session's data
+    GET  /api/sessions/{id}/export/safetensors|onnx   the trained network as a file
+    POST /api/sessions/{id}/race         body: {"racers": [{"optimizer", "lr"}], "epochs"}
+    DELETE /api/sessions/{id}/race       stop the race
     DELETE /api/sessions/{id}
 
 Errors are JSON ``{"error": message}``, under 4 KB with the headers, quoting at most ~200
-characters of the input: 422 for bad settings (the library's own message) and for a body
-that is not a JSON object (not UTF-8, not JSON, nested deeper than ``MAX_DEPTH``), 413 for
-a body over ``MAX_BODY`` bytes (refused from its Content-Length, or as soon as a chunked
-body passes it), 404 for an unknown session, 503 (with Retry-After) when ``max_sessions``
-are running. A session whose event stream nobody listens to is closed after
-``idle_timeout`` seconds.
+characters of the input (:mod:`.bodies`): 422 for a bad request (the library's own message)
+and for a body that is not a JSON object (not UTF-8, not JSON, nested deeper than
+``MAX_DEPTH``) or not a usable CSV, 413 for a body over ``MAX_BODY`` bytes (an upload:
+``MAX_UPLOAD_BYTES``), refused from its Content-Length or as soon as a chunked body passes
+it, 404 for an unknown session or export format, 503 (with Retry-After) when
+``max_sessions`` are running or the model stayed busy. A session whose event stream nobody
+listens to is closed after ``idle_timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -26,143 +33,64 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from neuronlab.layers import ACTIVATIONS
+from neuronlab.playground.bodies import (
+    MAX_BODY,
+    MAX_DEPTH,
+    MAX_ERROR_BYTES,
+    Refused,
+    error,
+    json_depth,
+    parse_body,
+    read_body,
+    read_json,
+)
+from neuronlab.playground.export import FORMATS
+from neuronlab.playground.jobs import JobTimeout
+from neuronlab.playground.manager import SessionLimitError, SessionManager
+from neuronlab.playground.race import DEFAULT_LRS, MAX_RACERS, parse_race_request
 from neuronlab.playground.render import CLASS_COLORS
-from neuronlab.playground.session import SessionLimitError, SessionManager
+from neuronlab.playground.session import Session
 from neuronlab.playground.settings import (
     DATASET_CLASSES,
     EXTENT,
     LIMITS,
     Settings,
+    _quote,
     minibatch_optimizers,
     parse_settings,
 )
+from neuronlab.playground.upload import MAX_ROWS, MAX_UPLOAD_BYTES, MIN_ROWS, parse_csv
 from neuronlab.registry import INITIALIZERS
 
-__all__ = ["create_app", "serve"]
+__all__ = ["MAX_BODY", "MAX_DEPTH", "MAX_ERROR_BYTES", "create_app", "json_depth",
+           "parse_body", "serve"]
 
 STATIC = Path(__file__).parent / "static"
 POLL = 0.05  # seconds between checks of a session's state version in the event stream
 KEEPALIVE = 1.0  # seconds of silence before a comment line: finds closed tabs quickly
-MAX_BODY = 64 * 1024  # bytes; the largest real body (500 clicked points) is about 12 KB
-MAX_DEPTH = 32  # JSON nesting; real settings nest 3 deep (points: [[x, y, label], ...])
-MAX_INT_DIGITS = 4000  # longer integer literals parse as floats (inf), as JSON.parse reads them
-MAX_ERROR_BYTES = 3584  # an error body: with its headers, no refusal is over 4 KB
-MAX_MESSAGE = 1000  # characters of an error message kept (the input in it is quoted shorter)
-
-
-class _Refused(Exception):
-    """A request refused before its settings are read: an HTTP status and a message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """``{"error": message}``, cut to at most MAX_ERROR_BYTES of UTF-8 JSON."""
-    limit = MAX_MESSAGE
-    while True:
-        text = message if len(message) <= limit else message[:limit] + "..."
-        # backslashreplace: a lone surrogate from the input (JSON allows "\ud800") goes out
-        # as the JSON escape it came in as, not as an encoding error
-        body = json.dumps({"error": text}, ensure_ascii=False).encode("utf-8", "backslashreplace")
-        if len(body) <= MAX_ERROR_BYTES:
-            return Response(body, status_code=status, headers=headers,
-                            media_type="application/json")
-        limit //= 2
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    """The request's JSON object (``{}`` for an empty body), read at most MAX_BODY bytes far.
-    Raises _Refused."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise _Refused(413, f"request body of {int(length)} bytes is over the limit of "
-                            f"{MAX_BODY} bytes")
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:  # a chunked body declares no length: count it
-                raise _Refused(413, f"request body is over the limit of {MAX_BODY} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise _Refused(400, "the request body ended early (client disconnected)") from None
-    return parse_body(b"".join(chunks))
-
-
-_JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.S)
-
-
-def json_depth(text: str, stop: int = MAX_DEPTH) -> int:
-    """How deep the arrays and objects of the JSON ``text`` nest (a loop over the quotes and
-    brackets, never recursion; it stops counting past ``stop``)."""
-    depth = deepest = 0
-    in_string = False
-    for m in _JSON_TOKEN.finditer(text):
-        token = m.group()
-        if token == '"':
-            in_string = not in_string
-        elif in_string or len(token) == 2:  # a bracket in a string, or an escape
-            continue
-        elif token in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > stop:
-                break
-        else:
-            depth -= 1
-    return deepest
-
-
-def _parse_int(literal: str) -> int | float:
-    # int() refuses literals over 4300 digits (ValueError, no field named); a float is
-    # +-inf, which the settings refuse naming the field
-    return int(literal) if len(literal) <= MAX_INT_DIGITS else float(literal)
-
-
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """A request body as a JSON object of settings; raises _Refused (422) naming what is
-    wrong. The nesting is checked before ``json.loads``, whose parser recurses."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise _Refused(422, f"request body is not UTF-8 text: {err.reason} at byte {err.start}"
-                       ) from None
-    if not text.strip():
-        return {}
-    if json_depth(text) > MAX_DEPTH:
-        raise _Refused(422, f"request body nests arrays or objects more than {MAX_DEPTH} deep")
-    try:
-        value = json.loads(text, parse_int=_parse_int)
-    except (json.JSONDecodeError, RecursionError) as err:
-        raise _Refused(422, f"request body is not valid JSON: {err}") from None
-    if not isinstance(value, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-            type(value), "a number")
-        raise _Refused(422, f"request body must be a JSON object of settings, got {kind}")
-    return value
+_error = error  # the name the tests know
+_Handler = Callable[[Request, Session], Awaitable[Response]]
 
 
 def create_app(*, max_sessions: int = 8, max_epochs: int = 2000,
                max_steps_per_second: float = 2000.0, publish_interval: float = 0.1,
                idle_timeout: float = 8.0) -> Starlette:
     """Build the ASGI app. The keyword arguments bound what the server will do (sessions
-    at once, epochs per session, optimizer steps per second per session, states per
-    second, seconds a session lives with no tab listening to its events)."""
+    at once, epochs per session and per race, optimizer steps per second per session and
+    per racer, states per second, seconds a session lives with no tab listening to its
+    events)."""
     manager = SessionManager(max_sessions=max_sessions, idle_timeout=idle_timeout,
                              max_epochs=max_epochs, max_steps_per_second=max_steps_per_second,
                              publish_interval=publish_interval)
@@ -171,59 +99,102 @@ def create_app(*, max_sessions: int = 8, max_epochs: int = 2000,
         return FileResponse(STATIC / "index.html")
 
     async def options(request: Request) -> Response:
+        optimizers = minibatch_optimizers()
         return JSONResponse({
             "datasets": DATASET_CLASSES, "activations": list(ACTIVATIONS),
-            "inits": INITIALIZERS.names(), "optimizers": minibatch_optimizers(),
+            "inits": INITIALIZERS.names(), "optimizers": optimizers,
             "defaults": Settings().to_dict(), "limits": LIMITS, "extent": EXTENT,
             "colors": [f"rgb({r:.0f},{g:.0f},{b:.0f})" for r, g, b in CLASS_COLORS],
             "max_sessions": max_sessions, "max_epochs": max_epochs,
+            "race": {"lrs": {n: DEFAULT_LRS.get(n, 0.01) for n in optimizers},
+                     "max_racers": MAX_RACERS},
+            "upload": {"max_bytes": MAX_UPLOAD_BYTES, "max_rows": MAX_ROWS, "min_rows": MIN_ROWS},
         })
 
     async def create(request: Request) -> Response:
         try:
-            settings = parse_settings(await _body(request))
-        except _Refused as err:
-            return _error(err.status, str(err))
+            settings = parse_settings(await read_json(request))
+        except Refused as err:
+            return error(err.status, str(err))
         except (TypeError, ValueError) as err:
-            return _error(422, str(err))
+            return error(422, str(err))
         try:
             session = await asyncio.to_thread(manager.create, settings)
         except SessionLimitError as err:
             retry = max(1, round(idle_timeout))
-            return _error(503, str(err), headers={"Retry-After": str(retry)})
+            return error(503, str(err), headers={"Retry-After": str(retry)})
         except (TypeError, ValueError) as err:  # the network or data could not be built
-            return _error(422, str(err))
+            return error(422, str(err))
         return JSONResponse({"id": session.id, "state": json.loads(session.state)}, status_code=201)
 
-    def _session(request: Request) -> Any:
-        return manager.get(request.path_params["sid"])
+    def with_session(handler: _Handler) -> Callable[[Request], Awaitable[Response]]:
+        """The route for ``handler``: 404 for an unknown session; a refused body, a bad
+        value (TypeError, ValueError) and a busy model become their error answers."""
 
-    async def control(request: Request) -> Response:
-        session = _session(request)
-        if session is None:
-            return _error(404, "no such session (it ended: reload the page)")
+        async def route(request: Request) -> Response:
+            session = manager.get(request.path_params["sid"])
+            if session is None:
+                return error(404, "no such session (it ended: reload the page)")
+            try:
+                return await handler(request, session)
+            except Refused as err:
+                return error(err.status, str(err))
+            except (TypeError, ValueError) as err:
+                return error(422, str(err))
+            except JobTimeout as err:
+                return error(503, str(err), headers={"Retry-After": "1"})
+
+        return route
+
+    async def control(request: Request, session: Session) -> Response:
         action = request.path_params["action"]
         if action == "reset":
-            try:
-                settings = parse_settings(await _body(request), base=session.settings)
-            except _Refused as err:
-                return _error(err.status, str(err))
-            except (TypeError, ValueError) as err:
-                return _error(422, str(err))
-            try:
-                await asyncio.to_thread(session.reset, settings)
-            except (TypeError, ValueError) as err:  # refused while building: nothing changed
-                return _error(422, str(err))
+            upload = session.upload
+            settings = parse_settings(await read_json(request), base=session.settings,
+                                      upload_classes=None if upload is None else upload.n_classes)
+            await asyncio.to_thread(session.reset, settings)  # a refusal changes nothing
         elif action in ("play", "pause", "step"):
             getattr(session, action)()
         else:
-            return _error(404, f"unknown action {action!r}; use play, pause, step or reset")
+            return error(404, f"unknown action {action!r}; use play, pause, step, reset, "
+                              "trace, upload or race")
         return JSONResponse({"status": session.status, "settings": session.settings.to_dict()})
+
+    async def trace(request: Request, session: Session) -> Response:
+        raw = await read_json(request)
+        return JSONResponse(await asyncio.to_thread(session.trace, raw))
+
+    async def upload(request: Request, session: Session) -> Response:
+        points = await asyncio.to_thread(parse_csv, await read_body(request, MAX_UPLOAD_BYTES))
+        settings = parse_settings({"dataset": "upload", "points": []}, base=session.settings,
+                                  upload_classes=points.n_classes)
+        await asyncio.to_thread(session.reset, settings, upload=points)
+        return JSONResponse({"status": session.status, "settings": session.settings.to_dict(),
+                             "upload": points.summary()})
+
+    async def export(request: Request, session: Session) -> Response:
+        fmt = request.path_params["fmt"]
+        if fmt not in FORMATS:
+            return error(404, f"unknown export format {_quote(fmt)}; use {' or '.join(FORMATS)}")
+        try:
+            data = await asyncio.to_thread(session.export, fmt)
+        except ImportError as err:  # onnx is an optional extra
+            return error(501, f"{fmt} export needs a package that is not installed ({err}); "
+                              "pip install neuronlab[onnx]")
+        name, media = FORMATS[fmt]
+        return Response(data, media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+    async def race(request: Request, session: Session) -> Response:
+        if request.method == "DELETE":
+            return JSONResponse({"race": await asyncio.to_thread(session.stop_race)})
+        racers, epochs = parse_race_request(await read_json(request), max_epochs)
+        return JSONResponse({"race": await asyncio.to_thread(session.start_race, racers, epochs)})
 
     async def delete(request: Request) -> Response:
         sid = request.path_params["sid"]
         if manager.get(sid) is None:
-            return _error(404, "no such session")
+            return error(404, "no such session")
         await asyncio.to_thread(manager.close, sid)
         return JSONResponse({"closed": sid})
 
@@ -231,7 +202,7 @@ def create_app(*, max_sessions: int = 8, max_epochs: int = 2000,
         sid = request.path_params["sid"]
         session = manager.get(sid)
         if session is None:
-            return _error(404, "no such session (it ended: reload the page)")
+            return error(404, "no such session (it ended: reload the page)")
 
         async def stream() -> AsyncIterator[str]:
             if not manager.listen(sid):
@@ -273,13 +244,23 @@ def create_app(*, max_sessions: int = 8, max_epochs: int = 2000,
             task.cancel()
             await asyncio.to_thread(manager.close_all)
 
-    app = Starlette(routes=[
+    async def not_routed(request: Request, exc: Exception) -> Response:
+        """A path or method no route takes: the same JSON error as every other refusal."""
+        status = getattr(exc, "status_code", 404)
+        what = "no such page" if status == 404 else f"{request.method} is not allowed here"
+        return error(status, f"{what}: {_quote(request.url.path)}")
+
+    app = Starlette(exception_handlers={404: not_routed, 405: not_routed}, routes=[
         Route("/", index),
         Route("/api/options", options),
         Route("/api/sessions", create, methods=["POST"]),
         Route("/api/sessions/{sid}", delete, methods=["DELETE"]),
         Route("/api/sessions/{sid}/events", events),
-        Route("/api/sessions/{sid}/{action}", control, methods=["POST"]),
+        Route("/api/sessions/{sid}/trace", with_session(trace), methods=["POST"]),
+        Route("/api/sessions/{sid}/upload", with_session(upload), methods=["POST"]),
+        Route("/api/sessions/{sid}/export/{fmt}", with_session(export), methods=["GET"]),
+        Route("/api/sessions/{sid}/race", with_session(race), methods=["POST", "DELETE"]),
+        Route("/api/sessions/{sid}/{action}", with_session(control), methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ], lifespan=lifespan)
     app.state.manager = manager

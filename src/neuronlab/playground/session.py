@@ -1,6 +1,7 @@
 """One playground session: a network training in a background thread with the library's
 own :class:`~neuronlab.train.Trainer`, paused and stepped from the page, publishing a JSON
-state (metrics, curves, pictures, babysitting) that the server streams to its tab.
+state (metrics, curves, pictures, babysitting, a race of optimizers) that the server
+streams to its tab.
 
 How the thread is driven. The thread runs one ``Trainer.fit`` for up to ``max_epochs``
 epochs; a callback (:class:`_Gate`) waits at every epoch start until the page has pressed
@@ -9,6 +10,10 @@ at epoch ends (at most every ``publish_interval`` seconds while running), and ra
 :class:`_Stopped` to end ``fit`` when the session is reset or closed. A diverging network
 raises :class:`~neuronlab.train.DivergenceError` (the trainer's own check, plus
 :class:`~neuronlab.train.NonFiniteGuard`): the session shows it as the diagnosis.
+
+Requests that use the model (tracing one example, exporting it) run where the thread leaves
+it quiet, between two steps or while it waits (:mod:`.jobs`). A race of optimizers
+(:mod:`.race`) trains copies of the network in threads of its own.
 """
 
 from __future__ import annotations
@@ -17,26 +22,55 @@ import json
 import secrets
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
 from neuronlab.babysit.monitor import Monitor
 from neuronlab.playground.babysit import babysitting
-from neuronlab.playground.render import grid, png_data_url, region_image, unit_images
-from neuronlab.playground.settings import EXTENT, LIMITS, Settings, make_data, run_config
+from neuronlab.playground.export import FORMATS, model_bytes, snapshot_run
+from neuronlab.playground.jobs import JobQueue
+from neuronlab.playground.metrics import finite, metrics, softmax
+from neuronlab.playground.race import Race
+from neuronlab.playground.render import (
+    grid,
+    hidden_outputs,
+    png_data_url,
+    region_image,
+    unit_images,
+)
+from neuronlab.playground.settings import (
+    EXTENT,
+    LIMITS,
+    PlaygroundData,
+    Settings,
+    make_data,
+    run_config,
+)
+from neuronlab.playground.trace import parse_trace_request, trace_example
+from neuronlab.playground.upload import Upload
 from neuronlab.runs import build_run
 from neuronlab.train import Callback, DivergenceError, NonFiniteGuard, Trainer
 
-__all__ = ["Session", "SessionLimitError", "SessionManager"]
+__all__ = ["Session"]
 
 REGION_SIZE = 64  # decision-region image, pixels per side
 UNIT_SIZE = 24  # hidden-unit heatmaps, pixels per side
 MAX_CURVE_POINTS = 400  # loss curves are thinned to this many epochs before sending
+T = TypeVar("T")
 
 
-class SessionLimitError(RuntimeError):
-    """The server already runs its maximum number of sessions."""
+@dataclass(frozen=True)
+class _Run:
+    """What one training thread trains: the settings, the data made from them (and from the
+    upload, for ``dataset="upload"``) and the trainer. A reset replaces it as a whole."""
+
+    settings: Settings
+    data: PlaygroundData
+    trainer: Trainer
+    upload: Upload | None
 
 
 class _Stopped(Exception):
@@ -48,16 +82,17 @@ class _Gate(Callback):
 
     order = 100  # after the Monitor, so a published snapshot includes this step's records
 
-    def __init__(self, session: Session) -> None:
-        self.s = session
+    def __init__(self, session: Session, jobs: JobQueue) -> None:
+        self.s, self.jobs = session, jobs
         self._t0 = time.monotonic()
         self._steps = 0
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
-        self.s._wait_for_go()
+        self.s._wait_for_go(trainer, self.jobs)
         self._t0, self._steps = time.monotonic(), 0
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        self.jobs.run_pending()  # between two steps the model is quiet: serve requests
         if self.s._stop:
             raise _Stopped
         self._steps += 1
@@ -80,9 +115,9 @@ class Session:
     ----------
     settings : Settings
     max_epochs : int
-        Training ends ("finished") after this many epochs.
+        Training ends ("finished") after this many epochs; a race runs at most this many.
     max_steps_per_second : float
-        Optimizer steps per second this session may take at most.
+        Optimizer steps per second this session (and each racer) may take at most.
     publish_interval : float
         Seconds between published states while training runs.
     """
@@ -96,18 +131,36 @@ class Session:
         self._cond = threading.Condition()
         self._resetting = threading.Lock()  # one reset at a time (two tabs, two requests)
         self._thread: threading.Thread | None = None
+        self._jobs = JobQueue(self._cond)
         self._stop = False
         self._running = False
         self._budget = 0  # epochs that "step" allows while paused
         self._published_at = 0.0
         self._published_status: str | None = None  # the status in the latest published state
+        self._main_state: dict[str, Any] = {}
+        self._race: Race | None = None
+        self._race_state: dict[str, Any] | None = None
         self.version = 0
         self.state: str = "{}"  # the latest JSON state
         self.status = "paused"
         self.closed = False
+        self.upload: Upload | None = None
         self._grid = grid(EXTENT, REGION_SIZE)
         self._unit_grid = grid(EXTENT, UNIT_SIZE)
         self.reset(settings)
+
+    # -- what the page reads -----------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self._run.settings
+
+    @property
+    def data(self) -> PlaygroundData:
+        return self._run.data
+
+    @property
+    def trainer(self) -> Trainer:
+        return self._run.trainer
 
     # -- controls (called from the server's event loop) --------------------------------------
     def play(self) -> None:
@@ -133,33 +186,43 @@ class Session:
                 self._budget += 1
                 self._cond.notify_all()
 
-    def reset(self, settings: Settings | None = None) -> None:
+    def reset(self, settings: Settings | None = None, *, upload: Upload | None = None) -> None:
         """Stop training, rebuild data and network from ``settings`` (or the current ones),
         publish the untrained state and wait, paused, for play or step. The settings are
-        checked as a run config before the old run stops, so a refused value leaves the
-        session as it was. (The old run stops before anything new is built: building while
-        its thread still runs let a page's quick edits race it.)"""
+        checked as a run config, and the data made, before the old run stops, so a refused
+        value leaves the session as it was. (The old run stops before the network is built:
+        building while its thread still runs let a page's quick edits race it.) ``upload``
+        replaces the session's uploaded points (used when ``settings.dataset`` is
+        "upload"). A race ends: it ran the old network."""
         with self._resetting:
             settings = settings if settings is not None else self.settings
+            upload = upload if upload is not None else self.upload
             cfg = run_config(settings)  # raises for a refused value, before anything changes
+            data = make_data(settings, upload)
             self._halt()
-            data = make_data(settings)
+            self._end_race(clear=True)
             parts = build_run(cfg, 2, data.n_classes, len(data.y_train))
-            trainer = Trainer(**parts, callbacks=[NonFiniteGuard(), Monitor(every=10), _Gate(self)])
+            jobs = JobQueue(self._cond)
+            trainer = Trainer(**parts, callbacks=[NonFiniteGuard(), Monitor(every=10),
+                                                  _Gate(self, jobs)])
+            run = jobs.target = _Run(settings, data, trainer, upload)
             # settings, data and trainer change together: a reader never sees one without the others
-            self.settings, self.data, self.trainer = settings, data, trainer
+            self._run, self._jobs, self.upload = run, jobs, upload
             self.error: str | None = None
             self._stop, self._running, self._budget = False, False, 0
             self.status = "paused"
-            self._publish(self.trainer)
-            self._thread = threading.Thread(target=self._train, name=f"playground-{self.id}",
-                                            daemon=True)
+            self._publish(run.trainer)
+            self._thread = threading.Thread(target=self._train, args=(run, jobs),
+                                            name=f"playground-{self.id}", daemon=True)
             self._thread.start()
 
     def close(self, *, wait: bool = True) -> None:
         """Stop training for good (the tab went away). With ``wait=False`` return at once:
         the thread ends by itself at its next batch (the event loop must not block)."""
         self.closed = True
+        race = self._race
+        if race is not None:
+            race.stop(wait=wait)
         self._halt(wait=wait)
 
     def _halt(self, *, wait: bool = True) -> None:
@@ -171,36 +234,125 @@ class Session:
             thread.join(timeout=10)
             self._thread = None
 
+    # -- requests that use the model ---------------------------------------------------------
+    def on_model(self, fn: Callable[[_Run], T]) -> T:
+        """``fn(run)`` where the training thread leaves the model quiet (:mod:`.jobs`)."""
+        return self._jobs.call(fn)
+
+    def trace(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """One example forward and backward (:func:`~.trace.trace_example`): ``raw`` is the
+        page's ``{"point": [x, y, label]}`` or ``{"index": i}`` (a training example).
+        Raises ValueError or TypeError for a bad request."""
+
+        def job(run: _Run) -> dict[str, Any]:
+            d, trainer = run.data, run.trainer
+            x, y, label, index = parse_trace_request(raw, d.n_classes, len(d.y_train))
+            if index is not None:
+                x, y = (float(v) for v in d.X_train[index])
+                label = int(d.y_train[index])
+            point = np.array([[x, y]], dtype=trainer.model.dtype)
+            out = trace_example(trainer.model, trainer.loss, point, label)
+            out.update(input=[x, y], label=label, index=index, step=trainer.step,
+                       epoch=len(trainer.history.epochs), n_train=len(d.y_train))
+            return out
+
+        return self.on_model(job)
+
+    def export(self, fmt: str) -> bytes:
+        """The trained network as a file: "safetensors" (``nl.save``) or "onnx"
+        (``nl.export_onnx`` with probabilities). For uploaded points the file carries the
+        upload's rescaling, so it takes the CSV's coordinates."""
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+
+        model, meta = self.on_model(lambda run: snapshot_run(
+            run.trainer, run.settings, run.data.n_classes, run.upload))
+        return model_bytes(model, fmt, meta)
+
+    # -- races -----------------------------------------------------------------------------
+    def start_race(self, racers: list[tuple[str, float]], epochs: int) -> dict[str, Any]:
+        """Pause training and race ``racers`` ((optimizer, lr) pairs) for ``epochs`` epochs
+        on this session's data and network (a race already running ends first). Raises
+        ValueError when a racer cannot be built."""
+        with self._resetting:
+            run = self._run
+            race = Race(run.settings, run.data, racers, min(epochs, self.max_epochs),
+                        self._publish_race, max_steps_per_second=self.max_steps_per_second,
+                        publish_interval=self.publish_interval)
+            self.pause()
+            self._end_race(clear=True)
+            self._race = race
+            race.start()
+            return race.state()
+
+    def stop_race(self) -> dict[str, Any] | None:
+        """End the race; its last state stays on the page. None when there was none."""
+        with self._resetting:
+            return self._end_race(clear=False)
+
+    def _end_race(self, *, clear: bool) -> dict[str, Any] | None:
+        race = self._race
+        if race is None:
+            return None
+        race.stop()
+        state = race.state()
+        with self._cond:
+            self._race = None
+            self._race_state = None if clear else state
+            self._dump()
+        return state
+
+    def _publish_race(self, race: Race, state: dict[str, Any]) -> None:
+        with self._cond:
+            if race is self._race:  # a stopped race's last racer must not come back
+                self._race_state = state
+                self._dump()
+
     # -- the training thread ---------------------------------------------------------------
-    def _wait_for_go(self) -> None:
+    def _wait_for_go(self, trainer: Trainer, jobs: JobQueue) -> None:
         with self._cond:
             idle = not (self._stop or self._running or self._budget > 0)
             stale = idle and self._published_status != self.status
         if stale:  # a pause that came while the last state was being drawn: show it, then wait
-            self._publish(self.trainer)
-        with self._cond:
-            while not (self._stop or self._running or self._budget > 0):
-                self._cond.wait()
-            if self._stop:
-                raise _Stopped
-            if not self._running:
-                self._budget -= 1
+            self._publish(trainer)
+        while True:
+            jobs.run_pending()
+            with self._cond:
+                if self._stop:
+                    raise _Stopped
+                if self._running or self._budget > 0:
+                    if not self._running:
+                        self._budget -= 1
+                    return
+                if not jobs.pending:
+                    self._cond.wait()
 
-    def _train(self) -> None:
-        d, s = self.data, self.settings
+    def _train(self, run: _Run, jobs: JobQueue) -> None:
+        d, s, trainer = run.data, run.settings, run.trainer
         validation = (d.X_test, d.y_test) if len(d.y_test) else None
         try:
-            self.trainer.fit(d.X_train, d.y_train, validation=validation,
-                             epochs=self.max_epochs, batch_size=min(s.batch_size, len(d.y_train)),
-                             seed=s.seed)
+            trainer.fit(d.X_train, d.y_train, validation=validation, epochs=self.max_epochs,
+                        batch_size=min(s.batch_size, len(d.y_train)), seed=s.seed)
         except _Stopped:
             return
         except DivergenceError as err:
-            self.error = str(err)
-            self._publish(self.trainer, status="diverged")
+            self._fail(trainer, "diverged", str(err))
         except Exception as err:  # noqa: BLE001  a bug must reach the page, not kill the thread silently
-            self.error = f"{type(err).__name__}: {err}"
-            self._publish(self.trainer, status="error")
+            self._fail(trainer, "error", f"{type(err).__name__}: {err}")
+        finally:
+            jobs.close()  # later requests use the model themselves: nothing trains it now
+
+    def _fail(self, trainer: Trainer, status: str, message: str) -> None:
+        self.error = message
+        try:
+            self._publish(trainer, status=status)
+        except Exception as err:  # noqa: BLE001  drawing failed too: show the status and why
+            with self._cond:
+                self.status, self._running = status, False
+                self.error = f"{message}; then drawing the state failed: {type(err).__name__}: {err}"
+                self._main_state = {**self._main_state, "status": status, "error": self.error}
+                self._published_status = status
+                self._dump()
 
     # -- state -----------------------------------------------------------------------------
     def _publish(self, trainer: Trainer, *, status: str | None = None) -> None:
@@ -210,21 +362,26 @@ class Session:
                 self._running = False
         state = self.snapshot(trainer)
         with self._cond:
-            self.version += 1
-            state["version"] = self.version
+            self._main_state = state
             self._published_status = state["status"]
-            self.state = json.dumps(state, allow_nan=False)
             self._published_at = time.monotonic()
+            self._dump()
+
+    def _dump(self) -> None:
+        """The JSON state from the latest snapshot and race state (the caller holds _cond)."""
+        self.version += 1
+        self.state = json.dumps({**self._main_state, "race": self._race_state,
+                                 "version": self.version}, allow_nan=False)
 
     def snapshot(self, trainer: Trainer) -> dict[str, Any]:
         """The state the page draws: a JSON-able dict (see ``docs`` in the README)."""
-        model, d, h = trainer.model, self.data, trainer.history
+        model, d, h, run = trainer.model, self.data, trainer.history, self._run
         with np.errstate(all="ignore"):
-            train = _metrics(model, d.X_train, d.y_train)
-            test = _metrics(model, d.X_test, d.y_test) if len(d.y_test) else None
-            proba = _softmax(model.forward(self._grid, training=False))
+            train = metrics(model, d.X_train, d.y_train)
+            test = metrics(model, d.X_test, d.y_test) if len(d.y_test) else None
+            proba = softmax(model.forward(self._grid, training=False))
             region = png_data_url(region_image(proba, REGION_SIZE))
-            units = [unit_images(a, UNIT_SIZE) for a in _hidden_outputs(model, self._unit_grid)]
+            units = [unit_images(a, UNIT_SIZE) for a in hidden_outputs(model, self._unit_grid)]
         epochs = h.epochs
         stride = max(1, -(-len(epochs) // MAX_CURVE_POINTS))
         curve = epochs[::stride]
@@ -233,132 +390,16 @@ class Session:
             "epoch": len(epochs), "step": trainer.step, "max_epochs": self.max_epochs,
             "train": train, "test": test,
             "curves": {"epoch": [e["epoch"] + 1 for e in curve],
-                       "loss": [_finite(e.get("loss")) for e in curve],
-                       "val_loss": [_finite(e.get("val_loss")) for e in curve]},
+                       "loss": [finite(e.get("loss")) for e in curve],
+                       "val_loss": [finite(e.get("val_loss")) for e in curve]},
             "region": region, "extent": EXTENT, "units": units,
             "points": {"train": _points(d.X_train, d.y_train), "test": _points(d.X_test, d.y_test)},
-            "n_classes": d.n_classes, "babysitting": babysitting(h, self.error),
+            "n_classes": d.n_classes,
+            "babysitting": babysitting(h, self.error, started=trainer.step > 0),
             "settings": self.settings.to_dict(), "limits": LIMITS,
+            "upload": run.upload.summary() if run.upload is not None else None,
         }
-
-
-def _finite(v: Any) -> float | None:
-    return float(v) if v is not None and np.isfinite(v) else None
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    z = scores.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return np.nan_to_num(z, nan=1.0 / z.shape[1])
-
-
-def _metrics(model: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
-    """Loss and accuracy of the current weights in inference mode (the epoch logs average
-    over an epoch of changing weights; the page shows where the network is now)."""
-    scores = model.forward(X, training=False).astype(np.float64)
-    proba = _softmax(scores)
-    loss = -np.log(np.maximum(proba[np.arange(len(y)), y], 1e-300)).mean()
-    acc = np.count_nonzero(scores.argmax(axis=1) == y) / len(y)
-    return {"loss": _finite(loss), "acc": float(acc)}
-
-
-def _hidden_outputs(model: Any, x: np.ndarray) -> list[np.ndarray]:
-    """Each hidden layer's output at ``x``: the input of every width-fixed layer (Linear,
-    Maxout) after the first, i.e. after its activation (and batch norm / dropout, which are
-    the identity or fixed in inference mode)."""
-    outs = []
-    for i, layer in enumerate(model.layers):
-        if i > 0 and getattr(layer, "n_in", None) is not None:
-            outs.append(x)
-        x = layer.forward(x, training=False)
-    return outs
 
 
 def _points(X: np.ndarray, y: np.ndarray) -> list[list[float]]:
     return [[round(float(a), 4), round(float(b), 4), int(c)] for (a, b), c in zip(X, y)]
-
-
-class SessionManager:
-    """The server's sessions, at most ``max_sessions`` at a time.
-
-    A session with no tab listening to its event stream for ``idle_timeout`` seconds (one
-    whose page never opened the stream, or crashed before it did) is closed by :meth:`reap`,
-    which frees its slot; requests to its controls do not keep it alive. The server closes a
-    session at once when its last listener goes away (:meth:`unlisten`).
-    """
-
-    def __init__(self, *, max_sessions: int = 8, idle_timeout: float = 8.0,
-                 **session_kw: Any) -> None:
-        self.max_sessions = max_sessions
-        self.idle_timeout = idle_timeout
-        self.session_kw = session_kw
-        self.sessions: dict[str, Session] = {}
-        self._listeners: dict[str, int] = {}
-        self._unheard_since: dict[str, float] = {}  # sid -> when it last had no listener
-        self._building = 0  # slots taken by sessions being built
-        self._lock = threading.Lock()
-
-    def create(self, settings: Settings) -> Session:
-        """Start a session; raises :class:`SessionLimitError` when all slots are taken."""
-        self.reap()
-        with self._lock:
-            if len(self.sessions) + self._building >= self.max_sessions:
-                raise SessionLimitError(
-                    f"the server already runs {self.max_sessions} sessions (max_sessions); "
-                    "close another tab, or try again in a few seconds")
-            self._building += 1
-        session = None
-        try:  # built outside the lock: the event loop takes it to count listeners
-            session = Session(settings, **self.session_kw)
-        finally:
-            with self._lock:
-                self._building -= 1
-                if session is not None:
-                    self.sessions[session.id] = session
-                    self._listeners[session.id] = 0
-                    self._unheard_since[session.id] = time.monotonic()
-        return session
-
-    def get(self, sid: str) -> Session | None:
-        return self.sessions.get(sid)
-
-    def listen(self, sid: str) -> bool:
-        """Count one more listener of ``sid``'s events; False if the session has ended."""
-        with self._lock:
-            if sid not in self.sessions:
-                return False
-            self._listeners[sid] += 1
-            return True
-
-    def unlisten(self, sid: str) -> int:
-        """Count one listener less; returns how many are left (0 for an ended session)."""
-        with self._lock:
-            if sid not in self.sessions:
-                return 0
-            self._listeners[sid] -= 1
-            if self._listeners[sid] <= 0:
-                self._unheard_since[sid] = time.monotonic()
-            return self._listeners[sid]
-
-    def close(self, sid: str, *, wait: bool = True) -> None:
-        with self._lock:
-            s = self.sessions.pop(sid, None)
-            self._listeners.pop(sid, None)
-            self._unheard_since.pop(sid, None)
-        if s is not None:
-            s.close(wait=wait)
-
-    def reap(self) -> None:
-        """Close every session nobody has listened to for ``idle_timeout`` seconds."""
-        now = time.monotonic()
-        with self._lock:
-            stale = [sid for sid in self.sessions if self._listeners[sid] <= 0
-                     and now - self._unheard_since[sid] > self.idle_timeout]
-        for sid in stale:
-            self.close(sid)
-
-    def close_all(self) -> None:
-        for sid in list(self.sessions):
-            self.close(sid)

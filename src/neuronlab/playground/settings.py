@@ -17,17 +17,29 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import check_number
+from neuronlab.config import RunConfig
 from neuronlab.data import load_dataset
 from neuronlab.data.split import split_indices
-from neuronlab.config import RunConfig
 from neuronlab.layers import ACTIVATIONS
 from neuronlab.registry import INITIALIZERS, OPTIMIZERS
 
-__all__ = ["DATASET_CLASSES", "LIMITS", "PlaygroundData", "Settings", "make_data",
-           "run_config", "minibatch_optimizers", "parse_settings"]
+__all__ = [
+    "DATASET_CLASSES",
+    "LIMITS",
+    "UPLOAD",
+    "PlaygroundData",
+    "Settings",
+    "make_data",
+    "minibatch_optimizers",
+    "parse_settings",
+    "run_config",
+]
 
 #: Classes of each playground data set (fixed, so clicked points know their choices).
 DATASET_CLASSES: dict[str, int] = {"spiral": 3, "circles": 2, "moons": 2, "xor": 2, "blobs": 3}
+
+#: The ``dataset`` of a session trained on its uploaded CSV (:mod:`.upload`).
+UPLOAD = "upload"
 
 #: Compute bounds: a forgotten tab cannot ask for more than this.
 LIMITS: dict[str, float] = {
@@ -104,12 +116,13 @@ def _choice(name: str, value: Any, choices: list[str] | tuple[str, ...]) -> str:
 def _int_in(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}: {_quote(value)}")
+    number = int(value)  # NumPy integers too
     # Python compares integers of any size exactly, so a 400-digit value is simply out of range
-    if low >= 1 and value <= 0:
+    if low >= 1 and number <= 0:
         raise ValueError(f"{name} must be > 0, got {_quote(value)}")
-    if not low <= value <= high:
+    if not low <= number <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {_quote(value)}")
-    return int(value)
+    return number
 
 
 def _real(name: str, value: Any, *, low: float, high: float, low_inclusive: bool = True) -> float:
@@ -119,17 +132,19 @@ def _real(name: str, value: Any, *, low: float, high: float, low_inclusive: bool
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(
             f"{name} must be a real number, got {type(value).__name__}: {_quote(value)}")
-    if isinstance(value, numbers.Integral) and abs(value) > 2**53:  # past every bound here
-        op, bound = ("<=", high) if value > 0 else (">=" if low_inclusive else ">", low)
+    if isinstance(value, numbers.Integral) and abs(int(value)) > 2**53:  # past every bound here
+        op, bound = ("<=", high) if int(value) > 0 else (">=" if low_inclusive else ">", low)
         raise ValueError(f"{name} must be {op} {bound}, got {_quote(value)}")
     return check_number(name, value, low=low, high=high, low_inclusive=low_inclusive)
 
 
-def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None) -> Settings:
+def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None, *,
+                   upload_classes: int | None = None) -> Settings:
     """Validate ``raw`` (JSON from the page) over ``base`` (defaults when None).
 
     Unknown keys are refused (a typo must not be silently ignored). Raises ValueError or
-    TypeError naming the setting and the value.
+    TypeError naming the setting and the value. ``dataset`` may be ``"upload"`` only for a
+    session holding an uploaded CSV, whose number of classes is ``upload_classes``.
     """
     base = base or Settings()
     raw = {} if raw is None else raw
@@ -141,7 +156,13 @@ def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None) 
         raise ValueError(f"unknown setting(s) {_quote(unknown)}; valid settings: {sorted(known)}")
     s = {**dataclasses.asdict(base), **raw}
     lim = LIMITS
-    dataset = _choice("dataset", s["dataset"], tuple(DATASET_CLASSES))
+    names = (*DATASET_CLASSES, UPLOAD) if upload_classes is not None else tuple(DATASET_CLASSES)
+    if s["dataset"] == UPLOAD and upload_classes is None:
+        raise ValueError(f"dataset {UPLOAD!r} needs a CSV uploaded in this tab (upload one); "
+                         f"choose one of: {', '.join(DATASET_CLASSES)}")
+    dataset = _choice("dataset", s["dataset"], names)
+    n_classes = upload_classes if dataset == UPLOAD else DATASET_CLASSES[dataset]
+    assert n_classes is not None  # "upload" is a choice only with upload_classes
     hidden = s["hidden"]
     if isinstance(hidden, (str, bytes)) or not isinstance(hidden, (list, tuple)):
         raise TypeError(f"hidden must be a list of layer widths, got {_quote(hidden)}")
@@ -150,7 +171,7 @@ def parse_settings(raw: Mapping[str, Any] | None, base: Settings | None = None) 
     hidden = tuple(_int_in(f"hidden[{i}]", h, 1, int(lim["max_units"])) for i, h in enumerate(hidden))
     if not isinstance(s["batchnorm"], bool):
         raise TypeError(f"batchnorm must be a bool, got {_quote(s['batchnorm'])}")
-    points = _parse_points(s["points"], DATASET_CLASSES[dataset])
+    points = _parse_points(s["points"], n_classes)
     out = Settings(
         dataset=dataset,
         noise=_real("noise", s["noise"], low=0, high=lim["max_noise"]),
@@ -199,21 +220,21 @@ class PlaygroundData:
     n_classes: int
 
 
-def make_data(s: Settings) -> PlaygroundData:
+def make_data(s: Settings, upload: Any = None) -> PlaygroundData:
     """Generate the data set, rescale it into [-1, 1]^2 (one scale for both axes, so shapes
     keep their proportions), split it (stratified) and append the clicked points to the
-    training part."""
-    noise, n = s.noise, s.n_points
-    k = DATASET_CLASSES[s.dataset]
-    if s.dataset == "spiral":
-        X, y = load_dataset("spiral", n_per_class=max(1, n // k), n_classes=k, noise=noise, seed=s.seed)
-    elif s.dataset == "blobs":
-        # blob centres lie in [-10, 10]^2: noise 0..1 maps to a cluster std of 0.5..5.5
-        X, y = load_dataset("blobs", n=n, n_classes=k, std=0.5 + 5.0 * noise, seed=s.seed)
+    training part. For ``dataset="upload"`` the points are ``upload``'s (an
+    :class:`~neuronlab.playground.upload.Upload`, rescaled already): noise and n_points do
+    not apply."""
+    if s.dataset == UPLOAD:
+        if upload is None:
+            raise ValueError("dataset 'upload' needs an uploaded CSV")
+        X, y, k = upload.X, upload.y, upload.n_classes
     else:
-        X, y = load_dataset(s.dataset, n=n, noise=noise, seed=s.seed)
-    centre = (X.max(axis=0) + X.min(axis=0)) / 2
-    X = (X - centre) / max(float(np.abs(X - centre).max()), 1e-12)
+        X, y = _generate(s)
+        k = DATASET_CLASSES[s.dataset]
+        centre = (X.max(axis=0) + X.min(axis=0)) / 2
+        X = (X - centre) / max(float(np.abs(X - centre).max()), 1e-12)
     parts = split_indices(y, val_size=0.0, test_size=s.test_fraction, seed=s.seed)
     X_train, y_train = X[parts.train], y[parts.train]
     if s.points:
@@ -222,6 +243,17 @@ def make_data(s: Settings) -> PlaygroundData:
         y_train = np.concatenate([y_train, np.array([p[2] for p in s.points], dtype=np.int64)])
     return PlaygroundData(np.ascontiguousarray(X_train, dtype=np.float32), y_train,
                           np.ascontiguousarray(X[parts.test], dtype=np.float32), y[parts.test], k)
+
+
+def _generate(s: Settings) -> tuple[np.ndarray, np.ndarray]:
+    noise, n, k = s.noise, s.n_points, DATASET_CLASSES[s.dataset]
+    if s.dataset == "spiral":
+        return load_dataset("spiral", n_per_class=max(1, n // k), n_classes=k, noise=noise,
+                            seed=s.seed)
+    if s.dataset == "blobs":
+        # blob centres lie in [-10, 10]^2: noise 0..1 maps to a cluster std of 0.5..5.5
+        return load_dataset("blobs", n=n, n_classes=k, std=0.5 + 5.0 * noise, seed=s.seed)
+    return load_dataset(s.dataset, n=n, noise=noise, seed=s.seed)
 
 
 def run_config(s: Settings) -> RunConfig:

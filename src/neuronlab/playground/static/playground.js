@@ -1,5 +1,6 @@
 // neuronlab playground page: settings form <-> URL hash, a session on the server, and a
 // server-sent-event stream of its state drawn on canvases. No build step, no libraries.
+// trace.js (one example step by step) and race.js (optimizers side by side) load first.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -11,6 +12,8 @@ let sessionId = null;
 let source = null;      // EventSource of the session's states
 let state = null;       // latest state
 let applyTimer = null;
+let editing = false;    // a field was typed in and its change is not sent yet
+let uploaded = null;    // {rows, classes} of this session's uploaded CSV, or null
 
 function showError(msg) {
   const box = $("error");
@@ -70,15 +73,25 @@ function renderLayers(hidden) {
     `<div class="layer-row"><span>hidden layer ${i + 1}</span>` +
     `<input class="layer-units" type="number" step="1" value="${h}" aria-label="units in layer ${i + 1}"></div>`
   ).join("") || "<p class=\"hint\">no hidden layer: a linear classifier</p>";
-  for (const input of document.querySelectorAll(".layer-units")) input.addEventListener("change", scheduleApply);
+  for (const input of document.querySelectorAll(".layer-units")) {
+    input.addEventListener("input", () => { editing = true; });
+    input.addEventListener("change", scheduleApply);
+  }
+}
+
+function ensureUploadOption(present) {
+  const sel = $("dataset");
+  const has = [...sel.options].some((o) => o.value === "upload");
+  if (present && !has) sel.insertAdjacentHTML("beforeend", "<option value=\"upload\">uploaded CSV</option>");
 }
 
 function fillForm(s) {
+  ensureUploadOption(uploaded !== null);
   for (const k of SELECTS) $(k).value = s[k];
   for (const k of NUMERIC) $(k).value = s[k];
   $("batchnorm").checked = s.batchnorm;
   renderLayers(s.hidden);
-  const k = opts.datasets[s.dataset];
+  const k = s.dataset === "upload" && uploaded ? uploaded.classes : opts.datasets[s.dataset];
   const cls = $("click-class");
   const keep = Math.min(Number(cls.value) || 0, k - 1);
   cls.innerHTML = Array.from({ length: k }, (_, i) => `<option value="${i}">class ${i}</option>`).join("");
@@ -113,11 +126,13 @@ async function sendSettings(s) {
     showError(e.message);
   }
   // back to what the server runs (a refused value is shown in the error), unless the user
-  // has edited the form meanwhile: that edit is about to be sent and must not be overwritten
-  if (applyTimer === null) fillForm(settings);
+  // has edited the form meanwhile (typed, or changed): that edit is about to be sent and must
+  // not be overwritten
+  if (applyTimer === null && !editing) fillForm(settings);
 }
 
 function scheduleApply() {
+  editing = false;
   clearTimeout(applyTimer);
   applyTimer = setTimeout(() => { applyTimer = null; apply(readForm); }, 200);
 }
@@ -137,6 +152,12 @@ function drawPoints(s) {
   const c = $("plot"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
   const colors = opts.colors;
+  if (trace.data) {  // the example being traced: a cross-hair
+    const [px, py] = toPixel(trace.data.input[0], trace.data.input[1], c.width, c.height, s.extent);
+    g.strokeStyle = "#7b2d8b"; g.lineWidth = 2;
+    g.beginPath(); g.arc(px, py, 9, 0, 2 * Math.PI); g.stroke();
+    g.beginPath(); g.moveTo(px - 14, py); g.lineTo(px + 14, py); g.moveTo(px, py - 14); g.lineTo(px, py + 14); g.stroke();
+  }
   for (const [part, filled] of [["test", false], ["train", true]]) {
     for (const [x, y, k] of s.points[part]) {
       const [px, py] = toPixel(x, y, c.width, c.height, s.extent);
@@ -197,6 +218,12 @@ function ratioClass(r) {
 }
 
 function drawBabysit(b) {
+  $("diagnosis-title").hidden = !b.started;
+  if (!b.started) {  // nothing is measured before the first step
+    $("babysit").innerHTML = "<p class=\"hint\" id=\"babysit-waiting\">starts when training starts</p>";
+    $("diagnosis").innerHTML = "";
+    return;
+  }
   let html = "<table><tr><th>weights</th><th>update/weight</th></tr>";
   for (const r of b.ratios) {
     html += `<tr><td>${r.param}</td><td class="${ratioClass(r.ratio)}">${r.ratio == null ? "–" : r.ratio.toExponential(1)}</td></tr>`;
@@ -218,6 +245,7 @@ function drawBabysit(b) {
 
 function render(s) {
   state = s;
+  if (s.upload) uploaded = s.upload;
   $("status").textContent = s.status;
   $("epoch").textContent = s.epoch;
   setMetric("train-acc", s.train.acc, pct);
@@ -229,6 +257,9 @@ function render(s) {
   drawCurves(s.curves);
   drawUnits(s.units);
   drawBabysit(s.babysitting);
+  drawRace(s.race);
+  markStale(s);
+  drawExport(s);
   if (s.error) showError(`${s.status}: ${s.error}`);
   $("play").disabled = s.status === "running" || s.status === "diverged" || s.status === "finished";
   $("step").disabled = s.status === "diverged" || s.status === "finished";
@@ -249,7 +280,57 @@ function addPoint(ev) {
   const y = e - ((ev.clientY - rect.top) / rect.height) * 2 * e;
   const label = Number($("click-class").value);
   const point = [+x.toFixed(3), +y.toFixed(3), label];
+  if ($("click-mode").value === "trace") { requestTrace({ point }); return; }
   apply(() => ({ ...settings, points: [...settings.points, point] }));
+}
+
+// -- your own points, and the trained network as files -------------------------------------
+async function uploadCsv() {
+  const input = $("upload-file"), file = input.files[0];
+  input.value = "";  // the same file may be chosen again after a fix
+  if (!file) return;
+  if (file.size > opts.upload.max_bytes) {
+    showError(`upload refused: ${file.name} has ${file.size} bytes, over the limit of ${opts.upload.max_bytes}`);
+    return;
+  }
+  applyQueue = applyQueue.then(async () => {
+    try {
+      const r = await fetch(`/api/sessions/${sessionId}/upload`, { method: "POST", headers: { "Content-Type": "text/csv" }, body: file });
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error(data.error || `HTTP ${r.status}`);
+      uploaded = data.upload;
+      settings = data.settings;
+      showError(null);
+      $("upload-status").textContent = `${file.name}: ${uploaded.rows} points, ${uploaded.classes} classes`;
+      $("upload-status").dataset.rows = uploaded.rows;
+      history.replaceState(null, "", encodeHash(settings));
+      fillForm(settings);
+    } catch (e) {
+      showError(`upload refused (${file.name}): ${e.message}`);
+    }
+  });
+}
+
+function snippet(fromCsv) {
+  const where = fromCsv ? "your CSV's coordinates" : "the playground's coordinates";
+  return [
+    "import numpy as np",
+    "import neuronlab as nl",
+    "",
+    "model = nl.load(\"playground.safetensors\")  # the network and its trained weights",
+    `X = np.array([[0.5, -0.25], [-0.75, 0.6]], dtype=np.float32)  # points (x, y) in ${where}`,
+    "print(model.predict_proba(X))  # class probabilities, one row per point",
+    "print(model.predict(X))  # the most likely class of each point",
+    "",
+    "# the ONNX file runs without neuronlab:",
+    "# import onnxruntime as ort",
+    "# proba = ort.InferenceSession(\"playground.onnx\").run([\"probabilities\"], {\"x\": X})[0]",
+  ].join("\n");
+}
+
+function drawExport(s) {
+  const text = snippet(s.settings.dataset === "upload");
+  if ($("export-snippet").textContent !== text) $("export-snippet").textContent = text;
 }
 
 function connect() {
@@ -278,11 +359,16 @@ async function start() {
   }
   sessionId = created.id;
   settings = created.state.settings;
+  $("export-safetensors").href = `/api/sessions/${sessionId}/export/safetensors`;
+  $("export-onnx").href = `/api/sessions/${sessionId}/export/onnx`;
   fillForm(settings);
   history.replaceState(null, "", encodeHash(settings));
   render(created.state);
   connect();
-  for (const id of [...SELECTS, ...NUMERIC, "batchnorm"]) $(id).addEventListener("change", scheduleApply);
+  for (const id of [...SELECTS, ...NUMERIC, "batchnorm"]) {
+    $(id).addEventListener("input", () => { editing = true; });
+    $(id).addEventListener("change", scheduleApply);
+  }
   $("play").addEventListener("click", control("play"));
   $("pause").addEventListener("click", control("pause"));
   $("step").addEventListener("click", control("step"));
@@ -296,6 +382,12 @@ async function start() {
   $("remove-layer").addEventListener("click", () => apply(() => ({ ...readForm(), hidden: settings.hidden.slice(0, -1) })));
   $("clear-points").addEventListener("click", () => apply(() => ({ ...readForm(), points: [] })));
   $("plot").addEventListener("click", addPoint);
+  $("click-mode").addEventListener("change", () => {
+    $("plot").title = $("click-mode").value === "trace" ? "click to step that point through the network" : "click to add a training point";
+  });
+  $("upload-file").addEventListener("change", uploadCsv);
+  initTrace();
+  initRace();
   window.addEventListener("hashchange", () => {
     if (location.hash !== encodeHash(settings)) apply(() => ({ ...settings, ...decodeHash(location.hash) }));
   });
