@@ -76,7 +76,21 @@ class Ensemble:
     # -- construction from files ----------------------------------------------------------
     @classmethod
     def from_files(cls, paths: Sequence[PathLike], *, names: Sequence[str] | None = None) -> Ensemble:
-        """Members loaded from model files (``.safetensors``) or run directories."""
+        """Members loaded from model files (``.safetensors``) or run directories.
+
+        Each member's loss is its saved ``metadata["loss"]`` (softmax when none is saved).
+
+        Parameters
+        ----------
+        paths : sequence of str or os.PathLike
+            Model files, or run directories (their ``model.safetensors``).
+        names : sequence of str, optional
+            Member names used in messages and reports; default: the paths.
+
+        Returns
+        -------
+        Ensemble
+        """
         from neuronlab.io import load
 
         models = []
@@ -89,12 +103,43 @@ class Ensemble:
 
     @classmethod
     def from_runs(cls, run_dirs: Sequence[PathLike]) -> Ensemble:
-        """Members from the ``model.safetensors`` of training run directories."""
+        """Members from the ``model.safetensors`` of training run directories.
+
+        Parameters
+        ----------
+        run_dirs : sequence of str or os.PathLike
+            Run directories written by ``neuronlab train``.
+
+        Returns
+        -------
+        Ensemble
+        """
         return cls.from_files(run_dirs)
 
     @classmethod
     def from_search(cls, directory: PathLike, top_k: int = 5) -> Ensemble:
-        """The ``top_k`` completed trials of a search directory, best validation value first."""
+        """The ``top_k`` completed trials of a search directory, highest objective value first
+        (ties broken by the lower recorded ``val_loss``).
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            A search directory (written by :func:`~neuronlab.search.run_search`).
+        top_k : int, default 5
+            Members to take (> 0); fewer when fewer trials completed with a saved model.
+
+        Returns
+        -------
+        Ensemble
+            Members named ``"trial <number>"``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``directory`` has no ``trials/`` folder.
+        ValueError
+            If no trial completed with a saved model.
+        """
         from neuronlab.search.output import read_records, trial_dir
 
         top_k = check_positive_int("top_k", top_k)
@@ -113,8 +158,28 @@ class Ensemble:
                          loss: str | None = None) -> Ensemble:
         """A snapshot ensemble: the models of the ``last`` end-of-epoch checkpoints of one run.
 
-        ``directory`` is a checkpoints folder or a run directory (its ``checkpoints/``; the
-        run's ``model.safetensors``, when present, supplies the preprocessor and loss)."""
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            A checkpoints folder, or a run directory (its ``checkpoints/``; the run's
+            ``model.safetensors``, when present, supplies the preprocessor and loss).
+        last : int, default 5
+            How many of the newest end-of-epoch checkpoints to use (> 0).
+        preprocessor : Preprocessor, optional
+            Given to every member; default: the run model's.
+        loss : str, optional
+            Loss name of every member; default: the run model's, else ``"softmax"``.
+
+        Returns
+        -------
+        Ensemble
+            Members named by their checkpoint files, oldest first.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the folder has no end-of-epoch checkpoints.
+        """
         from neuronlab.train.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
         last = check_positive_int("last", last)
@@ -147,15 +212,46 @@ class Ensemble:
 
     # -- prediction -------------------------------------------------------------------------
     def member_proba(self, i: int, X: np.ndarray, *, batch_size: int = 2048) -> np.ndarray:
-        """Probabilities of member ``i`` for raw inputs X (n_samples, n_features), in float64
-        (:func:`neuronlab.prediction.predict_proba`: its preprocessor, then its loss)."""
+        """Probabilities of member ``i`` for raw inputs, in float64
+        (:func:`neuronlab.prediction.predict_proba`: its preprocessor, then its loss).
+
+        Parameters
+        ----------
+        i : int
+            Index of the member.
+        X : ndarray of shape (n_samples, n_features)
+            Raw inputs.
+        batch_size : int, default 2048
+            Rows per forward pass.
+
+        Returns
+        -------
+        ndarray of float64
+            Shape (n_samples, n_classes), or (n_samples,) for a binary member.
+        """
         proba = prediction.predict_proba(self.models[i], X, loss=self.losses[i],
                                           batch_size=batch_size)
         return np.asarray(proba, dtype=np.float64)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Weighted mean of the members' probabilities: shape (n_samples, n_classes), or
-        (n_samples,) for binary members with one output."""
+        """Weighted mean of the members' probabilities.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Raw inputs, float32 or float64, finite (each member applies its preprocessor).
+
+        Returns
+        -------
+        ndarray of float64
+            Shape (n_samples, n_classes), or (n_samples,) for binary members with one
+            output.
+
+        Raises
+        ------
+        ValueError
+            If the members' probabilities have different shapes.
+        """
         X = check_array("X", X)
         total: np.ndarray | None = None
         for i, w in enumerate(self.weights):
@@ -174,15 +270,51 @@ class Ensemble:
         return (proba >= 0.5).astype(np.int64) if proba.ndim == 1 else proba.argmax(axis=1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class labels (n_samples,) of the averaged probabilities."""
+        """Class labels of the averaged probabilities (argmax; ``p >= 0.5`` for binary members).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Raw inputs.
+
+        Returns
+        -------
+        ndarray of int of shape (n_samples,)
+        """
         return self._labels(self.predict_proba(X))
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Accuracy of the ensemble on (X, y)."""
+        """Accuracy of the ensemble on (X, y).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Raw inputs.
+        y : array-like of shape (n_samples,)
+            Integer class labels.
+
+        Returns
+        -------
+        float
+            Fraction of rows whose predicted label equals ``y``.
+        """
         return float(np.mean(self.predict(X) == np.asarray(y).reshape(-1)))
 
     def member_scores(self, X: np.ndarray, y: np.ndarray) -> list[float]:
-        """Accuracy of each member on (X, y)."""
+        """Accuracy of each member on (X, y), to compare with :meth:`score`.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Raw inputs.
+        y : array-like of shape (n_samples,)
+            Integer class labels.
+
+        Returns
+        -------
+        list of float
+            One accuracy per member, in member order.
+        """
         X, y = check_array("X", X), np.asarray(y).reshape(-1)
         return [float(np.mean(self._labels(self.member_proba(i, X)) == y)) for i in range(len(self))]
 
@@ -221,12 +353,30 @@ class EMA(Callback):
         return 1.0 - self.decay
 
     def on_train_begin(self, trainer: Any) -> None:
+        """Start the average at the model's current parameters (and allocate the scratch buffers).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+        """
         params = trainer.model.params
         self.averaged = {k: v.copy() for k, v in params.items()}
         self._buf = {k: np.empty_like(v) for k, v in params.items()}
         self.n_averaged = 0
 
     def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
+        """Fold the step's parameters into the average (before ``start_step``: copy them).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step just done.
+        logs : dict
+            The batch's logs (unused).
+        """
         params = trainer.model.params
         if step < self.start_step:
             for k, a in self.averaged.items():
@@ -241,12 +391,38 @@ class EMA(Callback):
             a += buf
 
     def copy_to(self, model: Any) -> None:
-        """Write the averaged parameters into ``model`` (buffers untouched)."""
+        """Write the averaged parameters into ``model`` (buffers untouched).
+
+        Parameters
+        ----------
+        model : Sequential
+            The trained model (or one of the same architecture).
+
+        Raises
+        ------
+        ValueError
+            If the model's parameter names or shapes differ from the averaged ones.
+        """
         model.set_arrays({k: v.copy() for k, v in self.averaged.items()})
 
     def averaged_model(self, model: Any, X: np.ndarray | None = None, *, batch_size: int = 256) -> Any:
-        """A copy of ``model`` with the averaged parameters; with training inputs ``X`` its
-        batch-norm statistics are recomputed (:func:`recompute_batchnorm`)."""
+        """A copy of ``model`` with the averaged parameters (``model`` is not changed).
+
+        Parameters
+        ----------
+        model : Sequential
+            The trained model: its architecture, dtype, buffers and preprocessor are copied.
+        X : ndarray of shape (n_samples, n_features), optional
+            Training inputs, already preprocessed: the copy's batch-norm statistics are
+            recomputed on them (:func:`recompute_batchnorm`). Without it they are the
+            model's, gathered for the unaveraged weights.
+        batch_size : int, default 256
+            Rows per forward pass of the recomputation.
+
+        Returns
+        -------
+        Sequential
+        """
         from neuronlab.layers.sequential import Sequential
 
         copy = Sequential.from_config(model.get_config())
@@ -260,9 +436,24 @@ class EMA(Callback):
         return copy
 
     def state_dict(self) -> dict[str, Any]:
+        """The average and the count of averaged steps, for a resumed run.
+
+        Returns
+        -------
+        dict
+            ``{"averaged": {name: ndarray}, "n_averaged": int}`` (the arrays themselves, not
+            copies).
+        """
         return {"averaged": dict(self.averaged), "n_averaged": self.n_averaged}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy a saved average into this one's arrays (made by :meth:`on_train_begin`).
+
+        Parameters
+        ----------
+        state : dict
+            A dictionary :meth:`state_dict` returned.
+        """
         for k, v in state["averaged"].items():
             np.copyto(self.averaged[k], v)
         self.n_averaged = int(state["n_averaged"])
@@ -270,7 +461,13 @@ class EMA(Callback):
 
 class Polyak(EMA):
     """Polyak averaging: the plain mean of the parameters after every step from
-    ``start_step`` on (``a ← a + (w − a)/n`` at the n-th averaged step)."""
+    ``start_step`` on (``a ← a + (w − a)/n`` at the n-th averaged step).
+
+    Parameters
+    ----------
+    start_step : int >= 0, default 0
+        First step that is averaged (before it, the average follows the parameters).
+    """
 
     def __init__(self, *, start_step: int = 0) -> None:
         super().__init__(0.0, start_step=start_step)

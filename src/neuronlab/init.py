@@ -19,7 +19,32 @@ __all__ = ["initialize", "fans"]
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    """Return (fan_in, fan_out) of a weight array of shape (n_in, n_out, ...)."""
+    """Return (fan_in, fan_out) of a weight array of shape (n_in, n_out, ...).
+
+    Trailing axes (a maxout layer's pieces) count in neither.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The weight array's shape, at least 2 dimensions.
+
+    Returns
+    -------
+    (int, int)
+        ``(shape[0], shape[1])``.
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` has fewer than 2 dimensions.
+
+    Examples
+    --------
+    >>> fans((784, 100))
+    (784, 100)
+    >>> fans((64, 32, 2))
+    (64, 32)
+    """
     if len(shape) < 2:
         raise ValueError(f"a weight shape needs at least 2 dimensions (n_in, n_out), got {shape}")
     return int(shape[0]), int(shape[1])

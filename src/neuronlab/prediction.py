@@ -92,7 +92,24 @@ def resolve_loss(model: Any, loss: Loss | str | None = None) -> Loss:
 
 
 def has_probabilities(loss: Loss) -> bool:
-    """Whether ``loss`` has a probabilistic reading of the scores (its own ``predict_proba``)."""
+    """Whether ``loss`` has a probabilistic reading of the scores (its own ``predict_proba``).
+
+    Parameters
+    ----------
+    loss : Loss
+        A loss object.
+
+    Returns
+    -------
+    bool
+        True for softmax and sigmoid cross-entropy; False for the hinge and regression losses.
+
+    Examples
+    --------
+    >>> from neuronlab.losses import MeanSquaredError, SoftmaxCrossEntropy
+    >>> has_probabilities(SoftmaxCrossEntropy()), has_probabilities(MeanSquaredError())
+    (True, False)
+    """
     return type(loss).predict_proba is not Loss.predict_proba
 
 
@@ -164,6 +181,30 @@ def predict(
     (n_samples, n_attributes) or regression values (n_samples, n_outputs).
 
     ``loss`` is resolved by :func:`resolve_loss` (argument, ``model.metadata["loss"]``, softmax).
+
+    Parameters
+    ----------
+    model : Sequential
+        The network; ``model.preprocessor`` (when set) is applied to each batch first.
+    X : array-like of shape (n_samples, n_features)
+        Raw features (lists, DataFrames, integer data are converted to float).
+    loss : Loss or str, optional
+        The loss that reads the scores, resolved by :func:`resolve_loss`.
+    batch_size : int, default 1024
+        Rows per forward pass.
+
+    Returns
+    -------
+    ndarray
+        The predictions, one row per sample.
+
+    Raises
+    ------
+    ValueError
+        If X holds NaN or Inf (the message names the row) or has the wrong number of
+        features, or ``loss`` is an unknown name.
+    TypeError
+        If X does not hold numbers, or ``loss`` is neither a Loss nor a name.
     """
     reader = resolve_loss(model, loss)
     return _join([reader.predict(s) for s in _score_batches(model, X, batch_size)])
@@ -176,10 +217,28 @@ def predict_proba(
     rows summing to 1, or sigmoid probabilities of the positive class, (n_samples,) binary and
     (n_samples, n_attributes) multi-label; in the model's dtype.
 
+    Parameters
+    ----------
+    model : Sequential
+        The network; ``model.preprocessor`` (when set) is applied to each batch first.
+    X : array-like of shape (n_samples, n_features)
+        Raw features (lists, DataFrames, integer data are converted to float).
+    loss : Loss or str, optional
+        The loss that reads the scores, resolved by :func:`resolve_loss`.
+    batch_size : int, default 1024
+        Rows per forward pass.
+
+    Returns
+    -------
+    ndarray
+        The probabilities, one row per sample.
+
     Raises
     ------
     NotImplementedError
         For a loss without probabilities (hinge, regression), before any forward pass.
+    ValueError
+        If X holds NaN or Inf, or has the wrong number of features.
     """
     reader = resolve_loss(model, loss)
     if not has_probabilities(reader):

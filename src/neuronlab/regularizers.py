@@ -64,6 +64,13 @@ class Regularizer:
 
     Subclasses fix which of the two coefficients they expose. ``loss(model)`` returns R and
     ``add_grad(model)`` adds dR/dW into ``model.grads`` in place.
+
+    Parameters
+    ----------
+    l1 : float, default 0.0
+        λ1 >= 0.
+    l2 : float, default 0.0
+        λ2 >= 0.
     """
 
     registry_name: ClassVar[str] = ""
@@ -80,6 +87,24 @@ class Regularizer:
         Σ|w| is a NumPy sum of |W| (written into a scratch array), Σ w² an ``einsum`` (one
         pass, no temporary, no BLAS) or, with the kernels on, ``kernels.sum_squares``: equal
         within rounding (both sum in the weights' dtype, in different orders).
+
+        Parameters
+        ----------
+        model : Sequential
+            Or any object with ``params``, ``grads`` and ``weight_keys``.
+
+        Returns
+        -------
+        float
+            R(W); 0.0 when both coefficients are 0.
+
+        Examples
+        --------
+        >>> from neuronlab.layers import Linear, Sequential
+        >>> model = Sequential([Linear(2, 1)])
+        >>> model.params["0.W"][...] = [[3.0], [4.0]]
+        >>> L2(0.1).loss(model)  # ½ · 0.1 · (3² + 4²); the bias is not penalised
+        1.25
         """
         l1, l2 = self._l1, self._l2
         squares = kernels.get("sum_squares") if l2 else None
@@ -103,6 +128,11 @@ class Regularizer:
         In NumPy, ``g += λ2·W`` then ``g += λ1·sign(W)``, each through a scratch array (no
         temporary). With the kernels on, each is one compiled pass of the same operations
         (``add_scaled``, ``add_scaled_sign``): bit-identical.
+
+        Parameters
+        ----------
+        model : Sequential
+            Or any object with ``params``, ``grads`` and ``weight_keys``.
         """
         l1, l2 = self._l1, self._l2
         scaled = kernels.get("add_scaled") if l2 else None
@@ -150,10 +180,28 @@ class Regularizer:
         return {**self.__dict__, "_buf": {}, "_plan": []}
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"l1": float, "l2": float}``.
+        """
         return {"l1": self._l1, "l2": self._l2}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Regularizer:
+        """A new regulariser from :meth:`get_config` output: ``cls(**config)``.
+
+        Parameters
+        ----------
+        config : dict
+            Constructor keyword arguments.
+
+        Returns
+        -------
+        Regularizer
+        """
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -176,6 +224,13 @@ class L2(Regularizer):
         self.strength = self._l2
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"strength": float}``.
+        """
         return {"strength": self.strength}
 
 
@@ -194,6 +249,13 @@ class L1(Regularizer):
         self.strength = self._l1
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"strength": float}``.
+        """
         return {"strength": self.strength}
 
 
@@ -236,7 +298,13 @@ class MaxNorm:
         self.max_norm = check_number("max_norm", max_norm, low=0.0, low_inclusive=False)
 
     def apply(self, model: Model) -> None:
-        """Rescale, in place, the columns of every weight array of ``model`` whose norm exceeds c."""
+        """Rescale, in place, the columns of every weight array of ``model`` whose norm exceeds c.
+
+        Parameters
+        ----------
+        model : Sequential
+            Or any object with ``params``, ``grads`` and ``weight_keys``.
+        """
         params = model.params
         c = self.max_norm
         for key in model.weight_keys:
@@ -250,10 +318,28 @@ class MaxNorm:
             w *= norms
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"max_norm": float}``.
+        """
         return {"max_norm": self.max_norm}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> MaxNorm:
+        """A new constraint from :meth:`get_config` output: ``cls(**config)``.
+
+        Parameters
+        ----------
+        config : dict
+            Constructor keyword arguments.
+
+        Returns
+        -------
+        MaxNorm
+        """
         return cls(**config)
 
     def __repr__(self) -> str:

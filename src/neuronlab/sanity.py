@@ -76,8 +76,23 @@ CONFLICT_FAIL_FRACTION = 0.1
 
 @dataclass(frozen=True)
 class SanityResult:
-    """One check: ``status`` is "PASS", "WARN" (passed, with something to look at), "FAIL"
-    or "SKIP" (not applicable)."""
+    """One check of :func:`sanity_check`; ``str(result)`` is its line of the report.
+
+    Attributes
+    ----------
+    name : str
+        The check (``"initial_loss"``, ``"overfit"``, ``"duplicates"``...).
+    status : {"PASS", "WARN", "FAIL", "SKIP"}
+        "WARN" passed, with something to look at; "SKIP" not applicable.
+    summary : str
+        One line saying what was measured.
+    values : dict
+        The measured numbers (JSON-able).
+    action : str
+        What to do, printed after a FAIL or WARN (may be empty).
+    detail : str
+        A longer explanation printed at the end of the report for a FAIL (may be empty).
+    """
 
     name: str
     status: str
@@ -88,10 +103,12 @@ class SanityResult:
 
     @property
     def passed(self) -> bool:
+        """True unless the status is "FAIL" (a warning or a skip passes)."""
         return self.status != "FAIL"
 
     @property
     def warned(self) -> bool:
+        """True for a "WARN" status."""
         return self.status == "WARN"
 
     def __str__(self) -> str:
@@ -103,8 +120,15 @@ class SanityResult:
 
 @dataclass(frozen=True)
 class SanityReport:
-    """The results of :func:`sanity_check` in order; ``report["overfit"]`` picks one and
-    ``str(report)`` is the text ``neuronlab check`` prints."""
+    """The results of :func:`sanity_check` in order; ``report["overfit"]`` picks one (a
+    KeyError naming the checks if there is none) and ``str(report)`` is the text
+    ``neuronlab check`` prints.
+
+    Attributes
+    ----------
+    results : list of SanityResult
+        One per check, in the order they ran.
+    """
 
     results: list[SanityResult]
 
@@ -115,6 +139,7 @@ class SanityReport:
 
     @property
     def warnings(self) -> list[SanityResult]:
+        """The results with a "WARN" status, in order."""
         return [r for r in self.results if r.warned]
 
     def __getitem__(self, name: str) -> SanityResult:
@@ -271,7 +296,31 @@ def baseline_result(X: Any, y: Any, X_eval: Any = None, y_eval: Any = None, *, l
     """The ``baseline`` result: :func:`~neuronlab.babysit.baselines.baselines` fitted on
     ``(X, y)`` and scored on ``(X_eval, y_eval)`` (default: on ``(X, y)`` itself, ``part``
     "train"), with the network's ``loss``. PASS (the numbers to beat) unless the data is
-    degenerate (FAIL). ``values`` is ``Baselines.to_dict()``."""
+    degenerate (FAIL). ``values`` is ``Baselines.to_dict()``.
+
+    Parameters
+    ----------
+    X, y : array-like
+        The training rows (preprocessed, as the network sees them) and their labels.
+    X_eval, y_eval : array-like, optional
+        The rows to score on; give both or neither.
+    loss : Loss
+        The network's loss; its ``task`` is the baselines' task.
+    part : str, default "test"
+        Name of the scored part, used in the text ("train" when ``X_eval`` is None).
+    seed : int, default 0
+        Seeds the linear baseline's training.
+
+    Returns
+    -------
+    SanityResult
+        Named ``"baseline"``.
+
+    Raises
+    ------
+    ValueError
+        If only one of ``X_eval`` and ``y_eval`` is given.
+    """
     from neuronlab.babysit.baselines import baselines
 
     if (X_eval is None) != (y_eval is None):
@@ -301,6 +350,13 @@ def duplicates_result(X: Any, held_out: Mapping[str, tuple[Any, Any]], *,
     rows : array of int, optional
         The training rows of ``X``.
 
+    Returns
+    -------
+    SanityResult
+        Named ``"duplicates"``; ``values`` holds each part's report (``to_dict()``).
+
+    Notes
+    -----
     Row numbers in the summary are those of the arrays given. None found: PASS; some: WARN;
     more than :data:`DUPLICATE_FAIL_FRACTION` of a part: FAIL.
     """
@@ -340,7 +396,29 @@ def conflicts_result(X: Any, y: Any, *, task: str, rows: Any = None) -> SanityRe
     (:func:`~neuronlab.babysit.baselines.conflicting_labels`; ``rows`` selects the training
     rows of ``X`` and ``y``). Classification and multilabel: none PASS, some WARN, more than
     :data:`CONFLICT_FAIL_FRACTION` of the rows FAIL. Regression: PASS, stating the noise
-    floor such groups put on the mean squared error."""
+    floor such groups put on the mean squared error.
+
+    Parameters
+    ----------
+    X : ndarray or np.memmap of shape (n_samples, n_features, ...)
+        Input rows.
+    y : array of shape (n_samples,) or (n_samples, n_outputs)
+        Class labels, 0/1 attributes or regression targets.
+    task : {"classification", "multilabel", "regression"}
+        The loss's task.
+    rows : array of int, optional
+        Examine only these rows (numbered as in ``X`` in the summary).
+
+    Returns
+    -------
+    SanityResult
+        Named ``"conflicts"``; ``values`` is the ``ConflictReport``'s ``to_dict()``.
+
+    Raises
+    ------
+    ValueError
+        If ``task`` is not one of the three.
+    """
     from neuronlab.babysit.baselines import conflicting_labels
 
     c = conflicting_labels(X, y, task=task, rows=rows)

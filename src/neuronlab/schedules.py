@@ -63,7 +63,35 @@ class Schedule:
     def from_epochs(cls, *, lr: float, steps_per_epoch: int, epochs: int, decay_factor: float,
                     decay_epochs: int, decay_rate: float) -> Schedule:
         """The schedule from a run's settings, which count in epochs (a run config's
-        ``[optim]``); each schedule converts them to optimizer steps itself."""
+        ``[optim]``); each schedule converts them to optimizer steps itself.
+
+        Every schedule receives all of these keywords and reads the ones it uses.
+
+        Parameters
+        ----------
+        lr : float
+            Initial (or constant) learning rate.
+        steps_per_epoch : int
+            Optimizer steps in one epoch.
+        epochs : int
+            Epochs of the run.
+        decay_factor : float
+            Multiplier of a step decay.
+        decay_epochs : int
+            Period of a step decay, in epochs.
+        decay_rate : float
+            Decay rate k per epoch of an exponential or 1/t decay.
+
+        Returns
+        -------
+        Schedule
+
+        Raises
+        ------
+        ValueError
+            In the base class and for schedules that cannot be built from a run config
+            (``Warmup``); the message lists the ones that can.
+        """
         base = Schedule.from_epochs.__func__  # type: ignore[attr-defined]
         raise ValueError(
             f"schedule {cls.registry_name!r} cannot be built from a run config; choose one of: "
@@ -94,6 +122,19 @@ class Constant(Schedule):
 
     @classmethod
     def from_epochs(cls, *, lr: float, **_: Any) -> Constant:
+        """The constant rate ``lr``.
+
+        Parameters
+        ----------
+        lr : float
+            The learning rate.
+        **_
+            The run's other settings, which this schedule does not use (ignored).
+
+        Returns
+        -------
+        Constant
+        """
         return cls(lr)
 
     def __post_init__(self) -> None:
@@ -127,7 +168,25 @@ class StepDecay(Schedule):
     @classmethod
     def from_epochs(cls, *, lr: float, steps_per_epoch: int, decay_factor: float,
                     decay_epochs: int, **_: Any) -> StepDecay:
-        """``decay_factor`` every ``decay_epochs`` epochs."""
+        """``decay_factor`` every ``decay_epochs`` epochs.
+
+        Parameters
+        ----------
+        lr : float
+            Initial rate.
+        steps_per_epoch : int
+            Optimizer steps in one epoch.
+        decay_factor : float
+            The schedule's ``factor``.
+        decay_epochs : int
+            Period in epochs: ``every = decay_epochs * steps_per_epoch``.
+        **_
+            The run's other settings, which this schedule does not use (ignored).
+
+        Returns
+        -------
+        StepDecay
+        """
         return cls(lr, factor=decay_factor, every=decay_epochs * steps_per_epoch)
 
     def __post_init__(self) -> None:
@@ -151,7 +210,24 @@ class _Decay(Schedule):
     @classmethod
     def from_epochs(cls, *, lr: float, steps_per_epoch: int, decay_rate: float,
                     **_: Any) -> _Decay:
-        """``decay_rate`` is k per epoch; the schedule counts steps: k / steps_per_epoch."""
+        """``decay_rate`` is k per epoch; the schedule counts steps: k / steps_per_epoch.
+
+        Parameters
+        ----------
+        lr : float
+            Initial rate.
+        steps_per_epoch : int
+            Optimizer steps in one epoch.
+        decay_rate : float
+            Decay rate k per epoch.
+        **_
+            The run's other settings, which this schedule does not use (ignored).
+
+        Returns
+        -------
+        Exponential or InverseTime
+            An instance of the class it is called on.
+        """
         return cls(lr, k=decay_rate / steps_per_epoch)
 
     def __post_init__(self) -> None:
@@ -219,7 +295,23 @@ class Cosine(Schedule):
     @classmethod
     def from_epochs(cls, *, lr: float, steps_per_epoch: int, epochs: int,
                     **_: Any) -> Cosine:
-        """Anneals over the whole run."""
+        """Anneals over the whole run: ``total_steps = epochs * steps_per_epoch``.
+
+        Parameters
+        ----------
+        lr : float
+            Rate at step 0.
+        steps_per_epoch : int
+            Optimizer steps in one epoch.
+        epochs : int
+            Epochs of the run.
+        **_
+            The run's other settings, which this schedule does not use (ignored).
+
+        Returns
+        -------
+        Cosine
+        """
         return cls(lr, total_steps=epochs * steps_per_epoch)
 
     def __post_init__(self) -> None:
@@ -277,14 +369,60 @@ class Warmup(Schedule):
 
 
 def get_schedule(name: str, **kwargs: Any) -> Schedule:
-    """Build the schedule registered as ``name`` ("constant", "step", "exponential",
-    "inverse_time", "cosine", "warmup") with ``kwargs``; unknown names list the choices."""
+    """Build the schedule registered as ``name`` with ``kwargs``.
+
+    Parameters
+    ----------
+    name : str
+        "constant", "step", "exponential", "inverse_time", "cosine" or "warmup".
+    **kwargs
+        The schedule's fields (``lr=...``, ``total_steps=...``).
+
+    Returns
+    -------
+    Schedule
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the message lists the choices) or a value is out of range.
+    TypeError
+        If a keyword is not one of the schedule's fields.
+
+    Examples
+    --------
+    >>> s = get_schedule("step", lr=0.1, factor=0.5, every=10)
+    >>> s(0), s(10), s(25)
+    (0.1, 0.05, 0.025)
+    """
     schedule: Schedule = SCHEDULES.create(name, **kwargs)
     return schedule
 
 
 def schedule_from_config(cfg: Mapping[str, Any]) -> Schedule:
-    """Rebuild a schedule from ``{"type": name, **fields}`` (what ``get_config`` returns)."""
+    """Rebuild a schedule from ``{"type": name, **fields}`` (what ``get_config`` returns).
+
+    Parameters
+    ----------
+    cfg : mapping
+        ``"type"`` is the registry name; the other keys are the schedule's fields (a
+        warm-up's ``"schedule"`` may itself be such a mapping).
+
+    Returns
+    -------
+    Schedule
+
+    Raises
+    ------
+    ValueError
+        If ``cfg`` is not a mapping with a ``"type"`` key, the type is unknown, or a value
+        is out of range.
+
+    Examples
+    --------
+    >>> schedule_from_config({"type": "cosine", "lr": 0.1, "total_steps": 100})
+    Cosine(lr=0.1, total_steps=100, min_lr=0.0)
+    """
     if not isinstance(cfg, Mapping) or "type" not in cfg:
         raise ValueError(f"schedule config must be a mapping with a 'type' key, got {cfg!r}")
     kwargs = {k: v for k, v in cfg.items() if k != "type"}

@@ -417,8 +417,29 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         return float(accuracy_score(y, pred, sample_weight=w))
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NeuralNetClassifier:
-        """Train for ``epochs`` epochs on X of shape (n_samples, n_features), labels y of
-        shape (n_samples,) and optional row weights of shape (n_samples,)."""
+        """Train for ``epochs`` epochs (from fresh weights, unless ``warm_start`` and already
+        fitted).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Class labels (any hashable values).
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, not all zero): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        NeuralNetClassifier
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If y holds continuous values, a label was not seen in the first fit (with
+            ``warm_start``), or the weights are invalid.
+        """
         first = not (self.warm_start and hasattr(self, "model_"))
         X, y, y_enc, w = self._prepare(X, y, sample_weight, reset=first)
         self._fit(X, y_enc, y, w, int(self.epochs), n_outputs=max(len(self.classes_), 2),
@@ -427,7 +448,30 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
                     ) -> NeuralNetClassifier:
-        """One epoch over (X, y); the first call needs ``classes`` (all labels that will occur)."""
+        """One epoch over (X, y), continuing from the current weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Class labels, all in ``classes``.
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, not all zero): the loss becomes their weighted mean.
+        classes : array-like, optional
+            Every label that will ever occur; required on the first call, ignored after.
+
+        Returns
+        -------
+        NeuralNetClassifier
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If ``classes`` is missing on the first call, y has a label outside the classes,
+            or ``class_weight="balanced"`` (it needs the whole data set).
+        """
         first = not hasattr(self, "model_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
@@ -442,11 +486,43 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
         return p / p.sum(axis=1, keepdims=True)  # one class: its output only
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities of shape (n_samples, n_classes)."""
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Rows sum to 1.
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator has not been fitted.
+        """
         return self._proba(self._scores(X))
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted labels of shape (n_samples,)."""
+        """Predicted labels: the most probable class of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Values of ``classes_``.
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator has not been fitted.
+        """
         proba = self.predict_proba(X)  # first: raises NotFittedError before classes_ is read
         return self.classes_[np.argmax(proba, axis=1)]
 
@@ -538,15 +614,51 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         return float(r2_score(y, pred, sample_weight=w))
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> NeuralNetRegressor:
-        """Train for ``epochs`` epochs on X of shape (n_samples, n_features), targets y of
-        shape (n_samples,) or (n_samples, n_targets) and optional row weights."""
+        """Train for ``epochs`` epochs (from fresh weights, unless ``warm_start`` and already
+        fitted).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Regression targets.
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, not all zero): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        NeuralNetRegressor
+            ``self``.
+        """
         first = not (self.warm_start and hasattr(self, "model_"))
         X, y_fit, y2, w = self._prepare(X, y, sample_weight, reset=first)
         self._fit(X, y_fit, y2, w, int(self.epochs), n_outputs=y2.shape[1], first=first)
         return self
 
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> NeuralNetRegressor:
-        """One epoch over (X, y); the first call fixes the standardisation of y."""
+        """One epoch over (X, y), continuing from the current weights; the first call fixes
+        the standardisation of y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Regression targets, with as many targets as the first call.
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, not all zero): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        NeuralNetRegressor
+            ``self``.
+
+        Raises
+        ------
+        ValueError
+            If y has another number of targets than the first fit.
+        """
         first = not hasattr(self, "model_")
         X, y_fit, y2, w = self._prepare(X, y, sample_weight, reset=first)
         self._fit(X, y_fit, y2, w, 1, n_outputs=y2.shape[1], first=first, incremental=True)
@@ -558,7 +670,23 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         return tags
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted targets in y's units: shape (n_samples,) for 1-D y, else
-        (n_samples, n_targets)."""
+        """Predicted targets in y's units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        ndarray
+            Shape (n_samples,) when the model was fitted on 1-D y, else
+            (n_samples, n_targets).
+
+        Raises
+        ------
+        NotFittedError
+            If the estimator has not been fitted.
+        """
         pred = self._scores(X) * self.y_scale_ + self.y_mean_
         return pred.ravel() if self._y_1d else pred

@@ -7,6 +7,11 @@ counts too; a class's constructor parameters go in the class docstring, or its `
 a dataclass may list its fields under ``Attributes``), and a section entry must name a
 parameter of the signature. ``*args`` / ``**kwargs`` are documented as ``*args`` /
 ``**kwargs`` (or without the stars) unless :data:`EXEMPT` names them.
+
+Only a name's own docstring counts. :func:`inspect.getdoc` hands an override without one the
+docstring of the method it overrides, but the site does not: mkdocstrings (griffe, with no
+inherited-docstrings extension in mkdocs.yml) renders such an override with an empty body. So
+an override documents itself, in a line or two that say what it does in its class.
 """
 
 from __future__ import annotations
@@ -111,9 +116,15 @@ def _is_ours(obj: Any) -> bool:
     return (getattr(obj, "__module__", "") or "").startswith("neuronlab")
 
 
+def _doc(obj: Any) -> str | None:
+    """The object's own docstring, cleaned; never one inherited from a base class."""
+    doc = getattr(obj, "__doc__", None)
+    return inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else None
+
+
 def check_function(qualname: str, func: Any, *, method: bool = False) -> list[str]:
     """Problems of one function or method."""
-    doc = inspect.getdoc(func)
+    doc = _doc(func)
     if not doc:
         return ["no docstring"]
     params = _params(func, skip_first=method)
@@ -130,7 +141,7 @@ def check_class(qualname: str, cls: type) -> dict[str, list[str]]:
         init = next((k.__dict__["__init__"] for k in cls.__mro__ if "__init__" in k.__dict__), None)
         if init is not None and _is_ours(init):
             params = _params(init, skip_first=True) or []
-            init_doc = inspect.getdoc(init) if init.__doc__ else ""
+            init_doc = _doc(init)
             names = PARAM_SECTIONS + (("Attributes",) if dataclasses.is_dataclass(cls) else ())
             text = doc + "\n\n" + (init_doc or "")
             problems = _check_params(qualname, params, text, names) if params else []
@@ -145,7 +156,7 @@ def check_class(qualname: str, cls: type) -> dict[str, list[str]]:
         elif inspect.isfunction(raw):
             func, is_method = raw, True
         elif isinstance(raw, property):
-            if _is_ours(raw.fget) and not inspect.getdoc(raw):
+            if _is_ours(raw.fget) and not _doc(raw):
                 out[_where(raw.fget)] = ["no docstring"]
             continue
         else:

@@ -22,7 +22,24 @@ ACTIVATION_FACTOR = 100.0
 
 def mean_std(y: np.ndarray) -> tuple[float, float]:
     """Mean and standard deviation of all of ``y`` in one pass (sum and sum of squares, in
-    float64): half the cost of ``y.mean()`` and ``y.std()``."""
+    float64): half the cost of ``y.mean()`` and ``y.std()``.
+
+    Parameters
+    ----------
+    y : ndarray
+        A layer's outputs (any shape).
+
+    Returns
+    -------
+    (float, float)
+        The mean and the (population) standard deviation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean_std(np.array([[1.0, 3.0]]))
+    (2.0, 1.0)
+    """
     flat = y.reshape(-1)
     mean = float(np.add.reduce(flat, dtype=np.float64)) / flat.size
     var = max(float(np.add.reduce(flat * flat, dtype=np.float64)) / flat.size - mean * mean, 0.0)
@@ -30,6 +47,24 @@ def mean_std(y: np.ndarray) -> tuple[float, float]:
 
 
 def activation_scale_rule(run: RunView, collapsing: bool) -> Finding | None:
+    """``activations_collapsing`` or ``activations_exploding``: the standard deviation of the
+    last hidden activation layer is below 1/:data:`ACTIVATION_FACTOR` (collapsing) or above
+    :data:`ACTIVATION_FACTOR` (exploding) times the first one's, at the first or the last
+    monitor step (the first of the two that shows it is reported).
+
+    Parameters
+    ----------
+    run : RunView
+        The run's history as the rules read it.
+    collapsing : bool
+        True checks for shrinking activations, False for growing ones.
+
+    Returns
+    -------
+    Finding or None
+        A warning with every activation layer's standard deviation; None when the ratio is
+        within bounds or fewer than two activation layers were measured.
+    """
     rule = "activations_collapsing" if collapsing else "activations_exploding"
     for step in run.steps[:1] + run.steps[-1:]:  # at initialisation, then at the end
         hidden = [r for r in run.layers[step] if r.get("role") == "activation"

@@ -158,6 +158,7 @@ class Baselines:
 
     @property
     def metric_name(self) -> str:
+        """The metric in words: "accuracy" or "mean squared error"."""
         return "accuracy" if self.metric == "acc" else "mean squared error"
 
     def summary(self) -> str:
@@ -179,7 +180,23 @@ class Baselines:
 
     def network_value(self, network_metrics: Mapping[str, Any]) -> float:
         """The network's metric from ``network_metrics``: the key ``metric`` ("acc" or
-        "error"), else with a ``val_`` or ``test_`` prefix (``evaluate``'s output)."""
+        "error"), else with a ``val_`` or ``test_`` prefix (``evaluate``'s output).
+
+        Parameters
+        ----------
+        network_metrics : mapping
+            The network's metrics on the same rows, e.g. ``trainer.evaluate(X, y)`` or an
+            epoch record.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        KeyError
+            If none of the three keys has a value.
+        """
         for key in (self.metric, f"val_{self.metric}", f"test_{self.metric}"):
             if key in network_metrics and network_metrics[key] is not None:
                 return float(network_metrics[key])
@@ -189,8 +206,22 @@ class Baselines:
     def compare(self, network_metrics: Mapping[str, Any]) -> str:
         """The sentence the report and the CLI print, e.g. "the network beats the linear
         baseline by 6.1 points of accuracy (97.8% vs 91.7%) and the majority class by 87.6
-        points (97.8% vs 10.2%)". A tie does not beat. ``network_metrics`` as for
-        :meth:`network_value`, measured on the same rows (``part``)."""
+        points (97.8% vs 10.2%)". A tie does not beat.
+
+        Parameters
+        ----------
+        network_metrics : mapping
+            As for :meth:`network_value`, measured on the same rows (``part``).
+
+        Returns
+        -------
+        str
+
+        Raises
+        ------
+        KeyError
+            If ``network_metrics`` has no value of the metric.
+        """
         v = self.network_value(network_metrics)
         if not math.isfinite(v):
             return f"the network's {self.metric_name} is not finite ({v}); it beats no baseline"
@@ -266,6 +297,14 @@ class DuplicateReport:
         return [(int(a), int(b)) for a, b in zip(self.rows_a[:_EXAMPLES], self.rows_b[:_EXAMPLES])]
 
     def to_dict(self) -> dict[str, Any]:
+        """The counts as JSON-able values.
+
+        Returns
+        -------
+        dict
+            ``n_a``, ``n_b``, ``n_duplicates``, ``fraction`` and ``examples`` (the first
+            few ``[row of X_a, row of X_b]`` pairs; not the full row arrays).
+        """
         return {"n_a": self.n_a, "n_b": self.n_b, "n_duplicates": self.n_duplicates,
                 "fraction": self.fraction, "examples": [list(p) for p in self.examples]}
 
@@ -313,6 +352,12 @@ class ConflictReport:
         return self.n_conflicting_rows / self.n_rows if self.n_rows else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields, and ``fraction``, as JSON-able values.
+
+        Returns
+        -------
+        dict
+        """
         return {"task": self.task, "n_rows": self.n_rows, "n_repeated": self.n_repeated,
                 "n_groups": self.n_groups, "n_conflicting_rows": self.n_conflicting_rows,
                 "fraction": self.fraction, "metric": self.metric,

@@ -25,12 +25,43 @@ DEAD_FRACTION = 0.30  # the notes: "as much as 40% of your network can be dead"
 
 
 def dead_fraction(y: np.ndarray) -> float:
-    """Fraction of the units (columns of ``y``, shape (n_sample, units)) that output 0 on
-    every row: a unit is dead when no row of the sample activates it."""
+    """Fraction of the units that output 0 (or less) on every row: a unit is dead when no
+    row of the sample activates it.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples, n_units)
+        A layer's outputs on a sample of inputs.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dead_fraction(np.array([[0.0, 1.0, 0.0], [0.0, 2.0, 3.0]]))  # unit 0 never fires
+    0.3333333333333333
+    """
     return float(np.count_nonzero(y.max(axis=0) <= 0)) / int(y.shape[1])
 
 
 def dead_relu_rule(run: RunView) -> Finding | None:
+    """``dead_relu``: at the latest step with measurements, some ReLU layer has at least
+    :data:`DEAD_FRACTION` of its units dead.
+
+    Parameters
+    ----------
+    run : RunView
+        The run's history as the rules read it.
+
+    Returns
+    -------
+    Finding or None
+        A warning naming the worst layer, its dead fraction, the step and the first step any
+        flagged layer was past the threshold; None when no layer is.
+    """
     found = last_layer_values(run, "dead_fraction")
     if found is None:
         return None
@@ -51,6 +82,14 @@ def dead_relu_rule(run: RunView) -> Finding | None:
 
 def plot_dead_units(history_or_records: Any, *, ax: Axes | None = None) -> Figure:
     """Fraction of dead ReLU units (solid) and saturated sigmoid/tanh units (dashed) per layer.
+
+    Parameters
+    ----------
+    history_or_records : History, dict or list of dict
+        A :class:`~neuronlab.train.History`, its ``to_dict()`` output, or the records of a
+        ``metrics.jsonl`` file; the Monitor's layer records are read.
+    ax : matplotlib Axes, optional
+        Axes to draw on; None draws on a new Figure.
 
     Returns
     -------

@@ -36,5 +36,12 @@ class Finding:
         return f"[{self.severity}] {self.rule}: {self.message}\n  try: {self.action}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The finding as a JSON-able dict (as ``neuronlab diagnose --json`` prints it).
+
+        Returns
+        -------
+        dict
+            ``{"rule", "severity", "message", "evidence", "action"}``.
+        """
         return {"rule": self.rule, "severity": self.severity, "message": self.message,
                 "evidence": self.evidence, "action": self.action}

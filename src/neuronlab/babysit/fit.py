@@ -32,6 +32,21 @@ def _accuracy_pair(run: RunView) -> tuple[list[float], list[float]] | None:
 
 
 def overfitting_rule(run: RunView) -> Finding | None:
+    """``overfitting``: at the last epoch training accuracy exceeds validation accuracy by at
+    least :data:`OVERFIT_GAP`, and the gap has grown by at least :data:`OVERFIT_GROWTH` since
+    its smallest value.
+
+    Parameters
+    ----------
+    run : RunView
+        The run's history as the rules read it.
+
+    Returns
+    -------
+    Finding or None
+        A warning with both accuracies and the gap's growth; None when the gap is small,
+        did not grow, or the run has fewer than two epochs of ``acc`` and ``val_acc``.
+    """
     pair = _accuracy_pair(run)
     if pair is None or len(pair[0]) < 2:
         return None
@@ -51,6 +66,23 @@ def overfitting_rule(run: RunView) -> Finding | None:
 
 
 def underfitting_rule(run: RunView, fired: set[str]) -> Finding | None:
+    """``underfitting``: after at least four epochs, training accuracy ends below
+    :data:`UNDERFIT_ACC`, validation is within :data:`UNDERFIT_GAP` of it, and the last
+    half of the epochs gained at most :data:`PLATEAU` over the best of the first half.
+
+    Parameters
+    ----------
+    run : RunView
+        The run's history as the rules read it.
+    fired : set of str
+        Names of the rules that already fired; after ``lr_too_high``, ``lr_too_low`` or
+        ``regularization_too_strong`` (which explain a poor fit) this rule stays silent.
+
+    Returns
+    -------
+    Finding or None
+        A warning with both accuracies and the gain over the second half, or None.
+    """
     if fired & {"lr_too_high", "lr_too_low", "regularization_too_strong"}:  # explained already
         return None
     pair = _accuracy_pair(run)

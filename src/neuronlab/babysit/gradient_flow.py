@@ -43,6 +43,23 @@ def _signal_per_layer(run: RunView) -> tuple[list[int], dict[str, list[float]]]:
 
 
 def gradient_flow_rule(run: RunView, vanishing: bool) -> Finding | None:
+    """``vanishing_gradients`` or ``exploding_gradients``: the median over the monitor steps of
+    the first weight layer's RMS bias gradient over the last one's is below
+    1/:data:`DEPTH_FACTOR` (vanishing) or above :data:`DEPTH_FACTOR` (exploding).
+
+    Parameters
+    ----------
+    run : RunView
+        The run's history as the rules read it.
+    vanishing : bool
+        True checks for vanishing gradients, False for exploding ones.
+
+    Returns
+    -------
+    Finding or None
+        A warning with each layer's median RMS bias gradient; None within bounds, with
+        fewer than three layers with biases, or when the last layer's gradient is 0.
+    """
     steps, per = _signal_per_layer(run)
     if len(per) < 3 or not steps:
         return None
@@ -74,7 +91,17 @@ def plot_gradient_norms(
     history_or_records: Any, *, ax: Axes | None = None, weights_only: bool = True
 ) -> Figure:
     """Gradient norm per parameter over time (log axis): vanishing or exploding through depth
-    shows as lines drifting apart by decades. ``weights_only`` as in :func:`plot_update_ratios`.
+    shows as lines drifting apart by decades.
+
+    Parameters
+    ----------
+    history_or_records : History, dict or list of dict
+        A :class:`~neuronlab.train.History`, its ``to_dict()`` output, or the records of a
+        ``metrics.jsonl`` file; the Monitor's parameter records are read.
+    ax : matplotlib Axes, optional
+        Axes to draw on; None draws on a new Figure.
+    weights_only : bool, default True
+        Draw the weight matrices only (False adds biases and other parameters).
 
     Returns
     -------

@@ -19,6 +19,21 @@ INITIAL_FACTOR = 2.0  # initial loss off its expected value by more than this fa
 
 
 def initial_loss_rule(run: RunView) -> Finding | None:
+    """``initial_loss``: the loss at step 0 is more than :data:`INITIAL_FACTOR` times above or
+    below the loss's expected initial value (``history.info``; the first step's loss when the
+    Monitor did not record ``initial_loss``).
+
+    Parameters
+    ----------
+    run : RunView
+        The run's history as the rules read it.
+
+    Returns
+    -------
+    Finding or None
+        A warning with both values and their ratio; None when they agree or either is
+        missing or not positive.
+    """
     expected = run.info.get("expected_initial_loss")
     observed = run.info.get("initial_loss")
     if observed is None and run.loss.size and math.isfinite(run.loss[0]):

@@ -186,7 +186,22 @@ class LRFindResult:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LRFindResult:
-        """Rebuild a result from :meth:`to_dict` output (as read back from JSON)."""
+        """Rebuild a result from :meth:`to_dict` output (as read back from JSON).
+
+        Parameters
+        ----------
+        d : mapping
+            What :meth:`to_dict` returned; None values become NaN.
+
+        Returns
+        -------
+        LRFindResult
+
+        Raises
+        ------
+        ValueError
+            If ``d`` lacks a key or holds a value of the wrong kind.
+        """
 
         def num(v: Any) -> float:
             return math.nan if v is None else float(v)
@@ -225,7 +240,17 @@ class LRFindResult:
     def plot(self, ax: Axes | None = None) -> Figure:
         """The loss against the learning rate (log x): each seed's raw loss (faint) and
         smoothed curve, and each rule's suggestion as a labelled vertical line (the
-        recommended one solid). Returns the figure (matplotlib is imported here)."""
+        recommended one solid (matplotlib is imported here).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Axes to draw on; None draws on a new Figure.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
         from matplotlib.figure import Figure
 
         if ax is None:
@@ -283,15 +308,23 @@ def _steepest(lrs: np.ndarray, s: np.ndarray) -> float:
     return float(lrs[int(np.argmin(slope))])
 
 
+#: A valley shallower than this fraction of the plateau's loss is noise, not a valley.
+_VALLEY_MIN_DEPTH = 0.03
+
+
 def _valley(lrs: np.ndarray, s: np.ndarray) -> float:
     """A tenth of the way down the valley of ``s`` in log lr (the module docstring explains
     the rule): from the last point still on the rim (within 10% of the depth below the
     highest point before the minimum) to the first point on the floor (within 10% of the
     depth above the minimum)."""
     m = int(np.argmin(s))
-    depth = float(np.max(s[: m + 1]) - s[m])
-    if m == 0 or not depth > 0:
-        return math.nan  # the loss never fell: no valley
+    # the rim's level is the plateau the sweep starts on (the median of its first tenth), not
+    # the highest point: the first smoothed points are single noisy minibatches, and a spike
+    # there put the rim at the sweep's start (a suggestion of start_lr)
+    plateau = float(np.median(s[: max(5, s.size // 10)]))
+    depth = plateau - float(s[m])
+    if m == 0 or not depth > _VALLEY_MIN_DEPTH * abs(plateau):
+        return math.nan  # the loss never fell (or by less than noise): no valley
     bottom, band = float(s[m]), _VALLEY_BAND * depth
     rim = max(k for k in range(m + 1) if s[k] >= bottom + depth - band)
     floor = next(k for k in range(rim, m + 1) if s[k] <= bottom + band)

@@ -95,8 +95,24 @@ class Probe:
 
 
 def layers_of(model: Any) -> list[Any]:
-    """The model's layer list; a TypeError for a model without one (the probes walk the
-    layers one by one to capture what arrives at each)."""
+    """The model's layer list (the probes walk the layers one by one to capture what
+    arrives at each).
+
+    Parameters
+    ----------
+    model : Sequential
+        A model with a non-empty ``layers`` list.
+
+    Returns
+    -------
+    list of Layer
+        ``model.layers`` itself.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` has no non-empty ``layers`` list.
+    """
     layers = getattr(model, "layers", None)
     if not isinstance(layers, list) or not layers:
         raise TypeError(
@@ -106,7 +122,27 @@ def layers_of(model: Any) -> list[Any]:
 
 
 def model_rows(model: Any, X: Any) -> np.ndarray:
-    """``X`` as an array in the model's dtype (the compute dtype), checked."""
+    """``X`` as an array in the model's dtype (the compute dtype), checked.
+
+    Parameters
+    ----------
+    model : Sequential
+        Its ``dtype`` is the target (float64 for a model without parameters).
+    X : array-like of shape (n_samples, n_features)
+        Numeric rows.
+
+    Returns
+    -------
+    ndarray
+        ``X`` itself when it already has the dtype, else a converted copy.
+
+    Raises
+    ------
+    TypeError
+        If ``X`` does not hold numbers.
+    ValueError
+        If ``X`` has fewer than 2 dimensions, no rows, or NaN or Inf.
+    """
     dtype = getattr(model, "dtype", None)
     if dtype is None:  # (not ``or``: a dtype without fields is falsy)
         dtype = np.dtype(np.float64)
@@ -153,7 +189,27 @@ def run_probe(
 ) -> Probe:
     """:func:`probe` without copying ``loss`` and ``regularizer`` and without converting ``X``:
     for callers that evaluate many gradients with copies of their own (the sharpness power
-    iteration on its float64 twin). The model's gradients and flags are still restored."""
+    iteration on its float64 twin). The model's gradients and flags are still restored.
+
+    Parameters
+    ----------
+    model : Sequential
+        The network; its layers' caches are overwritten, its gradients are not.
+    loss : Loss
+        Used as it is (its cache and buffers change).
+    X : ndarray of shape (n, n_features)
+        In the model's dtype already (see :func:`model_rows`).
+    y : ndarray of shape (n,) or (n, n_outputs)
+        Targets.
+    regularizer : object with ``loss(model)`` and ``add_grad(model)``, optional
+        Used as it is.
+    capture : bool, default False
+        Keep every Linear layer's input and output gradient.
+
+    Returns
+    -------
+    Probe
+    """
     layers = layers_of(model)
     saved = _swap_grads(layers)
     inputs: dict[int, np.ndarray] = {}
@@ -224,6 +280,20 @@ def float64_copy(model: Any) -> Sequential:
     sharing only the fitted ``preprocessor``, which no probe uses. Measurements that must move
     the weights (finite differences) run on it, so the original's weights are never written,
     and in float64 a difference of two gradients is not rounding noise.
+
+    Parameters
+    ----------
+    model : Sequential
+        The model to copy.
+
+    Returns
+    -------
+    Sequential
+
+    Raises
+    ------
+    TypeError
+        If ``model`` has no ``layers`` list.
     """
     layers_of(model)
     pre = getattr(model, "preprocessor", None)

@@ -18,7 +18,36 @@ __all__ = ["RunView", "fmt", "last_layer_values", "window"]
 
 
 class RunView:
-    """The parts of a History the rules read, as arrays and per-step groups."""
+    """The parts of a History the rules read, as arrays and per-step groups.
+
+    Parameters
+    ----------
+    history : History or dict
+        A :class:`~neuronlab.train.History` or its ``to_dict()``.
+
+    Attributes
+    ----------
+    loss : ndarray of float
+        The per-step losses (None becomes NaN).
+    epochs : list of dict
+        The per-epoch records.
+    info : dict
+        ``history.info``.
+    params : dict of str to list of dict
+        The ``kind = "param"`` Monitor records, by parameter name.
+    layers : dict of int to list of dict
+        The ``kind = "layer"`` Monitor records, by step.
+    steps : list of int
+        The steps of ``layers``, increasing.
+    by_kind : dict of str to list of dict
+        Every other Monitor record, by kind (``"objective"``, ``"noise"``...).
+
+    Raises
+    ------
+    TypeError
+        If ``history`` is neither a History (something with ``loss`` and ``epochs``) nor a
+        dict.
+    """
 
     def __init__(self, history: Any) -> None:
         if isinstance(history, dict):
@@ -56,6 +85,18 @@ class RunView:
         return out
 
     def metric(self, key: str) -> list[float] | None:
+        """The values of an epoch metric over the epochs, or None when some epoch lacks it.
+
+        Parameters
+        ----------
+        key : str
+            An epoch key (``"loss"``, ``"val_acc"``...).
+
+        Returns
+        -------
+        list of float or None
+            None when there are no epochs or an epoch has no value for ``key``.
+        """
         vals: list[Any] = [e.get(key) for e in self.epochs]
         if not vals or any(v is None for v in vals):
             return None
@@ -63,17 +104,59 @@ class RunView:
 
 
 def fmt(v: float) -> str:
-    """A number in a finding's message: three significant digits."""
+    """A number in a finding's message: three significant digits.
+
+    Parameters
+    ----------
+    v : float
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> fmt(0.000123456), fmt(2.5), fmt(12345.0)
+    ('0.000123', '2.5', '1.23e+04')
+    """
     return f"{v:.3g}"
 
 
 def window(n: int) -> int:
-    """Steps averaged at each end of a loss curve of ``n`` steps (a tenth, 1 to 50)."""
+    """Steps averaged at each end of a loss curve of ``n`` steps (a tenth, 1 to 50).
+
+    Parameters
+    ----------
+    n : int
+        Length of the loss curve.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> window(5), window(300), window(10_000)
+    (1, 30, 50)
+    """
     return max(1, min(50, n // 10))
 
 
 def last_layer_values(run: RunView, key: str) -> tuple[int, list[dict[str, Any]]] | None:
-    """The latest monitor step whose layer records carry ``key``, and those records."""
+    """The latest monitor step whose layer records carry ``key``, and those records.
+
+    Parameters
+    ----------
+    run : RunView
+        The run.
+    key : str
+        A field of the layer records, such as ``"dead_fraction"``.
+
+    Returns
+    -------
+    (int, list of dict) or None
+        The step and its records that have a non-None ``key``; None when no step has one.
+    """
     for step in reversed(run.steps):
         recs = [r for r in run.layers[step] if r.get(key) is not None]
         if recs:

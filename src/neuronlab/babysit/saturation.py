@@ -19,14 +19,48 @@ SATURATED_FRACTION = 0.50
 
 
 def saturation(y: np.ndarray, band: tuple[float, float]) -> float:
-    """Fraction of the outputs ``y`` outside ``band = (centre, half width)``: sitting near an
-    asymptote, where the activation's slope is a small fraction of its peak."""
+    """Fraction of the outputs ``y`` outside ``band``: sitting near an asymptote, where the
+    activation's slope is a small fraction of its peak.
+
+    Parameters
+    ----------
+    y : ndarray
+        A layer's outputs on a sample of inputs (any shape).
+    band : (float, float)
+        ``(centre, half width)``: an output is saturated when ``|y - centre| > half width``
+        (the layer's ``saturation_band``).
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> saturation(np.array([[0.01, 0.5], [0.99, 0.97]]), band=(0.5, 0.45))  # sigmoid's band
+    0.75
+    """
     centre, half = band
     dist = np.abs(y - centre) if centre else np.abs(y)
     return float(np.count_nonzero(dist > half)) / y.size
 
 
 def saturation_rule(run: RunView) -> Finding | None:
+    """``saturation``: at the latest step with measurements, at least :data:`SATURATED_FRACTION`
+    of some sigmoid or tanh layer's outputs lie outside its band.
+
+    Parameters
+    ----------
+    run : RunView
+        The run's history as the rules read it.
+
+    Returns
+    -------
+    Finding or None
+        A warning naming the worst layer, its type and saturated fraction; None when no
+        layer is past the threshold.
+    """
     found = last_layer_values(run, "saturation")
     if found is None:
         return None

@@ -496,6 +496,20 @@ def explain(trainer: Any, err: DivergenceError, x: np.ndarray, y: np.ndarray,
     (:func:`trend`) and calls ``err.locate(...)``. Never raises: a failure of the sentinel
     itself becomes a note in the error's context.
 
+    Parameters
+    ----------
+    trainer : Trainer
+        The trainer whose ``fit`` caught the error (its model, loss, regulariser and
+        Monitor records are read).
+    err : DivergenceError
+        The error to complete.
+    x : ndarray of shape (n_batch, n_features)
+        The failing step's batch, in the model's dtype.
+    y : ndarray
+        Its targets.
+    sample_weight : ndarray of shape (n_batch,), optional
+        The batch's row weights, as the step used them.
+
     Returns
     -------
     Origin

@@ -70,9 +70,10 @@ def update_ratio(update_norm: float | None, weight_norm_before: float) -> float 
 
 def lr_too_high_rule(run: RunView) -> Finding | None:
     """``lr_too_high``: the run diverged or the loss became non-finite (an "error"), or the
-    loss grew (its mean over the last steps above :data:`LOSS_GROWTH` times the first
-    steps', with 20 steps or more) or most weight arrays have a median update/weight ratio
-    above :data:`HIGH_RATIO` (a "warning").
+    loss grew (with 20 steps or more: its mean over the last steps above :data:`LOSS_GROWTH`
+    times the start, the first steps' mean or the very first loss when that is lower) or
+    most weight arrays have a median update/weight ratio above :data:`HIGH_RATIO` (a
+    "warning").
 
     Parameters
     ----------
@@ -151,9 +152,10 @@ def lr_too_high_rule(run: RunView) -> Finding | None:
 
 
 def lr_too_low_rule(run: RunView) -> Finding | None:
-    """``lr_too_low``: every weight array's median update/weight ratio is below
-    :data:`LOW_RATIO` and (when the run has finite losses) the loss fell by at most
-    :data:`LOW_DROP` (relative) between the start and the end of the run.
+    """``lr_too_low``: at least half of the weight arrays have a median update/weight ratio
+    below :data:`LOW_RATIO` (a small last layer may move faster) and (when the run has finite
+    losses) the loss fell by at most :data:`LOW_DROP` (relative) between the start and the
+    end of the run.
 
     Parameters
     ----------
@@ -164,7 +166,7 @@ def lr_too_low_rule(run: RunView) -> Finding | None:
     -------
     Finding or None
         A warning with the ratios and the loss at both ends; None when no ratio was measured,
-        one is large enough, or the loss still falls well.
+        fewer than half of them are low, or the loss still falls well.
     """
     ratios = run.weight_ratios()
     if not ratios:

@@ -362,7 +362,23 @@ def check_run_dir(run_dir: str | os.PathLike[str], *, checkpoints: bool = False)
 def load_history(run_dir: str | os.PathLike[str]) -> History:
     """The :class:`~neuronlab.train.History` of a run folder, rebuilt from its
     ``metrics.jsonl`` as the report rebuilds it (:func:`neuronlab.plots.as_records`: a resumed
-    run's repeated steps count once), with the monitor records and ``history.info``."""
+    run's repeated steps count once), with the monitor records and ``history.info``.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        A run folder written by ``neuronlab train`` (it must hold ``config.toml`` and
+        ``metrics.jsonl``).
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder, its ``config.toml`` or its ``metrics.jsonl`` is missing.
+    """
     from neuronlab.plots import as_records
     from neuronlab.train.loggers import read_metrics
     from neuronlab.train.history import History
@@ -771,6 +787,15 @@ def load_verifications(path: str | os.PathLike[str]) -> list[Verification]:
     The file is read only if it is a regular file of at most :data:`MAX_VERIFY_BYTES`, parsed
     as JSON of bounded depth, and every field is checked (types, finite numbers, lengths), so
     a damaged or hostile file is an error, never a crash.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``verify.json`` file, or a run folder (its ``verify.json``).
+
+    Returns
+    -------
+    list of Verification
 
     Raises
     ------

@@ -73,9 +73,27 @@ def verdict_for(error: float) -> str:
 
 @dataclass(frozen=True)
 class GradcheckRow:
-    """One checked array: name, shape, entries compared, entries that straddled a kink
-    (left out of ``max_error``), the largest relative error, the verdict and where to look.
-    ``verdict`` is "kink" when every checked entry straddled a kink (nothing verified)."""
+    """One checked array of a gradient check (a row of :class:`GradcheckReport`).
+
+    Attributes
+    ----------
+    name : str
+        The array: a parameter's dotted name (``"0.W"``), ``"x"`` for the input or
+        ``"scores"`` for a loss's input.
+    shape : tuple of int
+        The array's shape.
+    checked : int
+        Entries compared.
+    kinks : int
+        Entries that straddled a kink (left out of ``max_error``).
+    max_error : float
+        The largest relative error over the other entries (NaN if any is NaN).
+    verdict : {"ok", "look", "suspicious", "wrong", "kink"}
+        The notes' band of ``max_error`` (:func:`verdict_for`); "kink" when every checked
+        entry straddled a kink (nothing verified).
+    where : str
+        Where to look when the row fails (the code that computes this gradient).
+    """
 
     name: str
     shape: tuple[int, ...]
@@ -87,6 +105,7 @@ class GradcheckRow:
 
     @property
     def failed(self) -> bool:
+        """True for a verdict other than "ok" and "kink"."""
         return self.verdict not in ("ok", "kink")
 
     def advice(self) -> str:
@@ -100,8 +119,31 @@ class GradcheckRow:
 @dataclass(frozen=True)
 class GradcheckReport:
     """Result of :func:`gradcheck`: one :class:`GradcheckRow` per checked array
-    (``report["0.W"]`` picks one). ``passed`` is True when no row failed, i.e. every row is
-    "ok" or "kink". ``str(report)`` is a table, a verdict line and advice per failing row."""
+    (``report["0.W"]`` picks one, a KeyError naming the rows if there is none). ``passed``
+    is True when no row failed, i.e. every row is "ok" or "kink". ``str(report)`` is a
+    table, a verdict line and advice per failing row.
+
+    Attributes
+    ----------
+    rows : list of GradcheckRow
+        One per checked array, parameters first, then the input.
+    target : str
+        What was checked, e.g. ``"Sequential + SoftmaxCrossEntropy"``.
+    eps : float
+        The finite-difference step h.
+    notes : list of str
+        Remarks printed under the table.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from neuronlab.checks import gradcheck
+    >>> from neuronlab.layers import Linear
+    >>> x = np.random.default_rng(0).standard_normal((4, 3))
+    >>> report = gradcheck(Linear(3, 2, rng=0), x=x)
+    >>> report.passed, [row.name for row in report.rows]
+    (True, ['W', 'b', 'x'])
+    """
 
     rows: list[GradcheckRow]
     target: str
@@ -110,6 +152,7 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """True when no row failed: every verdict is "ok" or "kink"."""
         return not any(r.failed for r in self.rows)
 
     @property
@@ -120,6 +163,7 @@ class GradcheckReport:
 
     @property
     def kinks(self) -> int:
+        """Entries that straddled a kink, over all rows."""
         return sum(r.kinks for r in self.rows)
 
     def __getitem__(self, name: str) -> GradcheckRow:

@@ -90,7 +90,30 @@ def _pread_rows(src: tuple[str, int, int], idx: np.ndarray, out: np.ndarray) -> 
 
 
 def labels_path_for(x_path: str | os.PathLike[str]) -> Path:
-    """The ``y`` file that goes with a ``.npy`` features file (see the module docstring)."""
+    """The ``y`` file that goes with a ``.npy`` features file: the stem's last ``X``
+    replaced by ``y``, in the same folder (the file need not exist).
+
+    Parameters
+    ----------
+    x_path : str or os.PathLike
+        The features file, such as ``train_X.npy``.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    DataError
+        If the file's stem has no ``X``.
+
+    Examples
+    --------
+    >>> labels_path_for("data/train_X.npy").name
+    'train_y.npy'
+    >>> labels_path_for("X_test.npy").name
+    'y_test.npy'
+    """
     x_path = Path(x_path)
     stem = x_path.stem
     i = stem.rfind("X")
@@ -129,6 +152,13 @@ def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     and an ``.npz`` refused when its deflated members would expand more than a hundredfold
     (a zip bomb).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npz`` file with arrays ``X`` and ``y``; a ``.npy`` features file, whose labels
+        are the file :func:`labels_path_for` names; or a folder (``folder/X.npy`` with
+        ``folder/y.npy``).
+
     Returns
     -------
     X : ndarray of shape (n_samples, n_features)
@@ -136,8 +166,8 @@ def load_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         ``np.memmap`` in the stored dtype (read lazily; :func:`batch` converts rows to
         float32). Values are not scanned for NaN here (that would read the whole file);
         the model checks each batch.
-    y : ndarray of shape (n_samples,)
-        int64 class labels (or float32 regression targets), in memory.
+    y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        int64 labels (integer or bool data) or float32 regression targets, in memory.
 
     Raises
     ------

@@ -131,6 +131,25 @@ class SafeBatchUnpickler(pickle.Unpickler):
     _ALLOWED: dict[tuple[str, str], Any] | None = None
 
     def find_class(self, module: str, name: str) -> Any:
+        """Return the global ``module.name`` if it is one a CIFAR-10 batch needs.
+
+        Parameters
+        ----------
+        module : str
+            The module the pickle names, such as ``"numpy.core.multiarray"``.
+        name : str
+            The global's name in it, such as ``"_reconstruct"``.
+
+        Returns
+        -------
+        object
+            The allowed class or function.
+
+        Raises
+        ------
+        UnsafePickleError
+            For any other global.
+        """
         if SafeBatchUnpickler._ALLOWED is None:
             SafeBatchUnpickler._ALLOWED = _allowed()
         obj = SafeBatchUnpickler._ALLOWED.get((module, name))
@@ -153,6 +172,11 @@ def _field(batch: dict[Any, Any], key: str, file: Path) -> Any:
 
 def read_cifar10_batch(file: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """Read one batch file safely.
+
+    Parameters
+    ----------
+    file : str or os.PathLike
+        A batch file of the Python version of CIFAR-10 (``data_batch_1`` ... ``test_batch``).
 
     Returns
     -------

@@ -85,10 +85,27 @@ def spiral(
     θ = linspace(4j, 4(j + 1), N)[i] + noise · ε with ε ~ N(0, 1), and x = (r sin θ, r cos θ).
     Rows are grouped by class (class 0 first), as in the notes; trainers shuffle.
 
+    Parameters
+    ----------
+    n_per_class : int, default 100
+        Points per class (> 0).
+    n_classes : int, default 3
+        Number of spiral arms (> 0).
+    noise : float, default 0.2
+        Standard deviation of the noise added to each angle θ (>= 0).
+    seed : None, int or numpy Generator, default 0
+        Randomness; the same int gives the same data.
+
     Returns
     -------
     X : ndarray of shape (n_per_class * n_classes, 2), float32
     y : ndarray of shape (n_per_class * n_classes,), int64
+
+    Examples
+    --------
+    >>> X, y = spiral(n_per_class=50, n_classes=3)
+    >>> X.shape, y.shape, X.dtype, y.dtype
+    ((150, 2), (150,), dtype('float32'), dtype('int64'))
     """
     n = check_positive_int("n_per_class", n_per_class)
     k = check_positive_int("n_classes", n_classes)
@@ -107,8 +124,23 @@ def circles(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two concentric circles (scikit-learn's ``make_circles``): class 1 is the inner one.
 
-    ``factor`` is the inner radius relative to the outer radius 1; ``noise`` the standard
-    deviation of gaussian noise added to each coordinate. Returns X (n, 2) and y (n,).
+    Needs scikit-learn.
+
+    Parameters
+    ----------
+    n : int, default 200
+        Number of points (> 0), split between the two circles.
+    noise : float, default 0.1
+        Standard deviation of the gaussian noise added to each coordinate (>= 0).
+    factor : float, default 0.5
+        Inner radius relative to the outer radius 1, in (0, 1).
+    seed : None, int or numpy Generator, default 0
+        Randomness; the same int gives the same data.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 2), float32
+    y : ndarray of shape (n,), int64
     """
     from sklearn.datasets import make_circles
 
@@ -123,7 +155,22 @@ def circles(
 
 @DATASETS.register("moons")
 def moons(n: int = 200, noise: float = 0.1, seed: Any = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaving half circles (scikit-learn's ``make_moons``). Returns X (n, 2), y (n,)."""
+    """Two interleaving half circles (scikit-learn's ``make_moons``); needs scikit-learn.
+
+    Parameters
+    ----------
+    n : int, default 200
+        Number of points (> 0), split between the two moons.
+    noise : float, default 0.1
+        Standard deviation of the gaussian noise added to each coordinate (>= 0).
+    seed : None, int or numpy Generator, default 0
+        Randomness; the same int gives the same data.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 2), float32
+    y : ndarray of shape (n,), int64
+    """
     from sklearn.datasets import make_moons
 
     n = check_positive_int("n", n)
@@ -138,7 +185,29 @@ def xor(n: int = 200, noise: float = 0.25, seed: Any = 0) -> tuple[np.ndarray, n
 
     The classic problem a single linear layer cannot solve. The corners are used in turn
     (balanced classes: sample i sits at corner i mod 4), rows in random order; each point is
-    its corner plus ``noise`` · N(0, I). Returns X (n, 2) and y (n,).
+    its corner plus ``noise`` · N(0, I).
+
+    Parameters
+    ----------
+    n : int, default 200
+        Number of points (> 0).
+    noise : float, default 0.25
+        Standard deviation of the gaussian noise around each corner (>= 0).
+    seed : None, int or numpy Generator, default 0
+        Randomness; the same int gives the same data.
+
+    Returns
+    -------
+    X : ndarray of shape (n, 2), float32
+    y : ndarray of shape (n,), int64
+
+    Examples
+    --------
+    >>> X, y = xor(n=8, noise=0.0)
+    >>> sorted(set(map(tuple, X.tolist())))
+    [(-1.0, -1.0), (-1.0, 1.0), (1.0, -1.0), (1.0, 1.0)]
+    >>> int(y.sum())
+    4
     """
     n = check_positive_int("n", n)
     noise = check_number("noise", noise, low=0)
@@ -161,7 +230,25 @@ def blobs(
     """Isotropic gaussian blobs, one per class (scikit-learn's ``make_blobs``).
 
     Centres are drawn uniformly in [-10, 10]^n_features; each point is its centre plus
-    ``std`` · N(0, I). Classes are as balanced as n allows. Returns X (n, n_features), y (n,).
+    ``std`` · N(0, I). Classes are as balanced as n allows. Needs scikit-learn.
+
+    Parameters
+    ----------
+    n : int, default 300
+        Number of points (> 0).
+    n_classes : int, default 3
+        Number of blobs (> 0).
+    n_features : int, default 2
+        Dimensions of each point (> 0).
+    std : float, default 1.0
+        Standard deviation of each blob (>= 0).
+    seed : None, int or numpy Generator, default 0
+        Randomness; the same int gives the same data.
+
+    Returns
+    -------
+    X : ndarray of shape (n, n_features), float32
+    y : ndarray of shape (n,), int64
     """
     from sklearn.datasets import make_blobs
 
@@ -179,9 +266,34 @@ def load_dataset(name: str, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
     """Load a built-in data set by name ("digits", "spiral", "circles", "moons", "xor",
     "blobs") with that function's keyword arguments.
 
-    An unknown name raises ValueError listing the choices; an unknown keyword raises a
-    TypeError naming the keyword and the data set. For CIFAR-10 (which needs a folder and
-    returns a train/test pair) call :func:`neuronlab.data.cifar10` directly.
+    For CIFAR-10 (which needs a folder and returns a train/test pair) call
+    :func:`neuronlab.data.cifar10` directly.
+
+    Parameters
+    ----------
+    name : str
+        A data set name.
+    **kwargs
+        Keyword arguments of that data set's function (``n=...``, ``noise=...``).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float32
+    y : ndarray of shape (n_samples,), int64
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the message lists the choices) or a value is out of range.
+    TypeError
+        If a keyword is not one the data set takes (the message names it and the valid
+        ones).
+
+    Examples
+    --------
+    >>> X, y = load_dataset("spiral", n_per_class=10, n_classes=2)
+    >>> X.shape
+    (20, 2)
     """
     fn = DATASETS.get(name)
     try:

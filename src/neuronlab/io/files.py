@@ -333,6 +333,11 @@ def save(
 def load(path: PathLike) -> Sequential:
     """Load a model written by :func:`save`.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` model file.
+
     Returns
     -------
     Sequential
@@ -347,6 +352,17 @@ def load(path: PathLike) -> Sequential:
         If the file is not a regular file, not a complete neuronlab model file of format
         version 2, fails its digest, has arrays other than float32/float64, or does not hold
         the arrays its architecture declares.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from neuronlab.layers import Linear, Sequential
+    >>> model = Sequential([Linear(4, 2, rng=0)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> save(model, path, metadata={"loss": "softmax"})
+    >>> loaded = load(path)
+    >>> loaded.metadata["loss"], bool((loaded.params["0.W"] == model.params["0.W"]).all())
+    ('softmax', True)
     """
     arrays, meta = read_safetensors(path)
     return _rebuild(arrays, meta, os.fspath(path))
@@ -364,8 +380,19 @@ def save_npz(
 
     Arrays are stored by dotted name; each metadata string (architecture JSON, digest, ...) is
     a 0-d unicode array named ``"__neuronlab__.<key>"`` -- never an object array, which would
-    need pickle. Arguments as in :func:`save`; the file is written to ``path`` exactly (no
-    ``.npz`` suffix is added) and atomically.
+    need pickle. The file is written to ``path`` exactly (no ``.npz`` suffix is added) and
+    atomically.
+
+    Parameters
+    ----------
+    model : Sequential
+        float32 or float64.
+    path : str or os.PathLike
+        Destination, conventionally ``*.npz``.
+    preprocessor : fitted preprocessor, optional
+        As in :func:`save`; defaults to ``model.preprocessor``.
+    metadata : dict, optional
+        As in :func:`save`; defaults to ``model.metadata`` when the model has one.
     """
     arrays, meta = _payload(model, preprocessor, metadata)
     entries = {
@@ -380,7 +407,23 @@ def save_npz(
 def load_npz(path: PathLike) -> Sequential:
     """Load a model written by :func:`save_npz` (no pickle; every member checked first).
 
-    Returns and raises as :func:`load`.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        An ``.npz`` model file.
+
+    Returns
+    -------
+    Sequential
+        As :func:`load` returns it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ModelFileError
+        If the file is damaged or hostile, has arrays other than float32/float64 or
+        metadata that is not a string, or has no neuronlab metadata.
     """
     source = os.fspath(path)
     entries = read_npz(source, ModelFileError, what="model file", kinds="biufU")

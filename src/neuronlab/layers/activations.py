@@ -50,6 +50,26 @@ class Sigmoid(_Elementwise):
     saturation_band = (0.5, 0.45)  # y < 0.05 or y > 0.95: σ' < 0.048, a fifth of its peak
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """σ(x) element-wise (scipy's ``expit``); caches the output.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, ...)
+            float32 or float64.
+        training : bool, default False
+            Unused: the function is the same in training and inference.
+
+        Returns
+        -------
+        ndarray of x's shape and dtype
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions.
+        """
         check_input(self, x)
         from scipy.special import expit  # here: scipy.special takes ~0.3 s to import
 
@@ -58,6 +78,25 @@ class Sigmoid(_Elementwise):
         return y
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """dL/dx = dout · σ · (1 − σ), from the cached output.
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the last output's shape.
+        input_grad : bool, default True
+            Unused: the layer has no parameters, so dL/dx is always returned.
+
+        Returns
+        -------
+        ndarray
+            dL/dx, of the input's shape.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the output's shape.
+        """
         y, dout = self._dout(dout)
         dx: np.ndarray = np.subtract(1, y)  # dx = dout · y · (1 − y), from the output alone
         dx *= y
@@ -76,12 +115,51 @@ class Tanh(_Elementwise):
     saturation_band = (0.0, 0.95)  # |y| > 0.95: tanh' < 0.098, a tenth of its peak
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """tanh(x) element-wise; caches the output.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, ...)
+            float32 or float64.
+        training : bool, default False
+            Unused: the function is the same in training and inference.
+
+        Returns
+        -------
+        ndarray of x's shape and dtype
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions.
+        """
         check_input(self, x)
         y: np.ndarray = np.tanh(x)
         self._y = y
         return y
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """dL/dx = dout · (1 − tanh²), from the cached output.
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the last output's shape.
+        input_grad : bool, default True
+            Unused: the layer has no parameters, so dL/dx is always returned.
+
+        Returns
+        -------
+        ndarray
+            dL/dx, of the input's shape.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the output's shape.
+        """
         y, dout = self._dout(dout)
         dx: np.ndarray = np.multiply(y, y)  # dx = dout · (1 − y²)
         np.subtract(1, dx, out=dx)
@@ -101,6 +179,26 @@ class ReLU(_Elementwise):
         self._zeros: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """max(0, x) element-wise; caches the output.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, ...)
+            float32 or float64.
+        training : bool, default False
+            Unused: the function is the same in training and inference.
+
+        Returns
+        -------
+        ndarray of x's shape and dtype
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions.
+        """
         check_input(self, x)
         # max(x, 0) taken against an array of zeros: NumPy's maximum vectorises two arrays but
         # not an array and a scalar (float32 256x512: 23 vs 58 µs)
@@ -117,6 +215,25 @@ class ReLU(_Elementwise):
         return z[: len(x)]
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """dL/dx = dout where the output is > 0, else 0 (slope 0 at x = 0).
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the last output's shape.
+        input_grad : bool, default True
+            Unused: the layer has no parameters, so dL/dx is always returned.
+
+        Returns
+        -------
+        ndarray
+            dL/dx, of the input's shape.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the output's shape.
+        """
         y, dout = self._dout(dout)
         # Write the 0/1 slope straight into the result array (bool -> float cast), then
         # scale: no boolean temporary, no mask indexing.
@@ -125,6 +242,13 @@ class ReLU(_Elementwise):
         return dx
 
     def kink_state(self) -> np.ndarray | None:
+        """Which side of the kink at 0 each element of the last forward pass fell on.
+
+        Returns
+        -------
+        ndarray of bool or None
+            ``x > 0`` element-wise; None before the first forward pass.
+        """
         return None if self._y is None else self._y > 0
 
 
@@ -144,6 +268,26 @@ class LeakyReLU(_Elementwise):
         self.alpha = check_number("alpha", alpha, low=0.0, high=1.0)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """max(x, alpha·x) element-wise; caches the output.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, ...)
+            float32 or float64.
+        training : bool, default False
+            Unused: the function is the same in training and inference.
+
+        Returns
+        -------
+        ndarray of x's shape and dtype
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions.
+        """
         check_input(self, x)
         y: np.ndarray = np.multiply(x, x.dtype.type(self.alpha))
         np.maximum(x, y, out=y)  # max(x, αx) is the leaky ReLU for 0 ≤ α ≤ 1
@@ -151,6 +295,25 @@ class LeakyReLU(_Elementwise):
         return y
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """dL/dx = dout · (1 where x > 0, else alpha), read from the cached output.
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the last output's shape.
+        input_grad : bool, default True
+            Unused: the layer has no parameters, so dL/dx is always returned.
+
+        Returns
+        -------
+        ndarray
+            dL/dx, of the input's shape.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the output's shape.
+        """
         y, dout = self._dout(dout)
         a = self.alpha
         dx: np.ndarray = np.greater(y, 0, out=np.empty(y.shape, np.result_type(y, dout)))
@@ -160,9 +323,23 @@ class LeakyReLU(_Elementwise):
         return dx
 
     def kink_state(self) -> np.ndarray | None:
+        """Which side of the kink at 0 each element of the last forward pass fell on.
+
+        Returns
+        -------
+        ndarray of bool or None
+            ``x > 0`` element-wise; None before the first forward pass.
+        """
         return None if self._y is None else self._y > 0
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"alpha": float}``.
+        """
         return {"alpha": self.alpha}
 
 
@@ -196,6 +373,26 @@ class PReLU(Layer):
         self._in_shape: tuple[int, ...] = ()
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """x + (alpha − 1)·min(x, 0), each unit with its own slope; caches x and min(x, 0).
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_units) or (n_samples, ...)
+            float32 or float64; trailing axes are flattened and must hold ``n_units`` values.
+        training : bool, default False
+            Unused: the function is the same in training and inference.
+
+        Returns
+        -------
+        ndarray of x's shape
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions or not ``n_units`` values per sample.
+        """
         x2 = as_2d(self, x, self.n_units, "n_units")
         alpha = self.params["alpha"].astype(x2.dtype, copy=False)
         neg = np.minimum(x2, 0)  # also dy/dalpha
@@ -205,6 +402,25 @@ class PReLU(Layer):
         return y.reshape(x.shape)
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """Add dL/dalpha_j = Σ dout · min(x, 0) into ``grads["alpha"]`` and return dL/dx = dout · (1 where x > 0, else alpha_j).
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the last output's shape.
+        input_grad : bool, default True
+            False skips dL/dx (returns None); the slopes' gradient is always added.
+
+        Returns
+        -------
+        ndarray
+            dL/dx, of the input's shape.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the output's shape.
+        """
         x2 = self._cached(self._x)
         neg, alpha = self._cached(self._neg), self._cached(self._alpha_c)
         dout2 = check_dout(self, dout, self._in_shape).reshape(x2.shape)
@@ -219,9 +435,23 @@ class PReLU(Layer):
         return dx.reshape(self._in_shape)
 
     def kink_state(self) -> np.ndarray | None:
+        """Which side of the kink at 0 each element of the last forward pass fell on.
+
+        Returns
+        -------
+        ndarray of bool or None
+            ``x > 0`` element-wise; None before the first forward pass.
+        """
         return None if self._x is None else self._x > 0
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``dtype`` is the parameters' current dtype).
+
+        Returns
+        -------
+        dict
+            ``{"n_units": int, "init_slope": float, "dtype": str}``.
+        """
         return {
             "n_units": self.n_units,
             "init_slope": self.init_slope,
@@ -247,6 +477,26 @@ class ELU(_Elementwise):
         self.alpha = check_number("alpha", alpha, low=0.0)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """x for x > 0, alpha·(e^x − 1) otherwise, element-wise; caches the output.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, ...)
+            float32 or float64.
+        training : bool, default False
+            Unused: the function is the same in training and inference.
+
+        Returns
+        -------
+        ndarray of x's shape and dtype
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions.
+        """
         check_input(self, x)
         neg = np.minimum(x, 0)
         np.expm1(neg, out=neg)
@@ -257,6 +507,25 @@ class ELU(_Elementwise):
         return y
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """dL/dx = dout · (1 where x > 0, else y + alpha = alpha·e^x), from the cached output y.
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the last output's shape.
+        input_grad : bool, default True
+            Unused: the layer has no parameters, so dL/dx is always returned.
+
+        Returns
+        -------
+        ndarray
+            dL/dx, of the input's shape.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the output's shape.
+        """
         y, dout = self._dout(dout)
         dx: np.ndarray = np.minimum(y, 0, dtype=np.result_type(y, dout))
         dx += self.alpha  # α·e^x for x ≤ 0 (and α for x > 0, replaced next)
@@ -265,7 +534,21 @@ class ELU(_Elementwise):
         return dx
 
     def kink_state(self) -> np.ndarray | None:
+        """Which side of the kink at 0 each element of the last forward pass fell on.
+
+        Returns
+        -------
+        ndarray of bool or None
+            ``x > 0`` element-wise; None before the first forward pass.
+        """
         return None if self._y is None else self._y > 0
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"alpha": float}``.
+        """
         return {"alpha": self.alpha}

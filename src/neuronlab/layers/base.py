@@ -53,12 +53,46 @@ class Layer:
 
     # -- the two directions -------------------------------------------------------------
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """Compute the output for ``x`` of shape (n_samples, ...); cache what backward needs."""
+        """Compute the output for ``x``; cache what backward needs.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, ...)
+            The layer's input, one row per sample.
+        training : bool, default False
+            Training mode: stochastic layers draw their noise and batch norm uses the batch's
+            statistics; inference mode is deterministic.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, ...)
+            The layer's output.
+        """
         raise NotImplementedError
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        """Add dL/dparams into ``grads`` and return dL/dx (``None`` when ``input_grad`` is
-        False and the layer can skip that work, as the first layer of a network does)."""
+        """Add dL/dparams into ``grads`` and return dL/dx.
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output): the gradient of the loss with respect to the last forward pass's
+            output, of its shape.
+        input_grad : bool, default True
+            Whether to compute dL/dx; the first layer of a network needs only its parameter
+            gradients.
+
+        Returns
+        -------
+        ndarray or None
+            dL/dx, of the shape of the last forward pass's input; ``None`` when
+            ``input_grad`` is False and the layer can skip that work.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``.
+        """
         raise NotImplementedError
 
     # -- helpers shared by all layers ---------------------------------------------------
@@ -69,16 +103,39 @@ class Layer:
         return value
 
     def add_param(self, name: str, value: np.ndarray) -> None:
-        """Register a learnable array and its zero gradient."""
+        """Register a learnable array and its zero gradient (same key in ``params`` and
+        ``grads``).
+
+        Parameters
+        ----------
+        name : str
+            Key of the parameter (``"W"``, ``"b"``...).
+        value : ndarray
+            The array itself (not copied).
+        """
         self.params[name] = value
         self.grads[name] = np.zeros_like(value)
 
     def zero_grad(self) -> None:
+        """Set every gradient array to zero, in place."""
         for g in self.grads.values():
             g.fill(0)
 
     def astype(self, dtype: Any) -> Layer:
-        """Convert params, grads and buffers to ``dtype`` in place of the old arrays; returns self."""
+        """Convert the floating-point params, grads and buffers to ``dtype``.
+
+        The dicts get new arrays (the old ones are not changed).
+
+        Parameters
+        ----------
+        dtype : dtype-like
+            Such as ``np.float32`` or ``"float64"``.
+
+        Returns
+        -------
+        Layer
+            ``self``.
+        """
         dtype = np.dtype(dtype)
         for store in (self.params, self.grads, self.buffers):
             for k, v in store.items():
@@ -88,6 +145,7 @@ class Layer:
 
     @property
     def dtype(self) -> np.dtype | None:
+        """The dtype of the first parameter, or None for a layer without parameters."""
         for v in self.params.values():
             return v.dtype
         return None
@@ -99,6 +157,14 @@ class Layer:
         return 0
 
     def counts(self) -> dict[str, int]:
+        """What :meth:`Sequential.summary` counts for this layer.
+
+        Returns
+        -------
+        dict
+            ``{"neurons", "weights", "biases", "params"}``: :attr:`n_neurons`, the elements
+            of the ``weight_names`` and ``bias_names`` parameters, and of all parameters.
+        """
         weights = sum(self.params[k].size for k in self.weight_names if k in self.params)
         biases = sum(self.params[k].size for k in self.bias_names if k in self.params)
         total = sum(v.size for v in self.params.values())
@@ -118,6 +184,18 @@ class Layer:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
+        """A new layer built from :meth:`get_config` output: ``cls(**config)``.
+
+        Parameters
+        ----------
+        config : dict
+            Constructor keyword arguments.
+
+        Returns
+        -------
+        Layer
+            A freshly initialised layer (its weights are not part of the config).
+        """
         return cls(**config)
 
     def __repr__(self) -> str:

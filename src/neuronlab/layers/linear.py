@@ -82,9 +82,11 @@ class Linear(Layer):
 
     @property
     def n_neurons(self) -> int:
+        """``n_out``: each output unit is a neuron with its own weights."""
         return self.n_out
 
     def zero_grad(self) -> None:
+        """Set dW and db to zero, and note that the next backward may write them instead of adding."""
         super().zero_grad()
         self._grad_zero = True
 
@@ -94,7 +96,27 @@ class Linear(Layer):
         self._grad_zero = True
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """x : (n_samples, n_in) or (n_samples, ...) -> (n_samples, n_out)."""
+        """``y = x W + b``, computed in x's dtype; caches x for backward.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_in) or (n_samples, ...)
+            float32 or float64; trailing axes are flattened row-major and must hold ``n_in``
+            values.
+        training : bool, default False
+            Unused: the layer is the same in training and inference.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_out)
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions or not ``n_in`` values per sample.
+        """
         x2 = as_2d(self, x, self.n_in)
         W, b = self.params["W"], self.params.get("b")
         if W.dtype != x2.dtype:  # the input dtype is the compute dtype
@@ -110,7 +132,21 @@ class Linear(Layer):
         add and the ReLU as one compiled pass over the output (``kernels.bias_relu``: two
         NumPy passes, one of them a slow broadcast, become one). Same values, same caches
         left in both layers for backward; the two plain calls when the kernels are off or
-        the dtypes differ."""
+        the dtypes differ.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_in) or (n_samples, ...)
+            As for :meth:`forward`.
+        relu : ReLU
+            The ReLU layer that follows this one; its cache is filled as its own forward
+            would fill it.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_out)
+            ``max(0, x W + b)``.
+        """
         kernel = kernels.get("bias_relu")
         x2 = as_2d(self, x, self.n_in)
         W, b = self.params["W"], self.params.get("b")
@@ -123,9 +159,25 @@ class Linear(Layer):
         return out
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        """dout : (n_samples, n_out). Adds dW = x.T dout and db = sum(dout) into grads;
-        returns dx = dout W.T in the input's shape (or None when ``input_grad`` is False:
-        the input layer skips that GEMM)."""
+        """Add dW = x.T dout and db = sum(dout) into ``grads``; return dx = dout W.T.
+
+        Parameters
+        ----------
+        dout : ndarray of shape (n_samples, n_out)
+            dL/d(output).
+        input_grad : bool, default True
+            False skips the dx product (the input layer needs none) and returns None.
+
+        Returns
+        -------
+        ndarray or None
+            dx in the shape of the last forward pass's input, or None.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have shape (n_samples, n_out).
+        """
         x2 = self._cached(self._x)
         dout = check_dout(self, dout, (x2.shape[0], self.n_out))
         gW, gb = self.grads["W"], self.grads.get("b")
@@ -150,6 +202,13 @@ class Linear(Layer):
         return dx.reshape(self._in_shape)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``rng`` only when it was an int seed; ``dtype`` is the
+        parameters' current dtype).
+
+        Returns
+        -------
+        dict
+        """
         return {
             "n_in": self.n_in,
             "n_out": self.n_out,

@@ -74,10 +74,31 @@ class Maxout(Layer):
 
     @property
     def n_neurons(self) -> int:
+        """``n_out``: each maxout unit is one neuron (its k pieces share it)."""
         return self.n_out
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """x : (n_samples, n_in) or (n_samples, ...) -> (n_samples, n_out)."""
+        """The max over each unit's k affine pieces; caches x and the winning pieces.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_in) or (n_samples, ...)
+            float32 or float64; trailing axes are flattened row-major and must hold ``n_in``
+            values.
+        training : bool, default False
+            Unused: the layer is the same in training and inference.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_out)
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions or not ``n_in`` values per sample.
+        """
         x2 = as_2d(self, x, self.n_in)
         n, k = x2.shape[0], self.pieces
         W = self.params["W"].reshape(self.n_in, self.n_out * k)
@@ -98,7 +119,26 @@ class Maxout(Layer):
         return y
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        """dout : (n_samples, n_out). Only the winning piece of each unit gets gradient."""
+        """Add dW and db into ``grads`` and return dx; only the winning piece of each unit
+        gets gradient.
+
+        Parameters
+        ----------
+        dout : ndarray of shape (n_samples, n_out)
+            dL/d(output).
+        input_grad : bool, default True
+            False skips the dx product and returns None.
+
+        Returns
+        -------
+        ndarray or None
+            dx in the shape of the last forward pass's input, or None.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have shape (n_samples, n_out).
+        """
         x2 = self._cached(self._x)
         idx = self._cached(self._idx)
         n, k = x2.shape[0], self.pieces
@@ -119,10 +159,23 @@ class Maxout(Layer):
         return dx.reshape(self._in_shape)
 
     def kink_state(self) -> np.ndarray | None:
-        """Index of the winning piece per (sample, unit) in the last forward pass."""
+        """Index of the winning piece per (sample, unit) in the last forward pass.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_out) or None
+            None before the first forward pass.
+        """
         return self._idx
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``rng`` only when it was an int seed; ``dtype`` is the
+        parameters' current dtype).
+
+        Returns
+        -------
+        dict
+        """
         return {
             "n_in": self.n_in,
             "n_out": self.n_out,

@@ -46,7 +46,27 @@ class Dropout(Layer):
         self._mask: np.ndarray | str | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """x : any shape -> same shape."""
+        """In training, zero each element with probability ``rate`` and scale the rest by
+        1/(1 − rate); otherwise (or while ``noise_off`` is set) return ``x`` itself.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, ...)
+            float32 or float64.
+        training : bool, default False
+            Draw a new mask from ``self.rng``; False is the identity.
+
+        Returns
+        -------
+        ndarray of x's shape
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions.
+        """
         check_input(self, x)
         if not training or self.noise_off or self.rate == 0.0:
             self._mask = _IDENTITY
@@ -60,6 +80,24 @@ class Dropout(Layer):
         return x * mask
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """dL/dx = dout times the last forward pass's mask (``dout`` itself after an identity pass).
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the output's shape.
+        input_grad : bool, default True
+            Unused: the layer has no parameters, so dL/dx is always returned.
+
+        Returns
+        -------
+        ndarray
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the mask's shape.
+        """
         # cast: for a two-type Optional, mypy infers _cached's result as their join, object
         mask = cast("np.ndarray | str", self._cached(self._mask))
         if isinstance(mask, str):
@@ -68,6 +106,12 @@ class Dropout(Layer):
         return dx
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``rng`` only when it was an int seed).
+
+        Returns
+        -------
+        dict
+        """
         return {"rate": self.rate, **self._seed}
 
 
@@ -94,7 +138,27 @@ class GaussianNoise(Layer):
         self._shape: tuple[int, ...] | None = None
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
-        """x : any shape -> same shape."""
+        """In training, ``x + std·ε`` with fresh ε ~ N(0, 1) from ``self.rng``; otherwise
+        (or while ``noise_off`` is set) return ``x`` itself.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, ...)
+            float32 or float64.
+        training : bool, default False
+            Add noise; False is the identity.
+
+        Returns
+        -------
+        ndarray of x's shape
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions.
+        """
         check_input(self, x)
         self._shape = x.shape
         if not training or self.noise_off or self.std == 0.0:
@@ -105,7 +169,32 @@ class GaussianNoise(Layer):
         return y
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        """dL/dx = dout: additive noise does not change the gradient.
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the output's shape.
+        input_grad : bool, default True
+            Unused: dL/dx is always returned.
+
+        Returns
+        -------
+        ndarray
+            ``dout`` itself.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the input's shape.
+        """
         return check_dout(self, dout, self._cached(self._shape))
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``rng`` only when it was an int seed).
+
+        Returns
+        -------
+        dict
+        """
         return {"std": self.std, **self._seed}

@@ -86,6 +86,27 @@ class BatchNorm(_Norm):
         self._training = False
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """Normalise each feature, then scale by gamma and shift by beta; caches x̂ for backward.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_features) or (n_samples, ...)
+            float32 or float64; trailing axes are flattened and must hold ``n_features`` values.
+        training : bool, default False
+            True: normalise with the batch's mean and biased variance and update the running
+            averages (in place); False: use the running averages and change nothing.
+
+        Returns
+        -------
+        ndarray of x's shape
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions or not ``n_features`` values per sample.
+        """
         x2 = as_2d(self, x, self.n_features, "n_features")
         gamma, beta = self._gamma_beta(x2.dtype)
         if training:
@@ -113,7 +134,27 @@ class BatchNorm(_Norm):
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         """Closed form. In training μ and σ² depend on the whole batch:
         ``dx = gamma·inv_std·(dout − mean(dout) − x̂·mean(dout·x̂))`` (means over the batch);
-        in inference they are constants and ``dx = gamma·inv_std·dout``."""
+        in inference they are constants and ``dx = gamma·inv_std·dout``.
+
+        Adds dgamma = Σ dout·x̂ and dbeta = Σ dout (over the batch) into ``grads``.
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the output's shape.
+        input_grad : bool, default True
+            False returns None after adding dgamma and dbeta.
+
+        Returns
+        -------
+        ndarray or None
+            dL/dx in the input's shape, or None.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the output's shape.
+        """
         dout2, dx = self._param_grads(dout)
         if not input_grad:
             return None
@@ -132,6 +173,13 @@ class BatchNorm(_Norm):
         return dx.reshape(self._in_shape)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``dtype`` is the parameters' current dtype).
+
+        Returns
+        -------
+        dict
+            ``{"n_features", "momentum", "eps", "dtype"}``.
+        """
         return {
             "n_features": self.n_features,
             "momentum": self.momentum,
@@ -157,6 +205,27 @@ class LayerNorm(_Norm):
         super().__init__(n_features, eps, dtype)
 
     def forward(self, x: np.ndarray, *, training: bool = False) -> np.ndarray:
+        """Normalise each sample over its features, then scale by gamma and shift by beta; caches
+        x̂ for backward.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, n_features) or (n_samples, ...)
+            float32 or float64; trailing axes are flattened and must hold ``n_features`` values.
+        training : bool, default False
+            Unused: training and inference compute the same thing.
+
+        Returns
+        -------
+        ndarray of x's shape
+
+        Raises
+        ------
+        TypeError
+            If ``x`` is not a float32/float64 ndarray.
+        ValueError
+            If ``x`` has fewer than 2 dimensions or not ``n_features`` values per sample.
+        """
         x2 = as_2d(self, x, self.n_features, "n_features")
         gamma, beta = self._gamma_beta(x2.dtype)
         mu = x2.mean(axis=1, keepdims=True)
@@ -172,7 +241,27 @@ class LayerNorm(_Norm):
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         """With g = gamma·dout (the gradient w.r.t. x̂) and means over each sample's features:
-        ``dx = inv_std·(g − mean(g) − x̂·mean(g·x̂))``."""
+        ``dx = inv_std·(g − mean(g) − x̂·mean(g·x̂))``.
+
+        Adds dgamma = Σ dout·x̂ and dbeta = Σ dout (over the batch) into ``grads``.
+
+        Parameters
+        ----------
+        dout : ndarray
+            dL/d(output), of the output's shape.
+        input_grad : bool, default True
+            False returns None after adding dgamma and dbeta.
+
+        Returns
+        -------
+        ndarray or None
+            dL/dx in the input's shape, or None.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``, or ``dout`` does not have the output's shape.
+        """
         dout2, dx = self._param_grads(dout)
         if not input_grad:
             return None
@@ -188,6 +277,13 @@ class LayerNorm(_Norm):
         return dx.reshape(self._in_shape)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``dtype`` is the parameters' current dtype).
+
+        Returns
+        -------
+        dict
+            ``{"n_features", "eps", "dtype"}``.
+        """
         return {
             "n_features": self.n_features,
             "eps": self.eps,

@@ -87,10 +87,22 @@ class Loss:
 
     # -- the two directions -------------------------------------------------------------
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
-        """Mean loss over the batch for ``scores`` of shape (n_samples, n_outputs).
+        """Mean loss over the batch; caches what :meth:`backward` needs.
 
-        ``sample_weight``, array-like of shape (n_samples,) or None, makes it the weighted
-        mean Σ_i w_i L_i / Σ_i w_i (weights finite, >= 0, with a positive sum).
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples, n_outputs)
+            Raw network outputs (logits, margins or values), float32 or float64, finite.
+        y : array-like
+            Targets: integer labels, 0/1 attributes or values, as the subclass says.
+        sample_weight : array-like of shape (n_samples,) or None
+            Makes the result the weighted mean Σ_i w_i L_i / Σ_i w_i (weights finite,
+            >= 0, with a positive sum).
+
+        Returns
+        -------
+        float
+            The (weighted) mean loss.
         """
         raise NotImplementedError
 
@@ -103,16 +115,60 @@ class Loss:
 
     # -- inference ----------------------------------------------------------------------
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        """Predictions (labels, 0/1 attributes or values) for ``scores``."""
+        """Predictions (labels, 0/1 attributes or values) for ``scores``.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples, n_outputs)
+            Raw network outputs.
+
+        Returns
+        -------
+        ndarray
+        """
         raise NotImplementedError
 
     def predict_proba(self, scores: np.ndarray) -> np.ndarray:
-        """Probabilities for ``scores``; only losses with a probabilistic reading have it."""
+        """Probabilities for ``scores``; only losses with a probabilistic reading have it.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples, n_outputs)
+            Raw network outputs.
+
+        Returns
+        -------
+        ndarray
+
+        Raises
+        ------
+        NotImplementedError
+            Always, in the base class: only softmax and sigmoid cross-entropy override it.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not give probabilities")
 
     # -- sanity checks ------------------------------------------------------------------
     def expected_initial_loss(self, n_outputs: int) -> float | None:
-        """The loss a network with small random weights should start near, or None."""
+        """The loss a network with small random weights should start near, or None.
+
+        A first loss far from it points at a bug or a bad initialisation (the babysitting
+        check :mod:`neuronlab.babysit.initial_loss` compares them).
+
+        Parameters
+        ----------
+        n_outputs : int
+            Outputs of the network (classes, attributes or targets), > 0.
+
+        Returns
+        -------
+        float or None
+            None in the base class and for the regression losses.
+
+        Raises
+        ------
+        ValueError
+            If ``n_outputs`` is not a positive integer.
+        """
         check_positive_int("n_outputs", n_outputs)
         return None
 
@@ -129,6 +185,17 @@ class Loss:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Loss:
+        """A new loss from :meth:`get_config` output: ``cls(**config)``.
+
+        Parameters
+        ----------
+        config : dict
+            Constructor keyword arguments.
+
+        Returns
+        -------
+        Loss
+        """
         return cls(**config)
 
     def __repr__(self) -> str:

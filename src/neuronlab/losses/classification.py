@@ -31,6 +31,29 @@ class SoftmaxCrossEntropy(Loss):
     task = "classification"
 
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
+        """Mean softmax cross-entropy; caches the probabilities for backward.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples, n_classes)
+            Raw class scores (logits), float32 or float64, finite; n_classes >= 2.
+        y : array-like of shape (n_samples,)
+            Integer class labels in [0, n_classes) (whole-number floats are accepted).
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, positive sum): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        float
+            The (weighted) mean loss.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not match, a label is outside [0, n_classes), or a weight is invalid.
+        TypeError
+            If ``scores`` is not a float ndarray or ``y`` does not hold integer labels.
+        """
         _check_class_scores(scores)
         n, c = scores.shape
         y = check_labels("y", y, n, c)
@@ -54,6 +77,18 @@ class SoftmaxCrossEntropy(Loss):
         return float(loss)
 
     def backward(self) -> np.ndarray:
+        """dL/dscores = (p − onehot(y)) / N (ν_i in place of 1/N with weights).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            A new array, in the scores' dtype.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``.
+        """
         p, y, rows, wt = self._state()
         if wt is None:
             n = p.shape[0]
@@ -65,12 +100,40 @@ class SoftmaxCrossEntropy(Loss):
         return grad
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        """Class labels, shape (n_samples,)."""
+        """Class labels: the highest-scoring class of each row.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples, n_classes)
+            Raw class scores (logits), float32 or float64, finite; n_classes >= 2.
+
+        Returns
+        -------
+        ndarray of int of shape (n_samples,)
+        """
         labels: np.ndarray = _check_class_scores(scores).argmax(axis=1)
         return labels
 
     def predict_proba(self, scores: np.ndarray) -> np.ndarray:
-        """Softmax probabilities, shape (n_samples, n_classes), rows sum to 1."""
+        """Softmax probabilities, computed with the row maximum subtracted (no overflow).
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples, n_classes)
+            Raw class scores (logits), float32 or float64, finite; n_classes >= 2.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Rows sum to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> SoftmaxCrossEntropy().predict_proba(np.array([[0.0, 0.0], [1000.0, 0.0]]))
+        array([[0.5, 0.5],
+               [1. , 0. ]])
+        """
         _check_class_scores(scores)
         p: np.ndarray = scores - scores.max(axis=1, keepdims=True)
         np.exp(p, out=p)
@@ -78,7 +141,22 @@ class SoftmaxCrossEntropy(Loss):
         return p
 
     def expected_initial_loss(self, n_outputs: int) -> float:
-        """ln C: with near-zero scores every class gets probability 1/C (the notes' 2.302 for C=10)."""
+        """ln C: with near-zero scores every class gets probability 1/C (the notes' 2.302 for C=10).
+
+        Parameters
+        ----------
+        n_outputs : int
+            The number of classes C, > 0.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> round(SoftmaxCrossEntropy().expected_initial_loss(10), 3)
+        2.303
+        """
         return math.log(check_positive_int("n_outputs", n_outputs))
 
 
@@ -102,6 +180,29 @@ class MulticlassHinge(Loss):
         self.margin = check_number("margin", margin, low=0.0, low_inclusive=False)
 
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
+        """Mean multiclass hinge loss; caches the clamped margins for backward.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples, n_classes)
+            Raw class scores (logits), float32 or float64, finite; n_classes >= 2.
+        y : array-like of shape (n_samples,)
+            Integer class labels in [0, n_classes) (whole-number floats are accepted).
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, positive sum): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        float
+            The (weighted) mean loss.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not match, a label is outside [0, n_classes), or a weight is invalid.
+        TypeError
+            If ``scores`` is not a float ndarray or ``y`` does not hold integer labels.
+        """
         _check_class_scores(scores)
         n, c = scores.shape
         y = check_labels("y", y, n, c)
@@ -118,6 +219,19 @@ class MulticlassHinge(Loss):
         return float((h * wt.w).sum(dtype=np.float64) / wt.total)
 
     def backward(self) -> np.ndarray:
+        """dL/dscores: 1/N at each active wrong class, minus their count at the correct class
+        (ν_i in place of 1/N with weights).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            A new array, in the scores' dtype.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``.
+        """
         h, y, rows, wt = self._state()
         grad: np.ndarray = np.sign(h)  # h >= 0 after the clamp, so sign is the 0/1 active indicator
         grad *= 1.0 / h.shape[0] if wt is None else wt.nu
@@ -126,19 +240,52 @@ class MulticlassHinge(Loss):
         return grad
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        """Class labels, shape (n_samples,)."""
+        """Class labels: the highest-scoring class of each row.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples, n_classes)
+            Raw class scores (logits), float32 or float64, finite; n_classes >= 2.
+
+        Returns
+        -------
+        ndarray of int of shape (n_samples,)
+        """
         labels: np.ndarray = _check_class_scores(scores).argmax(axis=1)
         return labels
 
     def expected_initial_loss(self, n_outputs: int) -> float:
-        """(C - 1)·margin: with all scores ≈ 0 each of the C - 1 wrong classes adds ≈ margin."""
+        """(C - 1)·margin: with all scores ≈ 0 each of the C - 1 wrong classes adds ≈ margin.
+
+        Parameters
+        ----------
+        n_outputs : int
+            The number of classes C, > 0.
+
+        Returns
+        -------
+        float
+        """
         return (check_positive_int("n_outputs", n_outputs) - 1) * self.margin
 
     def kink_state(self) -> np.ndarray | None:
-        """Boolean (n_samples, n_classes): which margins were active (> 0) in the last forward."""
+        """Boolean (n_samples, n_classes): which margins were active (> 0) in the last forward.
+
+        Returns
+        -------
+        ndarray of bool or None
+            None before the first forward.
+        """
         return None if self._cache is None else self._cache[0] > 0
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"margin": float}``.
+        """
         return {"margin": self.margin}
 
 
@@ -177,6 +324,31 @@ class SigmoidCrossEntropy(Loss):
         return scores
 
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
+        """Mean sigmoid cross-entropy, summed over the attributes; caches what backward needs.
+
+        Parameters
+        ----------
+        scores : ndarray
+            Raw scores (logits), float32 or float64, finite: shape (n_samples,) or
+            (n_samples, 1) for a binary loss, (n_samples, n_attributes) for a multi-label one.
+        y : array-like
+            0/1 targets (bool, integer or float) with the scores' shape; (n_samples,) against
+            (n_samples, 1) scores is accepted.
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, positive sum): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        float
+            The (weighted) mean loss.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not match, a target is not 0 or 1, or a weight is invalid.
+        TypeError
+            If ``scores`` is not a float ndarray or ``y`` is not numeric.
+        """
         self._check_scores(scores)
         y = _match_targets(y, scores)
         wt = None if sample_weight is None else self._weights(sample_weight, scores)
@@ -200,6 +372,18 @@ class SigmoidCrossEntropy(Loss):
         return float((sp * wt.w).sum(dtype=np.float64) / wt.total)
 
     def backward(self) -> np.ndarray:
+        """dL/dscores = (σ(s) − y) / N (ν_i in place of 1/N with weights).
+
+        Returns
+        -------
+        ndarray
+            A new array with the scores' shape and dtype.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``.
+        """
         u, z, sp, wt = self._state()
         # σ(z) = exp(z - softplus(z)): reuses the forward's softplus, and stays accurate for
         # very negative z, where 1 - σ(-z) would cancel to 0
@@ -210,14 +394,37 @@ class SigmoidCrossEntropy(Loss):
         return grad
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        """0/1 labels (int64) with the targets' shape: 1 where σ(s) > 0.5, i.e. s > 0."""
+        """0/1 labels (int64) with the targets' shape: 1 where σ(s) > 0.5, i.e. s > 0.
+
+        Parameters
+        ----------
+        scores : ndarray
+            Shape (n_samples,) or (n_samples, 1) (binary), or (n_samples, n_attributes)
+            (multi-label).
+
+        Returns
+        -------
+        ndarray of int64
+            Shape (n_samples,) for binary, (n_samples, n_attributes) for multi-label.
+        """
         s = self._check_scores(scores)
         out = (s > 0).astype(np.int64)
         return out if self.multilabel else out.reshape(-1)
 
     def predict_proba(self, scores: np.ndarray) -> np.ndarray:
         """σ(s), the probability of the positive class (of each attribute), with the targets'
-        shape: (N,) for binary, (N, C) for multi-label."""
+        shape: (N,) for binary, (N, C) for multi-label.
+
+        Parameters
+        ----------
+        scores : ndarray
+            Shape (n_samples,) or (n_samples, 1) (binary), or (n_samples, n_attributes)
+            (multi-label).
+
+        Returns
+        -------
+        ndarray
+        """
         s = self._check_scores(scores)
         from scipy.special import expit  # here: scipy.special takes ~0.3 s to import
 
@@ -225,10 +432,27 @@ class SigmoidCrossEntropy(Loss):
         return p if self.multilabel else p.reshape(-1)
 
     def expected_initial_loss(self, n_outputs: int) -> float:
-        """n_outputs · ln 2: with s ≈ 0 every attribute has σ(s) = 1/2."""
+        """n_outputs · ln 2: with s ≈ 0 every attribute has σ(s) = 1/2.
+
+        Parameters
+        ----------
+        n_outputs : int
+            Outputs (attributes) of the network, > 0.
+
+        Returns
+        -------
+        float
+        """
         return check_positive_int("n_outputs", n_outputs) * math.log(2.0)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"multilabel": bool}``.
+        """
         return {"multilabel": self.multilabel}
 
 
@@ -252,6 +476,29 @@ class BinaryHinge(Loss):
         self.margin = check_number("margin", margin, low=0.0, low_inclusive=False)
 
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
+        """Mean binary hinge loss; caches the signs and the clamped margins for backward.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples,) or (n_samples, 1)
+            Raw scores of the single binary output, float32 or float64, finite.
+        y : array-like of shape (n_samples,) or (n_samples, 1)
+            Targets in {0, 1} (0 means t = −1) or in {−1, +1}.
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, positive sum): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        float
+            The (weighted) mean loss.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not match, a target is outside those sets, or a weight is invalid.
+        TypeError
+            If ``scores`` is not a float ndarray or ``y`` is not numeric.
+        """
         _check_column_scores(scores)
         y = _match_targets(y, scores)
         wt = None if sample_weight is None else self._weights(sample_weight, scores)
@@ -266,6 +513,19 @@ class BinaryHinge(Loss):
         return float((h * wt.w).sum(dtype=np.float64) / wt.total)
 
     def backward(self) -> np.ndarray:
+        """dL/dscores = −t_i / N where the margin is violated, else 0 (ν_i in place of 1/N with
+        weights).
+
+        Returns
+        -------
+        ndarray
+            A new array with the scores' shape and dtype.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``.
+        """
         t, h, wt = self._state()
         grad: np.ndarray = np.sign(h)  # 0/1: whether the margin was violated
         grad *= t
@@ -273,19 +533,52 @@ class BinaryHinge(Loss):
         return grad
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        """0/1 labels (int64) of shape (n_samples,): 1 where s > 0."""
+        """0/1 labels (int64) of shape (n_samples,): 1 where s > 0.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples,) or (n_samples, 1)
+            Raw scores of the single binary output, float32 or float64, finite.
+
+        Returns
+        -------
+        ndarray of int64 of shape (n_samples,)
+        """
         return (_check_column_scores(scores) > 0).astype(np.int64).reshape(-1)
 
     def expected_initial_loss(self, n_outputs: int) -> float:
-        """margin: with s ≈ 0 every sample pays max(0, margin - 0)."""
+        """margin: with s ≈ 0 every sample pays max(0, margin - 0).
+
+        Parameters
+        ----------
+        n_outputs : int
+            Outputs of the network, > 0 (checked only: the value does not depend on it).
+
+        Returns
+        -------
+        float
+        """
         check_positive_int("n_outputs", n_outputs)
         return self.margin
 
     def kink_state(self) -> np.ndarray | None:
-        """Boolean with the scores' shape: which samples violated the margin."""
+        """Boolean with the scores' shape: which samples violated the margin.
+
+        Returns
+        -------
+        ndarray of bool or None
+            None before the first forward.
+        """
         return None if self._cache is None else self._cache[1] > 0
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"margin": float}``.
+        """
         return {"margin": self.margin}
 
 

@@ -30,7 +30,18 @@ class _Regression(Loss):
         return d
 
     def predict(self, scores: np.ndarray) -> np.ndarray:
-        """The scores themselves (the network's output is the prediction)."""
+        """The scores themselves (the network's output is the prediction).
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Network outputs, float32 or float64, finite.
+
+        Returns
+        -------
+        ndarray
+            ``scores`` (the same array, not a copy).
+        """
         return check_array("scores", scores, min_ndim=1)
 
 
@@ -44,6 +55,30 @@ class MeanSquaredError(_Regression):
     """
 
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
+        """Mean over the samples of the squared error summed over the outputs; caches s − y.
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predicted values, float32 or float64, finite.
+        y : array-like
+            Numeric targets with the scores' shape ((n_samples,) against (n_samples, 1) is
+            accepted), finite.
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, positive sum): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        float
+            The (weighted) mean loss.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not match, ``y`` holds NaN or Inf, or a weight is invalid.
+        TypeError
+            If ``scores`` is not a float ndarray or ``y`` is not numeric.
+        """
         d = self._difference(scores, y)
         wt = None if sample_weight is None else self._weights(sample_weight, scores)
         self._cache = (d, wt)
@@ -53,6 +88,18 @@ class MeanSquaredError(_Regression):
         return float(np.dot((d * wt.w).reshape(-1), flat) / wt.total)
 
     def backward(self) -> np.ndarray:
+        """dL/dscores = 2 (s − y) / N (2 ν_i (s_i − y_i) with weights).
+
+        Returns
+        -------
+        ndarray
+            A new array with the scores' shape and dtype.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``.
+        """
         d, wt = self._state()
         grad: np.ndarray = np.multiply(d, 2.0 / d.shape[0] if wt is None else 2.0 * wt.nu)
         return grad
@@ -67,6 +114,30 @@ class MeanAbsoluteError(_Regression):
     """
 
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
+        """Mean over the samples of the absolute error summed over the outputs; caches sign(s − y).
+
+        Parameters
+        ----------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predicted values, float32 or float64, finite.
+        y : array-like
+            Numeric targets with the scores' shape ((n_samples,) against (n_samples, 1) is
+            accepted), finite.
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0, positive sum): the loss becomes their weighted mean.
+
+        Returns
+        -------
+        float
+            The (weighted) mean loss.
+
+        Raises
+        ------
+        ValueError
+            If the shapes do not match, ``y`` holds NaN or Inf, or a weight is invalid.
+        TypeError
+            If ``scores`` is not a float ndarray or ``y`` is not numeric.
+        """
         d = self._difference(scores, y)
         wt = None if sample_weight is None else self._weights(sample_weight, scores)
         sign = self._buffer("sign", d.shape, d.dtype)
@@ -78,10 +149,28 @@ class MeanAbsoluteError(_Regression):
         return float(np.dot((sign * wt.w).reshape(-1), d.reshape(-1)) / wt.total)
 
     def backward(self) -> np.ndarray:
+        """dL/dscores = sign(s − y) / N (ν_i sign(s_i − y_i) with weights).
+
+        Returns
+        -------
+        ndarray
+            A new array with the scores' shape and dtype.
+
+        Raises
+        ------
+        ValueError
+            If called before ``forward``.
+        """
         _, sign, wt = self._state()
         grad: np.ndarray = np.multiply(sign, 1.0 / sign.shape[0] if wt is None else wt.nu)
         return grad
 
     def kink_state(self) -> np.ndarray | None:
-        """Boolean with the scores' shape: where s > y in the last forward."""
+        """Boolean with the scores' shape: where s > y in the last forward.
+
+        Returns
+        -------
+        ndarray of bool or None
+            None before the first forward.
+        """
         return None if self._cache is None else self._cache[0] > 0

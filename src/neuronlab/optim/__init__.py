@@ -30,7 +30,29 @@ __all__ = [
 def get_optimizer(name: str, **kwargs: Any) -> Optimizer:
     """Build the optimizer registered as ``name`` ("sgd", "adam", ...) with ``kwargs``.
 
-    Unknown names raise a ValueError listing the choices; unknown keywords a TypeError.
+    Parameters
+    ----------
+    name : str
+        A registry name: "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam",
+        "adamw" or "lbfgs" (case and ``-``/``_`` do not matter).
+    **kwargs
+        The optimizer's constructor arguments (``lr=...``, ``momentum=...``).
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is unknown (the message lists the choices) or a value is out of range.
+    TypeError
+        If a keyword is not one the optimizer takes.
+
+    Examples
+    --------
+    >>> get_optimizer("momentum", lr=0.1, momentum=0.9)
+    Momentum(lr=0.1, clip_value=None, clip_norm=None, weight_decay=0.0, momentum=0.9)
     """
     optimizer: Optimizer = OPTIMIZERS.create(name, **kwargs)
     return optimizer

@@ -62,4 +62,11 @@ class Adagrad(Optimizer):
         return (lr, self.eps)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments: the base's ``lr``, ``clip_value``, ``clip_norm`` and
+        ``weight_decay``, plus ``eps``.
+
+        Returns
+        -------
+        dict
+        """
         return {**super().get_config(), "eps": self.eps}

@@ -89,6 +89,13 @@ class Adam(Optimizer):
         return (b1, 1.0 - b1, b2, 1.0 - b2, self.eps * sbc2, lr * sbc2 / (1.0 - b1**t))
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments: the base's ``lr``, ``clip_value``, ``clip_norm`` and
+        ``weight_decay``, plus ``beta1``, ``beta2`` and ``eps``.
+
+        Returns
+        -------
+        dict
+        """
         return {**super().get_config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
 

@@ -352,6 +352,18 @@ class Optimizer:
         The arrays are copied (the caller's dict is not aliased). The hyperparameters are
         the constructor's, not the saved ``config``; build the optimizer with
         ``from_config(d["config"])`` to restore those too.
+
+        Parameters
+        ----------
+        d : mapping
+            A dictionary :meth:`state_dict` returned: ``"t"`` and ``"state"`` are required,
+            ``"type"`` (when present) must be this optimizer's registry name.
+
+        Raises
+        ------
+        ValueError
+            If ``d`` lacks ``"t"`` or ``"state"``, is for another optimizer, has a negative
+            or non-integer ``t``, or a parameter's slots are not this rule's.
         """
         if not isinstance(d, Mapping) or "t" not in d or "state" not in d:
             raise ValueError("optimizer state dict must be a mapping with 't' and 'state' keys")
@@ -388,6 +400,18 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Optimizer:
+        """A new optimizer from :meth:`get_config` output: ``cls(**config)`` (no state: load
+        that with :meth:`load_state_dict`).
+
+        Parameters
+        ----------
+        config : mapping
+            Constructor keyword arguments.
+
+        Returns
+        -------
+        Optimizer
+        """
         return cls(**config)
 
     def __repr__(self) -> str:

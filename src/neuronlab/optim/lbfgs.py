@@ -52,6 +52,22 @@ class LBFGS(Optimizer):
         self.result_: Any = None
 
     def step(self, params: Any, grads: Any, *, lr: Any = None, decay_keys: Any = None) -> None:
+        """Not available: L-BFGS is full batch, driven by :meth:`minimize`.
+
+        Parameters
+        ----------
+        params, grads : dict of str to ndarray
+            Ignored.
+        lr : float or None
+            Ignored.
+        decay_keys : collection of str or None
+            Ignored.
+
+        Raises
+        ------
+        NotImplementedError
+            Always.
+        """
         raise NotImplementedError(
             "LBFGS is a full-batch method (full_batch = True): call "
             "minimize(fun, params, grads) with the loss over the whole data set"
@@ -129,4 +145,11 @@ class LBFGS(Optimizer):
         return result
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"max_iter": int, "history": int, "tol": float}``.
+        """
         return {"max_iter": self.max_iter, "history": self.history, "tol": self.tol}

@@ -58,4 +58,11 @@ class Momentum(Optimizer):
         return (lr, self.momentum)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments: the base's ``lr``, ``clip_value``, ``clip_norm`` and
+        ``weight_decay``, plus ``momentum``.
+
+        Returns
+        -------
+        dict
+        """
         return {**super().get_config(), "momentum": self.momentum}

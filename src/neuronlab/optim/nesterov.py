@@ -25,8 +25,16 @@ class Nesterov(Momentum):
     Substituting v_prev = (v + lr dw) / mu shows the last line equals
     ``w := w + mu * v - lr * dw``, which is what is computed (no copy of v_prev needed).
 
-    Parameters, state slot and validation are those of :class:`Momentum`; only the update
-    differs.
+    State slot and validation are those of :class:`Momentum`; only the update differs.
+
+    Parameters
+    ----------
+    lr : float, default 0.01
+        Learning rate (> 0).
+    momentum : float, default 0.9
+        mu in [0, 1).
+    clip_value, clip_norm, weight_decay
+        See :class:`Optimizer`.
     """
 
     kernel = "nesterov"  # Momentum's _kernel_scalars: (lr, momentum)

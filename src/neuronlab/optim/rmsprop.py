@@ -70,4 +70,11 @@ class RMSprop(Optimizer):
         return (lr, self.decay, 1.0 - self.decay, self.eps)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments: the base's ``lr``, ``clip_value``, ``clip_norm`` and
+        ``weight_decay``, plus ``decay`` and ``eps``.
+
+        Returns
+        -------
+        dict
+        """
         return {**super().get_config(), "decay": self.decay, "eps": self.eps}

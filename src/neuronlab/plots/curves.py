@@ -73,6 +73,15 @@ def plot_loss(
 def plot_accuracy(history_or_records: Any, *, ax: Axes | None = None) -> Figure:
     """Training and validation accuracy per epoch (mean squared error for regression runs).
 
+    Parameters
+    ----------
+    history_or_records : History, dict or list of dict
+        A :class:`~neuronlab.train.History`, its ``to_dict()`` output, or the records of a
+        ``metrics.jsonl`` file (:func:`~neuronlab.train.loggers.read_metrics`).
+    ax : matplotlib Axes, optional
+        Axes to draw on (the figure returned is then its figure); None draws on a new
+        Figure.
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -99,7 +108,24 @@ def plot_accuracy(history_or_records: Any, *, ax: Axes | None = None) -> Figure:
 
 
 def plot_learning_rate(history_or_records: Any, *, ax: Axes | None = None) -> Figure:
-    """Learning rate per step (log axis), as the schedule and plateau callbacks set it."""
+    """Learning rate per step (log axis), as the schedule and plateau callbacks set it.
+
+    Steps without a positive finite rate (full-batch L-BFGS, a zero lr) are left out.
+
+    Parameters
+    ----------
+    history_or_records : History, dict or list of dict
+        A :class:`~neuronlab.train.History`, its ``to_dict()`` output, or the records of a
+        ``metrics.jsonl`` file (:func:`~neuronlab.train.loggers.read_metrics`).
+    ax : matplotlib Axes, optional
+        Axes to draw on (the figure returned is then its figure); None draws on a new
+        Figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line labelled ``"lr"`` (a "no learning rate recorded" note when none).
+    """
     r = as_records(history_or_records)
     fig, ax = _axes(ax, (6.4, 2.6))
     keep = np.flatnonzero(np.isfinite(r.lr) & (r.lr > 0))

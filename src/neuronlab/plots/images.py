@@ -91,7 +91,18 @@ def plot_weight_grid(
     """First-layer weights as an image grid (one tile per hidden unit): on image data a
     trained network shows strokes and blobs, an untrained or broken one noise.
 
-    Parameters are those of :func:`weight_mosaic`.
+    Parameters
+    ----------
+    model_or_W : Sequential or ndarray of shape (n_in, n_units)
+        A model (its first layer's weights) or the weight matrix itself.
+    image_shape : sequence of int
+        (H, W) for grey images or (C, H, W) channel-major, with C in (1, 3) and
+        H·W·C == n_in (CIFAR rows: (3, 32, 32)).
+    ax : matplotlib Axes, optional
+        Axes to draw on (the figure returned is then its figure); None draws on a new
+        Figure.
+    max_units : int, default 100
+        At most this many tiles (the first units).
 
     Returns
     -------
@@ -136,6 +147,9 @@ def plot_decision_regions(
         Points in the original (un-preprocessed) coordinates.
     y : ndarray of shape (n_samples,)
         Integer class labels.
+    ax : matplotlib Axes, optional
+        Axes to draw on (the figure returned is then its figure); None draws on a new
+        Figure.
     resolution : int
         Grid points per axis.
     preprocess : bool

@@ -48,9 +48,26 @@ class Preprocessor:
 
     # -- public API ---------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: Any = None) -> Self:
-        """Compute the statistics of the training data ``X`` of shape (n_samples, n_features).
+        """Compute the statistics of the training data (in float64), replacing any earlier fit.
 
-        ``y`` is ignored (accepted so the object fits scikit-learn pipelines). Returns self.
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Training data, float32 or float64, finite.
+        y : any, optional
+            Ignored (accepted so the object fits scikit-learn pipelines).
+
+        Returns
+        -------
+        Preprocessor
+            ``self``.
+
+        Raises
+        ------
+        TypeError
+            If ``X`` is not a float32/float64 ndarray.
+        ValueError
+            If ``X`` is not 2-D, is empty, or holds NaN or Inf.
         """
         X = self._check_X(X, "X", None)
         state = self._fit_state(X.astype(np.float64, copy=False))
@@ -61,23 +78,79 @@ class Preprocessor:
         """Apply the fitted transform: (n_samples, n_features_in) -> (n_samples, n_features_out).
 
         The result has the dtype of ``X``; ``X`` itself is not modified.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features_in)
+            float32 or float64, finite.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_out)
+
+        Raises
+        ------
+        NotFittedError
+            If the transform has not been fitted (or loaded).
+        ValueError
+            If ``X`` has another width than the fitted data, or holds NaN or Inf.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from neuronlab.preprocessing import Standardize
+        >>> X = np.array([[0.0, 10.0], [2.0, 30.0]])
+        >>> Standardize().fit(X).transform(X)
+        array([[-1., -1.],
+               [ 1.,  1.]])
         """
         state = self._require_fitted()
         X = self._check_X(X, "X", state[self._state_keys[0]].shape[0])
         return self._forward(X, self._params(X.dtype))
 
     def fit_transform(self, X: np.ndarray, y: Any = None) -> np.ndarray:
-        """``fit(X)`` then ``transform(X)``."""
+        """``fit(X)`` then ``transform(X)``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Training data, float32 or float64, finite.
+        y : any, optional
+            Ignored.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_out)
+        """
         return self.fit(X, y).transform(X)
 
     def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
-        """Map transformed data (n_samples, n_features_out) back to the input space."""
+        """Map transformed data back to the input space (up to rounding, and exactly only
+        when no component was dropped).
+
+        Parameters
+        ----------
+        Z : ndarray of shape (n_samples, n_features_out)
+            Transformed data, float32 or float64.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features_in)
+
+        Raises
+        ------
+        NotFittedError
+            If the transform has not been fitted (or loaded).
+        NotImplementedError
+            If the transform has no inverse.
+        """
         self._require_fitted()
         Z = self._check_X(Z, "Z", self.n_features_out_)
         return self._inverse(Z, self._params(Z.dtype))
 
     @property
     def is_fitted(self) -> bool:
+        """Whether statistics are present (from :meth:`fit` or :meth:`load_state_dict`)."""
         return self._state is not None
 
     @property
@@ -97,7 +170,18 @@ class Preprocessor:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Preprocessor:
-        """Rebuild an unfitted transform from :meth:`get_config`."""
+        """Rebuild an unfitted transform from :meth:`get_config`.
+
+        Parameters
+        ----------
+        config : mapping
+            Constructor keyword arguments.
+
+        Returns
+        -------
+        Preprocessor
+            Unfitted: load its statistics with :meth:`load_state_dict`.
+        """
         return cls(**config)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -105,7 +189,27 @@ class Preprocessor:
         return {k: v.copy() for k, v in self._require_fitted().items()}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> Self:
-        """Restore statistics from :meth:`state_dict`; keys and shapes are checked. Returns self."""
+        """Restore statistics from :meth:`state_dict`; keys and shapes are checked.
+
+        Parameters
+        ----------
+        state : mapping of str to ndarray
+            Exactly this transform's state keys, numeric arrays of the fitted shapes, finite
+            (and > 0 where a scale divides); copied as float64.
+
+        Returns
+        -------
+        Preprocessor
+            ``self``.
+
+        Raises
+        ------
+        TypeError
+            If ``state`` is not a mapping or an entry is not a numeric ndarray.
+        ValueError
+            If a key is missing or unexpected, a shape is wrong, or a value is not finite
+            (or not positive where it must be).
+        """
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a mapping of arrays, got {type(state).__name__}")
         missing = [k for k in self._state_keys if k not in state]

@@ -71,6 +71,13 @@ class PCA(Preprocessor):
         self.eps = check_number("eps", eps, low=0, low_inclusive=False)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"n_components": int or None, "whiten": bool, "eps": float}``.
+        """
         return {"n_components": self.n_components, "whiten": self.whiten, "eps": self.eps}
 
     def _k(self, n_features: int) -> int:
@@ -84,18 +91,22 @@ class PCA(Preprocessor):
 
     @property
     def n_features_out_(self) -> int:
+        """Width of the transformed data: ``n_components`` (all features when None)."""
         return self._k(self.n_features_in_)
 
     @property
     def components_(self) -> np.ndarray:
+        """The kept eigenvectors of the training covariance, as columns: shape (n_features, k)."""
         return self._require_fitted()["components"]
 
     @property
     def explained_variance_(self) -> np.ndarray:
+        """The kept eigenvalues (variance along each component), decreasing: shape (k,)."""
         return self._require_fitted()["explained_variance"]
 
     @property
     def explained_variance_ratio_(self) -> np.ndarray:
+        """Each kept eigenvalue over the sum of all eigenvalues: shape (k,)."""
         return self._require_fitted()["explained_variance_ratio"]
 
     def _fit_state(self, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -160,6 +171,13 @@ class ZCA(Preprocessor):
         self.eps = check_number("eps", eps, low=0, low_inclusive=False)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"eps": float}``.
+        """
         return {"eps": self.eps}
 
     def _fit_state(self, X: np.ndarray) -> dict[str, np.ndarray]:

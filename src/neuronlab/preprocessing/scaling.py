@@ -51,6 +51,13 @@ class Standardize(Preprocessor):
         self.eps = check_number("eps", eps, low=0)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``{"eps": float}``.
+        """
         return {"eps": self.eps}
 
     def _fit_state(self, X: np.ndarray) -> dict[str, np.ndarray]:

@@ -81,6 +81,11 @@ class TrialContext:
         Fraction of the full training this trial gets (coarse-to-fine's early stages use few
         epochs); objectives without a notion of budget ignore it.
     stage : int
+
+    Parameters
+    ----------
+    task : TrialTask
+        The trial as the search handed it to the worker.
     """
 
     def __init__(self, task: TrialTask) -> None:
@@ -96,7 +101,15 @@ class TrialContext:
         """Record the objective's intermediate ``value`` (e.g. validation accuracy) at ``step``
         (e.g. the epoch); the pruner judges the trial from these, in the study's direction, so
         ``value`` must have the sign of the objective's result (``-MSE`` if it returns ``-MSE``).
-        A pruned trial's value is its last reported one."""
+        A pruned trial's value is its last reported one.
+
+        Parameters
+        ----------
+        value : float
+            The intermediate value.
+        step : int
+            Where it was measured (a later report at the same step replaces it).
+        """
         self.intermediate[int(step)] = float(value)
 
     def should_prune(self) -> bool:
@@ -118,11 +131,32 @@ class TrialContext:
         return bool(task.pruner.prune(self._study, frozen))
 
     def set_attr(self, key: str, value: Any) -> None:
-        """Attach a JSON-able result (stored as an Optuna user attribute)."""
+        """Attach a JSON-able result (stored as an Optuna user attribute).
+
+        Parameters
+        ----------
+        key : str
+            The attribute's name.
+        value : any JSON-able value
+            Its value.
+        """
         self.attrs[key] = value
 
     def add_file(self, name: str, data: bytes) -> None:
-        """A file for the trial's folder in the search directory (written by the parent)."""
+        """A file for the trial's folder in the search directory (written by the parent).
+
+        Parameters
+        ----------
+        name : str
+            A plain file name (no ``/``, not starting with ``.``), e.g. ``"model.safetensors"``.
+        data : bytes
+            The file's contents.
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is empty, has a ``/`` or starts with ``.``.
+        """
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"a trial file name must be a plain file name, got {name!r}")
         self.files[name] = bytes(data)
@@ -148,7 +182,19 @@ def run_trial(task: TrialTask) -> TrialOutcome:
     failing trial (a diverging or crashing objective is a failed trial, not a failed search).
 
     With ``task.threads`` set, BLAS is limited to that many threads for the trial (one per
-    worker process by default: N workers on N cores, not N × N threads fighting)."""
+    worker process by default: N workers on N cores, not N × N threads fighting).
+
+    Parameters
+    ----------
+    task : TrialTask
+        The objective, the trial's parameters, budget and stage, and what the pruner needs.
+
+    Returns
+    -------
+    TrialOutcome
+        ``state`` "complete" (with the objective's value), "pruned" (the last reported
+        value) or "fail" (a non-finite value, a divergence or an exception, with the error).
+    """
     from neuronlab.train.callbacks import DivergenceError
 
     ctx = TrialContext(task)

@@ -18,7 +18,14 @@ __all__ = ["SearchInterrupted", "deferred_stop"]
 
 class SearchInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped the search (``signum`` says which); its trials in flight were
-    recorded as interrupted, and a rerun of the same search runs them again."""
+    recorded as interrupted, and a rerun of the same search runs them again.
+
+    Parameters
+    ----------
+    signum : int
+        The signal received (``signal.SIGINT`` or ``signal.SIGTERM``); its name is the
+        message.
+    """
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)

@@ -64,7 +64,29 @@ def _resolve(name: str) -> tuple[str, str] | None:
 
 
 def apply_params(base: RunConfig, params: Mapping[str, Any]) -> RunConfig:
-    """The run config of a trial: ``base`` with ``params`` (search-space names) applied."""
+    """The run config of a trial: ``base`` with ``params`` (search-space names) applied.
+
+    ``width`` and ``depth`` together set ``model.hidden`` to ``depth`` layers of ``width``
+    units (one of them alone keeps the other from ``base``).
+
+    Parameters
+    ----------
+    base : RunConfig
+        The fixed settings shared by every trial.
+    params : mapping
+        The trial's values by search-space name: a name of :data:`PARAM_NAMES`,
+        ``width``, ``depth``, or a dotted ``section.key`` of the run config.
+
+    Returns
+    -------
+    RunConfig
+        A new config (``base`` is not changed).
+
+    Raises
+    ------
+    ValueError
+        If a name is not a run setting, or a value is invalid for its setting.
+    """
     overrides: dict[str, dict[str, Any]] = {}
     for name, value in params.items():
         target = _resolve(name)
@@ -172,8 +194,20 @@ class TrainObjective:
 
     def check_space(self, space: Space) -> None:
         """Fail before any trial runs if a name or a categorical value cannot make a run:
-        each choice is applied to the base config and built (unknown activation, optimizer,
-        ... names raise here with the registry's list of choices)."""
+        each choice (and each numeric range's two bounds) is applied to the base config and
+        built (unknown activation, optimizer, ... names raise here with the registry's list
+        of choices).
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a run setting or a value cannot make a run.
+        """
         from neuronlab.runs import build_run
 
         for name, p in space.items():

@@ -74,7 +74,23 @@ def write_trial(directory: Path, record: dict[str, Any], outcome: Any) -> None:
 
 
 def read_records(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The trials of a search directory, from the trials' status.json files."""
+    """The trials of a search directory, from the trials' status.json files.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A search directory (with a ``trials/`` folder).
+
+    Returns
+    -------
+    list of dict
+        One record per trial folder with a ``status.json``, in folder-name order.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``directory`` has no ``trials/`` folder.
+    """
     folder = Path(directory) / "trials"
     if not folder.is_dir():
         raise FileNotFoundError(f"{directory} is not a search directory (no trials/ folder)")

@@ -34,12 +34,35 @@ class Param:
     numeric = False
 
     def to_optuna(self) -> Any:  # pragma: no cover - overridden
+        """The matching Optuna distribution (every subclass defines it).
+
+        Returns
+        -------
+        optuna.distributions.BaseDistribution
+        """
         raise NotImplementedError
 
     def grid(self, points: int) -> list[Scalar]:  # pragma: no cover - overridden
+        """Values of this dimension for a grid search (every subclass defines it).
+
+        Parameters
+        ----------
+        points : int
+            Values wanted for a numeric range (choices give all their values).
+
+        Returns
+        -------
+        list
+        """
         raise NotImplementedError
 
     def text(self) -> str:  # pragma: no cover - overridden
+        """The TOML text form, such as ``"loguniform(1e-05, 0.1)"`` (every subclass defines it).
+
+        Returns
+        -------
+        str
+        """
         raise NotImplementedError
 
 
@@ -54,7 +77,18 @@ def _check_range(name: str, low: float, high: float, *, log: bool) -> None:
 
 @dataclass(frozen=True)
 class Uniform(Param):
-    """A real number uniform in [low, high]."""
+    """A real number uniform in [low, high].
+
+    Parameters
+    ----------
+    low, high : float
+        Finite bounds, low <= high.
+
+    Raises
+    ------
+    ValueError
+        If a bound is not finite or low > high.
+    """
 
     low: float
     high: float
@@ -65,23 +99,64 @@ class Uniform(Param):
         _check_range("uniform", self.low, self.high, log=False)
 
     def to_optuna(self) -> Any:
+        """The matching Optuna distribution (optuna is imported here).
+
+        Returns
+        -------
+        optuna.distributions.BaseDistribution
+        """
         from optuna.distributions import FloatDistribution
 
         return FloatDistribution(self.low, self.high)
 
     def grid(self, points: int) -> list[Scalar]:
+        """``points`` evenly spaced values from low to high.
+
+        Parameters
+        ----------
+        points : int
+            Values wanted (a grid of fewer when integers or duplicates collapse).
+
+        Returns
+        -------
+        list
+            Sorted, without duplicates.
+        """
         return sorted({float(v) for v in np.linspace(self.low, self.high, points)})
 
     def narrowed(self, low: float, high: float) -> Uniform:
+        """The same kind of range over [low, high] (coarse-to-fine search narrows to the best trials).
+
+        Parameters
+        ----------
+        low, high : float
+            The new bounds.
+
+        Returns
+        -------
+        Uniform
+        """
         return Uniform(low, high)
 
     def text(self) -> str:
+        """The TOML text form, which :func:`parse_param` reads back."""
         return f"uniform({self.low!r}, {self.high!r})"
 
 
 @dataclass(frozen=True)
 class LogUniform(Param):
-    """A positive real number whose log10 is uniform in [log10 low, log10 high]."""
+    """A positive real number whose log10 is uniform in [log10 low, log10 high].
+
+    Parameters
+    ----------
+    low, high : float
+        Finite bounds, 0 < low <= high.
+
+    Raises
+    ------
+    ValueError
+        If a bound is not finite, low > high, or low <= 0.
+    """
 
     low: float
     high: float
@@ -92,23 +167,66 @@ class LogUniform(Param):
         _check_range("loguniform", self.low, self.high, log=True)
 
     def to_optuna(self) -> Any:
+        """The matching Optuna distribution (optuna is imported here).
+
+        Returns
+        -------
+        optuna.distributions.BaseDistribution
+        """
         from optuna.distributions import FloatDistribution
 
         return FloatDistribution(self.low, self.high, log=True)
 
     def grid(self, points: int) -> list[Scalar]:
+        """``points`` log-spaced values from low to high.
+
+        Parameters
+        ----------
+        points : int
+            Values wanted (a grid of fewer when integers or duplicates collapse).
+
+        Returns
+        -------
+        list
+            Sorted, without duplicates.
+        """
         return sorted({float(v) for v in np.geomspace(self.low, self.high, points)})
 
     def narrowed(self, low: float, high: float) -> LogUniform:
+        """The same kind of range over [low, high] (coarse-to-fine search narrows to the best trials).
+
+        Parameters
+        ----------
+        low, high : float
+            The new bounds.
+
+        Returns
+        -------
+        LogUniform
+        """
         return LogUniform(low, high)
 
     def text(self) -> str:
+        """The TOML text form, which :func:`parse_param` reads back."""
         return f"loguniform({self.low!r}, {self.high!r})"
 
 
 @dataclass(frozen=True)
 class IntRange(Param):
-    """An integer in [low, high] (both included), uniform or (``log=True``) log-uniform."""
+    """An integer in [low, high] (both included), uniform or (``log=True``) log-uniform.
+
+    Parameters
+    ----------
+    low, high : int
+        Bounds, low <= high (low > 0 on a log scale).
+    log : bool, default False
+        Sample uniformly in log space.
+
+    Raises
+    ------
+    ValueError
+        If low > high, or low <= 0 with ``log``.
+    """
 
     low: int
     high: int
@@ -119,25 +237,66 @@ class IntRange(Param):
         _check_range("logint" if self.log else "int", self.low, self.high, log=self.log)
 
     def to_optuna(self) -> Any:
+        """The matching Optuna distribution (optuna is imported here).
+
+        Returns
+        -------
+        optuna.distributions.BaseDistribution
+        """
         from optuna.distributions import IntDistribution
 
         return IntDistribution(self.low, self.high, log=self.log)
 
     def grid(self, points: int) -> list[Scalar]:
+        """``points`` evenly (or, with ``log``, log-) spaced values, rounded to integers.
+
+        Parameters
+        ----------
+        points : int
+            Values wanted (a grid of fewer when integers or duplicates collapse).
+
+        Returns
+        -------
+        list
+            Sorted, without duplicates.
+        """
         pts = np.geomspace(self.low, self.high, points) if self.log else np.linspace(self.low, self.high, points)
         return sorted({int(np.rint(v)) for v in pts})
 
     def narrowed(self, low: float, high: float) -> IntRange:
+        """The same kind of range over [floor(low), ceil(high)] (at least 1 on a log scale).
+
+        Parameters
+        ----------
+        low, high : float
+            The new bounds.
+
+        Returns
+        -------
+        IntRange
+        """
         lo, hi = math.floor(low), math.ceil(high)
         return IntRange(max(lo, 1) if self.log else lo, hi, self.log)
 
     def text(self) -> str:
+        """The TOML text form, which :func:`parse_param` reads back."""
         return f"{'logint' if self.log else 'int'}({self.low}, {self.high})"
 
 
 @dataclass(frozen=True)
 class Choice(Param):
-    """One of a fixed list of values (names, numbers, booleans)."""
+    """One of a fixed list of values (names, numbers, booleans).
+
+    Parameters
+    ----------
+    choices : tuple
+        The values, distinct, at least one.
+
+    Raises
+    ------
+    ValueError
+        If ``choices`` is empty or has repeated values.
+    """
 
     choices: tuple[Scalar, ...]
 
@@ -148,14 +307,33 @@ class Choice(Param):
             raise ValueError(f"choice: values must be distinct, got {list(self.choices)!r}")
 
     def to_optuna(self) -> Any:
+        """The matching Optuna distribution (optuna is imported here).
+
+        Returns
+        -------
+        optuna.distributions.BaseDistribution
+        """
         from optuna.distributions import CategoricalDistribution
 
         return CategoricalDistribution(self.choices)
 
     def grid(self, points: int) -> list[Scalar]:
+        """Every choice, in the given order (a categorical dimension is not thinned).
+
+        Parameters
+        ----------
+        points : int
+            Ignored.
+
+        Returns
+        -------
+        list
+        """
         return list(self.choices)
 
     def text(self) -> str:
+        """The TOML text form, ``choice(v1, v2, ...)`` (booleans as ``true``/``false``, strings
+        unquoted)."""
         return "choice(" + ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices) + ")"
 
 
@@ -193,6 +371,17 @@ def _number(key: str, text: str, raw: str, *, integer: bool) -> float:
 def parse_param(key: str, text: Any) -> Param:
     """Parse one space entry such as ``"loguniform(1e-5, 1e-1)"``.
 
+    Parameters
+    ----------
+    key : str
+        The parameter's name (used in error messages).
+    text : str or Param
+        The entry; a Param is returned as it is.
+
+    Returns
+    -------
+    Param
+
     Raises
     ------
     ValueError
@@ -201,6 +390,15 @@ def parse_param(key: str, text: Any) -> Param:
         arguments (numbers, low <= high, low > 0 on a log scale, distinct choices).
     TypeError
         Naming ``key`` when ``text`` is not a string.
+
+    Examples
+    --------
+    >>> parse_param("lr", "loguniform(1e-5, 1e-1)")
+    LogUniform(low=1e-05, high=0.1)
+    >>> parse_param("depth", "int(1, 3)").grid(5)
+    [1, 2, 3]
+    >>> parse_param("activation", "choice(relu, tanh)")
+    Choice(choices=('relu', 'tanh'))
     """
     if isinstance(text, Param):
         return text
@@ -282,10 +480,31 @@ class Space(Mapping[str, Param]):
 
     def grid(self, points: int = 3) -> dict[str, list[Scalar]]:
         """Values per parameter for a grid: choices as given, numeric ranges at ``points``
-        evenly spaced values (log-spaced on log scales), integers rounded and deduplicated."""
+        evenly spaced values (log-spaced on log scales), integers rounded and deduplicated.
+
+        Parameters
+        ----------
+        points : int, default 3
+            Values per numeric range.
+
+        Returns
+        -------
+        dict of str to list
+        """
         return {k: p.grid(points) for k, p in self._params.items()}
 
     def replace(self, **params: Param) -> Space:
+        """A new space with some parameters replaced or added (this one is not changed).
+
+        Parameters
+        ----------
+        **params : Param
+            The new parameters by name.
+
+        Returns
+        -------
+        Space
+        """
         return Space({**self._params, **params})
 
     def to_dict(self) -> dict[str, str]:
@@ -300,11 +519,24 @@ def load_space(path: str | os.PathLike[str]) -> tuple[Space, dict[str, Any]]:
     configuration shared by all trials (``[data]``, ``[train]``, ... as in ``neuronlab train
     --config``), returned as nested dicts for :class:`~neuronlab.config.RunConfig`.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The TOML file.
+
     Returns
     -------
     space : Space
     base : dict
         The other tables, ``{section: {key: value}}`` (validated by the caller).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is not valid TOML (a ConfigError), has no ``[space]`` table, or an
+        entry cannot be parsed.
     """
     from neuronlab.config import read_toml
 

@@ -48,15 +48,55 @@ class Strategy:
     name = "strategy"
 
     def sampler(self, space: Space, seed: int) -> Any:  # pragma: no cover - overridden
+        """The Optuna sampler this strategy asks with (every subclass defines it).
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+        seed : int
+            Seeds the sampler.
+
+        Returns
+        -------
+        optuna.samplers.BaseSampler
+        """
         raise NotImplementedError
 
     def total_trials(self, space: Space, n_trials: int) -> int:
-        """How many trials the search runs when asked for ``n_trials``."""
+        """How many trials the search runs when asked for ``n_trials`` (all of them, in the
+        base class).
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+        n_trials : int
+            The trials asked for.
+
+        Returns
+        -------
+        int
+        """
         return n_trials
 
     def plan(self, space: Space, trials: Sequence[Any], n_trials: int) -> Plan | None:
-        """The next trial's plan given the study's ``trials`` (Optuna FrozenTrials, running
-        ones included), or None when it must wait for running trials to finish."""
+        """The next trial's plan given the study's ``trials``, or None when it must wait for
+        running trials to finish. The base class samples the whole space at full budget.
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+        trials : sequence of optuna.trial.FrozenTrial
+            The study's trials so far, running ones included.
+        n_trials : int
+            The trials the search runs in all.
+
+        Returns
+        -------
+        Plan or None
+        """
         return Plan(space, space.distributions())
 
 
@@ -66,13 +106,32 @@ class Random(Strategy):
     name = "random"
 
     def sampler(self, space: Space, seed: int) -> Any:
+        """The Optuna sampler this strategy asks with: Optuna's RandomSampler.
+
+        Parameters
+        ----------
+        space : Space
+            The search space (unused).
+        seed : int
+            Seeds the sampler.
+
+        Returns
+        -------
+        optuna.samplers.BaseSampler
+        """
         import optuna
 
         return optuna.samplers.RandomSampler(seed=seed)
 
 
 class TPE(Strategy):
-    """Optuna's TPE sampler; the first ``n_startup_trials`` trials are random."""
+    """Optuna's TPE sampler; the first ``n_startup_trials`` trials are random.
+
+    Parameters
+    ----------
+    n_startup_trials : int > 0, default 10
+        Random trials before TPE models the results.
+    """
 
     name = "tpe"
 
@@ -80,6 +139,19 @@ class TPE(Strategy):
         self.n_startup_trials = check_positive_int("n_startup_trials", n_startup_trials)
 
     def sampler(self, space: Space, seed: int) -> Any:
+        """The Optuna sampler this strategy asks with: Optuna's TPESampler with the constant-liar heuristic.
+
+        Parameters
+        ----------
+        space : Space
+            The search space (unused).
+        seed : int
+            Seeds the sampler.
+
+        Returns
+        -------
+        optuna.samplers.BaseSampler
+        """
         import optuna
 
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials, constant_liar=True)
@@ -87,7 +159,13 @@ class TPE(Strategy):
 
 class Grid(Strategy):
     """Every combination; numeric ranges are cut into ``points`` values (log-spaced on log
-    scales). The number of trials is capped at the size of the grid."""
+    scales). The number of trials is capped at the size of the grid.
+
+    Parameters
+    ----------
+    points : int > 0, default 3
+        Values per numeric range.
+    """
 
     name = "grid"
 
@@ -98,12 +176,49 @@ class Grid(Strategy):
         return Space({k: Choice(tuple(v)) for k, v in space.grid(self.points).items()})
 
     def size(self, space: Space) -> int:
+        """The number of points of the grid: the product of each parameter's grid length.
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+
+        Returns
+        -------
+        int
+        """
         return math.prod(len(v) for v in space.grid(self.points).values())
 
     def total_trials(self, space: Space, n_trials: int) -> int:
+        """``n_trials``, capped at the size of the grid.
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+        n_trials : int
+            The trials asked for.
+
+        Returns
+        -------
+        int
+        """
         return min(n_trials, self.size(space))
 
     def sampler(self, space: Space, seed: int) -> Any:
+        """The Optuna sampler this strategy asks with: Optuna's GridSampler over the grid points.
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+        seed : int
+            Seeds the sampler.
+
+        Returns
+        -------
+        optuna.samplers.BaseSampler
+        """
         import optuna
 
         class _GridSampler(optuna.samplers.GridSampler):
@@ -115,6 +230,21 @@ class Grid(Strategy):
         return _GridSampler(space.grid(self.points), seed=seed)
 
     def plan(self, space: Space, trials: Sequence[Any], n_trials: int) -> Plan | None:
+        """Every trial samples the grid: each parameter becomes a choice of its grid values.
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+        trials : sequence of optuna.trial.FrozenTrial
+            The study's trials so far, running ones included.
+        n_trials : int
+            The trials the search runs in all.
+
+        Returns
+        -------
+        Plan
+        """
         g = self._space(space)
         return Plan(g, g.distributions())
 
@@ -153,25 +283,85 @@ class CoarseToFine(Strategy):
         self.budgets = tuple(budgets)
 
     def sampler(self, space: Space, seed: int) -> Any:
+        """The Optuna sampler this strategy asks with: Optuna's RandomSampler (``seed`` also seeds the draws of narrowed categoricals).
+
+        Parameters
+        ----------
+        space : Space
+            The search space (unused).
+        seed : int
+            Seeds the sampler.
+
+        Returns
+        -------
+        optuna.samplers.BaseSampler
+        """
         import optuna
 
         self._seed = seed
         return optuna.samplers.RandomSampler(seed=seed)
 
     def quotas(self, n_trials: int) -> list[int]:
-        """Trials per stage: equal shares, the remainder to the last stages."""
+        """Trials per stage: equal shares, the remainder to the last stages.
+
+        Parameters
+        ----------
+        n_trials : int
+            The trials of the whole search.
+
+        Returns
+        -------
+        list of int
+            One count per stage, summing to ``n_trials``.
+
+        Examples
+        --------
+        >>> CoarseToFine(stages=3).quotas(10)
+        [3, 3, 4]
+        """
         base, extra = divmod(n_trials, self.stages)
         return [base + (1 if s >= self.stages - extra else 0) for s in range(self.stages)]
 
     def stage_spaces(self, space: Space, trials: Sequence[Any], upto: int) -> list[Space]:
-        """The spaces of stages 0..upto, each narrowed from the finished trials of the last."""
+        """The spaces of stages 0..upto, each narrowed from the finished trials of the last.
+
+        Parameters
+        ----------
+        space : Space
+            The full search space (stage 0's).
+        trials : sequence of optuna.trial.FrozenTrial
+            The study's trials; each one's stage is its ``user_attrs["stage"]``.
+        upto : int
+            The last stage wanted.
+
+        Returns
+        -------
+        list of Space
+            ``upto + 1`` spaces.
+        """
         spaces = [space]
         for s in range(upto):
             spaces.append(self.narrow(spaces[-1], [t for t in trials if _stage(t) == s]))
         return spaces
 
     def narrow(self, space: Space, trials: Sequence[Any]) -> Space:
-        """Narrow ``space`` around the best ``keep`` fraction of ``trials`` (complete, finite)."""
+        """Narrow ``space`` around the best ``keep`` fraction of ``trials`` (complete, finite).
+
+        "Best" is the highest objective value. Numeric ranges shrink to the span of those
+        trials' values plus ``margin``; categoricals keep the choices those trials used.
+
+        Parameters
+        ----------
+        space : Space
+            The space the trials searched.
+        trials : sequence of optuna.trial.FrozenTrial
+            One stage's trials.
+
+        Returns
+        -------
+        Space
+            ``space`` itself when no trial completed with a finite value.
+        """
         done = [t for t in trials if _complete(t)]
         if not done:  # every trial failed: nothing to narrow around
             return space
@@ -199,6 +389,24 @@ class CoarseToFine(Strategy):
         return p.narrowed(max(p.low, inv(new_lo)), min(p.high, inv(new_hi)))
 
     def plan(self, space: Space, trials: Sequence[Any], n_trials: int) -> Plan | None:
+        """The plan of the first stage whose quota is not used up: that stage's narrowed space
+        and budget.
+
+        Parameters
+        ----------
+        space : Space
+            The search space.
+        trials : sequence of optuna.trial.FrozenTrial
+            The study's trials so far, running ones included.
+        n_trials : int
+            The trials the search runs in all.
+
+        Returns
+        -------
+        Plan or None
+            None while a trial of an earlier stage is still running (its result decides the
+            ranges).
+        """
         quotas = self.quotas(n_trials)
         asked = [sum(1 for t in trials if _stage(t) == s and _counts(t)) for s in range(self.stages)]
         stage = next((s for s in range(self.stages) if asked[s] < quotas[s]), self.stages - 1)
@@ -249,7 +457,32 @@ STRATEGIES: dict[str, type[Strategy]] = {
 
 
 def get_strategy(name: str | Strategy, **kwargs: Any) -> Strategy:
-    """A strategy by name (``grid``, ``random``, ``tpe``, ``coarse-to-fine``) or as given."""
+    """A strategy by name (``grid``, ``random``, ``tpe``, ``coarse-to-fine``) or as given.
+
+    Parameters
+    ----------
+    name : str or Strategy
+        A name (case-insensitive; ``_`` reads as ``-``), or a Strategy, returned as it is.
+    **kwargs
+        The strategy's constructor options (``points=...``, ``stages=...``); only with a
+        name.
+
+    Returns
+    -------
+    Strategy
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown (the message lists the choices).
+    TypeError
+        If options are given with a Strategy, or an option is not one the strategy takes.
+
+    Examples
+    --------
+    >>> get_strategy("coarse_to_fine", stages=2).budgets
+    (0.5, 1.0)
+    """
     if isinstance(name, Strategy):
         if kwargs:
             raise TypeError("options are only accepted with a strategy name")

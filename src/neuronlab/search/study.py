@@ -62,13 +62,43 @@ class SearchResult:
     stages: list[Space] = field(default_factory=list)
 
     def count(self, state: str) -> int:
+        """How many trials ended in ``state``.
+
+        Parameters
+        ----------
+        state : str
+            An Optuna trial state name: ``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``,
+            ``"RUNNING"``...
+
+        Returns
+        -------
+        int
+        """
         return sum(1 for r in self.records if r["state"] == state)
 
 
 def make_pruner(pruner: Any) -> Any:
     """``"median"`` (Optuna's MedianPruner, 5 startup trials, 2 warm-up epochs), ``"none"`` /
     None, or an Optuna pruner that only reads the study (median, percentile, threshold,
-    patient). Rung-based pruners write to the study and cannot judge a trial in a worker."""
+    patient). Rung-based pruners write to the study and cannot judge a trial in a worker.
+
+    Parameters
+    ----------
+    pruner : str, optuna.pruners.BasePruner or None
+        ``"median"``, ``"none"`` (case-insensitive), None, or a pruner object.
+
+    Returns
+    -------
+    optuna.pruners.BasePruner or None
+
+    Raises
+    ------
+    ValueError
+        For another name, or a pruner that keeps state in the study (Hyperband,
+        successive halving).
+    TypeError
+        For anything that is not a name, None or an Optuna pruner.
+    """
     if pruner is None or (isinstance(pruner, str) and pruner.lower() == "none"):
         return None
     import optuna
@@ -189,7 +219,8 @@ def run_search(
     base: dict[str, Any] | None = None,
     on_trial: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchResult:
-    """Search ``space`` for the parameters that maximise ``objective(params, trial)``.
+    """Search ``space`` for the parameters that maximise ``objective(params, trial)`` (or
+    minimise it, with ``direction="minimize"``).
 
     Parameters
     ----------
@@ -207,6 +238,9 @@ def run_search(
         ``trials.csv``, the best trial's files and plots. None keeps everything in memory.
     storage : str, optional
         An Optuna RDB URL (``postgresql://...``, ``sqlite:///...``) instead of the journal.
+    study_name : str, default "neuronlab"
+        The Optuna study's name in the storage: a study of that name is continued
+        (``load_if_exists``), so searches sharing one RDB need different names.
     workers : int
         Local worker processes (0: in this process), or trials in flight on a Dask cluster.
     dask : str, optional
@@ -226,6 +260,10 @@ def run_search(
         with different settings is refused instead of mixing two searches.
     on_trial : callable(record), optional
         Called in this process after each finished trial is stored.
+
+    Returns
+    -------
+    SearchResult
 
     Raises
     ------

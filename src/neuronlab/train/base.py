@@ -35,20 +35,97 @@ class Callback:
 
     order: ClassVar[int] = 0
 
-    def on_train_begin(self, trainer: Any) -> None: ...
-    def on_epoch_begin(self, trainer: Any, epoch: int) -> None: ...
-    def on_before_update(self, trainer: Any, step: int, loss: float) -> None: ...
-    def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None: ...
-    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None: ...
-    def on_train_end(self, trainer: Any) -> None: ...
-    def close(self) -> None: ...
+    def on_train_begin(self, trainer: Any) -> None:
+        """Called once at the start of :meth:`~neuronlab.train.Trainer.fit`, before the first
+        epoch (and, on a resumed run, before the callbacks' saved state is restored).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+        """
+
+    def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
+        """Called at the start of every epoch, after its shuffle order is drawn.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        """
+
+    def on_before_update(self, trainer: Any, step: int, loss: float) -> None:
+        """Called once per step, after the gradients are complete and before the optimizer
+        uses them (``trainer.grads``; the parameters still hold their old values).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the optimizer step.
+        loss : float
+            The batch's loss (data loss plus regularisation).
+        """
+
+    def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
+        """Called after every optimizer step (and after the constraints).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step just done (``trainer.step`` is now ``step + 1``).
+        logs : dict
+            ``{"loss": float, "lr": float or None, "batch_size": int}``: the batch's loss,
+            the learning rate used (None for a full-batch L-BFGS step) and the batch's rows.
+        """
+
+    def on_epoch_end(self, trainer: Any, epoch: int, logs: dict[str, Any]) -> None:
+        """Called at the end of every epoch, after validation, once the epoch is recorded in
+        ``trainer.history``.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        logs : dict
+            The epoch's record: ``"epoch"``, ``"step"``, ``"lr"``, the training ``"loss"``
+            and ``"acc"`` (classification) or ``"error"`` (regression), and the same keys
+            prefixed ``"val_"`` when there is validation data.
+        """
+
+    def on_train_end(self, trainer: Any) -> None:
+        """Called once after the last epoch of a run that finished normally (also one ended
+        early by ``trainer.stop_training``); not after an exception.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that has finished.
+        """
+
+    def close(self) -> None:
+        """Called when :meth:`~neuronlab.train.Trainer.fit` returns, also after an exception:
+        release files and other resources here."""
 
     def state_dict(self) -> dict[str, Any] | None:
         """State a resumed run needs (JSON-able values and ndarrays), or None if stateless."""
         return None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (the base class keeps nothing).
+
+        Parameters
+        ----------
+        state : dict
+            A dictionary :meth:`state_dict` returned, as a checkpoint stored it.
+        """
 
 
 def overrides(cb: Callback, hook: str) -> bool:

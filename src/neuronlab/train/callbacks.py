@@ -67,6 +67,20 @@ class _Monitor(Callback):
         self.wait = 0
 
     def on_train_begin(self, trainer: Trainer) -> None:
+        """Forget the best value and the wait count, and check that the run measures
+        ``monitor``.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+
+        Raises
+        ------
+        ValueError
+            If ``monitor`` is not one of the run's epoch metrics (a ``"val_"`` metric
+            without validation data, ``"acc"`` in a regression...).
+        """
         # a fresh run starts from scratch; a resumed one gets its state back right after this
         self.best, self.best_epoch, self.wait = None, None, 0
         names = trainer.epoch_metric_names
@@ -88,9 +102,23 @@ class _Monitor(Callback):
         return False
 
     def state_dict(self) -> dict[str, Any]:
+        """The best value, its epoch and the count of epochs without improvement.
+
+        Returns
+        -------
+        dict
+            ``{"best": float or None, "best_epoch": int or None, "wait": int}``.
+        """
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the best value, its epoch and the wait count.
+
+        Parameters
+        ----------
+        state : dict
+            A dictionary :meth:`state_dict` returned.
+        """
         self.best, self.best_epoch, self.wait = (
             state["best"],
             state["best_epoch"],
@@ -130,11 +158,37 @@ class EarlyStopping(_Monitor):
         self._best_arrays: dict[str, np.ndarray] = {}
 
     def on_train_begin(self, trainer: Trainer) -> None:
+        """Start a run afresh: no best value, no saved weights, not stopped.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+
+        Raises
+        ------
+        ValueError
+            If the run does not measure ``monitor``.
+        """
         super().on_train_begin(trainer)
         self.stopped_epoch = None
         self._best_arrays = {}
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Compare ``logs[monitor]`` with the best so far: on an improvement, copy the
+        parameters and buffers (when ``restore_best``); after ``patience`` epochs without
+        one, set ``trainer.stop_training`` and record ``stopped_epoch``. A missing (None) or
+        non-finite value counts as no improvement.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        logs : dict
+            The epoch's record; must hold ``monitor``.
+        """
         if self._improved(epoch, logs):
             if self.restore_best:
                 arrays = {**trainer.model.params, **trainer.model.buffers}
@@ -148,16 +202,39 @@ class EarlyStopping(_Monitor):
             trainer.stop_training = True
 
     def on_train_end(self, trainer: Trainer) -> None:
+        """Put the best epoch's parameters and buffers back into the model (when
+        ``restore_best`` and an epoch improved).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that has finished.
+        """
         if self.restore_best and self._best_arrays:
             trainer.model.set_arrays(self._best_arrays)
 
     def state_dict(self) -> dict[str, Any]:
+        """The monitor's state, ``stopped_epoch`` and the best epoch's arrays.
+
+        Returns
+        -------
+        dict
+            ``best``, ``best_epoch``, ``wait``, ``stopped_epoch`` and ``best_arrays``
+            (``{name: ndarray}``, empty when ``restore_best`` is False).
+        """
         state = super().state_dict()
         state["stopped_epoch"] = self.stopped_epoch
         state["best_arrays"] = dict(self._best_arrays)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the arrays are copied).
+
+        Parameters
+        ----------
+        state : dict
+            A dictionary :meth:`state_dict` returned.
+        """
         super().load_state_dict(state)
         self.stopped_epoch = state["stopped_epoch"]
         self._best_arrays = {k: np.array(v, copy=True) for k, v in state["best_arrays"].items()}
@@ -202,6 +279,19 @@ class ReduceLROnPlateau(_Monitor):
         self.min_lr = check_number("min_lr", min_lr, low=0)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """After ``patience`` epochs without improvement of ``logs[monitor]``, multiply
+        ``trainer.lr_scale`` by ``factor`` (or lower it only to ``min_lr`` when a full
+        reduction would pass it) and restart the count.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        logs : dict
+            The epoch's record; must hold ``monitor``.
+        """
         if self._improved(epoch, logs) or self.wait < self.patience:
             return
         self.wait = 0
@@ -224,6 +314,23 @@ class NonFiniteGuard(Callback):
     """
 
     def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None:
+        """Check the step's loss, then every array of ``trainer.grads``.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step.
+        loss : float
+            The batch's loss.
+
+        Raises
+        ------
+        DivergenceError
+            If the loss, or an element of a gradient, is NaN or infinite; it names the step,
+            the array (``"loss"`` or the parameter's dotted name) and the offending value.
+        """
         if not math.isfinite(loss):
             raise DivergenceError(step, "loss", float(loss))
         for name, g in trainer.grads.items():
@@ -281,19 +388,65 @@ class Checkpoint(Callback):
         self.last_path: str | None = None
 
     def on_train_begin(self, trainer: Trainer) -> None:
+        """Create ``directory`` if it is missing.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+        """
         os.makedirs(self.directory, exist_ok=True)
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        """Save ``step-<trainer.step>.safetensors`` when ``every_steps`` steps have been done
+        since the last such save (``trainer.step`` is a multiple of ``every_steps``).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step just done.
+        logs : dict
+            The batch's logs (unused).
+        """
         if self.every_steps is not None and trainer.step % self.every_steps == 0:
             self.save(trainer, f"step-{trainer.step:09d}.safetensors")
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Save ``epoch-<epoch>-step-<step>.safetensors`` every ``every_epochs`` epochs and
+        at the run's last epoch (the planned last one, or one where ``stop_training`` is set).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        logs : dict
+            The epoch's record (unused).
+        """
         last = trainer.stop_training or epoch + 1 == trainer.epochs
         if last or (self.every_epochs is not None and (epoch + 1) % self.every_epochs == 0):
             self.save(trainer, f"epoch-{epoch:04d}-step-{trainer.step:09d}.safetensors")
 
     def save(self, trainer: Trainer, name: str) -> str:
-        """Write a checkpoint called ``name`` now, then prune old ones; returns its path."""
+        """Write a checkpoint called ``name`` now, then prune old ones (``keep``).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            Whose model, optimizer, state, schedule and callbacks are saved.
+        name : str
+            File name inside ``directory``, ``step-<9 digits>.safetensors`` or
+            ``epoch-<4 digits>-step-<9 digits>.safetensors``: pruning and ``resume`` read
+            the step from the name.
+
+        Returns
+        -------
+        str
+            The path written.
+        """
         path = os.path.join(self.directory, name)
         save_checkpoint(path, model=trainer.model, optimizer=trainer.optimizer,
                         state=trainer.state, schedule=trainer.schedule,

@@ -299,6 +299,17 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> str | None:
 def load_checkpoint(path: str | os.PathLike[str]) -> LoadedCheckpoint:
     """Read and verify a checkpoint file, or the latest one in a folder.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint file written by :class:`~neuronlab.train.Checkpoint`, or a folder: its
+        newest checkpoint (highest step; at equal steps the end-of-epoch one).
+
+    Returns
+    -------
+    LoadedCheckpoint
+        The path read, the JSON metadata and the arrays.
+
     Raises
     ------
     FileNotFoundError

@@ -22,8 +22,10 @@ class DivergenceError(RuntimeError):
     NaN in the forward pass (its input had max |x| 3.4 and min -2.1), so the loss is nan;
     before that, the update/weight ratio of 2.W rose 0.001 → 0.4 ..."``.
 
-    Parameters and attributes
-    -------------------------
+    Each parameter is also an attribute of the same name.
+
+    Parameters
+    ----------
     step : int
         0-based index of the optimizer step at which it happened (not applied).
     name : str
@@ -102,7 +104,25 @@ class DivergenceError(RuntimeError):
         context: str | None = None,
     ) -> None:
         """Set where the divergence started (what the sentinel found) and rebuild the
-        message, in place: a re-raised error keeps its traceback."""
+        message, in place: a re-raised error keeps its traceback.
+
+        Every argument replaces the attribute of the same name (one left out becomes None).
+
+        Parameters
+        ----------
+        layer : int or None
+            Index of the layer where the first non-finite number appeared.
+        layer_type : str or None
+            That layer's class name.
+        direction : {"parameters", "forward", "loss", "backward", "regularizer"} or None
+            Where the replay saw it first (see the class).
+        param : str or None
+            Dotted name of the first non-finite parameter gradient.
+        origin : str or None
+            The sentence that names the origin.
+        context : str or None
+            What led there.
+        """
         self.layer, self.layer_type, self.direction = layer, layer_type, direction
         self.param, self.origin, self.context = param, origin, context
         self.args = (self._message(),)

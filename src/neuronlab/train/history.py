@@ -47,7 +47,13 @@ class History:
 
     # -- recording (called by the Trainer) -------------------------------------------------
     def record_epoch(self, logs: dict[str, Any]) -> None:
-        """Append one epoch's summary (a copy of ``logs``)."""
+        """Append one epoch's summary (a copy of ``logs``).
+
+        Parameters
+        ----------
+        logs : dict
+            The epoch's record (see :attr:`epochs` for its keys).
+        """
         self.epochs.append(dict(logs))
 
     # -- reading ---------------------------------------------------------------------------
@@ -60,10 +66,28 @@ class History:
 
     @property
     def n_steps(self) -> int:
+        """Number of optimizer steps recorded (``len(history.loss)``)."""
         return len(self.loss)
 
     def best(self, key: str = "val_loss") -> dict[str, Any]:
-        """The epoch dict with the best value of ``key`` (highest for accuracies, else lowest)."""
+        """The epoch dict with the best value of ``key`` (highest for accuracies, else lowest).
+
+        Parameters
+        ----------
+        key : str, default "val_loss"
+            An epoch metric; names ending in ``"acc"`` are maximised, all others minimised.
+            Ties go to the earliest epoch.
+
+        Returns
+        -------
+        dict
+            That epoch's record (the dict stored in :attr:`epochs`, not a copy).
+
+        Raises
+        ------
+        KeyError
+            If no epoch is recorded, or the last epoch has no ``key``.
+        """
         values = self[key]
         sign = -1.0 if key.endswith("acc") else 1.0
         i = min(range(len(values)), key=lambda j: sign * values[j])
@@ -82,7 +106,23 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
-        """Rebuild from :meth:`to_dict` output."""
+        """Rebuild from :meth:`to_dict` output (``None`` losses become NaN again).
+
+        Parameters
+        ----------
+        d : dict
+            Needs ``"loss"``, ``"lr"`` and ``"epochs"``; ``"monitor"`` and ``"info"`` are
+            optional (files written before they existed lack them).
+
+        Returns
+        -------
+        History
+
+        Raises
+        ------
+        ValueError
+            If ``d`` is not a dict or lacks one of the required keys.
+        """
         if not isinstance(d, dict) or not {"loss", "lr", "epochs"} <= set(d):
             raise ValueError("history dict must have 'loss', 'lr' and 'epochs' keys")
         h = cls()

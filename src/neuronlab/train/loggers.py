@@ -44,6 +44,14 @@ class ProgressBar(Callback):
         self._next = 0.0
 
     def on_train_begin(self, trainer: Trainer) -> None:
+        """Open the bar over ``trainer.total_steps`` steps, starting at ``trainer.step`` (a
+        resumed run starts part-way).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+        """
         from tqdm.auto import tqdm
 
         file = self.file if self.file is not None else sys.stderr
@@ -61,9 +69,30 @@ class ProgressBar(Callback):
         )
 
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        """Show ``epoch k/n`` (1-based) as the bar's description.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        """
         self.bar.set_description(f"epoch {epoch + 1}/{trainer.epochs}", refresh=False)
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        """Advance the bar by one step; show the batch's loss at most every ``mininterval``
+        seconds.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step just done.
+        logs : dict
+            The batch's logs (``"loss"``, ``"lr"``, ``"batch_size"``).
+        """
         bar = self.bar
         bar.update(1)
         now = time.monotonic()
@@ -72,6 +101,17 @@ class ProgressBar(Callback):
             bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Show the epoch's float metrics (loss, acc, val_loss...) after the bar.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        logs : dict
+            The epoch's record.
+        """
         shown = {
             k: f"{v:.4g}"
             for k, v in logs.items()
@@ -80,6 +120,7 @@ class ProgressBar(Callback):
         self.bar.set_postfix(shown, refresh=True)
 
     def close(self) -> None:
+        """Close the bar (once; later calls do nothing)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -126,6 +167,14 @@ class JSONLLogger(Callback):
         self._f.flush()
 
     def on_train_begin(self, trainer: Trainer) -> None:
+        """Open the file for appending (on a resumed run, first cut it back to the
+        checkpoint) and write the ``train_begin`` line.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that is about to train.
+        """
         if trainer.resumed and os.path.exists(self.path):
             self._cut_back(trainer)
         if self._f is None:
@@ -180,6 +229,18 @@ class JSONLLogger(Callback):
             self._n_monitor += 1
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
+        """Write a ``step`` line every ``every_steps`` steps, the ``info`` line after the
+        run's first step, and the Monitor records made since the last call.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the step.
+        step : int
+            0-based index of the step just done.
+        logs : dict
+            The batch's logs (``"loss"``, ``"lr"``, ``"batch_size"``).
+        """
         if (step + 1) % self.every_steps == 0:
             self._write(
                 {
@@ -199,13 +260,34 @@ class JSONLLogger(Callback):
             self._write_monitor(trainer)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
+        """Write the Monitor records made at the epoch's end, then the ``epoch`` line
+        (``logs`` plus the time).
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer running the epoch.
+        epoch : int
+            0-based index of the epoch.
+        logs : dict
+            The epoch's record.
+        """
         self._write_monitor(trainer)  # records made at the epoch's end (the weight spectra)
         self._write({"event": "epoch", "time": time.time(), **logs})
 
     def on_train_end(self, trainer: Trainer) -> None:
+        """Write the ``train_end`` line.
+
+        Parameters
+        ----------
+        trainer : Trainer
+            The trainer that has finished.
+        """
         self._write({"event": "train_end", "time": time.time(), "step": trainer.step})
 
     def close(self) -> None:
+        """Write a last ``info`` line when the fit diverged (the ``diverged_*`` facts), then
+        close the file."""
         if self._f is not None:
             # a diverged fit records where and why in history.info as it ends: write it, so
             # the report and `neuronlab diagnose` read the divergence from the file too

@@ -91,7 +91,13 @@ class TrainState:
         return 1 if self.full_batch else -(-self.n_samples // self.batch_size)
 
     def begin_epoch(self, epoch: int) -> None:
-        """Start ``epoch``: draw its order from the shuffle generator, batch 0, zero sums."""
+        """Start ``epoch``: draw its order from the shuffle generator, batch 0, zero sums.
+
+        Parameters
+        ----------
+        epoch : int
+            0-based index of the epoch to start.
+        """
         self.order = None if self.full_batch else self.shuffle_rng.permutation(self.n_samples)
         self.epoch, self.batch_in_epoch, self.epoch_done = epoch, 0, False
         self.sums = new_sums()
@@ -119,6 +125,11 @@ class TrainState:
         (``n_samples``, ``batch_size``, ``full_batch``, ``metrics``: resume needs the same
         data and validation); ``epochs`` stays this state's, so a run can be resumed for more
         epochs (not for fewer than it has started).
+
+        Parameters
+        ----------
+        d : mapping
+            A dictionary :meth:`state_dict` returned.
 
         Raises
         ------

@@ -155,11 +155,23 @@ class Trainer:
 
     # -- learning rate ----------------------------------------------------------------------
     def base_lr(self, step: int) -> float:
-        """The schedule's lr for ``step`` (or the optimizer's own lr), before ``lr_scale``."""
+        """The schedule's lr for ``step`` (or the optimizer's own lr), before ``lr_scale``.
+
+        Parameters
+        ----------
+        step : int
+            0-based global optimizer step.
+
+        Returns
+        -------
+        float
+        """
         return float(self.schedule(step)) if self.schedule is not None else float(self.optimizer.lr)
 
     @property
     def total_steps(self) -> int:
+        """Optimizer steps of the whole run: ``epochs * n_batches`` (one per epoch for
+        full-batch L-BFGS)."""
         return self.state.epochs * self.state.n_batches
 
     @property
@@ -411,10 +423,25 @@ class Trainer:
         self, X: Any, y: Any, *, sample_weight: Any = None, batch_size: int | None = None
     ) -> dict[str, float]:
         """Loss (data + regularisation) and accuracy or regression error on (X, y), in
-        inference mode, in batches (:func:`~neuronlab.train.evaluation.evaluate`); weighted
-        means with ``sample_weight`` (array-like of shape (n_samples,), finite, >= 0).
-        X and y are taken as :meth:`fit` takes them.
-        Returns ``{"loss": ..., "acc": ...}`` or ``{"loss": ..., "error": ...}``."""
+        inference mode, in batches (:func:`~neuronlab.train.evaluation.evaluate`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Taken as :meth:`fit` takes it.
+        y : array-like
+            Labels or targets, as for :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,) or None
+            Row weights (finite, >= 0): the results are weighted means.
+        batch_size : int or None
+            Rows per forward pass; None uses the fit's batch size, at least 1024.
+
+        Returns
+        -------
+        dict
+            ``{"loss": ..., "acc": ...}`` (classification) or ``{"loss": ..., "error": ...}``
+            (regression).
+        """
         X, y = self._check_data("X", "y", X, y)
         w = None if sample_weight is None else self._check_weight("sample_weight", y, sample_weight)
         with self._blas(min(self._inference_batch_size(batch_size), X.shape[0])):
@@ -423,7 +450,19 @@ class Trainer:
     def predict(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """``loss.predict`` of the scores for raw X (class labels, 0/1 attributes or regression
         values): ``model.preprocessor`` is applied when set (as for a loaded model), in
-        inference mode, in batches. Returns shape (n_samples, ...)."""
+        inference mode, in batches.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw features.
+        batch_size : int or None
+            Rows per forward pass; None uses the fit's batch size, at least 1024.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, ...)
+        """
         from neuronlab import prediction
 
         rows = self._inference_batch_size(batch_size)
@@ -432,8 +471,26 @@ class Trainer:
 
     def predict_proba(self, X: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Probabilities for raw X (the loss's ``predict_proba``: softmax or sigmoid), through
-        ``model.preprocessor`` when set, in inference mode, in batches; NotImplementedError
-        for a loss without probabilities (hinge, regression)."""
+        ``model.preprocessor`` when set, in inference mode, in batches.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Raw features.
+        batch_size : int or None
+            Rows per forward pass; None uses the fit's batch size, at least 1024.
+
+        Returns
+        -------
+        ndarray
+            Shape (n_samples, n_classes) for softmax; (n_samples,) or
+            (n_samples, n_attributes) for sigmoid.
+
+        Raises
+        ------
+        NotImplementedError
+            For a loss without probabilities (hinge, regression).
+        """
         from neuronlab import prediction
 
         rows = self._inference_batch_size(batch_size)
