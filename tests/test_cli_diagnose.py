@@ -117,11 +117,12 @@ def test_a_folder_that_is_not_a_run_is_one_error_line(tmp_path):
     assert not (tmp_path / VERIFY_FILE).exists()
 
 
-def test_verify_needs_a_checkpoint(run):
+def test_verify_without_a_checkpoint_replays_from_scratch(run):
     shutil.rmtree(run / "checkpoints")
     assert run_cli("diagnose", run).exit_code == 0  # the diagnosis needs none
-    assert_user_error(run_cli("diagnose", run, "--verify"), "no checkpoint to replay from")
-    assert not (run / VERIFY_FILE).exists()
+    result = run_cli("diagnose", run, "--verify", "--steps", 10)
+    assert result.exit_code == 0, result.output
+    assert (run / VERIFY_FILE).exists()
 
 
 def test_a_corrupted_checkpoint_is_one_error_line(run):

@@ -431,7 +431,7 @@ def _lr_find_section(run_dir: Path, add: Any, figure: Any) -> None:
         doc = json.loads(path.read_text(encoding="utf-8"))
         result = LRFindResult.from_dict(doc)
         lr, (lo, hi) = float(doc.get("lr", result.suggestion)), result.spread
-    except (OSError, ValueError, TypeError, AttributeError) as e:
+    except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
         add("lr-find", title, _note(f"lr_find.json could not be read: {e}"))
         return
     figure("lr-find", title, result.plot, explain=(

@@ -210,6 +210,8 @@ class LRFindResult:
             sweeps = list(d["sweeps"])
             suggestions = {str(r): (num(s[0]), num(s[1]), num(s[2]))
                            for r, s in d["suggestions"].items()}
+            if str(d["rule"]) not in suggestions:
+                raise ValueError(f"its rule {str(d['rule'])!r:.40} has no suggestion")
             return cls(
                 seeds=tuple(int(s["seed"]) for s in sweeps),
                 lrs=[np.asarray(s["lr"], dtype=np.float64) for s in sweeps],

@@ -81,11 +81,11 @@ MAX_CANDIDATES = 1000
 SPECTRUM_RECORD_KEYS = frozenset({"step", "kind", "layer", "type", "param", "top_singular",
                                   "stable_rank", "alpha", "alpha_low", "alpha_high", "n_tail",
                                   "reason"})
-_Z95 = 1.959963984540054
+_Z95 = 1.959963984540054  # the normal distribution's 97.5% quantile
 _SPREAD = 1e-9  # relative differences below this are rounding, not a tail
 #: An SVD of m·n·min(m, n) below this runs on one BLAS thread (a 500×250 matrix: 3e7, 65 ms
 #: on one thread, 0.2-1.3 s on two beside other work; see neuronlab.threads).
-_SMALL_SVD = 1e8  # the normal distribution's 97.5% quantile
+_SMALL_SVD = 1e8
 
 
 @dataclass(frozen=True)

@@ -412,7 +412,8 @@ def _good_checkpoints(ckpts: list[tuple[int, str]], history: History) -> list[tu
     """The checkpoints written before the run diverged, best first: by the validation loss
     (else the training objective) of the epoch each one ends when they all end an epoch,
     else by the mean objective of the 10 steps before each; latest first at equal values.
-    Those whose value is not finite are left out."""
+    Those whose value is not finite, or above :data:`_BROKEN_FACTOR` times the run's initial
+    loss, are left out."""
     bad = _diverged_step(history)
     epochs = {int(e["epoch"]): e for e in history.epochs
               if isinstance(e.get("epoch"), numbers.Integral) and "step" in e}
@@ -432,9 +433,19 @@ def _good_checkpoints(ckpts: list[tuple[int, str]], history: History) -> list[tu
     values = [epoch_value(step, p) for step, p in kept]
     if any(v is None for v in values):
         values = [steps_value(step, p) for step, p in kept]
+    # finite is not enough: a checkpoint whose loss is already far above where the run began
+    # (the initial loss, or ln C) was broken before it diverged, and a replay from it proves
+    # nothing
+    ceiling = _BROKEN_FACTOR * max(
+        [v for v in (history.info.get("initial_loss"), history.info.get("expected_initial_loss"))
+         if isinstance(v, (int, float)) and math.isfinite(v) and v > 0] or [math.inf])
     scored = [(float(v), -step, p) for (step, p), v in zip(kept, values)
-              if isinstance(v, (int, float)) and math.isfinite(v)]
+              if isinstance(v, (int, float)) and math.isfinite(v) and v <= ceiling]
     return [(-neg, p) for _, neg, p in sorted(scored)]
+
+
+#: A checkpoint whose loss is above this many times the run's initial loss is not "good".
+_BROKEN_FACTOR = 10.0
 
 
 _EPOCH_OF = re.compile(r"^epoch-(\d+)-")
@@ -708,7 +719,7 @@ def verify(
     steps = check_positive_int("steps", steps)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    path = check_run_dir(run_dir, checkpoints=True)
+    path = check_run_dir(run_dir)
     cfg = load_config(path / "config.toml")
     history = load_history(path)
     if findings is None:
@@ -728,13 +739,13 @@ def verify(
         if kind == "scratch":
             return _Start()
         if kind == "last":
-            return _Start(checkpoint(ckpts[-1][1]))
+            return _Start(checkpoint(ckpts[-1][1])) if ckpts else _Start()
         for _, p in _good_checkpoints(ckpts, history):
             c = checkpoint(p)
             if all(np.isfinite(a).all() for a in c.model_arrays().values()):
                 return _Start(c)
         logger.info("no good checkpoint: replaying from scratch")
-        return _Start()
+        return _Start()  # a run that diverged in its first epoch: from its initial weights
 
     plan: list[tuple[str, str, _Start, RunConfig]] = []
     for rule in rules:

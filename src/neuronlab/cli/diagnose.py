@@ -41,7 +41,7 @@ def diagnose(run_dir: str, replay: bool, steps: int, as_json: bool,
     from neuronlab.babysit.diagnose import format_findings
     from neuronlab.babysit.verify import VERIFY_FILE, check_run_dir, load_history, verify
 
-    path = check_run_dir(run_dir, checkpoints=replay)
+    path = check_run_dir(run_dir)  # no checkpoint (diverged in epoch 1): replays from scratch
     findings = run_rules(load_history(path))
     verifications = verify(path, findings, steps=steps, progress=progress) if replay else None
     if as_json:

@@ -450,18 +450,23 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
         scores = {part: evaluate(run.model, run.loss, *pair) if len(pair[1]) else None
                   for part, pair in (("train", run.train), ("val", run.val), ("test", run.test))}
         # what a trivial model and a linear one score on the same rows (the test part
-        # when there is one: the numbers the summary prints)
-        base = baselines_for_run(run, part="test" if scores["test"] else None)
+        # when there is one: the numbers the summary prints); informative only, so a
+        # failure there never costs the trained model
+        try:
+            base = baselines_for_run(run, part="test" if scores["test"] else None)
+        except Exception as e:  # noqa: BLE001
+            base, why = None, f"{type(e).__name__}: {e}"
     run.model.preprocessor = run.preprocessor
     meta = {"loss": cfg.model.loss, "config": cfg.to_dict(), "epoch": epoch, **scores,
-            "baselines": base.to_dict()}
+            **({"baselines": base.to_dict()} if base is not None else {})}
     save(run.model, run_dir / "model.safetensors", preprocessor=run.preprocessor, metadata=meta)
     click.echo(_format_metrics(scores["test"], f"test ({len(run.test[1])} samples)")
                if scores["test"] else "test: no test split (data.test_size = 0)")
     if stopper is not None:
         click.echo(_early_stopping_line(stopper, t.epochs))
     click.echo(_summary_line(scores))
-    click.echo(f"baselines: {base.compare(scores[base.part])}")
+    click.echo(f"baselines: {base.compare(scores[base.part])}" if base is not None
+               else f"baselines: not computed ({why})")
     click.echo(format_findings(diagnose(trainer.history)))
     if report:
         from neuronlab.report import write_report

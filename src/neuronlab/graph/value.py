@@ -181,14 +181,14 @@ class Value:
     def __truediv__(self, other: Operand) -> Value:
         """The divide gate ``a / b``. Local gradient: 1/b for a, -a/b² for b."""
         if isinstance(other, Value):
-            a, b = self.data, other.data
+            a, b = self.data, _nonzero(other.data)
             return _gate(a / b, DIV, "/", "{0} / {1}", (self, other), (1.0 / b, -a / (b * b)))
-        c = _constant(other)
+        c = _nonzero(_constant(other))
         return _gate(self.data / c, DIV, f"/{c:g}", f"{{0}} / {_paren(c)}", (self,), (1.0 / c,))
 
     def __rtruediv__(self, other: Operand) -> Value:
         """``c / x`` for a constant c (the notes' ``1/x`` gate): local gradient -c/x²."""
-        c, x = _constant(other), self.data
+        c, x = _constant(other), _nonzero(self.data)
         return _gate(c / x, DIV, f"{c:g}/x", f"{c:g} / {{0}}", (self,), (-c / (x * x),))
 
     def __pow__(self, exponent: float) -> Value:
@@ -390,6 +390,13 @@ def _finite(x: object, what: str) -> float:
     if not math.isfinite(f):
         raise ValueError(f"{what} must be finite, got {f!r}")
     return f
+
+
+def _nonzero(d: float) -> float:
+    """A divisor, refused when it is 0 (a ValueError, like every other domain error here)."""
+    if d == 0:
+        raise ValueError("division by zero: the divide gate needs a non-zero divisor")
+    return d
 
 
 def _constant(c: object) -> float:
