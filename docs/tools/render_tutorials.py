@@ -17,7 +17,8 @@ A tutorial is a Python file of cells (docs/tutorials/README.md is the contract):
 working directory a fresh temporary folder), captures what each code cell prints and the value
 of its last expression, and writes ``<stem>.md`` into the output folder: Markdown cells as
 they are, code cells as ``python`` blocks, printed text and values as ``text`` blocks, and a
-matplotlib Figure as a PNG beside the page. A failing cell raises :class:`TutorialError`
+matplotlib Figure as a PNG beside the page (an object with ``_repr_svg_``, such as
+``nl.graph.draw``'s, as an SVG file). A failing cell raises :class:`TutorialError`
 naming the tutorial and the cell, chained to the original exception, whose traceback points
 at the tutorial's own lines.
 
@@ -230,6 +231,10 @@ def render(
                     value.savefig(out_dir / image, dpi=100, bbox_inches="tight")
                     plt.close(value)
                     parts.append(f"![Figure of cell {number}]({image})")
+                elif hasattr(value, "_repr_svg_"):  # an SVG drawing (nl.graph.draw), as Jupyter
+                    image = f"{path.stem}_{number}.svg"
+                    (out_dir / image).write_text(value._repr_svg_(), encoding="utf-8")
+                    parts.append(f"![Drawing of cell {number}]({image})")
                 elif value is not None:
                     parts.append(_fence("text", repr(value)))
         finally:

@@ -54,51 +54,25 @@ print(format_trace(backward_steps(f)))
 # ## Drawing the circuit
 #
 # The notes draw circuits with values in green above the wires and gradients in red below.
-# `nl.graph.to_svg(f)` produces such a drawing as a standalone SVG document (a browser or a
-# notebook displays it; `to_svg(f, step=k)` shows the graph after step k of the trace, so
-# backprop can be watched gate by gate). This page shows figures as PNG images, so here
-# the same picture is drawn with matplotlib from `nl.graph.layout_graph`, the layout that
-# `to_svg` uses: inputs on the left, the output on the right.
+# `nl.graph.draw(f)` makes that drawing (an SVG picture, shown here and in Jupyter;
+# `nl.graph.to_svg(f)` is the same document as text, and `draw(f, step=k)` shows the graph
+# after step k of the trace, so backprop can be watched gate by gate). Inputs are on the left,
+# the output on the right.
 
 # %%
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
-
-from neuronlab.graph import layout_graph, node_names, to_svg, topological_order
-
-
-def draw(output, *, title="", width=None):
-    """The graph of `output` with values (green, above) and gradients (red, below)."""
-    lay = layout_graph(output)
-    names = node_names(topological_order(output))
-    low, high = lay.span
-    fig = Figure(figsize=(width or 2.0 * len(lay.columns) + 1, 1.1 * (high - low) + 1.6))
-    ax = fig.add_subplot()
-    for (inp, gate, _), route in lay.routes.items():  # edges, through their bends
-        xs = np.arange(lay.column(inp), lay.column(inp) + len(route))
-        ax.plot(xs, route, color="0.55", lw=1, zorder=1)
-    for node, h in lay.heights.items():
-        c = lay.column(node)
-        ax.add_patch(FancyBboxPatch((c - 0.3, h - 0.17), 0.6, 0.34, zorder=2,
-                                    boxstyle="round,pad=0.02",
-                                    fc="#e3f2fd" if not node.inputs else "white", ec="0.3"))
-        text = names[node] + (f"\n{node.op}" if node.op else "")
-        ax.text(c, h, text, ha="center", va="center", fontsize=9, family="monospace", zorder=3)
-        ax.text(c, h - 0.24, f"{node.data:.3g}", ha="center", va="bottom", color="#2e7d32",
-                fontsize=9)
-        ax.text(c, h + 0.24, f"{node.grad:.3g}", ha="center", va="top", color="#c62828",
-                fontsize=9)
-    ax.set_xlim(-0.5, len(lay.columns) - 0.5)
-    ax.set_ylim(high + 0.6, low - 0.6)  # negative heights are higher up
-    ax.set_axis_off()
-    ax.set_title(title or f"{names[output]}: values (green) and gradients (red)", fontsize=10)
-    return fig
-
+from neuronlab.graph import draw, to_svg, topological_order
 
 svg = to_svg(f)
 assert svg.startswith("<svg") and "-12" in svg
 print(f"to_svg gave a {len(svg):,}-character SVG document")
-draw(f, width=6)
+draw(f)
+
+# %% [markdown]
+# Stepping: after step 8 of the trace above, the forward values are all known and the
+# backward pass has reached `q` (its gradient −4, in red) but not yet `x` and `y`.
+
+# %%
+draw(f, step=8)
 
 # %% [markdown]
 # ## What each gate does with the gradient
@@ -216,7 +190,7 @@ assert abs(staged.output.data - f_plain(3, -4)) < 1e-15
 assert np.allclose(analytic, numerical, rtol=1e-7, atol=1e-9)
 
 # %%
-draw(staged.output, width=13)
+draw(staged.output)
 
 # %% [markdown]
 # ## Layers: the same computation on whole arrays

@@ -33,7 +33,7 @@ from neuronlab.graph.circuits import (
 )
 from neuronlab.graph.gates import GATES, Gate
 from neuronlab.graph.layout import Layout, layout_graph
-from neuronlab.graph.svg import to_svg
+from neuronlab.graph.svg import Drawing, draw, to_svg
 from neuronlab.graph.trace import (
     Contribution,
     Step,
@@ -55,6 +55,8 @@ from neuronlab.graph.value import (
 )
 
 __all__ = [
+    "Drawing",
+    "draw",
     # the engine
     "GATES", "Gate", "Value", "backpropagate", "exp", "log", "maximum", "relu", "sigmoid",
     "tanh", "topological_order",

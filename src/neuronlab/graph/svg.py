@@ -13,13 +13,15 @@ The SVG is plain text written here: no Graphviz, no fonts or files from elsewher
 
 from __future__ import annotations
 
+import os
+
 from html import escape
 
 from neuronlab.graph.layout import Edge, Layout, layout_graph
 from neuronlab.graph.trace import Step, backward_steps, format_number, node_names
 from neuronlab.graph.value import Value, topological_order
 
-__all__ = ["to_svg"]
+__all__ = ["Drawing", "draw", "to_svg"]
 
 # Geometry, in SVG pixels. Text is 12 px monospace, about 7.2 px per character.
 CHAR_W = 7.2
@@ -213,3 +215,59 @@ def _text(cls: str, x: float, y: float, text: str, *, fill: str = "#212121",
           weight: str = "normal", anchor: str = "middle") -> str:
     return (f'<text class="{cls}" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" '
             f'fill="{fill}" font-weight="{weight}">{escape(text)}</text>')
+
+
+class Drawing:
+    """An SVG drawing that Jupyter (and the docs' tutorial pages) show as a picture.
+
+    Parameters
+    ----------
+    svg : str
+        The SVG document; ``str(drawing)`` gives it back.
+    """
+
+    def __init__(self, svg: str) -> None:
+        self.svg = svg
+
+    def _repr_svg_(self) -> str:
+        """The document, for notebooks: IPython displays an object with this method as SVG."""
+        return self.svg
+
+    def __str__(self) -> str:
+        return self.svg
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the SVG document to ``path`` (UTF-8).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.svg)
+
+
+def draw(output: Value, *, step: int | None = None, digits: int = 3) -> Drawing:
+    """:func:`to_svg` as a :class:`Drawing`, which a notebook displays as a picture.
+
+    Parameters
+    ----------
+    output : Value
+        The expression's result; its graph is drawn (the backward pass runs first).
+    step : int or None
+        Show only what is known after this step of :func:`backward_steps`; None shows all.
+    digits : int
+        Significant digits of the values and gradients.
+
+    Returns
+    -------
+    Drawing
+
+    Examples
+    --------
+    >>> from neuronlab.graph import Value, draw
+    >>> x, y = Value(2.0, "x"), Value(3.0, "y")
+    >>> str(draw((x * y).named("f"))).startswith("<svg")
+    True
+    """
+    return Drawing(to_svg(output, step=step, digits=digits))
