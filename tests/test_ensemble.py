@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,9 @@ def test_from_search_takes_the_top_k(tmp_path):
     assert ens.names == [f"trial {t['number']}" for t in ranked[:2]]
     with pytest.raises(ValueError, match="top_k"):
         Ensemble.from_search(tmp_path, top_k=0)
+    # the same trials from a study that minimised: its best are the lowest values
+    spec = json.loads((tmp_path / "search.json").read_text())
+    (tmp_path / "search.json").write_text(json.dumps({**spec, "direction": "minimize"}))
+    ens = Ensemble.from_search(tmp_path, top_k=2)
+    ranked = sorted(r.records, key=lambda t: (t["value"], t["val_loss"], t["number"]))
+    assert ens.names == [f"trial {t['number']}" for t in ranked[:2]]

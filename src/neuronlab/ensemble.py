@@ -29,6 +29,17 @@ __all__ = ["EMA", "Ensemble", "Polyak", "recompute_batchnorm"]
 PathLike = str | os.PathLike[str]
 
 
+def _direction(directory: PathLike) -> str:
+    """The direction a search directory's study optimised (``search.json``), else maximize."""
+    import json
+
+    try:
+        spec = json.loads((Path(directory) / "search.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "maximize"
+    return "minimize" if isinstance(spec, dict) and spec.get("direction") == "minimize" else "maximize"
+
+
 class Ensemble:
     """Average of the predicted probabilities of several classifiers.
 
@@ -118,8 +129,9 @@ class Ensemble:
 
     @classmethod
     def from_search(cls, directory: PathLike, top_k: int = 5) -> Ensemble:
-        """The ``top_k`` completed trials of a search directory, highest objective value first
-        (ties broken by the lower recorded ``val_loss``).
+        """The ``top_k`` completed trials of a search directory, best objective value first:
+        the highest, or the lowest for a search that minimised (``search.json``'s
+        ``direction``); ties broken by the lower recorded ``val_loss``.
 
         Parameters
         ----------
@@ -147,8 +159,9 @@ class Ensemble:
                 and (trial_dir(directory, r["number"]) / "model.safetensors").is_file()]
         if not done:
             raise ValueError(f"{directory} has no completed trial with a saved model")
+        sign = -1.0 if _direction(directory) == "maximize" else 1.0
         # equal accuracies (steps of 1/n_val) are ordered by validation loss when recorded
-        done.sort(key=lambda r: (-r["value"], r.get("val_loss", math.inf), r["number"]))
+        done.sort(key=lambda r: (sign * r["value"], r.get("val_loss", math.inf), r["number"]))
         chosen = done[:top_k]
         paths = [trial_dir(directory, r["number"]) / "model.safetensors" for r in chosen]
         return cls.from_files(paths, names=[f"trial {r['number']}" for r in chosen])

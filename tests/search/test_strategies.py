@@ -93,3 +93,18 @@ def test_coarse_to_fine_validates(kwargs, match):
 def test_unknown_strategy_lists_choices():
     with pytest.raises(ValueError, match="grid, random, tpe, coarse-to-fine"):
         get_strategy("bayes")
+
+
+def test_coarse_to_fine_narrows_around_the_best_trials_in_the_study_direction():
+    """A minimising study's best trials are its lowest values: the next stage's range is
+    around them, not around the worst."""
+    strat = CoarseToFine(stages=2, keep=0.25)
+    space = Space({"lr": "loguniform(1e-5, 1)"})
+    done = [SimpleNamespace(state=SimpleNamespace(name="COMPLETE"), user_attrs={"stage": 0},
+                            params={"lr": lr}, value=value)
+            for lr, value in ((1e-5, 0.1), (1e-4, 0.5), (1e-2, 0.9), (1.0, 2.0))]
+    low = strat.narrow(space, done, maximize=False)["lr"]
+    high = strat.narrow(space, done, maximize=True)["lr"]
+    assert low.low <= 1e-5 <= low.high < 1e-2  # around the lowest value's lr
+    assert high.low > 1e-2 and high.high >= 1.0  # around the highest value's lr
+

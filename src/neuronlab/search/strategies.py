@@ -80,7 +80,8 @@ class Strategy:
         """
         return n_trials
 
-    def plan(self, space: Space, trials: Sequence[Any], n_trials: int) -> Plan | None:
+    def plan(self, space: Space, trials: Sequence[Any], n_trials: int, *,
+             maximize: bool = True) -> Plan | None:
         """The next trial's plan given the study's ``trials``, or None when it must wait for
         running trials to finish. The base class samples the whole space at full budget.
 
@@ -92,6 +93,10 @@ class Strategy:
             The study's trials so far, running ones included.
         n_trials : int
             The trials the search runs in all.
+
+        maximize : bool, default True
+            Whether the study maximises its objective (False: it minimises, and the best
+            trials are those with the lowest values).
 
         Returns
         -------
@@ -229,7 +234,8 @@ class Grid(Strategy):
 
         return _GridSampler(space.grid(self.points), seed=seed)
 
-    def plan(self, space: Space, trials: Sequence[Any], n_trials: int) -> Plan | None:
+    def plan(self, space: Space, trials: Sequence[Any], n_trials: int, *,
+             maximize: bool = True) -> Plan | None:
         """Every trial samples the grid: each parameter becomes a choice of its grid values.
 
         Parameters
@@ -240,6 +246,10 @@ class Grid(Strategy):
             The study's trials so far, running ones included.
         n_trials : int
             The trials the search runs in all.
+
+        maximize : bool, default True
+            Whether the study maximises its objective (False: it minimises, and the best
+            trials are those with the lowest values).
 
         Returns
         -------
@@ -322,7 +332,8 @@ class CoarseToFine(Strategy):
         base, extra = divmod(n_trials, self.stages)
         return [base + (1 if s >= self.stages - extra else 0) for s in range(self.stages)]
 
-    def stage_spaces(self, space: Space, trials: Sequence[Any], upto: int) -> list[Space]:
+    def stage_spaces(self, space: Space, trials: Sequence[Any], upto: int, *,
+                     maximize: bool = True) -> list[Space]:
         """The spaces of stages 0..upto, each narrowed from the finished trials of the last.
 
         Parameters
@@ -333,6 +344,9 @@ class CoarseToFine(Strategy):
             The study's trials; each one's stage is its ``user_attrs["stage"]``.
         upto : int
             The last stage wanted.
+        maximize : bool, default True
+            Whether the study maximises its objective (False: it minimises, and the best
+            trials are those with the lowest values).
 
         Returns
         -------
@@ -341,14 +355,16 @@ class CoarseToFine(Strategy):
         """
         spaces = [space]
         for s in range(upto):
-            spaces.append(self.narrow(spaces[-1], [t for t in trials if _stage(t) == s]))
+            spaces.append(self.narrow(spaces[-1], [t for t in trials if _stage(t) == s],
+                                      maximize=maximize))
         return spaces
 
-    def narrow(self, space: Space, trials: Sequence[Any]) -> Space:
+    def narrow(self, space: Space, trials: Sequence[Any], *, maximize: bool = True) -> Space:
         """Narrow ``space`` around the best ``keep`` fraction of ``trials`` (complete, finite).
 
-        "Best" is the highest objective value. Numeric ranges shrink to the span of those
-        trials' values plus ``margin``; categoricals keep the choices those trials used.
+        "Best" is the highest objective value (the lowest with ``maximize=False``). Numeric
+        ranges shrink to the span of those trials' values plus ``margin``; categoricals keep
+        the choices those trials used.
 
         Parameters
         ----------
@@ -356,6 +372,9 @@ class CoarseToFine(Strategy):
             The space the trials searched.
         trials : sequence of optuna.trial.FrozenTrial
             One stage's trials.
+        maximize : bool, default True
+            Whether the study maximises its objective (False: it minimises, and the best
+            trials are those with the lowest values).
 
         Returns
         -------
@@ -365,7 +384,7 @@ class CoarseToFine(Strategy):
         done = [t for t in trials if _complete(t)]
         if not done:  # every trial failed: nothing to narrow around
             return space
-        done.sort(key=lambda t: t.value, reverse=True)
+        done.sort(key=lambda t: t.value, reverse=maximize)  # the best first
         top = done[: max(1, math.ceil(self.keep * len(done)))]
         out: dict[str, Param] = {}
         for key, p in space.items():
@@ -388,7 +407,8 @@ class CoarseToFine(Strategy):
         # clip back to the exact old bounds: 10**log10(x) may differ from x in the last bit
         return p.narrowed(max(p.low, inv(new_lo)), min(p.high, inv(new_hi)))
 
-    def plan(self, space: Space, trials: Sequence[Any], n_trials: int) -> Plan | None:
+    def plan(self, space: Space, trials: Sequence[Any], n_trials: int, *,
+             maximize: bool = True) -> Plan | None:
         """The plan of the first stage whose quota is not used up: that stage's narrowed space
         and budget.
 
@@ -401,6 +421,10 @@ class CoarseToFine(Strategy):
         n_trials : int
             The trials the search runs in all.
 
+        maximize : bool, default True
+            Whether the study maximises its objective (False: it minimises, and the best
+            trials are those with the lowest values).
+
         Returns
         -------
         Plan or None
@@ -412,7 +436,7 @@ class CoarseToFine(Strategy):
         stage = next((s for s in range(self.stages) if asked[s] < quotas[s]), self.stages - 1)
         if stage > 0 and any(_running(t) and _stage(t) < stage for t in trials):
             return None  # the previous stage is not finished: its results decide the ranges
-        sp = self.stage_spaces(space, trials, stage)[-1]
+        sp = self.stage_spaces(space, trials, stage, maximize=maximize)[-1]
         dists, fixed = sp.distributions(), {}
         # Optuna refuses a categorical whose choices change within a study, so a narrowed
         # categorical keeps its full distribution and the value is drawn here, from the

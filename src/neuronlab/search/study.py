@@ -310,7 +310,8 @@ def run_search(
                   owner, out, on_trial, stop)
         records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
         best = _best(records, direction)
-        stages = (strat.stage_spaces(space, study.get_trials(deepcopy=False), strat.stages - 1)
+        stages = (strat.stage_spaces(space, study.get_trials(deepcopy=False), strat.stages - 1,
+                                     maximize=direction == "maximize")
                   if isinstance(strat, CoarseToFine) else [space])
         if out is not None:
             write_outputs(out, study, records, best, plots=plots)
@@ -345,7 +346,7 @@ def _loop(study: Any, pool: Any, objective: Any, space: Space, strat: Strategy, 
             trials = study.get_trials(deepcopy=False)
             used = sum(1 for t in trials if _counts(t))
             while len(pending) < pool.capacity and used < total:
-                plan = strat.plan(space, trials, total)
+                plan = strat.plan(space, trials, total, maximize=direction == "maximize")
                 if plan is None:
                     break
                 if plan.fixed:
