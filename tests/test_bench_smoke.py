@@ -114,7 +114,7 @@ def test_monitor_share_is_the_time_inside_the_monitor() -> None:
     import contenders as C
 
     X, y = C.random_data(640, 8, 3, seed=0)
-    share = C.monitor_share(X, y, (8, 16, 3), 32, C.OPTIMIZERS["momentum"], epochs=2)
+    share = C.monitor_share(X, y, (8, 16, 3), 32, C.OPTIMIZERS["momentum"], steps=20)
     assert 0.0 < share < 1.0
 
 
