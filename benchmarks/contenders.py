@@ -280,7 +280,7 @@ def monitor_share(X: np.ndarray, y: np.ndarray, sizes: Sequence[int], batch: int
                   opt: OptSpec, *, steps: int = 1000, seed: int = 0) -> float:
     """The default Monitor's own cost as a fraction of the rest of training, timed from the
     inside: every hook of the monitor is wrapped with a clock, over one ``fit`` of at least 3
-    epochs and ``steps`` steps (so its sampling — every 100 steps, gradient noise every 500,
+    epochs and ``steps`` steps (so its sampling — every 100 steps, gradient noise every 1000,
     spectra after epochs 1, 2, 4, ... — runs at its real rate, as in a run of that length).
 
     A difference of two noisy throughputs (monitors on vs off) swings by the machine's noise;

@@ -39,7 +39,7 @@ def test_records_follow_the_schema_and_are_strict_json():
     tr = fit(mixed_model(), nl.Monitor(every=2), epochs=2)  # 3 batches per epoch: steps 0..5
     recs = tr.history.monitor
     assert sorted({r["step"] for r in recs if r["kind"] in ("param", "layer")}) == [0, 2, 4]
-    # the gradient noise at step 0 (every 500 steps), the spectra after epochs 1, 2 (powers
+    # the gradient noise at step 0 (every 1000 steps), the spectra after epochs 1, 2 (powers
     # of two) and the last
     assert sorted({r["step"] for r in recs if r["kind"] == "noise"}) == [0]
     assert sorted({r["step"] for r in recs if r["kind"] == "spectrum"}) == [2, 5]

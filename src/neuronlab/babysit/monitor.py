@@ -163,12 +163,13 @@ class Monitor(Callback):
         measurement under 5% of training for batches as small as 32 (benchmarks/RESULTS.md).
     seed : int, default 0
         Seeds the choice of the sample (the monitor's own generator, never the trainer's).
-    noise_every : int > 0 or None, default 500
+    noise_every : int > 0 or None, default 1000
         Measure the gradient noise scale B_simple and each layer's gradient signal-to-noise
         ratio from the per-sample gradients of the sample (:mod:`~neuronlab.babysit.gradient_noise`,
         ``kind = "noise"`` records) at steps 0, noise_every, ... . One measurement is one
         inference forward and backward of the sample plus a product per layer, about ten
-        training steps of batch 32: every 500 steps keeps it near 2%. None turns it off.
+        training steps of batch 32: every 1000 steps keeps it near 1% (with the rest of the
+        Monitor under 5% on the benchmark MLPs, make bench). None turns it off.
     sharpness_every : int > 0 or None, default None
         Estimate the top eigenvalue of the (preconditioned) Hessian against the optimizer's
         edge-of-stability bound 2/lr or its equivalent (:mod:`~neuronlab.babysit.sharpness`,
@@ -191,7 +192,7 @@ class Monitor(Callback):
     order = -10  # before loggers (JSONLLogger writes the records made in the same step)
 
     def __init__(self, *, every: int = 100, sample_size: int = 128, seed: int = 0,
-                 noise_every: int | None = 500, sharpness_every: int | None = None,
+                 noise_every: int | None = 1000, sharpness_every: int | None = None,
                  spectrum: bool = True) -> None:
         self.every = check_positive_int("every", every)
         self.sample_size = check_positive_int("sample_size", sample_size)
