@@ -33,9 +33,10 @@ from neuronlab import (
     schedules,
     train,
 )
-from neuronlab.checks import GradcheckReport, gradcheck
 from neuronlab.babysit.diagnose import Finding, diagnose, format_findings
 from neuronlab.babysit.lr_find import LRFindResult, lr_find
+from neuronlab.babysit.monitor import Monitor
+from neuronlab.checks import GradcheckReport, gradcheck
 from neuronlab.ensemble import EMA, Ensemble, Polyak
 from neuronlab.errors import CheckpointError, ConfigError, DataError, ModelFileError, NeuronlabError
 from neuronlab.init import initialize
@@ -67,7 +68,6 @@ from neuronlab.losses import (
     SigmoidCrossEntropy,
     SoftmaxCrossEntropy,
 )
-from neuronlab.babysit.monitor import Monitor
 from neuronlab.optim import (
     LBFGS,
     SGD,

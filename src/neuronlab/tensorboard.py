@@ -12,7 +12,6 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
-
 from neuronlab._validation import check_positive_int
 from neuronlab.train.callbacks import Callback
 

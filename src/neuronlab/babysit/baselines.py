@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import as_rng, check_positive_int
+from neuronlab.babysit.runview import number
 from neuronlab.data.arrays import batch
 
 __all__ = [
@@ -84,10 +85,6 @@ _PART_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
 # -- results -----------------------------------------------------------------------------------
-def _finite(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
-
-
 @dataclass(frozen=True)
 class Baselines:
     """The numbers a trained network must beat (see the module docstring).
@@ -144,9 +141,9 @@ class Baselines:
         """The fields as JSON-able values (non-finite numbers as None)."""
         return {
             "task": self.task, "metric": self.metric, "part": self.part,
-            "constant": _finite(self.constant), "constant_name": self.constant_name,
-            "constant_value": self.constant_value, "constant_loss": _finite(self.constant_loss),
-            "linear": _finite(self.linear), "linear_loss": _finite(self.linear_loss),
+            "constant": number(self.constant), "constant_name": self.constant_name,
+            "constant_value": self.constant_value, "constant_loss": number(self.constant_loss),
+            "linear": number(self.linear), "linear_loss": number(self.linear_loss),
             "linear_name": self.linear_name, "linear_how": self.linear_how,
             "n_train": self.n_train, "n_eval": self.n_eval, "linear_rows": self.linear_rows,
             "degenerate": self.degenerate,

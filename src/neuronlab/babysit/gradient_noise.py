@@ -68,8 +68,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuronlab.babysit.findings import Finding
-from neuronlab.threads import blas_threads, limit_blas
 from neuronlab.babysit.probe import layers_of, probe
+from neuronlab.babysit.runview import number
+from neuronlab.threads import blas_threads, limit_blas
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -305,11 +306,6 @@ def _gradient_noise(model: Any, loss: Any, X: Any, y: Any, regularizer: Any,
 
 
 # -- records -----------------------------------------------------------------------------------
-def _num(v: float) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 def records(noise: GradientNoise, step: int) -> list[dict[str, Any]]:
     """The measurement as flat JSON-able records in the Monitor's style (``kind = "noise"``).
 
@@ -335,11 +331,11 @@ def records(noise: GradientNoise, step: int) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = [
         {"step": int(step), "kind": "noise", "layer": "", "type": "",
-         "b_simple": _num(noise.b_simple), "trace_cov": _num(noise.trace_cov),
-         "grad_sq": _num(noise.grad_sq), "n": int(noise.n)}]
+         "b_simple": number(noise.b_simple), "trace_cov": number(noise.trace_cov),
+         "grad_sq": number(noise.grad_sq), "n": int(noise.n)}]
     for ln in noise.layers:
         out.append({"step": int(step), "kind": "noise", "layer": str(ln.layer), "type": "Linear",
-                    "snr": _num(ln.snr), "b_simple": _num(ln.b_simple)})
+                    "snr": number(ln.snr), "b_simple": number(ln.b_simple)})
     return out
 
 

@@ -77,6 +77,7 @@ from neuronlab.babysit.activations import mean_std
 from neuronlab.babysit.dead_units import dead_fraction
 from neuronlab.babysit.gradient_noise import NOISE_RECORD_KEYS, gradient_noise
 from neuronlab.babysit.gradient_noise import records as noise_records
+from neuronlab.babysit.runview import number
 from neuronlab.babysit.saturation import saturation
 from neuronlab.babysit.sharpness import SHARPNESS_RECORD_KEYS, sharpness_record
 from neuronlab.babysit.spectrum import SPECTRUM_RECORD_KEYS
@@ -138,11 +139,6 @@ def check_records(history: Any) -> None:
     odd = sorted(set(history.info) - INFO_KEYS)
     if odd:
         raise CheckpointError(f"the resumed history's info has unknown keys {odd!r:.80}")
-
-
-def _num(v: float) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 class Monitor(Callback):
@@ -326,7 +322,7 @@ class Monitor(Callback):
         reg = trainer.regularizer
         penalty = float(reg.loss(trainer.model)) if reg is not None else 0.0
         self._objective = {"step": step, "kind": "objective", "layer": "", "type": "",
-                           "data_loss": _num(loss - penalty), "penalty": _num(penalty)}
+                           "data_loss": number(loss - penalty), "penalty": number(penalty)}
         info = trainer.history.info
         if step == 0 and not trainer.full_batch and info.get("initial_loss", 0) is None:
             info["initial_loss"] = self._objective["data_loss"]
@@ -335,7 +331,7 @@ class Monitor(Callback):
         if self._pending is not None:
             with np.errstate(all="ignore"):
                 for pre, (*_, g) in zip(self._pending, self._params):
-                    pre["grad_norm"] = _num(_norm(g))
+                    pre["grad_norm"] = number(_norm(g))
 
     def _measure_noise(self, trainer: Any, step: int) -> None:
         """The gradient noise at the weights after the step (the sample's per-sample
@@ -415,12 +411,12 @@ class Monitor(Callback):
             for (name, idx, kind, role, p, _), pre in zip(self._params, pending):
                 rec: dict[str, Any] = {"step": step, "kind": "param", "layer": idx, "type": kind,
                                        "param": name, "role": role, "size": int(p.size),
-                                       "weight_norm": _num(_norm(p)), "grad_norm": pre["grad_norm"],
+                                       "weight_norm": number(_norm(p)), "grad_norm": pre["grad_norm"],
                                        "update_norm": None, "update_ratio": None}
                 if pre["before"] is not None:
                     delta = self._before[name]
                     np.subtract(p, delta, out=delta)  # the buffer now holds Δw
-                    rec["update_norm"] = upd = _num(_norm(delta))
+                    rec["update_norm"] = upd = number(_norm(delta))
                     rec["update_ratio"] = update_ratio(upd, pre["before"])
                 records.append(rec)
             records.extend(self.layer_records(trainer.model, step))
@@ -478,7 +474,7 @@ def _describe(step: int, i: int, layer: Any, y: np.ndarray) -> dict[str, Any]:
     mean, std = mean_std(y)
     rec: dict[str, Any] = {"step": step, "kind": "layer", "layer": str(i),
                            "type": type(layer).__name__, "units": int(y.shape[1]),
-                           "act_mean": _num(mean), "act_std": _num(std)}
+                           "act_mean": number(mean), "act_std": number(std)}
     if "activation" in stats:
         rec["role"] = "activation"
     if "dead" in stats:
@@ -488,7 +484,7 @@ def _describe(step: int, i: int, layer: Any, y: np.ndarray) -> dict[str, Any]:
     buffers = getattr(layer, "buffers", {})
     if "running_mean" in buffers and "running_var" in buffers:
         rm, rv = buffers["running_mean"], buffers["running_var"]
-        rec.update({"running_mean_mean": _num(rm.mean()), "running_mean_std": _num(rm.std()),
-                    "running_var_mean": _num(rv.mean()), "running_var_min": _num(rv.min()),
-                    "running_var_max": _num(rv.max())})
+        rec.update({"running_mean_mean": number(rm.mean()), "running_mean_std": number(rm.std()),
+                    "running_var_mean": number(rv.mean()), "running_var_min": number(rv.min()),
+                    "running_var_max": number(rv.max())})
     return rec

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RunView", "fmt", "last_layer_values", "window"]
+__all__ = ["RunView", "fmt", "last_layer_values", "number", "window"]
 
 
 class RunView:
@@ -101,6 +101,24 @@ class RunView:
         if not vals or any(v is None for v in vals):
             return None
         return [float(v) for v in vals]
+
+
+def number(v: float | None) -> float | None:
+    """A number as records hold it: a float, or None for None, NaN and Inf (records are
+    strict JSON).
+
+    Parameters
+    ----------
+    v : float or None
+
+    Returns
+    -------
+    float or None
+    """
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
 
 
 def fmt(v: float) -> str:

@@ -75,8 +75,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuronlab.babysit.findings import Finding
-from neuronlab.threads import blas_threads, limit_blas
 from neuronlab.babysit.probe import float64_copy, layers_of, model_rows, run_probe
+from neuronlab.babysit.runview import number
 from neuronlab.optim.adagrad import Adagrad
 from neuronlab.optim.adam import Adam
 from neuronlab.optim.lbfgs import LBFGS
@@ -84,6 +84,7 @@ from neuronlab.optim.momentum import Momentum
 from neuronlab.optim.nesterov import Nesterov
 from neuronlab.optim.rmsprop import RMSprop
 from neuronlab.optim.sgd import SGD
+from neuronlab.threads import blas_threads, limit_blas
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -386,13 +387,6 @@ def stability_threshold(
     return threshold, pre
 
 
-def _num(v: float | None) -> float | None:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
 def sharpness_record(
     model: Any, loss: Any, optimizer: Any, lr: float, X: Any, y: Any, regularizer: Any = None,
     step: int = 0, *, iters: int = 20, tol: float = 1e-3, seed: int = 0,
@@ -449,7 +443,7 @@ def sharpness_record(
         top = top_hessian_eigenvalue(model, loss, X, y, regularizer, iters=iters, tol=tol,
                                      seed=seed, preconditioner=pre)
     return {"step": int(step), "kind": "sharpness", "layer": "", "type": "",
-            "top_eigenvalue": _num(top), "threshold": _num(threshold), "lr": _num(float(lr)),
+            "top_eigenvalue": number(top), "threshold": number(threshold), "lr": number(float(lr)),
             "preconditioned": bool(adaptive)}
 
 

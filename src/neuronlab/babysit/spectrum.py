@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neuronlab.babysit.runview import number
+
 __all__ = [
     "MAX_CANDIDATES",
     "MIN_DIM",
@@ -309,10 +311,6 @@ def spectrum(W: Any, *, min_dim: int = MIN_DIM, min_tail: int = MIN_TAIL) -> Spe
 
 
 # -- records and plots -------------------------------------------------------------------------
-def _num(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
-
-
 def _weights(model: Any) -> list[tuple[str, str, str, np.ndarray]]:
     """(param name, layer index, layer type, array) of every weight matrix of ``model``."""
     layers = getattr(model, "layers", None)
@@ -361,9 +359,9 @@ def records(model: Any, step: int) -> list[dict[str, Any]]:
         sp = spectrum(W)
         out.append({
             "step": int(step), "kind": "spectrum", "layer": idx, "type": kind, "param": key,
-            "top_singular": _num(sp.top_singular), "stable_rank": _num(sp.stable_rank),
-            "alpha": _num(sp.alpha), "alpha_low": _num(sp.alpha_low),
-            "alpha_high": _num(sp.alpha_high), "n_tail": sp.n_tail,
+            "top_singular": number(sp.top_singular), "stable_rank": number(sp.stable_rank),
+            "alpha": number(sp.alpha), "alpha_low": number(sp.alpha_low),
+            "alpha_high": number(sp.alpha_high), "n_tail": sp.n_tail,
             "reason": sp.reason or None,
         })
     return out

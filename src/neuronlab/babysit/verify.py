@@ -380,8 +380,8 @@ def load_history(run_dir: str | os.PathLike[str]) -> History:
         If the folder, its ``config.toml`` or its ``metrics.jsonl`` is missing.
     """
     from neuronlab.plots import as_records
-    from neuronlab.train.loggers import read_metrics
     from neuronlab.train.history import History
+    from neuronlab.train.loggers import read_metrics
 
     records = as_records(read_metrics(check_run_dir(run_dir) / "metrics.jsonl"))
     return History.from_dict({

@@ -6,9 +6,13 @@ runs (its package holds the sessions and the web server), so ``neuronlab --help`
 other commands start without it.
 """
 
-from neuronlab.cli import models, search, train  # noqa: F401  (registers the commands)
-from neuronlab.cli import lr_find  # noqa: F401  (registers lr-find; its heavy imports are lazy)
-from neuronlab.cli import diagnose  # noqa: F401  (registers diagnose; its heavy imports are lazy)
+from neuronlab.cli import (  # noqa: F401  (registers the commands)
+    diagnose,  # noqa: F401  (registers diagnose; its heavy imports are lazy)
+    lr_find,  # noqa: F401  (registers lr-find; its heavy imports are lazy)
+    models,
+    search,
+    train,
+)
 from neuronlab.cli.app import EXIT_CHECK_FAILED, EXIT_DIVERGED, EXIT_USAGE, cli, main
 
 cli.add_lazy_command(

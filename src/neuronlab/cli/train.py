@@ -394,8 +394,8 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
                     tensorboard: bool, report: bool, threads: int | None = None) -> None:
     """Train the prepared run in its folder (from the checkpoint ``resume`` if not None), then
     write the model, print the test metrics and the diagnosis, and write the report."""
-    from neuronlab.babysit.diagnose import diagnose, format_findings
     from neuronlab.babysit.baselines import baselines_for_run
+    from neuronlab.babysit.diagnose import diagnose, format_findings
     from neuronlab.babysit.monitor import Monitor
     from neuronlab.io import save
     from neuronlab.threads import limit_blas

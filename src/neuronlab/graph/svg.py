@@ -14,7 +14,6 @@ The SVG is plain text written here: no Graphviz, no fonts or files from elsewher
 from __future__ import annotations
 
 import os
-
 from html import escape
 
 from neuronlab.graph.layout import Edge, Layout, layout_graph

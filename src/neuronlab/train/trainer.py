@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from neuronlab._validation import check_positive_int
-from neuronlab.data.arrays import batch
 from neuronlab.babysit.monitor import Monitor
+from neuronlab.data.arrays import batch
 from neuronlab.threads import blas_threads, check_threads, limit_blas
 from neuronlab.train.base import Callback, overrides
 from neuronlab.train.checkpoint import load_checkpoint
