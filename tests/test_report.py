@@ -185,6 +185,26 @@ def test_a_run_without_model_or_monitor_records_still_renders(moons_run, tmp_pat
     assert len(page.images) == 6  # loss, accuracy, lr and the three (empty) monitor plots
 
 
+def test_lines_of_another_shape_in_metrics_jsonl_are_skipped(moons_run, tmp_path):
+    """A tampered metrics.jsonl (a step that is not an integer, an info that is not a table, a
+    monitor record with a list for its layer) still gives a report and a diagnosis."""
+    run = tmp_path / "odd"
+    shutil.copytree(moons_run, run)
+    odd = [{"event": "step", "step": "a", "loss": 1.0}, {"event": "info", "info": [1]},
+           {"event": "epoch", "epoch": None}, {"event": "train_begin", "info": "x"},
+           {"event": "monitor", "step": "7", "layer": [1], "kind": "param"},
+           {"event": "monitor", "step": 3, "layer": ["x"], "kind": "layer", "act_std": 1.0}]
+    with (run / "metrics.jsonl").open("a") as f:
+        f.writelines(json.dumps(rec) + "\n" for rec in odd)
+    page, _ = _parse(write_report(run))
+    assert page.sections[:3] == ["config", "summary", "metrics"]
+    assert run_cli_diagnose(run) == 0
+
+
+def run_cli_diagnose(run: Path) -> int:
+    return CliRunner().invoke(cli, ["diagnose", str(run)]).exit_code
+
+
 def test_an_empty_directory_renders_and_a_missing_one_raises(tmp_path):
     page, text = _parse(write_report(tmp_path))
     assert page.sections == ALWAYS

@@ -42,6 +42,11 @@ class RunRecords:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _int(v: Any) -> int | None:
+    """An integer field of a record, or None when it is not one."""
+    return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
+
+
 def _float(v: Any) -> float:
     return math.nan if v is None else float(v)
 
@@ -53,22 +58,28 @@ def _from_jsonl(records: Iterable[dict[str, Any]]) -> RunRecords:
     epochs: dict[int, dict[str, Any]] = {}
     monitor: dict[tuple[Any, ...], dict[str, Any]] = {}
     info: dict[str, Any] = {}
+    # a line of another shape (a tampered or foreign file: a step that is not an integer, an
+    # info that is not a table) is skipped, so a report or a diagnosis still reads the rest
     for r in records:
         if not isinstance(r, dict):
             raise TypeError(f"records must be dicts, got {type(r).__name__}")
         event = r.get("event")
         if event == "step":
-            steps[int(r["step"])] = (_float(r.get("loss")), _float(r.get("lr")))
+            if (s := _int(r.get("step"))) is not None:
+                steps[s] = (_float(r.get("loss")), _float(r.get("lr")))
         elif event == "epoch":
-            epochs[int(r["epoch"])] = {k: v for k, v in r.items() if k not in ("event", "time")}
+            if (e := _int(r.get("epoch"))) is not None:
+                epochs[e] = {k: v for k, v in r.items() if k not in ("event", "time")}
         elif event == "train_begin":
-            info = info or dict(r.get("info") or {})  # the first start measured the initial loss
+            first = r.get("info")
+            info = info or (dict(first) if isinstance(first, dict) else {})  # the first start's
         elif event == "info":  # written after the first step, with the measured initial loss
-            info.update({k: v for k, v in (r.get("info") or {}).items() if v is not None})
-        elif "layer" in r and "step" in r:
-            monitor[(r["step"], r.get("kind"), r["layer"], r.get("param"))] = {
-                k: v for k, v in r.items() if k != "event"
-            }
+            more = r.get("info")
+            if isinstance(more, dict):
+                info.update({k: v for k, v in more.items() if v is not None})
+        elif "layer" in r and (s := _int(r.get("step"))) is not None:
+            key = (s, str(r.get("kind")), str(r["layer"]), str(r.get("param")))
+            monitor[key] = {k: v for k, v in r.items() if k != "event"}
     order = sorted(steps)
     return RunRecords(
         steps=np.asarray(order, dtype=np.int64),
