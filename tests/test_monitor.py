@@ -39,10 +39,10 @@ def test_records_follow_the_schema_and_are_strict_json():
     tr = fit(mixed_model(), nl.Monitor(every=2), epochs=2)  # 3 batches per epoch: steps 0..5
     recs = tr.history.monitor
     assert sorted({r["step"] for r in recs if r["kind"] in ("param", "layer")}) == [0, 2, 4]
-    # the gradient noise at step 0 (every 1000 steps), the spectra after epochs 1, 2 (powers
-    # of two) and the last
+    # the gradient noise at step 0 (every 1000 steps); the spectra after power-of-two epochs
+    # at least SPECTRUM_GAP (5) intervals apart: none in 6 steps
     assert sorted({r["step"] for r in recs if r["kind"] == "noise"}) == [0]
-    assert sorted({r["step"] for r in recs if r["kind"] == "spectrum"}) == [2, 5]
+    assert not [r for r in recs if r["kind"] == "spectrum"]
     params = [r for r in recs if r["kind"] == "param" and r["step"] == 2]
     layers = [r for r in recs if r["kind"] == "layer" and r["step"] == 2]
     assert [r["param"] for r in params] == list(tr.model.params)  # every learnable array
@@ -58,6 +58,15 @@ def test_records_follow_the_schema_and_are_strict_json():
     assert layers[0]["units"] == 16 and layers[-1]["units"] == 3
     text = json.dumps(tr.history.to_dict(), allow_nan=False)  # strict JSON, round-trips
     assert nl.History.from_dict(json.loads(text)) == tr.history
+
+
+def test_spectra_follow_power_of_two_epochs_a_gap_apart():
+    """3 steps per epoch, every = 2: spectra need 10 steps since the previous one (or the
+    start), at the end of epochs 1, 2, 4, 8: epoch 4 (step 11) and epoch 8 (step 23)."""
+    tr = fit(mixed_model(), nl.Monitor(every=2), epochs=8)
+    spectra = [r for r in tr.history.monitor if r["kind"] == "spectrum"]
+    assert sorted({r["step"] for r in spectra}) == [11, 23]
+    assert {r["param"] for r in spectra} == set(tr.model.weight_keys)
 
 
 def test_sgd_update_norm_is_lr_times_grad_norm():

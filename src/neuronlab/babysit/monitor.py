@@ -87,13 +87,16 @@ from neuronlab.data.arrays import batch
 from neuronlab.errors import CheckpointError
 from neuronlab.train.base import Callback
 
-__all__ = ["INFO_KEYS", "RECORD_KEYS", "Monitor", "check_records"]
+__all__ = ["INFO_KEYS", "RECORD_KEYS", "SPECTRUM_GAP", "Monitor", "check_records"]
 
 
 def _norm(a: np.ndarray) -> float:
     flat = a.reshape(-1)
     return math.sqrt(float(np.dot(flat, flat)))
 
+
+#: Weight spectra are at least this many monitor intervals apart (the last epoch's aside).
+SPECTRUM_GAP = 5
 
 #: The keys of the records this module writes (``kind`` "param" / "layer"), and of the run
 #: facts it and the trainer put in ``history.info``: what a resumed history may hold.
@@ -173,7 +176,8 @@ class Monitor(Callback):
         One estimate is ~15 Hessian-vector products in float64 on the sample, several
         hundred training steps' worth: off by default, a few points per run when on.
     spectrum : bool, default True
-        After epochs 1, 2, 4, 8, ... and the last, summarise the singular values of every
+        After epochs 1, 2, 4, 8, ... that end at least :data:`SPECTRUM_GAP` · ``every`` steps
+        after the previous spectrum (or the start), summarise the singular values of every
         weight matrix
         (:mod:`~neuronlab.babysit.spectrum`, ``kind = "spectrum"`` records: top singular
         value, stable rank, and the power-law exponent of the spectrum's tail where the layer
@@ -197,6 +201,10 @@ class Monitor(Callback):
         self.sharpness_every = None if sharpness_every is None else check_positive_int(
             "sharpness_every", sharpness_every)
         self.spectrum = bool(spectrum)
+        # every sampled measurement falls on a multiple of the intervals' gcd: the trainer
+        # calls the per-step hooks only there
+        self.interval = math.gcd(self.every, self.noise_every or self.every,
+                                 self.sharpness_every or self.every)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"seed must be an integer, got {type(seed).__name__}: {seed!r}")
         self.seed = int(seed)
@@ -205,6 +213,7 @@ class Monitor(Callback):
         self._before: dict[str, np.ndarray] = {}  # parameter copies, allocated once
         self._pending: list[dict[str, Any]] | None = None
         self._objective: dict[str, Any] | None = None
+        self._spectrum_step = 0
         self._params: list[tuple[str, str, str, str, np.ndarray, np.ndarray]] = []
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -241,6 +250,9 @@ class Monitor(Callback):
             self._params.append((name, idx, kind, role, p, grads[name]))
         self._before = {name: np.empty_like(p) for name, _, _, _, p, _ in self._params}
         self._pending = None
+        # a resumed run goes on from its last spectrum, as the uninterrupted run would
+        self._spectrum_step = max((int(r["step"]) for r in trainer.history.monitor
+                                   if r.get("kind") == "spectrum"), default=0)
         self.sample, self._y = self._choose_sample(trainer)
         self._fill_info(trainer)
 
@@ -374,14 +386,17 @@ class Monitor(Callback):
         logs : dict
             The epoch's record (unused).
         """
-        # the singular values of every weight matrix after epochs 1, 2, 4, 8, ... and the last
-        # (a few points of a run, when checkpoints are written): one Gram product and a
-        # symmetric eigensolver per matrix, ~0.1 s for a 3072x512 one
-        n = epoch + 1
-        last = n >= trainer.epochs or trainer.stop_training  # early stopping ends it too
-        if self.spectrum and (n & (n - 1) == 0 or last):
+        # the singular values of every weight matrix after epochs 1, 2, 4, 8, ... at least
+        # SPECTRUM_GAP monitor intervals after the last (a few points of a run, when checkpoints
+        # are written): one Gram product and a symmetric eigensolver per matrix, ~0.1 s for a
+        # 3072x512 one. Not "the last epoch": a run resumed for more epochs must record what
+        # the longer run records (the report draws the final model's spectra itself).
+        n, step = epoch + 1, trainer.step - 1
+        due = n & (n - 1) == 0 and step - self._spectrum_step >= SPECTRUM_GAP * self.every
+        if self.spectrum and due:
+            self._spectrum_step = step
             with np.errstate(all="ignore"):
-                trainer.history.monitor.extend(spectrum_records(trainer.model, trainer.step - 1))
+                trainer.history.monitor.extend(spectrum_records(trainer.model, step))
 
     def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
         """Measure the gradient noise and the sharpness when they are due, then, at a due step,

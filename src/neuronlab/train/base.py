@@ -31,9 +31,14 @@ class Callback:
     order : int
         Callbacks run in increasing ``order`` (stable): :class:`Checkpoint` uses 100 so that it
         saves the state other callbacks have just updated at the end of an epoch.
+    interval : int
+        The per-step hooks (``on_before_update``, ``on_batch_end``) are called only at steps
+        that are multiples of this (default 1: every step). A callback that samples (the
+        Monitor) says so here, and its hooks cost nothing at the other steps.
     """
 
     order: ClassVar[int] = 0
+    interval: int = 1
 
     def on_train_begin(self, trainer: Any) -> None:
         """Called once at the start of :meth:`~neuronlab.train.Trainer.fit`, before the first

@@ -342,7 +342,8 @@ class Trainer:
                 accumulate(sums, loss, scores, yb, wb)
                 lr = (self.schedule(step) if self.schedule is not None else opt.lr) * s.lr_scale
                 for cb in self._before_update:
-                    cb.on_before_update(self, step, value)
+                    if step % cb.interval == 0:
+                        cb.on_before_update(self, step, value)
                 opt.step(params, grads, lr=lr, decay_keys=decay_keys)
                 for c in self.constraints:
                     c.apply(model)
@@ -355,7 +356,8 @@ class Trainer:
                 if self._batch_end:
                     logs = {"loss": value, "lr": lr, "batch_size": m}
                     for cb in self._batch_end:
-                        cb.on_batch_end(self, step, logs)
+                        if step % cb.interval == 0:
+                            cb.on_batch_end(self, step, logs)
         except DivergenceError:
             if xb is not None and yb is not None:
                 self._failed_batch = (s.step, xb, yb, wb)
@@ -375,7 +377,8 @@ class Trainer:
         try:
             value = float(self.optimizer.minimize(objective, model.params, self.grads).fun)
             for cb in self._before_update:
-                cb.on_before_update(self, step, value)
+                if step % cb.interval == 0:
+                    cb.on_before_update(self, step, value)
         except DivergenceError:
             self._failed_batch = (step, Xf, y, w)  # the sentinel replays the whole set
             raise
@@ -389,7 +392,8 @@ class Trainer:
         s.history.lr.append(None)
         logs = {"loss": value, "lr": None, "batch_size": len(Xf)}
         for cb in self._batch_end:
-            cb.on_batch_end(self, step, logs)
+            if step % cb.interval == 0:
+                cb.on_batch_end(self, step, logs)
 
     def _epoch_logs(self, y: np.ndarray, validation: tuple[Any, ...] | None) -> dict[str, Any]:
         s = self.state
