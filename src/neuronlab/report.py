@@ -269,18 +269,7 @@ def _diagnosis_html(records: plots.RunRecords, model: Any) -> str:
         from neuronlab.babysit.diagnose import diagnose
     except ImportError:
         return _note("diagnosis is not available in this installation")
-    from neuronlab.train import History
-
-    h = History.from_dict(
-        {
-            "loss": [None if not math.isfinite(v) else v for v in records.loss.tolist()],
-            "lr": [None if not math.isfinite(v) else v for v in records.lr.tolist()],
-            "epochs": records.epochs,
-            "monitor": records.monitor,
-            "info": records.info,
-        }
-    )
-    findings = diagnose(h, model=model)
+    findings = diagnose(records.to_history(), model=model)
     if not findings:
         return '<div class="finding ok"><h3>No problem found</h3><p>Every rule passed.</p></div>'
     return "".join(_finding_html(f) for f in findings)

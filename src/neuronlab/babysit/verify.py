@@ -380,17 +380,9 @@ def load_history(run_dir: str | os.PathLike[str]) -> History:
         If the folder, its ``config.toml`` or its ``metrics.jsonl`` is missing.
     """
     from neuronlab.plots import as_records
-    from neuronlab.train.history import History
     from neuronlab.train.loggers import read_metrics
 
-    records = as_records(read_metrics(check_run_dir(run_dir) / "metrics.jsonl"))
-    return History.from_dict({
-        "loss": [v if math.isfinite(v) else None for v in records.loss.tolist()],
-        "lr": [v if math.isfinite(v) else None for v in records.lr.tolist()],
-        "epochs": records.epochs,
-        "monitor": records.monitor,
-        "info": records.info,
-    })
+    return as_records(read_metrics(check_run_dir(run_dir) / "metrics.jsonl")).to_history()
 
 
 def _checkpoints(run_dir: Path) -> list[tuple[int, str]]:

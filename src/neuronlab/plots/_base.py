@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from neuronlab.train.history import History
+
 
 @dataclass
 class RunRecords:
@@ -40,6 +42,24 @@ class RunRecords:
     epochs: list[dict[str, Any]] = field(default_factory=list)
     monitor: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+
+    def to_history(self) -> History:
+        """The :class:`~neuronlab.train.History` these records describe (what the diagnosis
+        reads): losses and rates per step (NaN as None), epochs, monitor records and info.
+
+        Returns
+        -------
+        History
+        """
+        from neuronlab.train.history import History
+
+        return History.from_dict({
+            "loss": [v if math.isfinite(v) else None for v in self.loss.tolist()],
+            "lr": [v if math.isfinite(v) else None for v in self.lr.tolist()],
+            "epochs": self.epochs,
+            "monitor": self.monitor,
+            "info": self.info,
+        })
 
 
 def _int(v: Any) -> int | None:
