@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ENABLED", "available", "describe", "get"]
+__all__ = ["ENABLED", "available", "describe", "get", "source"]
 
 #: Set ``NEURONLAB_KERNELS=0`` (or this to False) to run the NumPy code only.
 ENABLED = os.environ.get("NEURONLAB_KERNELS", "1").strip() not in ("0", "false", "no", "off")
@@ -158,6 +158,22 @@ def describe() -> str:
     if not ENABLED:
         return "NumPy code (compiled kernels off: NEURONLAB_KERNELS=0)"
     return f"compiled kernels (numba {_numba.__version__})"
+
+
+def source(name: str) -> Callable[..., Any]:
+    """The plain Python function of kernel ``name`` (what :func:`get` compiles; the compiled
+    training loop, :mod:`neuronlab.engine`, compiles it into its own module).
+
+    Parameters
+    ----------
+    name : str
+        One of this module's kernels (``"momentum"``, ``"sum_squares"``, ...).
+
+    Returns
+    -------
+    callable
+    """
+    return _SOURCES[name]
 
 
 def get(name: str | None) -> Callable[..., Any] | None:

@@ -66,6 +66,35 @@ class TensorBoardLogger(Callback):
         self._writer: Any = None
         self._forward = False
         self._n_seen = 0
+        self._next_scalar = 0  # the first step whose loss and lr are not logged yet
+
+    def next_step(self, step: int) -> int:
+        """Never: the steps' loss and lr are logged from the history at every call and at
+        the epoch's end, so the compiled engine needs no stop for them.
+
+        Parameters
+        ----------
+        step : int
+            0-based index of the next step to run.
+
+        Returns
+        -------
+        int
+        """
+        return 1 << 62
+
+    def _log_steps(self, trainer: Trainer) -> None:
+        """``train/loss`` and ``train/lr`` of the steps done since the last call, every
+        ``every_steps`` steps (a non-finite loss is skipped)."""
+        w, history = self._writer, trainer.history
+        for step in range(self._next_scalar, min(trainer.step, len(history.loss))):
+            if step % self.every_steps == 0:
+                loss, lr = history.loss[step], history.lr[step]
+                if loss is not None and math.isfinite(loss):
+                    w.add_scalar("train/loss", float(loss), step)
+                if lr is not None:
+                    w.add_scalar("train/lr", float(lr), step)
+        self._next_scalar = max(self._next_scalar, trainer.step)
 
     def on_train_begin(self, trainer: Trainer) -> None:
         """Open the event writer (once) and check whether the trainer has a Monitor whose
@@ -92,14 +121,16 @@ class TensorBoardLogger(Callback):
         from neuronlab.babysit.monitor import Monitor
 
         history = trainer.history
+        self._next_scalar = trainer.step
         self._n_seen = len(getattr(history, "monitor", ()))  # a resumed run's were logged before
         self._forward = any(isinstance(cb, Monitor) for cb in trainer.callbacks)
         if not self._forward:
             log.info("TensorBoardLogger: the trainer has no Monitor, so no per-layer charts")
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
-        """Log ``train/loss`` and ``train/lr`` every ``every_steps`` steps (a non-finite loss
-        is skipped), and the Monitor records made since the last call.
+        """Log ``train/loss`` and ``train/lr`` of the steps done since the last call, every
+        ``every_steps`` steps (a non-finite loss is skipped), and the Monitor records made
+        since the last call.
 
         Parameters
         ----------
@@ -110,12 +141,7 @@ class TensorBoardLogger(Callback):
         logs : dict
             The batch's logs (``"loss"``, ``"lr"``, ``"batch_size"``).
         """
-        w = self._writer
-        if step % self.every_steps == 0:
-            if logs["loss"] is not None and math.isfinite(logs["loss"]):
-                w.add_scalar("train/loss", float(logs["loss"]), step)
-            if logs.get("lr") is not None:
-                w.add_scalar("train/lr", float(logs["lr"]), step)
+        self._log_steps(trainer)
         if self._forward:
             self._log_monitor(trainer.history.monitor)
 
@@ -159,6 +185,7 @@ class TensorBoardLogger(Callback):
         logs : dict
             The epoch's record.
         """
+        self._log_steps(trainer)
         w = self._writer
         for key, value in logs.items():
             if key in ("epoch", "step") or value is None or not isinstance(value, (int, float)):

@@ -305,6 +305,9 @@ def test_jsonl_logger_writes_strict_json_for_nan(tmp_path):
     logger = nl.JSONLLogger(tmp_path / "m.jsonl")
     tr = types.SimpleNamespace(step=0, epoch=0, resumed=False, history=nl.History())
     logger.on_train_begin(tr)
+    tr.step = 1  # what the trainer has done when it calls on_batch_end: step 0 is in the history
+    tr.history.loss.append(float("nan"))
+    tr.history.lr.append(0.1)
     logger.on_batch_end(tr, 0, {"loss": float("nan"), "lr": 0.1})
     logger.close()
     text = (tmp_path / "m.jsonl").read_text()

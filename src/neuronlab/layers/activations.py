@@ -28,6 +28,12 @@ class _Elementwise(Layer):
     """Shared plumbing: cache one array from forward, check dout against it in backward."""
 
     statistics = frozenset({"activation"})
+    #: ``(value, slope)``: the element formula and its derivative as plain functions that the
+    #: compiled training loop (:mod:`neuronlab.engine`) runs; None keeps a network with this
+    #: layer on the NumPy path.
+    kernel: tuple[Any, Any] | None = None
+    #: The attribute passed to the kernel as ``a`` (``"alpha"``), or None (``a`` is 0).
+    kernel_arg: str | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,6 +44,55 @@ class _Elementwise(Layer):
         return y, check_dout(self, dout, y.shape)
 
 
+# -- compiled kernels ---------------------------------------------------------------------------
+# Each elementwise activation's formula for one element, beside the class that computes it with
+# NumPy: ``(value(x, a), slope(x, y, a))`` with y = value(x, a) and ``a`` the layer's parameter
+# (alpha) in the input's dtype, 0 where it has none. The compiled training loop
+# (:mod:`neuronlab.engine`) applies them element by element; the NumPy methods above are the
+# reference they are tested against.
+
+
+def _sigmoid(x, a):  # type: ignore[no-untyped-def]
+    return 1 / (1 + np.exp(-x)) if x >= 0 else np.exp(x) / (1 + np.exp(x))
+
+
+def _sigmoid_slope(x, y, a):  # type: ignore[no-untyped-def]
+    return (1 - y) * y
+
+
+def _tanh(x, a):  # type: ignore[no-untyped-def]
+    return np.tanh(x)
+
+
+def _tanh_slope(x, y, a):  # type: ignore[no-untyped-def]
+    return 1 - y * y
+
+
+def _relu(x, a):  # type: ignore[no-untyped-def]
+    return x if x > 0 or x != x else x * 0  # np.maximum(x, 0): NaN stays NaN, -0 becomes 0
+
+
+def _relu_slope(x, y, a):  # type: ignore[no-untyped-def]
+    return 1 if y > 0 else 0
+
+
+def _leaky_relu(x, a):  # type: ignore[no-untyped-def]
+    ax = x * a
+    return x if x >= ax or x != x else ax  # np.maximum(x, αx)
+
+
+def _leaky_relu_slope(x, y, a):  # type: ignore[no-untyped-def]
+    return 1 if y > 0 else a
+
+
+def _elu(x, a):  # type: ignore[no-untyped-def]
+    return (x if x > 0 else x * 0) + np.expm1(x if x < 0 else x * 0) * a
+
+
+def _elu_slope(x, y, a):  # type: ignore[no-untyped-def]
+    return 1 if y > 0 else y + a
+
+
 @LAYERS.register("sigmoid")
 class Sigmoid(_Elementwise):
     """Logistic sigmoid ``σ(x) = 1 / (1 + e^{-x})``, shape-preserving.
@@ -45,6 +100,8 @@ class Sigmoid(_Elementwise):
     Uses ``scipy.special.expit``, which never overflows: σ(−1000) is 0 and σ(1000) is 1
     without warnings. The derivative σ(1−σ) comes from the cached output.
     """
+
+    kernel = (_sigmoid, _sigmoid_slope)
 
     statistics = frozenset({"activation", "saturation"})
     saturation_band = (0.5, 0.45)  # y < 0.05 or y > 0.95: σ' < 0.048, a fifth of its peak
@@ -111,6 +168,8 @@ class Tanh(_Elementwise):
     The derivative 1 − tanh² comes from the cached output.
     """
 
+    kernel = (_tanh, _tanh_slope)
+
     statistics = frozenset({"activation", "saturation"})
     saturation_band = (0.0, 0.95)  # |y| > 0.95: tanh' < 0.098, a tenth of its peak
 
@@ -171,6 +230,8 @@ class Tanh(_Elementwise):
 class ReLU(_Elementwise):
     """Rectified linear unit ``max(0, x)``, shape-preserving. The derivative is taken as
     0 at x = 0. ``kink_state()`` is ``x > 0`` (read from the output: y > 0 ⇔ x > 0)."""
+
+    kernel = (_relu, _relu_slope)
 
     statistics = frozenset({"activation", "dead"})
 
@@ -262,6 +323,9 @@ class LeakyReLU(_Elementwise):
         Slope for negative inputs (the notes: a small constant such as 0.01). Within [0, 1]
         the function equals ``max(x, alpha·x)``, which is how it is computed.
     """
+
+    kernel = (_leaky_relu, _leaky_relu_slope)
+    kernel_arg = "alpha"
 
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
@@ -471,6 +535,9 @@ class ELU(_Elementwise):
     alpha : float >= 0
         Value the function approaches for x → −∞ is −alpha.
     """
+
+    kernel = (_elu, _elu_slope)
+    kernel_arg = "alpha"
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()

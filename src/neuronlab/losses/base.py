@@ -80,6 +80,12 @@ class Loss:
 
     registry_name: ClassVar[str] = ""
     task: str = "classification"
+    #: The loss of one batch as a plain function for the compiled training loop
+    #: (:mod:`neuronlab.engine`), beside the NumPy ``forward``/``backward`` it is tested
+    #: against: ``kernel(scores, yi, yf, idx, d) -> (mean loss, right predictions or squared
+    #: error, scores finite)``, the targets of row r being ``yi[idx[r]]`` (labels) or
+    #: ``yf[idx[r]]`` (values) and dL/dscores written into ``d``. None: the NumPy path only.
+    kernel: ClassVar[Any] = None
 
     def __init__(self) -> None:
         self._bufs: dict[str, np.ndarray] = {}

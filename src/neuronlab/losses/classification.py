@@ -15,6 +15,41 @@ from neuronlab.losses.base import Loss, _binary_signs, _check_class_scores, _che
 __all__ = ["BinaryHinge", "MulticlassHinge", "SigmoidCrossEntropy", "SoftmaxCrossEntropy"]
 
 
+
+def _softmax_ce_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
+    # SoftmaxCrossEntropy.forward and backward for the rows of one batch, as one pass per row
+    # for the compiled training loop (neuronlab.engine): labels yi[idx[r]], dL/dscores into d.
+    # Returns (mean loss, right predictions, all scores finite)
+    m, c = scores.shape
+    inv = scores.dtype.type(1.0 / m)
+    logz = 0.0
+    corr = 0.0
+    right = 0.0
+    for r in range(m):
+        best = 0
+        for j in range(c):
+            v = scores[r, j]
+            if not (-np.inf < v < np.inf):
+                return 0.0, 0.0, False
+            if v > scores[r, best]:
+                best = j
+        mx = scores[r, best]
+        z = scores.dtype.type(0)
+        for j in range(c):
+            e = np.exp(scores[r, j] - mx)
+            d[r, j] = e
+            z += e
+        y = yi[idx[r]]
+        logz += np.log(z)
+        corr += scores[r, y] - mx
+        if best == y:
+            right += 1
+        for j in range(c):
+            d[r, j] = d[r, j] / z * inv
+        d[r, y] -= inv
+    return (logz - corr) / m, right, True
+
+
 @LOSSES.register("softmax")
 class SoftmaxCrossEntropy(Loss):
     """Softmax cross-entropy from raw scores.
@@ -29,6 +64,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     task = "classification"
+    kernel = staticmethod(_softmax_ce_kernel)
 
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
         """Mean softmax cross-entropy; caches the probabilities for backward.

@@ -45,6 +45,25 @@ class _Regression(Loss):
         return check_array("scores", scores, min_ndim=1)
 
 
+
+def _mse_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
+    # MeanSquaredError.forward and backward for the rows of one batch (the compiled training
+    # loop, neuronlab.engine): targets yf[idx[r]], dL/dscores = 2 (s - y) / m into d.
+    # Returns (mean loss, squared error, all scores finite)
+    m, c = scores.shape
+    two = scores.dtype.type(2.0 / m)
+    sq = 0.0
+    for r in range(m):
+        for j in range(c):
+            v = scores[r, j]
+            if not (-np.inf < v < np.inf):
+                return 0.0, 0.0, False
+            e = scores.dtype.type(v - yf[idx[r], j])
+            sq += float(e) * float(e)
+            d[r, j] = e * two
+    return sq / m, sq, True
+
+
 @LOSSES.register("mse")
 class MeanSquaredError(_Regression):
     """The notes' L2 loss, L = (1/N) Σ_i ‖s_i - y_i‖₂² = (1/N) Σ_i Σ_j (s_ij - y_ij)².
@@ -53,6 +72,8 @@ class MeanSquaredError(_Regression):
     PyTorch's ``MSELoss``, which also divides by D). dL/ds = 2 (s - y) / N, with sample weights
     2 ν_i (s_i - y_i) (ν_i = w_i / Σ_j w_j). ``scores`` and ``y`` have shape (N,) or (N, D).
     """
+
+    kernel = staticmethod(_mse_kernel)
 
     def forward(self, scores: np.ndarray, y: Any, sample_weight: Any = None) -> float:
         """Mean over the samples of the squared error summed over the outputs; caches s − y.

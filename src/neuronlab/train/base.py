@@ -40,6 +40,23 @@ class Callback:
     order: ClassVar[int] = 0
     interval: int = 1
 
+    def next_step(self, step: int) -> int:
+        """The first step at or after ``step`` where this callback's per-step hooks have work
+        to do. The compiled engine (:mod:`neuronlab.engine`) runs the steps before it without
+        calling back; a callback whose hooks act only at some steps says which here. Default:
+        the next multiple of ``interval``.
+
+        Parameters
+        ----------
+        step : int
+            0-based index of the next step to run.
+
+        Returns
+        -------
+        int
+        """
+        return -(-step // self.interval) * self.interval
+
     def on_train_begin(self, trainer: Any) -> None:
         """Called once at the start of :meth:`~neuronlab.train.Trainer.fit`, before the first
         epoch (and, on a resumed run, before the callbacks' saved state is restored).

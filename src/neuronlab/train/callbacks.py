@@ -313,6 +313,22 @@ class NonFiniteGuard(Callback):
     so a finite gradient whose squares overflow is not an error.
     """
 
+    def next_step(self, step: int) -> int:
+        """Never: the compiled engine checks every step's loss and gradients itself and
+        stops before the update of a non-finite one, which the NumPy path then replays
+        through this hook.
+
+        Parameters
+        ----------
+        step : int
+            0-based index of the next step to run.
+
+        Returns
+        -------
+        int
+        """
+        return 1 << 62
+
     def on_before_update(self, trainer: Trainer, step: int, loss: float) -> None:
         """Check the step's loss, then every array of ``trainer.grads``.
 
@@ -396,6 +412,22 @@ class Checkpoint(Callback):
             The trainer that is about to train.
         """
         os.makedirs(self.directory, exist_ok=True)
+
+    def next_step(self, step: int) -> int:
+        """The next step after which ``trainer.step`` is a multiple of ``every_steps`` (a
+        save), or never without ``every_steps``.
+
+        Parameters
+        ----------
+        step : int
+            0-based index of the next step to run.
+
+        Returns
+        -------
+        int
+        """
+        e = self.every_steps
+        return 1 << 62 if e is None else -(-(step + 1) // e) * e - 1
 
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
         """Save ``step-<trainer.step>.safetensors`` when ``every_steps`` steps have been done

@@ -80,8 +80,23 @@ class ProgressBar(Callback):
         """
         self.bar.set_description(f"epoch {epoch + 1}/{trainer.epochs}", refresh=False)
 
+    def next_step(self, step: int) -> int:
+        """Never: the bar catches up with ``trainer.step`` whenever it is called (at the
+        compiled engine's stops and at epoch ends).
+
+        Parameters
+        ----------
+        step : int
+            0-based index of the next step to run.
+
+        Returns
+        -------
+        int
+        """
+        return 1 << 62
+
     def on_batch_end(self, trainer: Trainer, step: int, logs: dict[str, Any]) -> None:
-        """Advance the bar by one step; show the batch's loss at most every ``mininterval``
+        """Advance the bar to the steps done; show the batch's loss at most every ``mininterval``
         seconds.
 
         Parameters
@@ -94,7 +109,7 @@ class ProgressBar(Callback):
             The batch's logs (``"loss"``, ``"lr"``, ``"batch_size"``).
         """
         bar = self.bar
-        bar.update(1)
+        bar.update(trainer.step - bar.n)  # the steps since the last call (the engine's segment)
         now = time.monotonic()
         if now >= self._next:
             self._next = now + self.mininterval
@@ -112,6 +127,7 @@ class ProgressBar(Callback):
         logs : dict
             The epoch's record.
         """
+        self.bar.update(trainer.step - self.bar.n)
         shown = {
             k: f"{v:.4g}"
             for k, v in logs.items()
@@ -160,6 +176,42 @@ class JSONLLogger(Callback):
         self._n_monitor = 0  # monitor records already written
         self._info_sent = False
         self._history: Any = None
+        self._trainer: Any = None
+        self._next_line = 0  # the first step whose step line is not written yet
+
+    def next_step(self, step: int) -> int:
+        """The run's first step (the ``info`` line follows it); step lines are written from
+        the history at every later call and at the epoch's end, so the compiled engine needs
+        no other stop for them.
+
+        Parameters
+        ----------
+        step : int
+            0-based index of the next step to run.
+
+        Returns
+        -------
+        int
+        """
+        return step if not self._info_sent else 1 << 62
+
+    def _write_steps(self) -> None:
+        """The step lines of the steps done since the last call, in one write: what
+        ``on_batch_end`` would have written after each (their loss and lr are the history's)."""
+        trainer = self._trainer
+        if trainer is None or self._f is None:
+            return
+        history, done = trainer.history, trainer.step
+        every, epoch, lines = self.every_steps, trainer.epoch, []
+        for step in range(self._next_line, min(done, len(history.loss))):
+            if (step + 1) % every == 0:
+                lines.append(json.dumps({"event": "step", "step": step, "epoch": epoch,
+                                         "loss": _jsonable(history.loss[step]),
+                                         "lr": _jsonable(history.lr[step])}) + "\n")
+        self._next_line = max(self._next_line, done)
+        if lines:
+            self._f.write("".join(lines))
+            self._f.flush()
 
     def _write(self, obj: dict[str, Any]) -> None:
         assert self._f is not None
@@ -192,7 +244,7 @@ class JSONLLogger(Callback):
         )
         self._n_monitor = len(getattr(history, "monitor", ()))  # a resumed run's were written
         self._info_sent = trainer.step > 0  # written after step 0, before any checkpoint
-        self._history = history
+        self._history, self._trainer, self._next_line = history, trainer, trainer.step
 
     def _cut_back(self, trainer: Trainer) -> None:
         """Keep the lines that describe the run up to the resumed state: steps before
@@ -241,16 +293,7 @@ class JSONLLogger(Callback):
         logs : dict
             The batch's logs (``"loss"``, ``"lr"``, ``"batch_size"``).
         """
-        if (step + 1) % self.every_steps == 0:
-            self._write(
-                {
-                    "event": "step",
-                    "step": step,
-                    "epoch": trainer.epoch,
-                    "loss": logs["loss"],
-                    "lr": logs["lr"],
-                }
-            )
+        self._write_steps()
         history = getattr(trainer, "history", None)
         if not self._info_sent:  # the initial loss is measured by the first step
             self._info_sent = True
@@ -272,6 +315,7 @@ class JSONLLogger(Callback):
         logs : dict
             The epoch's record.
         """
+        self._write_steps()
         self._write_monitor(trainer)  # records made at the epoch's end (the weight spectra)
         self._write({"event": "epoch", "time": time.time(), **logs})
 
@@ -289,6 +333,7 @@ class JSONLLogger(Callback):
         """Write a last ``info`` line when the fit diverged (the ``diverged_*`` facts), then
         close the file."""
         if self._f is not None:
+            self._write_steps()  # the steps before a divergence
             # a diverged fit records where and why in history.info as it ends: write it, so
             # the report and `neuronlab diagnose` read the divergence from the file too
             info = getattr(self._history, "info", {})

@@ -15,6 +15,7 @@ optional (early stopping, checkpoints, logging, progress) is a
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 from collections.abc import Callable, Sequence
@@ -38,6 +39,8 @@ from neuronlab.train.step import loss_and_grads
 from neuronlab.train.weights import check_weights, resolve_sample_weight
 
 __all__ = ["Trainer"]
+
+log = logging.getLogger(__name__)
 
 
 class _FromState:
@@ -86,6 +89,11 @@ class Trainer:
         :mod:`neuronlab.threads` (one thread when the network's largest product is too small
         to gain from more, else BLAS as it is); an integer > 0: that many. The previous
         limits are restored when the call returns.
+    engine : bool or None, default None
+        The compiled training engine (:mod:`neuronlab.engine`, with numba): None uses it
+        when it supports the run and says in a log line why not otherwise; False always runs
+        the NumPy layers (the readable reference); True requires it (ValueError naming what
+        it does not support).
 
     Attributes
     ----------
@@ -101,6 +109,9 @@ class Trainer:
         class weights), or None for an unweighted fit.
     resumed : bool
         The current ``fit`` continues a checkpointed run.
+    engine_used : str
+        What ran the current (or last) ``fit``'s steps: ``"compiled"``, or ``"numpy: "``
+        followed by the reason.
     """
 
     step = _FromState()
@@ -130,6 +141,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
         monitor: Any = True,
         threads: int | None = None,
+        engine: bool | None = None,
     ) -> None:
         constraints, callbacks = tuple(constraints), list(callbacks)
         check_components(model, loss, optimizer, schedule, regularizer, constraints, callbacks)
@@ -150,6 +162,11 @@ class Trainer:
         self.sample_weight: np.ndarray | None = None
         self.grads: dict[str, np.ndarray] = {}
         self.threads = check_threads(threads)
+        if engine is not None and not isinstance(engine, bool):
+            raise TypeError(f"engine must be None, True or False, got {engine!r}")
+        self.engine = engine
+        self.engine_used = ""
+        self._engine: Any = None
         # (step, x, y, w) of a step that raised DivergenceError: what the sentinel replays
         self._failed_batch: tuple[int, np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
@@ -262,6 +279,7 @@ class Trainer:
             cb for cb in self.callbacks if overrides(cb, "on_before_update")]
         self._batch_end: list[Callback] = [
             cb for cb in self.callbacks if overrides(cb, "on_batch_end")]
+        self._engine = self._plan_engine(X, y, w)
         try:
             # Overflow on the way to a NaN is reported once, as a DivergenceError by
             # NonFiniteGuard (or a NaN in the history), not as RuntimeWarnings from every layer.
@@ -302,6 +320,8 @@ class Trainer:
             if s.batch_in_epoch < s.n_batches and not s.stop_training:  # resumed: maybe none left
                 if s.full_batch:
                     self._train_full_batch(X, y, w)
+                elif self._engine is not None:
+                    self._engine.train_epoch()
                 else:
                     self._train_epoch(X, y, w)
             logs = self._epoch_logs(y, validation)
@@ -312,7 +332,26 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self)
 
-    def _train_epoch(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
+    def _plan_engine(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Any:
+        """The compiled engine for this fit, or None (``engine_used`` says why)."""
+        if self.engine is False:
+            self.engine_used = "numpy: Trainer(engine=False)"
+            return None
+        from neuronlab.engine import plan
+
+        found = plan(self, X, y, w)
+        if isinstance(found, str):
+            if self.engine:
+                raise ValueError(f"Trainer(engine=True): the compiled engine cannot run this: {found}")
+            self.engine_used = f"numpy: {found}"
+            log.info("training on the NumPy path: %s", found)
+            return None
+        self.engine_used = "compiled"
+        return found
+
+    def _train_epoch(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
+                     stop: int | None = None) -> None:
+        """The rest of the current epoch (up to batch ``stop``), step by step in NumPy."""
         model, loss, opt, reg = self.model, self.loss, self.optimizer, self.regularizer
         s = self.state
         params, grads, decay_keys = model.params, self.grads, model.weight_keys
@@ -326,7 +365,7 @@ class Trainer:
         yb: np.ndarray | None = None
         wb: np.ndarray | None = None
         try:
-            for b in range(s.batch_in_epoch, s.n_batches):
+            for b in range(s.batch_in_epoch, s.n_batches if stop is None else stop):
                 if s.stop_training:  # checked first, so a resumed run stops where the original did
                     break
                 # sorted rows: sequential reads from a memmap; the order inside a batch is

@@ -1,0 +1,172 @@
+"""Compile the training loop: one numba module generated from the kernels' own sources.
+
+The loop (:mod:`neuronlab.engine.loop`) calls kernels that live beside their NumPy references:
+each elementwise activation's ``kernel`` (:mod:`neuronlab.layers.activations`), each loss's
+(:mod:`neuronlab.losses`) and each update rule's and penalty's (:mod:`neuronlab.kernels`).
+:func:`compiled` copies those functions' source text into one module, with three small
+dispatchers generated over them (``act_forward``/``act_backward`` by activation code,
+``loss_kernel`` by loss code, ``rule_update`` by rule code), writes it to a cache folder
+under a name that is the hash of its text, and compiles it with numba's on-disk cache: the
+first fit on a machine compiles (several seconds), later processes load the machine code, and
+a change to any kernel gives a new file instead of a stale cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import tempfile
+import textwrap
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from neuronlab import kernels
+
+__all__ = ["ACTIVATIONS", "LOSSES", "RULES", "cache_dir", "compiled"]
+
+
+def _activations() -> list[type]:
+    from neuronlab.layers import activations
+
+    return [activations.Sigmoid, activations.Tanh, activations.ReLU, activations.LeakyReLU,
+            activations.ELU]
+
+
+def _losses() -> list[type]:
+    from neuronlab.losses.classification import SoftmaxCrossEntropy
+    from neuronlab.losses.regression import MeanSquaredError
+
+    return [SoftmaxCrossEntropy, MeanSquaredError]
+
+
+def _rules() -> list[type]:
+    from neuronlab.optim import adagrad, adam, momentum, nesterov, rmsprop, sgd
+
+    return [sgd.SGD, momentum.Momentum, nesterov.Nesterov, adagrad.Adagrad, rmsprop.RMSprop,
+            adam.Adam]
+
+
+#: The activation and loss classes the loop runs, in code order (a code is the index).
+ACTIVATIONS: list[type] = []
+LOSSES: list[type] = []
+#: The update rules' kernel names (:mod:`neuronlab.kernels`) in code order, each with the
+#: number of slots its optimizer keeps.
+RULES: list[tuple[str, int]] = []
+
+_PENALTIES = ("sum_squares", "add_scaled", "add_scaled_sign")
+_lock = threading.Lock()
+_module: ModuleType | None = None
+
+
+def _load_tables() -> None:
+    if not ACTIVATIONS:
+        ACTIVATIONS.extend(_activations())
+        LOSSES.extend(_losses())
+        RULES.extend((cls.kernel, len(cls.slots)) for cls in _rules())
+
+
+def _source(fn: Any) -> str:
+    return textwrap.dedent(inspect.getsource(fn))
+
+
+def _dispatch(name: str, args: str, cases: list[str], default: str = "") -> str:
+    lines = [f"def {name}(code, {args}):"]
+    for i, body in enumerate(cases):
+        lines.append(f"    {'if' if i == 0 else 'elif'} code == {i}:")
+        lines.extend("        " + b for b in body.splitlines())
+    if default:
+        lines.append("    " + default)
+    return "\n".join(lines) + "\n"
+
+
+def source() -> str:
+    """The text of the generated module (kernels, dispatchers, loop, then the njit lines)."""
+    _load_tables()
+    parts = ["import numpy as np\n"]
+    names: list[str] = []
+
+    def add(fn: Any) -> str:
+        if fn.__name__ not in names:
+            parts.append(_source(fn))
+            names.append(fn.__name__)
+        return str(fn.__name__)
+
+    fwd, bwd = [], []
+    for cls in ACTIVATIONS:
+        value, slope = (add(f) for f in cls.kernel)
+        fwd.append(f"for j in range(x.size):\n    y[j] = {value}(x[j], a)")
+        bwd.append(f"for j in range(x.size):\n    d[j] *= {slope}(x[j], y[j], a)")
+    parts.append(_dispatch("act_forward", "x, y, a", fwd))
+    parts.append(_dispatch("act_backward", "x, y, d, a", bwd))
+    cases = [f"return {add(cls.kernel)}(scores, yi, yf, idx, d)" for cls in LOSSES]
+    parts.append(_dispatch("loss_kernel", "scores, yi, yf, idx, d", cases,
+                           "return 0.0, 0.0, False"))
+    cases = []
+    for kernel, n_slots in RULES:
+        fn = kernels.source(kernel)
+        n_scalars = len(inspect.signature(fn).parameters) - 2 - n_slots
+        slots = ["s0", "s1"][:n_slots]
+        scalars = [f"sc[{i}]" for i in range(n_scalars)]
+        cases.append(f"{add(fn)}({', '.join(['w', 'g', *slots, *scalars])})")
+    parts.append(_dispatch("rule_update", "w, g, s0, s1, sc", cases))
+    for name in _PENALTIES:
+        add(kernels.source(name))
+    from neuronlab.engine import loop
+
+    text = inspect.getsource(loop)
+    parts.append(text[text.index("\nLINEAR = "):])
+    loop_names = [n for n, v in vars(loop).items() if inspect.isfunction(v)]
+    jit = ['_jit = _numba.njit(cache=_CACHE, nogil=True, error_model="numpy")']
+    jit += [f"{n} = _jit({n})" for n in [*names, "act_forward", "act_backward", "loss_kernel",
+                                          "rule_update", *loop_names]]
+    header = "import numba as _numba\n_CACHE = True\n"
+    return header + "\n\n".join(parts) + "\n\n" + "\n".join(jit) + "\n"
+
+
+def cache_dir() -> Path:
+    """Where the generated module and numba's machine code live: ``$NEURONLAB_CACHE``, else
+    ``$XDG_CACHE_HOME/neuronlab`` or ``~/.cache/neuronlab``."""
+    env = os.environ.get("NEURONLAB_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "neuronlab"
+
+
+def _write(text: str) -> tuple[Path, bool]:
+    """The module file (written once, atomically); False when no folder was writable (numba
+    then compiles in every process)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    name = f"engine_{digest}.py"
+    for folder, cache in ((cache_dir(), True), (Path(tempfile.gettempdir()), False)):
+        path = folder / "engine" / name
+        try:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(text if cache else text.replace("_CACHE = True", "_CACHE = False"))
+                os.replace(tmp, path)
+            return path, cache
+        except OSError:
+            continue
+    raise OSError("no writable folder for the compiled engine's module")
+
+
+def compiled() -> ModuleType:
+    """The compiled loop's module (generated, written and imported once per process)."""
+    global _module
+    with _lock:
+        if _module is None:
+            path, _ = _write(source())
+            spec = importlib.util.spec_from_file_location(f"_neuronlab_{path.stem}", path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            _module = module
+    return _module

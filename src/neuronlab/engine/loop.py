@@ -1,0 +1,200 @@
+"""The compiled training loop: whole segments of minibatch steps with no Python between them.
+
+Read this file as plain Python: it is the Trainer's step (:mod:`neuronlab.train.step`) for a
+``Sequential`` of Linear layers and elementwise activations, written out over flat arrays.
+:mod:`neuronlab.engine.build` compiles it with numba, together with the kernels that sit beside
+their readable references (each activation's ``kernel`` in
+:mod:`neuronlab.layers.activations`, each loss's in :mod:`neuronlab.losses`, each update
+rule's in :mod:`neuronlab.kernels`); the names below that are not defined here
+(``act_forward``, ``act_backward``, ``loss_kernel``, ``rule_update``, ``sum_squares``,
+``add_scaled``, ``add_scaled_sign``) are those kernels and the dispatchers generated over them.
+
+The network is a table, one row per layer (``layers[i]``):
+
+=====  ==========================================================================
+col    meaning
+=====  ==========================================================================
+0      op: ``LINEAR`` (0) or ``ACT`` (1)
+1      width of the layer's output
+2      LINEAR: offset of W in the flat parameters; ACT: the activation's code
+3      LINEAR: offset of b, or -1 without a bias
+4      width of the layer's input
+5      offset of the layer's output rows in the workspace ``ws``
+6      LINEAR: 1 when the gradient of its input is needed (a Linear layer below it)
+=====  ==========================================================================
+
+Every array the step touches is allocated once per fit: the parameters ``w``, gradients ``g``
+and optimizer slots ``s0``/``s1`` are the model's and optimizer's own flat blocks (their layers'
+arrays are views of them), so what Python sees between segments is the trained model.
+"""
+
+import numpy as np
+
+LINEAR = 0
+ACT = 1
+
+
+def gather(X, order, start, stop, xb, idx):
+    """Rows ``sorted(order[start:stop])`` of X into ``xb`` (the Trainer's ``batch``)."""
+    m = stop - start
+    for i in range(m):
+        idx[i] = order[start + i]
+    idx[:m].sort()
+    d = X.shape[1]
+    for i in range(m):
+        r = idx[i]
+        for j in range(d):
+            xb[i, j] = X[r, j]
+    return m
+
+
+def forward(layers, alpha, w, ws, x, m):
+    """The training forward pass of ``m`` rows of ``x``; returns the scores (a view of ws)."""
+    prev = x
+    for i in range(layers.shape[0]):
+        op, n, a, b, k, off = (layers[i, 0], layers[i, 1], layers[i, 2], layers[i, 3],
+                               layers[i, 4], layers[i, 5])
+        out = ws[off:off + m * n].reshape((m, n))
+        if op == LINEAR:
+            np.dot(prev, w[a:a + k * n].reshape((k, n)), out)
+            if b >= 0:
+                for r in range(m):
+                    for j in range(n):
+                        out[r, j] += w[b + j]
+        else:
+            act_forward(a, prev.reshape(-1), out.reshape(-1), alpha[i])  # noqa: F821
+        prev = out
+    return prev
+
+
+def backward(layers, alpha, w, g, ws, x, m, d0, d1):
+    """Gradients of every parameter into ``g`` from dL/dscores in ``d0`` (which the pass
+    overwrites, as it does ``d1``)."""
+    d, other = d0, d1
+    for i in range(layers.shape[0] - 1, -1, -1):
+        op, n, a, b, k, off = (layers[i, 0], layers[i, 1], layers[i, 2], layers[i, 3],
+                               layers[i, 4], layers[i, 5])
+        if i > 0:
+            poff = layers[i - 1, 5]
+            prev = ws[poff:poff + m * k].reshape((m, k))
+        else:
+            prev = x
+        dm = d[:m * n].reshape((m, n))
+        if op == LINEAR:
+            np.dot(prev.T, dm, g[a:a + k * n].reshape((k, n)))
+            if b >= 0:
+                for j in range(n):
+                    g[b + j] = 0
+                for r in range(m):
+                    for j in range(n):
+                        g[b + j] += dm[r, j]
+            if layers[i, 6] == 0:
+                return
+            np.dot(dm, w[a:a + k * n].reshape((k, n)).T, other[:m * k].reshape((m, k)))
+            d, other = other, d
+        else:
+            out = ws[off:off + m * n]
+            act_backward(a, prev.reshape(-1), out, dm.reshape(-1), alpha[i])  # noqa: F821
+
+
+def penalty(w, g, wranges, l1, l2):
+    """The regulariser (:class:`neuronlab.regularizers.Regularizer`): R(W) summed over the
+    weight arrays ``w[a:b]`` of ``wranges``, and dR/dW added into ``g``."""
+    total = 0.0
+    for i in range(wranges.shape[0]):
+        a, b = wranges[i, 0], wranges[i, 1]
+        if l1 != 0:
+            s = 0.0
+            for j in range(a, b):
+                s += abs(w[j])
+            total += l1 * s
+        if l2 != 0:
+            total += 0.5 * l2 * sum_squares(w[a:b])  # noqa: F821
+            add_scaled(w[a:b], g[a:b], w.dtype.type(l2))  # noqa: F821
+        if l1 != 0:
+            add_scaled_sign(w[a:b], g[a:b], w.dtype.type(l1))  # noqa: F821
+    return total
+
+
+def clip(g, clip_value, clip_norm):
+    """The optimizer's gradient clipping (:meth:`neuronlab.optim.base.Optimizer._clip`)."""
+    if clip_value > 0:
+        c = g.dtype.type(clip_value)
+        for j in range(g.size):
+            v = g[j]
+            g[j] = -c if v < -c else (c if v > c else v)
+    if clip_norm > 0:
+        sq = 0.0
+        for j in range(g.size):
+            sq += float(g[j]) * float(g[j])
+        norm = np.sqrt(sq)
+        if clip_norm < norm < np.inf:
+            scale = g.dtype.type(clip_norm / norm)
+            for j in range(g.size):
+                g[j] *= scale
+
+
+def finite(g):
+    """True when every element of ``g`` is finite (Inf·0 and NaN·0 are NaN)."""
+    acc = g.dtype.type(0)
+    for j in range(g.size):
+        acc += g[j] * 0
+    return acc == 0
+
+
+def update(w, g, s0, s1, rule, sc, wranges, decay):
+    """The optimizer's step on the flat block: the rule, then decoupled weight decay
+    ``w *= decay`` on the weight arrays (``decay`` 1 for none)."""
+    rule_update(rule, w, g, s0, s1, sc)  # noqa: F821
+    if decay != 1:
+        f = w.dtype.type(decay)
+        for i in range(wranges.shape[0]):
+            for j in range(wranges[i, 0], wranges[i, 1]):
+                w[j] *= f
+
+
+def steps(X, yi, yf, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1, ws, xb, idx,
+          d0, d1, loss_code, wranges, l1, l2, clip_value, clip_norm, check_grads, rule, sc,
+          decay, values, sums, stop_last):
+    """Minibatch steps ``b0 .. b1-1`` of the epoch whose row order is ``order``.
+
+    Per step: gather, forward, loss (its value into ``values``, its mass, right predictions
+    or squared error into ``sums``), backward, penalty, clipping, update with the step's row
+    of ``sc`` (the rule's scalars) and ``decay``. With ``stop_last`` the last step stops
+    before clipping and the update (a callback looks at its gradient first).
+
+    Returns the index (from ``b0``) of the first step whose scores (or, with
+    ``check_grads``, gradients) were not finite, before its update, or -1.
+    """
+    n = X.shape[0]
+    for b in range(b0, b1):
+        k = b - b0
+        start = b * batch_size
+        stop = min(start + batch_size, n)
+        m = gather(X, order, start, stop, xb, idx)
+        x = xb[:m]
+        scores = forward(layers, alpha, w, ws, x, m)
+        nout = scores.shape[1]
+        dm = d0[:m * nout].reshape((m, nout))
+        value, stat, ok = loss_kernel(loss_code, scores, yi, yf, idx, dm)  # noqa: F821
+        if not ok:
+            return k
+        backward(layers, alpha, w, g, ws, x, m, d0, d1)
+        value += penalty(w, g, wranges, l1, l2)
+        if check_grads and not finite(g):
+            return k
+        values[k] = value
+        sums[0] += value * m
+        sums[1] += m
+        sums[2] += stat
+        if stop_last and b == b1 - 1:
+            return -1
+        clip(g, clip_value, clip_norm)
+        update(w, g, s0, s1, rule, sc[k], wranges, decay[k])
+    return -1
+
+
+def finish_step(w, g, s0, s1, rule, sc, wranges, decay, clip_value, clip_norm):
+    """The rest of a step that ``steps`` stopped before: clipping and the update."""
+    clip(g, clip_value, clip_norm)
+    update(w, g, s0, s1, rule, sc, wranges, decay)
