@@ -63,7 +63,7 @@ def test_trainer_steps_match_a_plain_loop() -> None:
     model, loss, opt = make()
     # one BLAS thread on both sides: a threaded GEMM may sum in another order (OpenBLAS on
     # AMD EPYC does), and this test is about the Trainer's steps, not the BLAS
-    nl.Trainer(model, loss, opt, monitor=False, threads=1).fit(
+    nl.Trainer(model, loss, opt, monitor=False, threads=1, engine=False).fit(
         X, y, epochs=2, batch_size=32, seed=5)
 
     ref, ref_loss, ref_opt = make()

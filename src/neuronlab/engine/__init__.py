@@ -33,14 +33,11 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from neuronlab import kernels
-
-if TYPE_CHECKING:
-    from neuronlab.train.trainer import Trainer
 
 __all__ = ["Engine", "plan"]
 
@@ -56,7 +53,7 @@ def _offset(base: np.ndarray, a: np.ndarray) -> int:
     return (a.ctypes.data - base.ctypes.data) // base.itemsize
 
 
-def plan(trainer: Trainer, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | str:
+def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | str:
     """The engine for ``trainer``'s model, loss, optimizer and data, or why there is none.
 
     Parameters
@@ -190,11 +187,10 @@ class Engine:
         ``[start, stop)`` of each weight array in the flat block.
     """
 
-    def __init__(self, trainer: Trainer, X: np.ndarray, yi: np.ndarray, yf: np.ndarray,
+    def __init__(self, trainer: Any, X: np.ndarray, yi: np.ndarray, yf: np.ndarray,
                  layers: np.ndarray, alpha: np.ndarray, widths: list[int], flat: tuple[Any, ...],
                  rule: int, wranges: np.ndarray, loss_code: int) -> None:
         from neuronlab.engine import build
-        from neuronlab.train.callbacks import NonFiniteGuard
 
         self.trainer, self.X, self.yi, self.yf = trainer, X, yi, yf
         self.layers, self.alpha, self.rule, self.wranges = layers, alpha, rule, wranges
@@ -220,7 +216,7 @@ class Engine:
         opt = trainer.optimizer
         self.clip_value = float(opt.clip_value or 0.0)
         self.clip_norm = float(opt.clip_norm or 0.0)
-        self.check_grads = any(isinstance(cb, NonFiniteGuard) for cb in trainer.callbacks)
+        self.check_grads = any(cb.checks_finite for cb in trainer.callbacks)
         self.n_scalars = 8  # columns of a step's rule scalars (Adam takes 6)
         self.code = build.compiled()
         self.hooks = [cb for cb in trainer.callbacks
@@ -230,8 +226,9 @@ class Engine:
     def train_epoch(self) -> None:
         """The rest of the current epoch, as :meth:`Trainer._train_epoch` runs it: compiled
         segments up to each step where a callback needs control, whose hooks then run as on
-        the NumPy path. A step whose scores (or, with a :class:`NonFiniteGuard`, gradients)
-        are not finite is run again on the NumPy path, which raises its DivergenceError."""
+        the NumPy path. A step whose scores (or, with a :class:`NonFiniteGuard`, loss or
+        gradients) are not finite is run again on the NumPy path, which raises its
+        DivergenceError."""
         tr = self.trainer
         s = tr.state
         while s.batch_in_epoch < s.n_batches and not s.stop_training:

@@ -27,7 +27,7 @@ from typing import Any
 
 from neuronlab import kernels
 
-__all__ = ["ACTIVATIONS", "LOSSES", "RULES", "cache_dir", "compiled"]
+__all__ = ["ACTIVATIONS", "LOSSES", "RULES", "cache_dir", "compiled", "source"]
 
 
 def _activations() -> list[type]:

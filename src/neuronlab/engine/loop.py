@@ -30,6 +30,9 @@ arrays are views of them), so what Python sees between segments is the trained m
 
 import numpy as np
 
+__all__ = ["ACT", "LINEAR", "backward", "clip", "finish_step", "finite", "forward", "gather",
+           "penalty", "steps", "update"]
+
 LINEAR = 0
 ACT = 1
 
@@ -164,7 +167,7 @@ def steps(X, yi, yf, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1, ws,
     before clipping and the update (a callback looks at its gradient first).
 
     Returns the index (from ``b0``) of the first step whose scores (or, with
-    ``check_grads``, gradients) were not finite, before its update, or -1.
+    ``check_grads``, loss or gradients) were not finite, before its update, or -1.
     """
     n = X.shape[0]
     for b in range(b0, b1):
@@ -181,7 +184,9 @@ def steps(X, yi, yf, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1, ws,
             return k
         backward(layers, alpha, w, g, ws, x, m, d0, d1)
         value += penalty(w, g, wranges, l1, l2)
-        if check_grads and not finite(g):
+        # NonFiniteGuard checks the step's loss, then its gradients: a loss that overflowed
+        # from finite scores (MSE's squares) may come with finite gradients
+        if check_grads and not (-np.inf < value < np.inf and finite(g)):
             return k
         values[k] = value
         sums[0] += value * m

@@ -17,9 +17,26 @@ __all__ = ["BinaryHinge", "MulticlassHinge", "SigmoidCrossEntropy", "SoftmaxCros
 
 
 def _softmax_ce_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
-    # SoftmaxCrossEntropy.forward and backward for the rows of one batch, as one pass per row
-    # for the compiled training loop (neuronlab.engine): labels yi[idx[r]], dL/dscores into d.
-    # Returns (mean loss, right predictions, all scores finite)
+    """:class:`SoftmaxCrossEntropy`'s forward and backward for one batch, one pass per row
+    (the compiled training loop, :mod:`neuronlab.engine`).
+
+    Parameters
+    ----------
+    scores : ndarray of shape (m, n_classes)
+    yi : ndarray of int64
+        Labels of all training rows; row r of the batch is ``yi[idx[r]]``.
+    yf : ndarray
+        Unused (the regression losses' targets).
+    idx : ndarray of int64
+        The batch's rows.
+    d : ndarray of shape (m, n_classes)
+        Receives dL/dscores, ``(p - onehot(y)) / m``.
+
+    Returns
+    -------
+    tuple
+        (mean loss, right predictions, whether every score was finite).
+    """
     m, c = scores.shape
     inv = scores.dtype.type(1.0 / m)
     logz = 0.0

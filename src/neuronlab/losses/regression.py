@@ -47,9 +47,26 @@ class _Regression(Loss):
 
 
 def _mse_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
-    # MeanSquaredError.forward and backward for the rows of one batch (the compiled training
-    # loop, neuronlab.engine): targets yf[idx[r]], dL/dscores = 2 (s - y) / m into d.
-    # Returns (mean loss, squared error, all scores finite)
+    """:class:`MeanSquaredError`'s forward and backward for one batch (the compiled training
+    loop, :mod:`neuronlab.engine`).
+
+    Parameters
+    ----------
+    scores : ndarray of shape (m, n_targets)
+    yi : ndarray
+        Unused (the classification losses' labels).
+    yf : ndarray of float64, shape (n_rows, n_targets)
+        Targets of all training rows; row r of the batch is ``yf[idx[r]]``.
+    idx : ndarray of int64
+        The batch's rows.
+    d : ndarray of shape (m, n_targets)
+        Receives dL/dscores, ``2 (s - y) / m``.
+
+    Returns
+    -------
+    tuple
+        (mean loss, squared error summed over the batch, whether every score was finite).
+    """
     m, c = scores.shape
     two = scores.dtype.type(2.0 / m)
     sq = 0.0

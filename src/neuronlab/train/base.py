@@ -39,6 +39,10 @@ class Callback:
 
     order: ClassVar[int] = 0
     interval: int = 1
+    #: True for a callback whose ``on_before_update`` checks that the step's loss and
+    #: gradients are finite (:class:`NonFiniteGuard`): the compiled engine then makes the same
+    #: check at every step and stops before the update of a non-finite one.
+    checks_finite: ClassVar[bool] = False
 
     def next_step(self, step: int) -> int:
         """The first step at or after ``step`` where this callback's per-step hooks have work

@@ -313,6 +313,8 @@ class NonFiniteGuard(Callback):
     so a finite gradient whose squares overflow is not an error.
     """
 
+    checks_finite = True
+
     def next_step(self, step: int) -> int:
         """Never: the compiled engine checks every step's loss and gradients itself and
         stops before the update of a non-finite one, which the NumPy path then replays

@@ -296,6 +296,7 @@ class Trainer:
             self.history.info.update(err.info())
             raise
         finally:
+            self._engine = None  # buffers and compiled code: nothing a pickled trainer keeps
             for cb in self.callbacks:
                 cb.close()
         return self.history
