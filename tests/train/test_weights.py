@@ -247,8 +247,7 @@ def test_resume_with_weights_is_bit_identical(tmp_path):
 def test_lists_and_integer_arrays_are_accepted():
     X, y = blobs(40)
     Xi = np.rint(X * 4).astype(np.int16)
-    # weighted fits run on the NumPy path, where weights 1 train exactly as none
-    a, b = trainer(engine=False), trainer(engine=False)
+    a, b = trainer(), trainer()
     a.fit(Xi.tolist(), y.tolist(), sample_weight=[1.0] * 40, epochs=2, batch_size=8)
     b.fit(Xi.astype(np.float32), y, epochs=2, batch_size=8)
     assert a.history == b.history
@@ -261,7 +260,7 @@ def test_pandas_frames_and_series_are_accepted():
     X, y = blobs(40)
     Xv, yv = blobs(20, seed=1)
     frame = pd.DataFrame(X.astype(np.float64), columns=list("abcd"))
-    a, b = trainer(engine=False), trainer(engine=False)  # weighted: the NumPy path, like with like
+    a, b = trainer(), trainer()
     a.fit(frame, pd.Series(y), sample_weight=pd.Series(np.ones(40)),
           validation=(pd.DataFrame(Xv), pd.Series(yv), pd.Series(np.ones(20))),
           epochs=2, batch_size=8)

@@ -15,7 +15,7 @@ It runs when numba is installed (the ``fast`` extra), ``NEURONLAB_KERNELS`` is n
 * a packed :class:`~neuronlab.layers.Sequential` (as ``mlp`` builds) of
   :class:`~neuronlab.layers.Linear` layers and the elementwise activations (ReLU, leaky ReLU,
   ELU, tanh, sigmoid), float32 or float64;
-* softmax cross-entropy or mean squared error, without sample or class weights;
+* softmax cross-entropy or mean squared error, with or without sample and class weights;
 * SGD, momentum, Nesterov, Adagrad, RMSprop and Adam (with clipping and weight decay);
 * no regulariser, or the L1/L2/elastic-net penalties; no constraints;
 * training data held in memory in the model's dtype.
@@ -96,8 +96,6 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
         return f"the regulariser {type(reg).__name__} is not one of neuronlab's penalties"
     if trainer.constraints:
         return "constraints (max-norm) run on the NumPy path"
-    if w is not None:
-        return "sample or class weights run on the NumPy path"
     dtype = model.dtype
     if dtype not in (np.float32, np.float64):
         return "the parameters do not share one float dtype"
@@ -160,7 +158,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
             return "the labels are not one class per row"
         yi = np.ascontiguousarray(y, dtype=np.int64)
         yf = np.zeros((1, 1), np.float64)
-    return Engine(trainer, X, yi, yf, np.asarray(rows, np.int64),
+    return Engine(trainer, X, yi, yf, w, np.asarray(rows, np.int64),
                   np.asarray(alpha, dtype), widths, flat, kinds[opt.kernel],
                   np.asarray(wranges, np.int64).reshape(-1, 2), build.LOSSES.index(type(trainer.loss)))
 
@@ -175,6 +173,8 @@ class Engine:
         The training rows, in the model's dtype, C-contiguous.
     yi, yf : ndarray
         Labels (int64) or targets (float64, 2-D); the other a placeholder.
+    sw : ndarray or None
+        The rows' weights (float64), or None for an unweighted fit.
     layers, alpha : ndarray
         The network's table (:mod:`neuronlab.engine.loop`) and each layer's ``a``.
     widths : list of int
@@ -188,11 +188,13 @@ class Engine:
     """
 
     def __init__(self, trainer: Any, X: np.ndarray, yi: np.ndarray, yf: np.ndarray,
-                 layers: np.ndarray, alpha: np.ndarray, widths: list[int], flat: tuple[Any, ...],
+                 sw: np.ndarray | None, layers: np.ndarray, alpha: np.ndarray, widths: list[int], flat: tuple[Any, ...],
                  rule: int, wranges: np.ndarray, loss_code: int) -> None:
         from neuronlab.engine import build
 
         self.trainer, self.X, self.yi, self.yf = trainer, X, yi, yf
+        self.weighted = sw is not None
+        self.sw = np.ones(X.shape[0]) if sw is None else np.ascontiguousarray(sw, np.float64)
         self.layers, self.alpha, self.rule, self.wranges = layers, alpha, rule, wranges
         self.loss_code = loss_code
         self.w, self.g = flat[0], flat[1]
@@ -208,6 +210,7 @@ class Engine:
         self.ws = np.empty(max(offset, 1), dtype)
         self.xb = np.empty((bs, X.shape[1]), dtype)
         self.idx = np.empty(bs, np.int64)
+        self.wb = np.empty(bs, np.float64)
         widest = max([X.shape[1], *widths])
         self.d0, self.d1 = np.empty(bs * widest, dtype), np.empty(bs * widest, dtype)
         reg = trainer.regularizer
@@ -239,7 +242,7 @@ class Engine:
             before = [cb for cb in tr._before_update if due % cb.interval == 0] if at_hook else []
             if not self._segment(b, last, stop_last=bool(before)):
                 assert tr.train_data is not None
-                tr._train_epoch(*tr.train_data, None, stop=s.batch_in_epoch + 1)
+                tr._train_epoch(*tr.train_data, tr.sample_weight, stop=s.batch_in_epoch + 1)
                 continue
             if at_hook:
                 self._hook_step(due, last - 1, before)
@@ -266,17 +269,20 @@ class Engine:
         acc = np.array([sums["loss"], sums["n"], sums[stat_key]], np.float64)
         values = np.empty(n)
         status = self.code.steps(
-            self.X, self.yi, self.yf, s.order, s.batch_size, b0, b1, self.layers, self.alpha,
-            self.w, self.g, self.s0, self.s1, self.ws, self.xb, self.idx, self.d0, self.d1,
+            self.X, self.yi, self.yf, self.sw, s.order, s.batch_size, b0, b1, self.layers,
+            self.alpha, self.w, self.g, self.s0, self.s1, self.ws, self.xb, self.idx, self.wb,
+            self.d0, self.d1,
             self.loss_code, self.wranges, self.l1, self.l2, self.clip_value, self.clip_norm,
             self.check_grads, self.rule, sc, decay, values, acc, stop_last)
         done = n if status < 0 else status
         updated = done - 1 if (status < 0 and stop_last) else done
         opt.t = t0 + updated
-        sums["loss"], sums["n"] = float(acc[0]), acc[1]
-        sums[stat_key] = float(acc[2]) if stat_key == "sq" else int(acc[2])
-        if isinstance(sums["n"], float) and sums["n"].is_integer():
-            sums["n"] = int(sums["n"])
+        sums["loss"] = float(acc[0])
+        if self.weighted:  # weighted sums are floats, unweighted ones count rows
+            sums["n"], sums[stat_key] = float(acc[1]), float(acc[2])
+        else:
+            sums["n"] = int(acc[1])
+            sums[stat_key] = float(acc[2]) if stat_key == "sq" else int(acc[2])
         history = s.history
         history.loss.extend(values[:updated].tolist())
         history.lr.extend(lrs[:updated])

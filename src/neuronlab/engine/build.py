@@ -103,8 +103,8 @@ def source() -> str:
         bwd.append(f"for j in range(x.size):\n    d[j] *= {slope}(x[j], y[j], a)")
     parts.append(_dispatch("act_forward", "x, y, a", fwd))
     parts.append(_dispatch("act_backward", "x, y, d, a", bwd))
-    cases = [f"return {add(cls.kernel)}(scores, yi, yf, idx, d)" for cls in LOSSES]
-    parts.append(_dispatch("loss_kernel", "scores, yi, yf, idx, d", cases,
+    cases = [f"return {add(cls.kernel)}(scores, yi, yf, idx, d, wb)" for cls in LOSSES]
+    parts.append(_dispatch("loss_kernel", "scores, yi, yf, idx, d, wb", cases,
                            "return 0.0, 0.0, False"))
     cases = []
     for kernel, n_slots in RULES:

@@ -156,14 +156,16 @@ def update(w, g, s0, s1, rule, sc, wranges, decay):
                 w[j] *= f
 
 
-def steps(X, yi, yf, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1, ws, xb, idx,
-          d0, d1, loss_code, wranges, l1, l2, clip_value, clip_norm, check_grads, rule, sc,
-          decay, values, sums, stop_last):
+def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1, ws, xb,
+          idx, wb, d0, d1, loss_code, wranges, l1, l2, clip_value, clip_norm, check_grads, rule,
+          sc, decay, values, sums, stop_last):
     """Minibatch steps ``b0 .. b1-1`` of the epoch whose row order is ``order``.
 
-    Per step: gather, forward, loss (its value into ``values``, its mass, right predictions
+    Per step: gather the rows and their weights (``sw``, ones for an unweighted fit), forward,
+    loss (its value into ``values``; the batch's mass, loss times mass and right predictions
     or squared error into ``sums``), backward, penalty, clipping, update with the step's row
-    of ``sc`` (the rule's scalars) and ``decay``. With ``stop_last`` the last step stops
+    of ``sc`` (the rule's scalars) and ``decay``. A batch whose weights are all 0 has data
+    loss 0 and gradient 0, as on the NumPy path. With ``stop_last`` the last step stops
     before clipping and the update (a callback looks at its gradient first).
 
     Returns the index (from ``b0``) of the first step whose scores (or, with
@@ -176,21 +178,27 @@ def steps(X, yi, yf, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1, ws,
         stop = min(start + batch_size, n)
         m = gather(X, order, start, stop, xb, idx)
         x = xb[:m]
+        mass = 0.0
+        for r in range(m):
+            wb[r] = sw[idx[r]]
+            mass += wb[r]
         scores = forward(layers, alpha, w, ws, x, m)
         nout = scores.shape[1]
         dm = d0[:m * nout].reshape((m, nout))
-        value, stat, ok = loss_kernel(loss_code, scores, yi, yf, idx, dm)  # noqa: F821
-        if not ok:
-            return k
+        if mass > 0:
+            value, stat, ok = loss_kernel(loss_code, scores, yi, yf, idx, dm, wb[:m])  # noqa: F821
+            if not ok:
+                return k
+        else:  # no weight, no data: the regulariser alone
+            value, stat = 0.0, 0.0
+            dm[:] = 0
         backward(layers, alpha, w, g, ws, x, m, d0, d1)
         value += penalty(w, g, wranges, l1, l2)
-        # NonFiniteGuard checks the step's loss, then its gradients: a loss that overflowed
-        # from finite scores (MSE's squares) may come with finite gradients
-        if check_grads and not (-np.inf < value < np.inf and finite(g)):
+        if check_grads and not (finite(g) and -np.inf < value < np.inf):
             return k
         values[k] = value
-        sums[0] += value * m
-        sums[1] += m
+        sums[0] += value * mass
+        sums[1] += mass
         sums[2] += stat
         if stop_last and b == b1 - 1:
             return -1

@@ -82,9 +82,10 @@ class Loss:
     task: str = "classification"
     #: The loss of one batch as a plain function for the compiled training loop
     #: (:mod:`neuronlab.engine`), beside the NumPy ``forward``/``backward`` it is tested
-    #: against: ``kernel(scores, yi, yf, idx, d) -> (mean loss, right predictions or squared
-    #: error, scores finite)``, the targets of row r being ``yi[idx[r]]`` (labels) or
-    #: ``yf[idx[r]]`` (values) and dL/dscores written into ``d``. None: the NumPy path only.
+    #: against: ``kernel(scores, yi, yf, idx, d, wb) -> (mean loss, right predictions or
+    #: squared error, scores finite)``, the targets of row r being ``yi[idx[r]]`` (labels) or
+    #: ``yf[idx[r]]`` (values), ``wb`` the rows' weights (ones without), dL/dscores written
+    #: into ``d``. None: the NumPy path only.
     kernel: ClassVar[Any] = None
 
     def __init__(self) -> None:

@@ -16,9 +16,10 @@ __all__ = ["BinaryHinge", "MulticlassHinge", "SigmoidCrossEntropy", "SoftmaxCros
 
 
 
-def _softmax_ce_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
+def _softmax_ce_kernel(scores, yi, yf, idx, d, wb):  # type: ignore[no-untyped-def]
     """:class:`SoftmaxCrossEntropy`'s forward and backward for one batch, one pass per row
-    (the compiled training loop, :mod:`neuronlab.engine`).
+    (the compiled training loop, :mod:`neuronlab.engine`), with the formulas of the weighted
+    NumPy path: weights 1 give exactly the unweighted mean.
 
     Parameters
     ----------
@@ -30,15 +31,24 @@ def _softmax_ce_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
     idx : ndarray of int64
         The batch's rows.
     d : ndarray of shape (m, n_classes)
-        Receives dL/dscores, ``(p - onehot(y)) / m``.
+        Receives dL/dscores, ``ν_r (p_r - onehot(y_r))`` with ν_r = w_r / Σ w.
+    wb : ndarray of float64
+        The batch's row weights (not all 0).
 
     Returns
     -------
     tuple
-        (mean loss, right predictions, whether every score was finite).
+        (weighted mean loss, right predictions counted by weight, whether every score was
+        finite).
     """
     m, c = scores.shape
-    inv = scores.dtype.type(1.0 / m)
+    one = scores.dtype.type(1)
+    top = 0.0
+    for r in range(m):
+        top = max(top, wb[r])
+    total = 0.0
+    for r in range(m):
+        total += wb[r] / top
     logz = 0.0
     corr = 0.0
     right = 0.0
@@ -57,14 +67,17 @@ def _softmax_ce_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
             d[r, j] = e
             z += e
         y = yi[idx[r]]
-        logz += np.log(z)
-        corr += scores[r, y] - mx
+        w = wb[r] / top
+        wr = one * w  # w_i / max w in the scores' dtype (the NumPy path's Weights.w)
+        nu = one * (w / total)
+        logz += np.log(z) * wr
+        corr += (scores[r, y] - mx) * wr
         if best == y:
-            right += 1
+            right += wb[r]
         for j in range(c):
-            d[r, j] = d[r, j] / z * inv
-        d[r, y] -= inv
-    return (logz - corr) / m, right, True
+            d[r, j] = d[r, j] / z * nu
+        d[r, y] -= nu
+    return (logz - corr) / total, right, True
 
 
 @LOSSES.register("softmax")

@@ -46,9 +46,10 @@ class _Regression(Loss):
 
 
 
-def _mse_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
+def _mse_kernel(scores, yi, yf, idx, d, wb):  # type: ignore[no-untyped-def]
     """:class:`MeanSquaredError`'s forward and backward for one batch (the compiled training
-    loop, :mod:`neuronlab.engine`).
+    loop, :mod:`neuronlab.engine`), with the formulas of the weighted NumPy path: weights 1
+    give exactly the unweighted mean.
 
     Parameters
     ----------
@@ -60,25 +61,40 @@ def _mse_kernel(scores, yi, yf, idx, d):  # type: ignore[no-untyped-def]
     idx : ndarray of int64
         The batch's rows.
     d : ndarray of shape (m, n_targets)
-        Receives dL/dscores, ``2 (s - y) / m``.
+        Receives dL/dscores, ``2 ν_r (s_r - y_r)`` with ν_r = w_r / Σ w.
+    wb : ndarray of float64
+        The batch's row weights (not all 0).
 
     Returns
     -------
     tuple
-        (mean loss, squared error summed over the batch, whether every score was finite).
+        (weighted mean loss, squared error summed with the rows' weights, whether every
+        score was finite).
     """
     m, c = scores.shape
-    two = scores.dtype.type(2.0 / m)
+    one = scores.dtype.type(1)
+    top = 0.0
+    for r in range(m):
+        top = max(top, wb[r])
+    total = 0.0
+    for r in range(m):
+        total += wb[r] / top
+    loss = 0.0
     sq = 0.0
     for r in range(m):
+        w = wb[r] / top
+        two = (one * (w / total)) * 2  # 2 ν_r in the scores' dtype
+        row = 0.0
         for j in range(c):
             v = scores[r, j]
             if not (-np.inf < v < np.inf):
                 return 0.0, 0.0, False
-            e = scores.dtype.type(v - yf[idx[r], j])
-            sq += float(e) * float(e)
+            e = one * (v - yf[idx[r], j])
+            row += float(e) * float(e)
             d[r, j] = e * two
-    return sq / m, sq, True
+        loss += row * (one * w)
+        sq += row * wb[r]
+    return loss / total, sq, True
 
 
 @LOSSES.register("mse")
