@@ -250,24 +250,19 @@ class Engine:
     def _segment(self, b0: int, b1: int, *, stop_last: bool) -> bool:
         tr, s, opt = self.trainer, self.trainer.state, self.trainer.optimizer
         n, step0 = b1 - b0, s.step
-        sched, base, scale = tr.schedule, opt.lr, s.lr_scale
-        lrs = [(sched(step0 + k) if sched is not None else base) * scale for k in range(n)]
+        sched, scale = tr.schedule, s.lr_scale
+        if sched is None:
+            lrs = [opt.lr * scale] * n
+        else:
+            lrs = [sched(step0 + k) * scale for k in range(n)]
         if not all(0.0 <= lr < math.inf for lr in lrs):
             return False  # the NumPy path's optimizer names the bad lr
-        dtype = self.w.dtype.type
-        sc = np.zeros((n, self.n_scalars), self.w.dtype)
-        decay = np.ones(n)
-        t0, wd = opt.t, opt.weight_decay
-        for k, lr in enumerate(lrs):
-            opt.t = t0 + k + 1
-            row = opt._kernel_scalars(float(lr))
-            sc[k, :len(row)] = [dtype(v) for v in row]
-            if wd > 0.0 and lr > 0.0:
-                decay[k] = 1.0 - float(lr) * wd
+        sc, decay = self._scalars(lrs)
         sums = s.sums
         stat_key = "sq" if self.trainer.loss.task == "regression" else "correct"
         acc = np.array([sums["loss"], sums["n"], sums[stat_key]], np.float64)
         values = np.empty(n)
+        t0 = opt.t
         status = self.code.steps(
             self.X, self.yi, self.yf, self.sw, s.order, s.batch_size, b0, b1, self.layers,
             self.alpha, self.w, self.g, self.s0, self.s1, self.ws, self.xb, self.idx, self.wb,
@@ -290,6 +285,26 @@ class Engine:
         self._pending = (float(values[done - 1]), lrs[done - 1]) if stop_last and status < 0 else None
         return status < 0
 
+    def _scalars(self, lrs: list[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Each step's rule scalars (as the optimizer's ``_kernel_scalars`` gives them for its
+        step count and lr, in the parameters' dtype) and weight-decay factor."""
+        opt, n = self.trainer.optimizer, len(lrs)
+        dtype = self.w.dtype.type
+        sc = np.zeros((n, self.n_scalars), self.w.dtype)
+        decay = np.ones(n)
+        t0, wd = opt.t, opt.weight_decay
+        rows: dict[float, list[Any]] = {}
+        for k, lr in enumerate(lrs):
+            row = None if opt.kernel_scalars_use_t else rows.get(lr)
+            if row is None:
+                opt.t = t0 + k + 1
+                row = rows[lr] = [dtype(v) for v in opt._kernel_scalars(float(lr))]
+            sc[k, :len(row)] = row
+            if wd > 0.0 and lr > 0.0:
+                decay[k] = 1.0 - float(lr) * wd
+        opt.t = t0
+        return sc, decay
+
     def _hook_step(self, step: int, b: int, before: list[Any]) -> None:
         """Step ``step`` (batch ``b``), the last of a segment, with the callbacks due there,
         called as the NumPy loop calls them."""
@@ -300,14 +315,10 @@ class Engine:
             self._pending = None
             for cb in before:
                 cb.on_before_update(tr, step, value)
+            sc, decay = self._scalars([lr])
             opt.t += 1
-            row = np.zeros(self.n_scalars, self.w.dtype)
-            scal = opt._kernel_scalars(float(lr))
-            row[:len(scal)] = [self.w.dtype.type(v) for v in scal]
-            wd = opt.weight_decay
-            decay = 1.0 - float(lr) * wd if (wd > 0.0 and lr > 0.0) else 1.0
-            self.code.finish_step(self.w, self.g, self.s0, self.s1, self.rule, row, self.wranges,
-                                  decay, self.clip_value, self.clip_norm)
+            self.code.finish_step(self.w, self.g, self.s0, self.s1, self.rule, sc[0],
+                                  self.wranges, decay[0], self.clip_value, self.clip_norm)
             s.step, s.batch_in_epoch = step + 1, b + 1
             s.history.loss.append(value)
             s.history.lr.append(lr)

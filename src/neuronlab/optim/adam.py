@@ -43,6 +43,7 @@ class Adam(Optimizer):
     slots = ("m", "v")
     elementwise = True
     kernel = "adam"
+    kernel_scalars_use_t = True
 
     def __init__(
         self,

@@ -98,6 +98,9 @@ class Optimizer:
     #: The rule's one-pass compiled kernel in :mod:`neuronlab.kernels` (an elementwise
     #: rule only), called with ``w, g, *slots, *self._kernel_scalars(lr)``; None: none.
     kernel: ClassVar[str | None] = None
+    #: True when ``_kernel_scalars`` depends on the step count ``t`` (Adam's bias
+    #: corrections), not on ``lr`` alone: the compiled engine then asks for every step's.
+    kernel_scalars_use_t: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
