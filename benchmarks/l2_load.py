@@ -126,9 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     epochs = args.epochs or (5 if args.quick else 30)
     reps = args.reps or (3 if args.quick else 7)
     import neuronlab
-    from neuronlab import kernels
+    from neuronlab import engine
 
-    _say(f"neuronlab from {Path(neuronlab.__file__).parent}, {kernels.describe()}, "
+    _say(f"neuronlab from {Path(neuronlab.__file__).parent}, {engine.describe()}, "
          f"BLAS {blas_threads()} threads, {os.cpu_count()} cores, "
          f"load average {os.getloadavg()}")
     run = ("NeuralNetClassifier((256,)), alpha 1e-4 vs 0" if args.what == "estimator"

@@ -57,7 +57,7 @@ def _version(dist: str) -> str:
 def describe_machine() -> dict[str, Any]:
     """A JSON-able description of this machine and the software measured."""
     import neuronlab
-    from neuronlab import kernels
+    from neuronlab import engine
 
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -68,7 +68,7 @@ def describe_machine() -> dict[str, Any]:
         "blas": _numpy_blas(),
         "blas_threads": blas_threads(),
         "neuronlab": neuronlab.__version__,
-        "kernels": kernels.describe(),
+        "kernels": engine.describe(),
         "torch": _version("torch"),
         "sklearn": _version("scikit-learn"),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,

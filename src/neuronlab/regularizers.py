@@ -9,9 +9,9 @@ Speed. A penalty runs every step on every weight, so it uses no level-1 BLAS (``
 a busy machine they spin against other processes (the digits MLP with L2 took 28× as long as
 without: 9 ms an ``axpy`` and 12 ms a ``dot`` for microseconds of work). In NumPy the sums
 are reductions (``einsum``, ``add.reduce``) and the gradient two in-place ufuncs through a
-scratch array; with the compiled kernels on (:mod:`neuronlab.kernels`) each is one pass,
-the gradient bit-identical and Σ w² equal within rounding. The digits MLP's step (about
-330 µs) then spends 15-30 µs on L2.
+scratch array. The compiled engine (:mod:`neuronlab.engine`) runs the penalty inside its
+step with the kernels below (one pass each: the gradient bit-identical to the NumPy code,
+Σ w² equal within rounding).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from neuronlab import kernels
 from neuronlab._validation import check_number
 from neuronlab.layers.sequential import Sequential
 from neuronlab.registry import CONSTRAINTS, REGULARIZERS
@@ -39,14 +38,6 @@ class Model(Protocol):
     def weight_keys(self) -> list[str]: ...
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _flat(w: np.ndarray) -> np.ndarray | None:
-    """``w`` as a 1-D view for a kernel, or None (not C-contiguous, or not float32/64)."""
-    return w.reshape(-1) if w.dtype in _FLOATS and w.flags.c_contiguous else None
-
-
 def _weights(model: Model) -> list[tuple[Any, np.ndarray, np.ndarray]]:
     """``(key, W, dL/dW)`` for every weight array of ``model``, in ``weight_keys`` order. A
     Sequential's layers are read directly: its ``params``, ``grads`` and ``weight_keys``
@@ -57,6 +48,40 @@ def _weights(model: Model) -> list[tuple[Any, np.ndarray, np.ndarray]]:
                 for name in layer.weight_names if name in layer.params]
     params, grads = model.params, model.grads
     return [(key, params[key], grads[key]) for key in model.weight_keys]
+
+
+# The penalty's passes over one weight array, for the compiled training loop (neuronlab.engine):
+# Σ w² as 16 partial sums, and the L2 and L1 gradients added in place.
+
+def _sum_squares(w):  # type: ignore[no-untyped-def]
+    # Σ w² as 16 partial sums in w's dtype (a vector register's lanes: one running sum would
+    # wait on each addition), then added in float64. NumPy's einsum also sums in the dtype,
+    # in another order: the two agree within rounding, not bit for bit
+    n = w.size
+    m = n - n % 16
+    acc = np.zeros(16, w.dtype)
+    for i in range(0, m, 16):
+        for j in range(16):
+            v = w[i + j]
+            acc[j] += v * v
+    s = 0.0
+    for j in range(16):
+        s += acc[j]
+    for i in range(m, n):
+        v = w[i]
+        s += v * v
+    return s
+
+def _add_scaled(w, g, a):  # type: ignore[no-untyped-def]
+    # g += a * w, as np.multiply(w, a, out=buf); g += buf (the L2 gradient)
+    for i in range(w.size):
+        g[i] += w[i] * a
+
+def _add_scaled_sign(w, g, a):  # type: ignore[no-untyped-def]
+    # g += a * sign(w), as np.sign(w, out=buf); buf *= a; g += buf (the L1 subgradient):
+    # np.sign's 0 for ±0 and NaN for NaN, in w's dtype
+    for i in range(w.size):
+        g[i] += np.sign(w[i]) * a
 
 
 class Regularizer:
@@ -78,15 +103,14 @@ class Regularizer:
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         self._l1 = check_number("l1", l1, low=0.0)
         self._l2 = check_number("l2", l2, low=0.0)
-        self._buf: dict[Any, np.ndarray] = {}  # scratch like each weight array (NumPy code)
-        self._plan: list[tuple[Any, np.ndarray, np.ndarray, Any, Any]] = []  # see _arrays
+        self._buf: dict[Any, np.ndarray] = {}  # scratch like each weight array
 
     def loss(self, model: Model) -> float:
         """The penalty for the model's current weights (a float).
 
         Σ|w| is a NumPy sum of |W| (written into a scratch array), Σ w² an ``einsum`` (one
-        pass, no temporary, no BLAS) or, with the kernels on, ``kernels.sum_squares``: equal
-        within rounding (both sum in the weights' dtype, in different orders).
+        pass, no temporary, and no level-1 BLAS, whose threads spin against other processes
+        on a busy machine).
 
         Parameters
         ----------
@@ -107,27 +131,20 @@ class Regularizer:
         1.25
         """
         l1, l2 = self._l1, self._l2
-        squares = kernels.get("sum_squares") if l2 else None
         total = 0.0
-        for key, w, _, w1, _ in self._arrays(model):
+        for key, w, _ in _weights(model):
             if l1:
                 total += l1 * float(np.add.reduce(np.abs(w, out=self._scratch(key, w)),
                                                   axis=None))
             if l2:
-                if squares is not None and w1 is not None:
-                    sq = squares(w1)
-                else:
-                    flat = np.ravel(w, order="K")  # a view of any contiguous array
-                    sq = np.einsum("i,i->", flat, flat)
-                total += 0.5 * l2 * float(sq)
+                flat = np.ravel(w, order="K")  # a view of any contiguous array
+                total += 0.5 * l2 * float(np.einsum("i,i->", flat, flat))
         return total
 
     def add_grad(self, model: Model) -> None:
         """Add λ1 sign(W) + λ2 W into ``model.grads[key]`` for every weight key (biases untouched).
 
-        In NumPy, ``g += λ2·W`` then ``g += λ1·sign(W)``, each through a scratch array (no
-        temporary). With the kernels on, each is one compiled pass of the same operations
-        (``add_scaled``, ``add_scaled_sign``): bit-identical.
+        ``g += λ2·W`` then ``g += λ1·sign(W)``, each through a scratch array (no temporary).
 
         Parameters
         ----------
@@ -135,38 +152,16 @@ class Regularizer:
             Or any object with ``params``, ``grads`` and ``weight_keys``.
         """
         l1, l2 = self._l1, self._l2
-        scaled = kernels.get("add_scaled") if l2 else None
-        signed = kernels.get("add_scaled_sign") if l1 else None
-        for key, w, g, w1, g1 in self._arrays(model):
-            fused = w1 is not None and g1 is not None and w.dtype == g.dtype
+        for key, w, g in _weights(model):
             if l2:
-                if scaled is not None and fused:
-                    scaled(w1, g1, w.dtype.type(l2))  # λ in w's dtype, as NumPy rounds it
-                else:
-                    buf = self._scratch(key, w)
-                    np.multiply(w, l2, out=buf)
-                    g += buf
+                buf = self._scratch(key, w)
+                np.multiply(w, l2, out=buf)
+                g += buf
             if l1:
-                if signed is not None and fused:
-                    signed(w1, g1, w.dtype.type(l1))
-                else:
-                    # sign(0) = 0: the subgradient that leaves an exact zero weight where it is
-                    buf = np.sign(w, out=self._scratch(key, w))
-                    buf *= l1
-                    g += buf
-
-    def _arrays(self, model: Model) -> list[tuple[Any, np.ndarray, np.ndarray, Any, Any]]:
-        """``(key, W, dL/dW, W 1-D, dL/dW 1-D)`` of every weight array (the 1-D views None
-        where a kernel cannot take the array), kept from the last call while the model's
-        arrays are the same objects: a step then costs one walk over the layers."""
-        arrays = _weights(model)
-        plan = self._plan
-        if len(plan) == len(arrays) and all(
-            p[1] is w and p[2] is g for p, (_, w, g) in zip(plan, arrays)
-        ):
-            return plan
-        self._plan = [(key, w, g, _flat(w), _flat(g)) for key, w, g in arrays]
-        return self._plan
+                # sign(0) = 0: the subgradient that leaves an exact zero weight where it is
+                buf = np.sign(w, out=self._scratch(key, w))
+                buf *= l1
+                g += buf
 
     def _scratch(self, key: Any, w: np.ndarray) -> np.ndarray:
         buf = self._buf.get(key)
@@ -175,9 +170,8 @@ class Regularizer:
         return buf
 
     def __getstate__(self) -> dict[str, Any]:
-        # the scratch arrays and the plan are caches: a pickle or a deep copy starts without
-        # them (the plan's 1-D views would otherwise be pickled as copies of the weights)
-        return {**self.__dict__, "_buf": {}, "_plan": []}
+        # the scratch arrays are caches: a pickle or a deep copy starts without them
+        return {**self.__dict__, "_buf": {}}
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments.

@@ -9,7 +9,7 @@ update, with BLAS for the products, coming back to Python only at the steps wher
 needs one (:meth:`~neuronlab.train.base.Callback.next_step`: the Monitor every 100 steps, a
 checkpoint every N, the log's step lines) and at the end of the epoch.
 
-It runs when numba is installed (the ``fast`` extra), ``NEURONLAB_KERNELS`` is not ``0`` and
+It runs when numba is installed (the ``fast`` extra), ``NEURONLAB_ENGINE`` is not ``0`` and
 ``Trainer(engine=...)`` allows it, for:
 
 * a packed :class:`~neuronlab.layers.Sequential` (as ``mlp`` builds) of
@@ -33,15 +33,50 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from typing import Any
 
 import numpy as np
 
-from neuronlab import kernels
-
-__all__ = ["Engine", "plan"]
+__all__ = ["ENABLED", "Engine", "available", "describe", "plan"]
 
 log = logging.getLogger(__name__)
+
+#: Set ``NEURONLAB_ENGINE=0`` (or this to False) to train on the NumPy path only.
+ENABLED = os.environ.get("NEURONLAB_ENGINE", "1").strip().lower() not in ("0", "false", "no", "off")
+_numba: Any = None  # the module once imported; False when it is not installed
+
+
+def available() -> bool:
+    """True when numba can be imported (whether or not ``ENABLED``).
+
+    Returns
+    -------
+    bool
+    """
+    global _numba
+    if _numba is None:
+        try:
+            import numba
+        except ImportError:
+            _numba = False
+        else:
+            _numba = numba
+    return _numba is not False
+
+
+def describe() -> str:
+    """What trains a supported network, in a few words (``neuronlab --version``).
+
+    Returns
+    -------
+    str
+    """
+    if not available():
+        return "NumPy code (numba not installed: pip install 'neuronlab[fast]' for the compiled engine)"
+    if not ENABLED:
+        return "NumPy code (compiled engine off: NEURONLAB_ENGINE=0)"
+    return f"compiled engine (numba {_numba.__version__})"
 
 #: A step no callback will ever ask for.
 NEVER = 1 << 62
@@ -51,6 +86,40 @@ PRECAST_BYTES = 1 << 30
 
 def _offset(base: np.ndarray, a: np.ndarray) -> int:
     return (a.ctypes.data - base.ctypes.data) // base.itemsize
+
+
+def _block(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The flat array that ``arrays`` tile in order, start to end, as contiguous views (a
+    packed Sequential's parameters or gradients); None if they do not."""
+    base = arrays[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    address, step, offset = base.ctypes.data, base.itemsize, 0
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.ctypes.data != address + offset * step):
+            return None
+        offset += a.size
+    return base if offset == base.size else None
+
+
+def _pack_state(opt: Any, params: dict[str, np.ndarray], grads: dict[str, np.ndarray],
+                flat_w: np.ndarray) -> list[np.ndarray]:
+    """The optimizer's slots as flat blocks laid out like the parameters: each parameter's
+    ``opt.state`` entry becomes a view of them (values kept, zeros for a new one), so
+    ``state_dict`` and the NumPy rule see what the compiled rule writes. Once per fit."""
+    for name, w in params.items():
+        if opt.state.get(name) is None or name not in opt._scratch:
+            opt._init_state(name, w, grads[name])
+    blocks = [np.empty_like(flat_w) for _ in opt.slots]
+    start = 0
+    for name, w in params.items():
+        stop = start + w.size
+        for block, slot in zip(blocks, opt.slots):
+            block[start:stop] = opt.state[name][slot].reshape(-1)
+            opt.state[name][slot] = block[start:stop].reshape(w.shape)
+        start = stop
+    return blocks
 
 
 def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | str:
@@ -73,12 +142,11 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
     from neuronlab.engine import build
     from neuronlab.layers.linear import Linear
     from neuronlab.layers.sequential import Sequential
-    from neuronlab.optim.base import _block
     from neuronlab.regularizers import Regularizer
 
-    if not kernels.ENABLED:
-        return "compiled kernels are off (NEURONLAB_KERNELS=0)"
-    if not kernels.available():
+    if not ENABLED:
+        return "the compiled engine is off (NEURONLAB_ENGINE=0)"
+    if not available():
         return "numba is not installed (pip install 'neuronlab[fast]')"
     build._load_tables()
     model, opt = trainer.model, trainer.optimizer
@@ -88,7 +156,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
         return f"the model is a {type(model).__name__}, not a Sequential"
     if type(trainer.loss) not in build.LOSSES:
         return f"the loss {type(trainer.loss).__name__} has no compiled kernel"
-    kinds = {name: i for i, (name, _) in enumerate(build.RULES)}
+    kinds = {cls.kernel: i for i, cls in enumerate(build.RULES)}
     if not opt.elementwise or opt.kernel not in kinds:
         return f"the optimizer {type(opt).__name__} has no compiled kernel"
     reg = trainer.regularizer
@@ -142,10 +210,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
         return "the network has no Linear layer"
     if set(weight_keys) - {f"{i}.W" for i, L in enumerate(model.layers) if type(L) is Linear}:
         return "weights other than Linear's are regularised"
-    items = opt._work(params, grads, fused=True)
-    if len(items) != 1 or items[0][4] is None or items[0][1] is not flat_w:
-        return "the optimizer's state is not one flat block"
-    flat = items[0][4]
+    flat = (flat_w, flat_g, *_pack_state(opt, params, grads, flat_w))
     task = trainer.loss.task
     n_out = widths[-1]
     if task == "regression":

@@ -2,7 +2,8 @@
 
 The loop (:mod:`neuronlab.engine.loop`) calls kernels that live beside their NumPy references:
 each elementwise activation's ``kernel`` (:mod:`neuronlab.layers.activations`), each loss's
-(:mod:`neuronlab.losses`) and each update rule's and penalty's (:mod:`neuronlab.kernels`).
+(:mod:`neuronlab.losses`), each update rule's (:mod:`neuronlab.optim`) and the penalties'
+(:mod:`neuronlab.regularizers`).
 :func:`compiled` copies those functions' source text into one module, with three small
 dispatchers generated over them (``act_forward``/``act_backward`` by activation code,
 ``loss_kernel`` by loss code, ``rule_update`` by rule code), writes it to a cache folder
@@ -24,8 +25,6 @@ import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-from neuronlab import kernels
 
 __all__ = ["ACTIVATIONS", "LOSSES", "RULES", "cache_dir", "compiled", "source"]
 
@@ -54,11 +53,8 @@ def _rules() -> list[type]:
 #: The activation and loss classes the loop runs, in code order (a code is the index).
 ACTIVATIONS: list[type] = []
 LOSSES: list[type] = []
-#: The update rules' kernel names (:mod:`neuronlab.kernels`) in code order, each with the
-#: number of slots its optimizer keeps.
-RULES: list[tuple[str, int]] = []
-
-_PENALTIES = ("sum_squares", "add_scaled", "add_scaled_sign")
+#: The optimizer classes whose rule kernel the loop runs, in code order.
+RULES: list[type] = []
 _lock = threading.Lock()
 _module: ModuleType | None = None
 
@@ -67,7 +63,7 @@ def _load_tables() -> None:
     if not ACTIVATIONS:
         ACTIVATIONS.extend(_activations())
         LOSSES.extend(_losses())
-        RULES.extend((cls.kernel, len(cls.slots)) for cls in _rules())
+        RULES.extend(_rules())
 
 
 def _source(fn: Any) -> str:
@@ -107,15 +103,17 @@ def source() -> str:
     parts.append(_dispatch("loss_kernel", "scores, yi, yf, idx, d, wb", cases,
                            "return 0.0, 0.0, False"))
     cases = []
-    for kernel, n_slots in RULES:
-        fn = kernels.source(kernel)
+    for cls in RULES:
+        fn, n_slots = cls.kernel, len(cls.slots)
         n_scalars = len(inspect.signature(fn).parameters) - 2 - n_slots
         slots = ["s0", "s1"][:n_slots]
         scalars = [f"sc[{i}]" for i in range(n_scalars)]
         cases.append(f"{add(fn)}({', '.join(['w', 'g', *slots, *scalars])})")
     parts.append(_dispatch("rule_update", "w, g, s0, s1, sc", cases))
-    for name in _PENALTIES:
-        add(kernels.source(name))
+    from neuronlab import regularizers
+
+    for fn in (regularizers._sum_squares, regularizers._add_scaled, regularizers._add_scaled_sign):
+        add(fn)
     from neuronlab.engine import loop
 
     text = inspect.getsource(loop)

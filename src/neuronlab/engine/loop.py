@@ -5,9 +5,10 @@ Read this file as plain Python: it is the Trainer's step (:mod:`neuronlab.train.
 :mod:`neuronlab.engine.build` compiles it with numba, together with the kernels that sit beside
 their readable references (each activation's ``kernel`` in
 :mod:`neuronlab.layers.activations`, each loss's in :mod:`neuronlab.losses`, each update
-rule's in :mod:`neuronlab.kernels`); the names below that are not defined here
-(``act_forward``, ``act_backward``, ``loss_kernel``, ``rule_update``, ``sum_squares``,
-``add_scaled``, ``add_scaled_sign``) are those kernels and the dispatchers generated over them.
+rule's in :mod:`neuronlab.optim`, the penalties' in :mod:`neuronlab.regularizers`); the names
+below that are not defined here (``act_forward``, ``act_backward``, ``loss_kernel``,
+``rule_update``, ``_sum_squares``, ``_add_scaled``, ``_add_scaled_sign``) are those kernels
+and the dispatchers generated over them.
 
 The network is a table, one row per layer (``layers[i]``):
 
@@ -112,10 +113,10 @@ def penalty(w, g, wranges, l1, l2):
                 s += abs(w[j])
             total += l1 * s
         if l2 != 0:
-            total += 0.5 * l2 * sum_squares(w[a:b])  # noqa: F821
-            add_scaled(w[a:b], g[a:b], w.dtype.type(l2))  # noqa: F821
+            total += 0.5 * l2 * _sum_squares(w[a:b])  # noqa: F821
+            _add_scaled(w[a:b], g[a:b], w.dtype.type(l2))  # noqa: F821
         if l1 != 0:
-            add_scaled_sign(w[a:b], g[a:b], w.dtype.type(l1))  # noqa: F821
+            _add_scaled_sign(w[a:b], g[a:b], w.dtype.type(l1))  # noqa: F821
     return total
 
 

@@ -69,7 +69,7 @@ def _tanh_slope(x, y, a):  # type: ignore[no-untyped-def]
 
 
 def _relu(x, a):  # type: ignore[no-untyped-def]
-    return x if x > 0 or x != x else x * 0  # np.maximum(x, 0): NaN stays NaN, -0 becomes 0
+    return x if x > 0 or np.isnan(x) else x * 0  # np.maximum(x, 0): NaN stays NaN, -0 becomes 0
 
 
 def _relu_slope(x, y, a):  # type: ignore[no-untyped-def]
@@ -78,7 +78,7 @@ def _relu_slope(x, y, a):  # type: ignore[no-untyped-def]
 
 def _leaky_relu(x, a):  # type: ignore[no-untyped-def]
     ax = x * a
-    return x if x >= ax or x != x else ax  # np.maximum(x, αx)
+    return x if x >= ax or np.isnan(x) else ax  # np.maximum(x, αx)
 
 
 def _leaky_relu_slope(x, y, a):  # type: ignore[no-untyped-def]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from neuronlab import kernels
 from neuronlab._validation import (
     as_rng,
     check_float_dtype,
@@ -17,9 +16,6 @@ from neuronlab.init import initialize
 from neuronlab.layers._util import add_at_b, as_2d, check_dout, dtype_name, seed_config
 from neuronlab.layers.base import Layer
 from neuronlab.registry import INITIALIZERS, LAYERS
-
-if TYPE_CHECKING:
-    from neuronlab.layers.activations import ReLU
 
 __all__ = ["Linear"]
 
@@ -125,37 +121,6 @@ class Linear(Layer):
         if b is not None:
             out += b
         self._x, self._in_shape = x2, x.shape
-        return out
-
-    def forward_relu(self, x: np.ndarray, relu: ReLU) -> np.ndarray:
-        """``relu.forward(self.forward(x))`` (neither depends on ``training``), with the bias
-        add and the ReLU as one compiled pass over the output (``kernels.bias_relu``: two
-        NumPy passes, one of them a slow broadcast, become one). Same values, same caches
-        left in both layers for backward; the two plain calls when the kernels are off or
-        the dtypes differ.
-
-        Parameters
-        ----------
-        x : ndarray of shape (n_samples, n_in) or (n_samples, ...)
-            As for :meth:`forward`.
-        relu : ReLU
-            The ReLU layer that follows this one; its cache is filled as its own forward
-            would fill it.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_out)
-            ``max(0, x W + b)``.
-        """
-        kernel = kernels.get("bias_relu")
-        x2 = as_2d(self, x, self.n_in)
-        W, b = self.params["W"], self.params.get("b")
-        if kernel is None or b is None or not (W.dtype == b.dtype == x2.dtype):
-            return relu.forward(self.forward(x))
-        out: np.ndarray = x2 @ W
-        kernel(out, b)
-        self._x, self._in_shape = x2, x.shape
-        relu._y = out  # what ReLU.forward caches: backward and kink_state read the output
         return out
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:

@@ -8,11 +8,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from neuronlab import kernels, prediction
+from neuronlab import prediction
 from neuronlab._validation import check_array
-from neuronlab.layers.activations import ReLU
 from neuronlab.layers.base import Layer
-from neuronlab.layers.linear import Linear
 from neuronlab.losses.base import Loss
 from neuronlab.registry import LAYERS
 
@@ -121,17 +119,8 @@ class Sequential:
                     raise ValueError(
                         f"x has {width} features per sample, but the model expects {n_in}"
                     )
-        layers, fuse = self.layers, kernels.ENABLED
-        i, last = 0, len(layers) - 1
-        while i <= last:
-            layer = layers[i]
-            # a Linear followed by a ReLU adds its bias and rectifies in one compiled pass
-            if fuse and i < last and type(layer) is Linear and type(layers[i + 1]) is ReLU:
-                x = layer.forward_relu(x, cast(ReLU, layers[i + 1]))
-                i += 2
-            else:
-                x = layer.forward(x, training=training)
-                i += 1
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
         return x
 
     def backward(self, dout: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:

@@ -42,7 +42,7 @@ def _softmax_ce_kernel(scores, yi, yf, idx, d, wb):  # type: ignore[no-untyped-d
         finite).
     """
     m, c = scores.shape
-    one = scores.dtype.type(1)
+    T = scores.dtype.type  # a value rounded to the scores' dtype, as NumPy's arrays hold it
     top = 0.0
     for r in range(m):
         top = max(top, wb[r])
@@ -68,8 +68,8 @@ def _softmax_ce_kernel(scores, yi, yf, idx, d, wb):  # type: ignore[no-untyped-d
             z += e
         y = yi[idx[r]]
         w = wb[r] / top
-        wr = one * w  # w_i / max w in the scores' dtype (the NumPy path's Weights.w)
-        nu = one * (w / total)
+        wr = T(w)  # w_i / max w in the scores' dtype (the NumPy path's Weights.w)
+        nu = T(w / total)
         logz += np.log(z) * wr
         corr += (scores[r, y] - mx) * wr
         if best == y:

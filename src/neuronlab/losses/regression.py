@@ -72,29 +72,31 @@ def _mse_kernel(scores, yi, yf, idx, d, wb):  # type: ignore[no-untyped-def]
         score was finite).
     """
     m, c = scores.shape
-    one = scores.dtype.type(1)
+    T = scores.dtype.type  # a value rounded to the scores' dtype, as NumPy's arrays hold it
     top = 0.0
     for r in range(m):
         top = max(top, wb[r])
     total = 0.0
     for r in range(m):
         total += wb[r] / top
-    loss = 0.0
-    sq = 0.0
+    # sums in the scores' dtype, as the NumPy path's dot products make them (an overflow to
+    # Inf is the same divergence there and here)
+    loss = scores.dtype.type(0)
+    sq = scores.dtype.type(0)
     for r in range(m):
         w = wb[r] / top
-        two = (one * (w / total)) * 2  # 2 ν_r in the scores' dtype
-        row = 0.0
+        wr = T(w)
+        wraw = T(wb[r])
+        two = (T(w / total)) * 2  # 2 ν_r in the scores' dtype
         for j in range(c):
             v = scores[r, j]
             if not (-np.inf < v < np.inf):
                 return 0.0, 0.0, False
-            e = one * (v - yf[idx[r], j])
-            row += float(e) * float(e)
+            e = T(v - yf[idx[r], j])
+            loss += (e * wr) * e
+            sq += (e * wraw) * e
             d[r, j] = e * two
-        loss += row * (one * w)
-        sq += row * wb[r]
-    return loss / total, sq, True
+    return float(loss) / total, float(sq), True
 
 
 @LOSSES.register("mse")

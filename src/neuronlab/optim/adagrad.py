@@ -13,6 +13,17 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["Adagrad"]
 
 
+
+# The rule as one pass over flat 1-D arrays, for the compiled training loop
+# (neuronlab.engine): the same float operations in the same order as _update, so
+# the result is bit-identical (tests/test_kernels.py).
+def _adagrad_kernel(w, g, cache, lr, eps):  # type: ignore[no-untyped-def]
+    for i in range(w.size):
+        gi = g[i]
+        ci = cache[i] + gi * gi
+        cache[i] = ci
+        w[i] -= gi / (np.sqrt(ci) + eps) * lr
+
 @OPTIMIZERS.register("adagrad")
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al.), the notes' form.
@@ -32,7 +43,7 @@ class Adagrad(Optimizer):
 
     slots = ("cache",)
     elementwise = True
-    kernel = "adagrad"
+    kernel = staticmethod(_adagrad_kernel)
 
     def __init__(
         self,

@@ -14,6 +14,19 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["Adam", "AdamW"]
 
 
+
+# The rule as one pass over flat 1-D arrays, for the compiled training loop
+# (neuronlab.engine): the same float operations in the same order as _update, so
+# the result is bit-identical (tests/test_kernels.py).
+def _adam_kernel(w, g, m, v, b1, c1, b2, c2, eps, step):  # type: ignore[no-untyped-def]
+    for i in range(w.size):
+        gi = g[i]
+        mi = m[i] * b1 + gi * c1
+        m[i] = mi
+        vi = v[i] * b2 + gi * gi * c2
+        v[i] = vi
+        w[i] -= mi / (np.sqrt(vi) + eps) * step
+
 @OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction, the notes' full form.
@@ -42,7 +55,7 @@ class Adam(Optimizer):
 
     slots = ("m", "v")
     elementwise = True
-    kernel = "adam"
+    kernel = staticmethod(_adam_kernel)
     kernel_scalars_use_t = True
 
     def __init__(

@@ -14,14 +14,11 @@ parameter also gets one scratch array (``self._scratch[name]``) so that the rule
 in-place NumPy operations and allocate nothing the size of the weights per step. Scratch
 carries no information between steps, so it is not part of the state dict.
 
-Speed. Rules that declare ``elementwise = True`` (every built-in one) may name a compiled
-``kernel`` (:mod:`neuronlab.kernels`, with numba installed): the rule as one pass over
-its arrays, used for every parameter whose arrays are contiguous and of one dtype. Without
-numba, large parameters are updated in chunks of :data:`CHUNK` elements: the rule's passes
-over its arrays (parameter, gradient, slots, scratch) then run on data that stays in the
-core's L2 cache, so each array crosses the memory bus once per step instead of once per pass
-(Adam makes a dozen). Either way the arithmetic of each element is the NumPy rule's, so the
-result is bit-identical to a whole-array update.
+Speed. Rules that declare ``elementwise = True`` (every built-in one) also give their rule as
+a ``kernel``: one pass over flat arrays with the same float operations as ``_update``, which
+the compiled training engine (:mod:`neuronlab.engine`) runs over the whole model's packed
+parameters (bit-identical to ``_update``, tested for every rule). This file is the readable
+rule.
 """
 
 from __future__ import annotations
@@ -32,35 +29,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from neuronlab import kernels
 from neuronlab._validation import check_number
 
 __all__ = ["Optimizer"]
-
-#: Elements per chunk of an elementwise update: Adam's five float32 arrays then take 1.25 MiB,
-#: which fits a core's L2 cache; larger chunks spill, smaller ones cost more Python per step.
-CHUNK = 1 << 16
-
 
 def _check_optional_positive(name: str, value: Any) -> float | None:
     if value is None:
         return None
     return check_number(name, value, low=0, low_inclusive=False)
-
-
-def _block(arrays: list[np.ndarray]) -> np.ndarray | None:
-    """The flat array that ``arrays`` tile in order, start to end, as contiguous views; None
-    if they do not."""
-    base = arrays[0].base
-    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
-        return None
-    address, step, offset = base.ctypes.data, base.itemsize, 0
-    for a in arrays:
-        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
-                or a.ctypes.data != address + offset * step):
-            return None
-        offset += a.size
-    return base if offset == base.size else None
 
 
 class Optimizer:
@@ -91,13 +67,13 @@ class Optimizer:
     slots: ClassVar[tuple[str, ...]] = ()
     #: True for rules that need the loss and gradient of the whole data set (L-BFGS).
     full_batch: ClassVar[bool] = False
-    #: True for rules whose ``_update`` treats every element on its own and uses ``name`` only
-    #: to find its scratch array (``self._scratch[name]``): the base may then call it on chunks
-    #: of a parameter, passing the chunk's key (``"0.W[0:65536]"``) as ``name``.
+    #: True for rules whose ``_update`` treats every element on its own: the compiled engine
+    #: may then run the rule's ``kernel`` over all parameters as one flat block.
     elementwise: ClassVar[bool] = False
-    #: The rule's one-pass compiled kernel in :mod:`neuronlab.kernels` (an elementwise
-    #: rule only), called with ``w, g, *slots, *self._kernel_scalars(lr)``; None: none.
-    kernel: ClassVar[str | None] = None
+    #: The rule as a plain function of 1-D arrays, ``kernel(w, g, *slots, *scalars)`` with the
+    #: scalars of ``_kernel_scalars(lr)`` (an elementwise rule only; None: none), which the
+    #: compiled engine (:mod:`neuronlab.engine`) runs.
+    kernel: ClassVar[Any] = None
     #: True when ``_kernel_scalars`` depends on the step count ``t`` (Adam's bias
     #: corrections), not on ``lr`` alone: the compiled engine then asks for every step's.
     kernel_scalars_use_t: ClassVar[bool] = False
@@ -122,7 +98,6 @@ class Optimizer:
         self.t = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}
         self._scratch: dict[str, np.ndarray] = {}
-        self._plan: tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], bool] | None = None
 
     # -- the step -----------------------------------------------------------------------
     def step(
@@ -162,17 +137,13 @@ class Optimizer:
         self.t += 1
         if self.clip_value is not None or self.clip_norm is not None:
             self._clip(grads)
-        kernel = kernels.get(self.kernel) if self.elementwise else None
-        update, scalars = self._update, None
-        for key, w, g, s, flat in self._work(params, grads, fused=kernel is not None):
-            if flat is None:
-                update(key, w, g, lr, s)
-            else:
-                assert kernel is not None  # flat is built only when fused, with a kernel
-                if scalars is None:
-                    scalars = self._kernel_scalars(lr)
-                cast = flat[0].dtype.type  # as NumPy casts a Python float for the array
-                kernel(*flat, *[cast(x) for x in scalars])
+        state, scratch, update = self.state, self._scratch, self._update
+        for name, w in params.items():
+            g = grads[name]
+            s = state.get(name)
+            if s is None or name not in scratch:
+                s = self._init_state(name, w, g)
+            update(name, w, g, lr, s)
         wd = self.weight_decay
         if wd > 0.0 and lr > 0.0:
             factor = 1.0 - lr * wd  # w -= lr*wd*w as one in-place scale
@@ -187,102 +158,6 @@ class Optimizer:
                     if name in keys:
                         w *= factor
 
-    def _work(
-        self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray], *, fused: bool
-    ) -> list[tuple[Any, ...]]:
-        """The step's ``(key, w, g, state, flat)`` update items: whole parameters or chunks,
-        and ``flat`` the kernel's 1-D arrays ``(w, g, *slots)`` when ``fused`` and the item's
-        arrays allow it, else None.
-
-        Built on the first step and again whenever a parameter, gradient or state dict is a
-        different object (``astype``, ``load_state_dict``, another model) or ``fused``
-        changes: otherwise only identities are compared, so a step costs little Python.
-        """
-        plan = self._plan
-        if plan is not None and plan[2] == fused and len(plan[0]) == len(params):
-            state = self.state
-            for (name, w0, g0, s0), (key, w) in zip(plan[0], params.items()):
-                if key != name or w is not w0 or grads[key] is not g0 or state.get(key) is not s0:
-                    break
-            else:
-                return plan[1]
-        arrays = []
-        items: list[tuple[Any, ...]] | None
-        for name, w in params.items():
-            g = grads[name]
-            s = self.state.get(name)
-            if s is None or name not in self._scratch:
-                s = self._init_state(name, w, g)
-            arrays.append((name, w, g, s))
-        items = self._packed(arrays, fused)
-        if items is None:
-            items = [item for a in arrays for item in self._chunks(*a, fused)]
-        self._plan = (arrays, items, fused)
-        return items
-
-    def _flat(
-        self, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray]
-    ) -> tuple[np.ndarray, ...] | None:
-        """The kernel's arguments ``(w, g, *slots)`` as 1-D views, or None when an array is
-        not contiguous or the dtypes differ (the NumPy rule then runs)."""
-        arrays = [w, g, *(s[k] for k in self.slots)]
-        if w.dtype not in (np.float32, np.float64) or not all(
-            a.dtype == w.dtype and a.flags.c_contiguous for a in arrays
-        ):
-            return None
-        return tuple(a.reshape(-1) for a in arrays)
-
-    def _packed(self, arrays: list[tuple[Any, ...]], fused: bool) -> list[tuple[Any, ...]] | None:
-        """Update items over whole blocks, when the parameters lie back to back in one flat
-        array and the gradients in another (as a ``Sequential`` lays them out), else None.
-
-        The slots are moved into flat arrays of their own (each parameter's ``state`` entry
-        becomes a view, so ``state_dict`` is unchanged) and an elementwise rule then runs on
-        the blocks, in chunks: a few NumPy calls per step for the whole model. Each element
-        sees the same arithmetic, so the result is bit-identical to per-array updates."""
-        if not self.elementwise or len(arrays) < 2:
-            return None
-        flat_w = _block([w for _, w, _, _ in arrays])
-        flat_g = _block([g for _, _, g, _ in arrays])
-        if flat_w is None or flat_g is None or flat_g.dtype != flat_w.dtype:
-            return None
-        flat_s = {slot: np.empty_like(flat_w) for slot in self.slots}
-        scratch = self._scratch["*"] = np.empty_like(flat_w)
-        start = 0
-        for name, w, _, s in arrays:
-            stop = start + w.size
-            for slot, buf in flat_s.items():
-                buf[start:stop] = s[slot].reshape(-1)
-                s[slot] = buf[start:stop].reshape(w.shape)
-            self._scratch[name] = scratch[start:stop].reshape(w.shape)  # no second copy
-            start = stop
-        return self._chunks("*", flat_w, flat_g, flat_s, fused)
-
-    def _chunks(
-        self, name: str, w: np.ndarray, g: np.ndarray, s: dict[str, np.ndarray], fused: bool
-    ) -> list[tuple[Any, ...]]:
-        """Update items of one parameter: itself (for the kernel when ``fused``), or views of
-        CHUNK elements of every array (each chunk's scratch registered under its own key) for
-        a large elementwise rule."""
-        flat = self._flat(w, g, s) if fused else None
-        arrays = [w, g, self._scratch[name], *s.values()]
-        if (
-            flat is not None
-            or not self.elementwise
-            or w.size <= CHUNK
-            or not all(a.flags.c_contiguous for a in arrays)
-        ):
-            return [(name, w, g, s, flat)]
-        fw, fg, fb = w.reshape(-1), g.reshape(-1), self._scratch[name].reshape(-1)
-        slots = {k: v.reshape(-1) for k, v in s.items()}
-        items = []
-        for a in range(0, w.size, CHUNK):
-            key = f"{name}[{a}:{min(a + CHUNK, w.size)}]"
-            self._scratch[key] = fb[a : a + CHUNK]
-            items.append((key, fw[a : a + CHUNK], fg[a : a + CHUNK],
-                          {k: v[a : a + CHUNK] for k, v in slots.items()}, None))
-        return items
-
     def _update(
         self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]
     ) -> None:
@@ -290,8 +165,8 @@ class Optimizer:
         raise NotImplementedError
 
     def _kernel_scalars(self, lr: float) -> tuple[float, ...]:
-        """The scalars that ``kernel`` takes after its arrays, for this step, exactly as
-        ``_update`` rounds them into the parameter's dtype."""
+        """The scalars that ``kernel`` takes after its arrays, for the step ``self.t`` at
+        ``lr``, exactly as ``_update`` rounds them into the parameter's dtype."""
         raise NotImplementedError
 
     def _clip(self, grads: Mapping[str, np.ndarray]) -> None:
@@ -389,7 +264,6 @@ class Optimizer:
         self.t = int(t)
         self.state = state
         self._scratch = {}  # recreated lazily on the next step, where the parameter is known
-        self._plan = None
 
     # -- configuration -----------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

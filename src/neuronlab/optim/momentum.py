@@ -13,6 +13,16 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["Momentum"]
 
 
+
+# The rule as one pass over flat 1-D arrays, for the compiled training loop
+# (neuronlab.engine): the same float operations in the same order as _update, so
+# the result is bit-identical (tests/test_kernels.py).
+def _momentum_kernel(w, g, v, lr, mu):  # type: ignore[no-untyped-def]
+    for i in range(w.size):
+        vi = v[i] * mu - g[i] * lr
+        v[i] = vi
+        w[i] += vi
+
 @OPTIMIZERS.register("momentum")
 class Momentum(Optimizer):
     """Classical momentum (the notes' form).
@@ -31,7 +41,7 @@ class Momentum(Optimizer):
 
     slots = ("v",)
     elementwise = True
-    kernel = "momentum"
+    kernel = staticmethod(_momentum_kernel)
 
     def __init__(
         self,

@@ -10,6 +10,17 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["Nesterov"]
 
 
+
+# The rule as one pass over flat 1-D arrays, for the compiled training loop
+# (neuronlab.engine): the same float operations in the same order as _update, so
+# the result is bit-identical (tests/test_kernels.py).
+def _nesterov_kernel(w, g, v, lr, mu):  # type: ignore[no-untyped-def]
+    for i in range(w.size):
+        step = g[i] * lr
+        vi = v[i] * mu - step
+        v[i] = vi
+        w[i] = (w[i] - step) + vi * mu
+
 @OPTIMIZERS.register("nesterov")
 class Nesterov(Momentum):
     """Nesterov accelerated momentum in the notes' change of variables.
@@ -37,7 +48,7 @@ class Nesterov(Momentum):
         See :class:`Optimizer`.
     """
 
-    kernel = "nesterov"  # Momentum's _kernel_scalars: (lr, momentum)
+    kernel = staticmethod(_nesterov_kernel)  # Momentum's _kernel_scalars: (lr, momentum)
 
     def _update(
         self, name: str, w: np.ndarray, g: np.ndarray, lr: float, state: dict[str, np.ndarray]

@@ -13,6 +13,17 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["RMSprop"]
 
 
+
+# The rule as one pass over flat 1-D arrays, for the compiled training loop
+# (neuronlab.engine): the same float operations in the same order as _update, so
+# the result is bit-identical (tests/test_kernels.py).
+def _rmsprop_kernel(w, g, cache, lr, decay, rest, eps):  # type: ignore[no-untyped-def]
+    for i in range(w.size):
+        gi = g[i]
+        ci = cache[i] * decay + gi * gi * rest
+        cache[i] = ci
+        w[i] -= gi / (np.sqrt(ci) + eps) * lr
+
 @OPTIMIZERS.register("rmsprop")
 class RMSprop(Optimizer):
     """RMSprop (Hinton's lecture 6e), the notes' form.
@@ -34,7 +45,7 @@ class RMSprop(Optimizer):
 
     slots = ("cache",)
     elementwise = True
-    kernel = "rmsprop"
+    kernel = staticmethod(_rmsprop_kernel)
 
     def __init__(
         self,

@@ -10,6 +10,14 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["SGD"]
 
 
+
+# The rule as one pass over flat 1-D arrays, for the compiled training loop
+# (neuronlab.engine): the same float operations in the same order as _update, so
+# the result is bit-identical (tests/test_kernels.py).
+def _sgd_kernel(w, g, lr):  # type: ignore[no-untyped-def]
+    for i in range(w.size):
+        w[i] -= g[i] * lr
+
 @OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Plain gradient descent, the notes' vanilla update.
@@ -26,7 +34,7 @@ class SGD(Optimizer):
 
     slots = ()
     elementwise = True
-    kernel = "sgd"
+    kernel = staticmethod(_sgd_kernel)
 
     def __init__(
         self,
