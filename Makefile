@@ -8,6 +8,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,docs]'
+	$(PY) -m neuronlab.engine  # compile the training engine into the cache once (~25 s)
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -44,6 +45,8 @@ docs-serve: $(STAMP)
 # The peers are installed for benchmarking only, into their own venv. torch is pinned exactly
 # and installed first with --no-index: pip can only take the CPU build from this machine's
 # local wheel (find-links), never a CUDA build from an index; its dependencies come after.
+# JAX is pinned too (jaxlib's wheels are CPU-only; GPU support would be a separate plugin),
+# with optax for its optimizers; the search extra is for the end-to-end `neuronlab search` row.
 BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 BENCH_ARGS ?=
@@ -53,7 +56,9 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-index --no-deps 'torch==2.13.0'
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[fast]' 'torch==2.13.0' scikit-learn
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[search]' 'jax==0.10.2' 'jaxlib==0.10.2' 'optax==0.2.8'
 	$(BENCH_VENV)/bin/python -c "import sys, torch; sys.exit('torch is a CUDA build' if torch.version.cuda else 0)"
+	$(BENCH_VENV)/bin/python -c "import sys, jax; sys.exit('jax runs on ' + jax.default_backend() if jax.default_backend() != 'cpu' else 0)"
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
