@@ -130,7 +130,8 @@ def clip(g, clip_value, clip_norm):
     if clip_norm > 0:
         sq = 0.0
         for j in range(g.size):
-            sq += float(g[j]) * float(g[j])
+            v = np.float64(g[j])  # numba's float() of a float32 stays float32
+            sq += v * v
         norm = np.sqrt(sq)
         if clip_norm < norm < np.inf:
             scale = g.dtype.type(clip_norm / norm)
