@@ -130,15 +130,15 @@ def test_help_lists_the_commands() -> None:
     assert "cosine" in train_help and "leaky_relu" in train_help and "zca" in train_help
 
 
-def test_version_says_whether_the_compiled_kernels_run(monkeypatch) -> None:
-    from neuronlab import __version__, kernels
+def test_version_says_whether_the_compiled_engine_runs(monkeypatch) -> None:
+    from neuronlab import __version__, engine
 
     result = run_cli("--version")
     assert result.exit_code == 0
-    assert result.output.startswith(f"neuronlab, version {__version__}; compiled kernels (numba ")
-    monkeypatch.setattr(kernels, "ENABLED", False)
-    assert "NEURONLAB_KERNELS=0" in run_cli("--version").output
-    monkeypatch.setattr(kernels, "_numba", False)
+    assert result.output.startswith(f"neuronlab, version {__version__}; compiled engine (numba ")
+    monkeypatch.setattr(engine, "ENABLED", False)
+    assert "NEURONLAB_ENGINE=0" in run_cli("--version").output
+    monkeypatch.setattr(engine, "_numba", False)
     assert "pip install 'neuronlab[fast]'" in run_cli("--version").output
 
 
