@@ -131,6 +131,7 @@ def test_help_lists_the_commands() -> None:
 
 
 def test_version_says_whether_the_compiled_engine_runs(monkeypatch) -> None:
+    pytest.importorskip("numba")
     from neuronlab import __version__, engine
 
     result = run_cli("--version")
@@ -138,6 +139,7 @@ def test_version_says_whether_the_compiled_engine_runs(monkeypatch) -> None:
     assert result.output.startswith(f"neuronlab, version {__version__}; compiled engine (numba ")
     monkeypatch.setattr(engine, "ENABLED", False)
     assert "NEURONLAB_ENGINE=0" in run_cli("--version").output
+    monkeypatch.setattr(engine, "ENABLED", True)
     monkeypatch.setattr(engine, "_numba", False)
     assert "pip install 'neuronlab[fast]'" in run_cli("--version").output
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import neuronlab as nl
-from neuronlab import kernels
 from neuronlab.layers.base import Layer
 from neuronlab.layers.sequential import Sequential
 from neuronlab.losses import SoftmaxCrossEntropy
@@ -95,10 +94,8 @@ def test_l1_subgradient_at_zero_is_zero():
     np.testing.assert_array_equal(model.grads["0.W"], [[0.0, -0.5]])
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "kernels"])
 @pytest.mark.parametrize("reg", [L2(0.3), L1(0.2), ElasticNet(l1=0.05, l2=0.7)], ids=repr)
-def test_gradient_matches_centered_differences(rng, reg, fused, monkeypatch):
-    monkeypatch.setattr(kernels, "ENABLED", fused)
+def test_gradient_matches_centered_differences(rng, reg):
     model = random_model(rng)
     reg.add_grad(model)
     h = 1e-5
@@ -156,13 +153,11 @@ def test_non_contiguous_arrays_fall_back_correctly():
     assert L1(1.0).loss(model) == 21.0  # 1 + 2 + 3 + 4 + 5 + 6
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "kernels"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_loss_sums_match_exact_sums(dtype, fused, monkeypatch):
-    """Σw² (einsum, or the kernel's 16 partial sums) and Σ|w| (add.reduce) sum in the weights'
-    dtype: within n·eps of the exact sum (all terms are >= 0), here 1e-5 relative in float32
-    and 1e-12 in float64 on 90k weights."""
-    monkeypatch.setattr(kernels, "ENABLED", fused)
+def test_loss_sums_match_exact_sums(dtype):
+    """Σw² (einsum) and Σ|w| (add.reduce) sum in the weights' dtype: within n·eps of the exact
+    sum (all terms are >= 0), here 1e-5 relative in float32 and 1e-12 in float64 on 90k
+    weights. (The compiled engine's Σw² kernel: tests/test_kernels.py.)"""
     model = nl.mlp(300, [300], 3, rng=0).astype(dtype)
     exact_sq = sum(float(np.sum(model.params[k].astype(np.float64) ** 2))
                    for k in model.weight_keys)
@@ -173,11 +168,9 @@ def test_loss_sums_match_exact_sums(dtype, fused, monkeypatch):
     assert L1(1.0).loss(model) == pytest.approx(exact_abs, rel=rel)
 
 
-@pytest.mark.parametrize("fused", [False, True], ids=["numpy", "kernels"])
-def test_no_level1_blas(monkeypatch, fused):
+def test_no_level1_blas(monkeypatch):
     """The penalties call no BLAS dot/axpy/asum: threaded OpenBLAS spins on small vectors on
     a busy machine (see the module docstring)."""
-    monkeypatch.setattr(kernels, "ENABLED", fused)
 
     def refuse(*args, **kwargs):
         raise AssertionError("level-1 BLAS called")
@@ -191,21 +184,6 @@ def test_no_level1_blas(monkeypatch, fused):
     import neuronlab.regularizers as module
 
     assert "blas" not in vars(module)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-def test_kernel_penalty_equals_the_numpy_penalty(dtype, monkeypatch):
-    """The same penalty with the kernels on and off: Σw² summed in another order, so equal
-    within rounding (both within n·eps of the exact sum: 1e-5 relative in float32 and 1e-13
-    in float64 here); Σ|w| is NumPy's in both."""
-    model = nl.mlp(300, [300, 7], 3, rng=0).astype(dtype)  # 90k, 2.1k and 21 weights
-    values = {}
-    for fused in (False, True):
-        monkeypatch.setattr(kernels, "ENABLED", fused)
-        values[fused] = [r.loss(model) for r in (L2(0.3), L1(0.2), ElasticNet(l1=0.2, l2=0.3))]
-    rel = 1e-5 if dtype == np.float32 else 1e-13
-    assert values[True] == pytest.approx(values[False], rel=rel)
-    assert values[True][1] == values[False][1]
 
 
 def test_cached_arrays_follow_the_model(rng):

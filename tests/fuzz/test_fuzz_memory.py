@@ -72,7 +72,7 @@ def _measure(cases: dict[str, str], tmp_path: Path) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, json.dumps(cases), str(tmp_path / "runs")],
         capture_output=True, text=True, timeout=120,
-        env={**os.environ, "NEURONLAB_KERNELS": "0"},
+        env={**os.environ, "NEURONLAB_ENGINE": "0"},
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])

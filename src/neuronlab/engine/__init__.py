@@ -72,10 +72,10 @@ def describe() -> str:
     -------
     str
     """
-    if not available():
-        return "NumPy code (numba not installed: pip install 'neuronlab[fast]' for the compiled engine)"
     if not ENABLED:
         return "NumPy code (compiled engine off: NEURONLAB_ENGINE=0)"
+    if not available():
+        return "NumPy code (numba not installed: pip install 'neuronlab[fast]' for the compiled engine)"
     return f"compiled engine (numba {_numba.__version__})"
 
 #: A step no callback will ever ask for.

@@ -69,7 +69,7 @@ def _tanh_slope(x, y, a):  # type: ignore[no-untyped-def]
 
 
 def _relu(x, a):  # type: ignore[no-untyped-def]
-    return x if x > 0 or np.isnan(x) else x * 0  # np.maximum(x, 0): NaN stays NaN, -0 becomes 0
+    return x if x > 0 or np.isnan(x) else 0.0  # np.maximum(x, 0): NaN stays NaN, -0 becomes +0
 
 
 def _relu_slope(x, y, a):  # type: ignore[no-untyped-def]
@@ -86,7 +86,7 @@ def _leaky_relu_slope(x, y, a):  # type: ignore[no-untyped-def]
 
 
 def _elu(x, a):  # type: ignore[no-untyped-def]
-    return (x if x > 0 else x * 0) + np.expm1(x if x < 0 else x * 0) * a
+    return x if x > 0 else np.expm1(x) * a  # max(x, 0) + α·expm1(min(x, 0)), ±Inf included
 
 
 def _elu_slope(x, y, a):  # type: ignore[no-untyped-def]

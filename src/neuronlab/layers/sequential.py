@@ -47,9 +47,9 @@ class Sequential:
         returns self.
 
         Each layer's arrays are replaced by views of the two blocks (values kept), so arrays
-        taken from the layers before this call are no longer the model's. An elementwise
-        optimizer then updates the whole model in one pass per operation instead of one per
-        array: on a 64-128-10 network 4 NumPy calls instead of 16 per momentum step. ``mlp``
+        taken from the layers before this call are no longer the model's. The compiled training
+        engine (:mod:`neuronlab.engine`) runs packed models only: its update is one pass over
+        each block. ``mlp``
         and ``from_config`` pack the networks they build (nobody holds their arrays yet); a
         Sequential of your own layers is left as it is. Nothing happens when the parameters
         do not share one dtype."""
