@@ -468,6 +468,72 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path):
     assert_same_run(resumed, reference)
 
 
+# -- dropout ------------------------------------------------------------------------------------
+class StopsEvery(nl.Callback):
+    """Per-step hooks every ``interval`` steps: the engine's segments end there."""
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+        self.seen: list[int] = []
+
+    def on_batch_end(self, trainer, step, logs):
+        self.seen.append(step)
+
+
+def dropout_trainer(engine, callbacks=(), dtype=np.float64, rate=0.3, lr=0.05) -> nl.Trainer:
+    net = nl.mlp(FEATURES, [16, 12], 3, dropout=rate, rng=0, dtype=dtype)
+    return nl.Trainer(net, nl.SoftmaxCrossEntropy(), nl.Momentum(lr=lr), monitor=False,
+                      engine=engine, callbacks=list(callbacks))
+
+
+def rng_states(tr: nl.Trainer) -> list[dict]:
+    return [layer.rng.bit_generator.state for layer in tr.model.layers if isinstance(layer, nl.Dropout)]
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-4)], ids=["f64", "f32"])
+def test_dropout_draws_the_masks_the_numpy_path_draws(dtype, tol):
+    """Two Dropout layers, each with its own generator: the engine draws every segment's masks
+    up front, as the layers' forward would have, so the runs agree and the generators end in
+    the same state (checkpoints every 7 steps cut the segments at other places)."""
+    e = fit(dropout_trainer(True, [StopsEvery(7)]), dtype=dtype)
+    n = fit(dropout_trainer(False), dtype=dtype)
+    assert_close_runs(e, n, tol)
+    assert rng_states(e) == rng_states(n)
+    assert e.callbacks[0].seen == list(range(0, e.step, 7))
+    plain = fit(dropout_trainer(True), dtype=dtype)
+    assert_same_run(plain, e, monitor=False)
+
+
+def test_dropout_at_rate_0_draws_nothing():
+    e, n = fit(dropout_trainer(True, rate=0.0)), fit(dropout_trainer(False, rate=0.0))
+    assert_close_runs(e, n, 1e-12)
+    assert rng_states(e) == rng_states(n) == rng_states(dropout_trainer(False, rate=0.0))
+
+
+def test_a_diverging_step_gives_back_the_masks_it_did_not_use():
+    """A segment stops at a non-finite step: the masks drawn for the steps after it go back to
+    the generators, and the NumPy replay of that step draws the masks the NumPy path drew."""
+    runs = []
+    for engine in (True, False):
+        tr = dropout_trainer(engine, [nl.NonFiniteGuard()], lr=1e4)
+        with pytest.raises(nl.DivergenceError) as err, np.errstate(all="ignore"):
+            fit(tr)
+        runs.append((tr, err.value))
+    (e, ee), (n, en) = runs
+    assert (ee.step, str(ee)) == (en.step, str(en))
+    assert rng_states(e) == rng_states(n)
+
+
+def test_dropout_resume_mid_epoch_is_bit_identical(tmp_path):
+    reference = fit(dropout_trainer(True))
+    with pytest.raises(Interrupt):
+        fit(dropout_trainer(True, [nl.Checkpoint(tmp_path, every_steps=10), InterruptAt(55)]))
+    resumed = fit(dropout_trainer(True), resume=tmp_path)
+    assert resumed.resumed and resumed.engine_used == "compiled"
+    assert_same_run(resumed, reference, monitor=False)
+    assert rng_states(resumed) == rng_states(reference)
+
+
 # -- what keeps a run on the NumPy path --------------------------------------------------------
 def unsupported():
     """(id, keyword of the reason, trainer factory, extra fit arguments)."""
@@ -486,7 +552,6 @@ def unsupported():
                               nl.Linear(8, 3, rng=1, dtype=np.float64)])
 
     return [
-        ("dropout", "Dropout", tr(mlp(dropout=0.2)), {}),
         ("batchnorm", "BatchNorm", tr(mlp(batchnorm=True)), {}),
         ("prelu", "PReLU", tr(mlp(activation="prelu")), {}),
         ("unpacked", "packed", tr(unpacked), {}),

@@ -13,8 +13,9 @@ It runs when numba is installed (the ``fast`` extra), ``NEURONLAB_ENGINE`` is no
 ``Trainer(engine=...)`` allows it, for:
 
 * a packed :class:`~neuronlab.layers.Sequential` (as ``mlp`` builds) of
-  :class:`~neuronlab.layers.Linear` layers and the elementwise activations (ReLU, leaky ReLU,
-  ELU, tanh, sigmoid), float32 or float64;
+  :class:`~neuronlab.layers.Linear` layers, the elementwise activations (ReLU, leaky ReLU,
+  ELU, tanh, sigmoid) and :class:`~neuronlab.layers.Dropout` (its masks drawn from its own
+  generator exactly as its ``forward`` draws them), float32 or float64;
 * softmax cross-entropy or mean squared error, with or without sample and class weights;
 * SGD, momentum, Nesterov, Adagrad, RMSprop and Adam (with clipping and weight decay);
 * no regulariser, or the L1/L2/elastic-net penalties; no constraints;
@@ -82,6 +83,8 @@ def describe() -> str:
 NEVER = 1 << 62
 #: The largest cast copy of the training data the engine makes (data of another dtype).
 PRECAST_BYTES = 1 << 30
+#: Dropout masks drawn for one segment, at most (elements of all its Dropout layers).
+MASK_ELEMENTS = 1 << 23
 
 
 def _offset(base: np.ndarray, a: np.ndarray) -> int:
@@ -141,6 +144,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
     """
     from neuronlab.engine import build
     from neuronlab.layers.linear import Linear
+    from neuronlab.layers.noise import Dropout
     from neuronlab.layers.sequential import Sequential
     from neuronlab.regularizers import Regularizer
 
@@ -180,6 +184,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
     if flat_w is None or flat_g is None:
         return "the parameters are not packed in one block (Sequential.pack)"
     rows, alpha, widths = [], [], []
+    dropouts: list[tuple[int, Any]] = []
     weight_keys = set(model.weight_keys)
     wranges = []
     seen_linear = False
@@ -200,6 +205,14 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
         elif cls in build.ACTIVATIONS:
             n = width
             rows.append([1, n, build.ACTIVATIONS.index(cls), -1, width, 0, 0])
+        elif cls is Dropout:
+            n = width
+            drawn = layer.rate > 0.0 and not layer.noise_off  # else forward is the identity
+            if drawn and any(layer.rng is other.rng for _, other in dropouts):
+                return f"layer {i} (Dropout) shares its generator with another Dropout layer"
+            if drawn:
+                dropouts.append((i, layer))
+            rows.append([2 if drawn else 3, n, 0, -1, width, 0, 0])
         else:
             return f"layer {i} ({cls.__name__}) has no compiled kernel"
         arg = getattr(layer, "kernel_arg", None)
@@ -223,9 +236,12 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
             return "the labels are not one class per row"
         yi = np.ascontiguousarray(y, dtype=np.int64)
         yf = np.zeros((1, 1), np.float64)
-    return Engine(trainer, X, yi, yf, w, np.asarray(rows, np.int64),
-                  np.asarray(alpha, dtype), widths, flat, kinds[opt.kernel],
-                  np.asarray(wranges, np.int64).reshape(-1, 2), build.LOSSES.index(type(trainer.loss)))
+    engine = Engine(trainer, X, yi, yf, w, np.asarray(rows, np.int64),
+                    np.asarray(alpha, dtype), widths, flat, kinds[opt.kernel],
+                    np.asarray(wranges, np.int64).reshape(-1, 2),
+                    build.LOSSES.index(type(trainer.loss)))
+    engine.dropouts = dropouts
+    return engine
 
 
 class Engine:
@@ -289,6 +305,9 @@ class Engine:
         self.code = build.compiled()
         self.hooks = [cb for cb in trainer.callbacks
                       if cb in trainer._before_update or cb in trainer._batch_end]
+        #: ``(index, layer)`` of the Dropout layers that draw masks (set by :func:`plan`)
+        self.dropouts: list[tuple[int, Any]] = []
+        self.no_masks = np.zeros(0, dtype)
 
     # -- one epoch ---------------------------------------------------------------------------
     def train_epoch(self) -> None:
@@ -304,6 +323,11 @@ class Engine:
             due = max(min((cb.next_step(step) for cb in self.hooks), default=NEVER), step)
             at_hook = due - step < s.n_batches - b
             last = b + (due - step) + 1 if at_hook else s.n_batches
+            if self.dropouts:  # the segment's masks are drawn up front: about 32 MiB at most
+                cap = max(1, MASK_ELEMENTS // (s.batch_size * sum(
+                    int(self.layers[i, 1]) for i, _ in self.dropouts)))
+                if last - b > cap:
+                    last, at_hook = b + cap, False
             before = [cb for cb in tr._before_update if due % cb.interval == 0] if at_hook else []
             if not self._segment(b, last, stop_last=bool(before)):
                 assert tr.train_data is not None
@@ -328,13 +352,19 @@ class Engine:
         acc = np.array([sums["loss"], sums["n"], sums[stat_key]], np.float64)
         values = np.empty(n)
         t0 = opt.t
+        rows = [min(s.batch_size, s.n_samples - b * s.batch_size) for b in range(b0, b1)]
+        masks, states = self._draw_masks(sum(rows))
         status = self.code.steps(
             self.X, self.yi, self.yf, self.sw, s.order, s.batch_size, b0, b1, self.layers,
             self.alpha, self.w, self.g, self.s0, self.s1, self.ws, self.xb, self.idx, self.wb,
             self.d0, self.d1,
             self.loss_code, self.wranges, self.l1, self.l2, self.clip_value, self.clip_norm,
-            self.check_grads, self.rule, sc, decay, values, acc, stop_last)
+            self.check_grads, self.rule, sc, decay, values, acc, stop_last, masks)
         done = n if status < 0 else status
+        if status >= 0 and states:  # the masks of the steps not taken go back: the NumPy
+            for (_, layer), state in zip(self.dropouts, states):  # replay draws its own
+                layer.rng.bit_generator.state = state
+            self._draw_masks(sum(rows[:done]))
         updated = done - 1 if (status < 0 and stop_last) else done
         opt.t = t0 + updated
         sums["loss"] = float(acc[0])
@@ -349,6 +379,27 @@ class Engine:
         s.step, s.batch_in_epoch = step0 + updated, b0 + updated
         self._pending = (float(values[done - 1]), lrs[done - 1]) if stop_last and status < 0 else None
         return status < 0
+
+    def _draw_masks(self, total_rows: int) -> tuple[np.ndarray, list[Any]]:
+        """Every Dropout layer's masks for ``total_rows`` rows, drawn as its ``forward`` draws
+        them (uniforms in the dtype from its own generator, 1/(1 − rate) where ≥ rate, else
+        0): one block per layer, its start written into the layer's table row. Also the
+        generators' states before the draw."""
+        if not self.dropouts:
+            return self.no_masks, []
+        dtype = self.w.dtype
+        sizes = [total_rows * int(self.layers[i, 1]) for i, _ in self.dropouts]
+        masks = np.empty(sum(sizes), dtype)
+        states, start = [], 0
+        for (i, layer), size in zip(self.dropouts, sizes):
+            states.append(layer.rng.bit_generator.state)
+            block = masks[start:start + size]
+            layer.rng.random(size, dtype=dtype, out=block)
+            np.greater_equal(block, layer.rate, out=block)
+            block *= 1.0 / (1.0 - layer.rate)
+            self.layers[i, 2] = start
+            start += size
+        return masks, states
 
     def _scalars(self, lrs: list[float]) -> tuple[np.ndarray, np.ndarray]:
         """Each step's rule scalars (as the optimizer's ``_kernel_scalars`` gives them for its

@@ -15,9 +15,10 @@ The network is a table, one row per layer (``layers[i]``):
 =====  ==========================================================================
 col    meaning
 =====  ==========================================================================
-0      op: ``LINEAR`` (0) or ``ACT`` (1)
+0      op: ``LINEAR`` (0), ``ACT`` (1), ``DROPOUT`` (2) or ``IDENTITY`` (3: dropout at rate 0)
 1      width of the layer's output
-2      LINEAR: offset of W in the flat parameters; ACT: the activation's code
+2      LINEAR: offset of W in the flat parameters; ACT: the activation's code; DROPOUT: where
+       the layer's masks for the segment start in ``masks`` (row after row, step after step)
 3      LINEAR: offset of b, or -1 without a bias
 4      width of the layer's input
 5      offset of the layer's output rows in the workspace ``ws``
@@ -31,11 +32,13 @@ arrays are views of them), so what Python sees between segments is the trained m
 
 import numpy as np
 
-__all__ = ["ACT", "LINEAR", "backward", "clip", "finish_step", "finite", "forward", "gather",
-           "penalty", "steps", "update"]
+__all__ = ["ACT", "DROPOUT", "IDENTITY", "LINEAR", "backward", "clip", "finish_step", "finite",
+           "forward", "gather", "penalty", "steps", "update"]
 
 LINEAR = 0
 ACT = 1
+DROPOUT = 2
+IDENTITY = 3
 
 
 def gather(X, order, start, stop, xb, idx):
@@ -52,8 +55,10 @@ def gather(X, order, start, stop, xb, idx):
     return m
 
 
-def forward(layers, alpha, w, ws, x, m):
-    """The training forward pass of ``m`` rows of ``x``; returns the scores (a view of ws)."""
+def forward(layers, alpha, w, ws, x, m, masks, row0):
+    """The training forward pass of ``m`` rows of ``x``; returns the scores (a view of ws).
+    Dropout multiplies by the masks its layer drew for this step (rows ``row0 ..`` of the
+    segment's), which the engine drew with the layer's generator as its ``forward`` does."""
     prev = x
     for i in range(layers.shape[0]):
         op, n, a, b, k, off = (layers[i, 0], layers[i, 1], layers[i, 2], layers[i, 3],
@@ -65,13 +70,21 @@ def forward(layers, alpha, w, ws, x, m):
                 for r in range(m):
                     for j in range(n):
                         out[r, j] += w[b + j]
-        else:
+        elif op == ACT:
             act_forward(a, prev.reshape(-1), out.reshape(-1), alpha[i])  # noqa: F821
+        else:
+            src, dst = prev.reshape(-1), out.reshape(-1)
+            if op == DROPOUT:
+                mo = a + row0 * n
+                for j in range(m * n):
+                    dst[j] = src[j] * masks[mo + j]
+            else:
+                dst[:] = src
         prev = out
     return prev
 
 
-def backward(layers, alpha, w, g, ws, x, m, d0, d1):
+def backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0):
     """Gradients of every parameter into ``g`` from dL/dscores in ``d0`` (which the pass
     overwrites, as it does ``d1``)."""
     d, other = d0, d1
@@ -96,9 +109,13 @@ def backward(layers, alpha, w, g, ws, x, m, d0, d1):
                 return
             np.dot(dm, w[a:a + k * n].reshape((k, n)).T, other[:m * k].reshape((m, k)))
             d, other = other, d
-        else:
+        elif op == ACT:
             out = ws[off:off + m * n]
             act_backward(a, prev.reshape(-1), out, dm.reshape(-1), alpha[i])  # noqa: F821
+        elif op == DROPOUT:
+            dflat, mo = dm.reshape(-1), a + row0 * n
+            for j in range(m * n):
+                dflat[j] *= masks[mo + j]
 
 
 def penalty(w, g, wranges, l1, l2):
@@ -160,7 +177,7 @@ def update(w, g, s0, s1, rule, sc, wranges, decay):
 
 def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1, ws, xb,
           idx, wb, d0, d1, loss_code, wranges, l1, l2, clip_value, clip_norm, check_grads, rule,
-          sc, decay, values, sums, stop_last):
+          sc, decay, values, sums, stop_last, masks):
     """Minibatch steps ``b0 .. b1-1`` of the epoch whose row order is ``order``.
 
     Per step: gather the rows and their weights (``sw``, ones for an unweighted fit), forward,
@@ -174,6 +191,7 @@ def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1,
     ``check_grads``, loss or gradients) were not finite, before its update, or -1.
     """
     n = X.shape[0]
+    row0 = 0  # rows of the segment before this step (where its dropout masks start)
     for b in range(b0, b1):
         k = b - b0
         start = b * batch_size
@@ -184,7 +202,7 @@ def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1,
         for r in range(m):
             wb[r] = sw[idx[r]]
             mass += wb[r]
-        scores = forward(layers, alpha, w, ws, x, m)
+        scores = forward(layers, alpha, w, ws, x, m, masks, row0)
         nout = scores.shape[1]
         dm = d0[:m * nout].reshape((m, nout))
         if mass > 0:
@@ -194,7 +212,8 @@ def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1,
         else:  # no weight, no data: the regulariser alone
             value, stat = 0.0, 0.0
             dm[:] = 0
-        backward(layers, alpha, w, g, ws, x, m, d0, d1)
+        backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0)
+        row0 += m
         value += penalty(w, g, wranges, l1, l2)
         if check_grads and not (finite(g) and -np.inf < value < np.inf):
             return k
