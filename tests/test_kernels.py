@@ -502,3 +502,40 @@ def test_without_numba_the_fit_is_the_numpy_fit(monkeypatch):
     assert tr.history.loss == ref.history.loss
     with pytest.raises(ValueError, match="numba is not installed"):
         _fit(engine=True)
+
+
+# -- batch norm --------------------------------------------------------------------------------
+@DTYPES
+def test_batchnorm_kernels_match_forward_and_backward(code, dtype):
+    """The training forward (output, x̂, 1/std, running averages) and backward (dγ, dβ, dx)
+    against BatchNorm's NumPy methods: float64 within 1e-13, float32 within a few eps (the
+    kernels sum in float64, NumPy in the dtype)."""
+    rng = np.random.default_rng(3)
+    m, n = 37, 9
+    layer = nl.BatchNorm(n, momentum=0.8, eps=1e-3, dtype=dtype)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2, n)
+    layer.params["beta"][...] = rng.standard_normal(n)
+    layer.buffers["running_var"][...] = rng.uniform(0.5, 2, n)
+    x = (rng.standard_normal((m, n)) * 3 + 1).astype(dtype)
+    dout = rng.standard_normal((m, n)).astype(dtype)
+    rmean, rvar = layer.buffers["running_mean"].copy(), layer.buffers["running_var"].copy()
+    y_ref = layer.forward(x, training=True)
+    layer.grads["gamma"][...] = 0
+    layer.grads["beta"][...] = 0
+    dx_ref = layer.backward(dout)
+
+    T = np.dtype(dtype).type
+    y, xhat = np.empty_like(x), np.empty_like(x)
+    inv_std = np.empty(n, dtype)
+    code._batchnorm_forward(x, y, xhat, inv_std, layer.params["gamma"], layer.params["beta"],
+                            rmean, rvar, T(0.8), T(1.0 - 0.8), T(1e-3))
+    d, dgamma, dbeta = dout.copy(), np.empty(n, dtype), np.empty(n, dtype)
+    code._batchnorm_backward(d, xhat, inv_std, layer.params["gamma"], dgamma, dbeta)
+
+    tol = 1e-13 if dtype == np.float64 else 8 * np.finfo(np.float32).eps
+    for got, want in ((y, y_ref), (xhat, layer._xhat), (inv_std, layer._inv_std),
+                      (rmean, layer.buffers["running_mean"]), (rvar, layer.buffers["running_var"]),
+                      (dgamma, layer.grads["gamma"]), (dbeta, layer.grads["beta"]), (d, dx_ref)):
+        assert got.dtype == dtype
+        scale = np.max(np.abs(want))
+        assert np.max(np.abs(got.astype(np.float64) - want)) <= tol * scale

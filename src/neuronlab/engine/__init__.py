@@ -14,8 +14,9 @@ It runs when numba is installed (the ``fast`` extra), ``NEURONLAB_ENGINE`` is no
 
 * a packed :class:`~neuronlab.layers.Sequential` (as ``mlp`` builds) of
   :class:`~neuronlab.layers.Linear` layers, the elementwise activations (ReLU, leaky ReLU,
-  ELU, tanh, sigmoid) and :class:`~neuronlab.layers.Dropout` (its masks drawn from its own
-  generator exactly as its ``forward`` draws them), float32 or float64;
+  ELU, tanh, sigmoid), :class:`~neuronlab.layers.BatchNorm` and
+  :class:`~neuronlab.layers.Dropout` (its masks drawn from its own generator exactly as its
+  ``forward`` draws them), float32 or float64;
 * softmax cross-entropy or mean squared error, with or without sample and class weights;
 * SGD, momentum, Nesterov, Adagrad, RMSprop and Adam (with clipping and weight decay);
 * no regulariser, or the L1/L2/elastic-net penalties; no constraints;
@@ -125,6 +126,20 @@ def _pack_state(opt: Any, params: dict[str, np.ndarray], grads: dict[str, np.nda
     return blocks
 
 
+def _pack_buffers(norms: list[Any], dtype: Any) -> np.ndarray:
+    """The BatchNorm layers' running means and variances in one block (each layer's
+    ``buffers`` entries become views of it, values kept): what the loop updates."""
+    block = np.empty(max(1, sum(2 * layer.n_features for layer in norms)), dtype)
+    start = 0
+    for layer in norms:
+        for name in ("running_mean", "running_var"):
+            n = layer.n_features
+            block[start:start + n] = layer.buffers[name]
+            layer.buffers[name] = block[start:start + n]
+            start += n
+    return block
+
+
 def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | str:
     """The engine for ``trainer``'s model, loss, optimizer and data, or why there is none.
 
@@ -145,6 +160,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
     from neuronlab.engine import build
     from neuronlab.layers.linear import Linear
     from neuronlab.layers.noise import Dropout
+    from neuronlab.layers.normalization import BatchNorm
     from neuronlab.layers.sequential import Sequential
     from neuronlab.regularizers import Regularizer
 
@@ -185,9 +201,10 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
         return "the parameters are not packed in one block (Sequential.pack)"
     rows, alpha, widths = [], [], []
     dropouts: list[tuple[int, Any]] = []
+    norms: list[Any] = []
     weight_keys = set(model.weight_keys)
     wranges = []
-    seen_linear = False
+    seen_linear = seen_params = False
     width = X.shape[1]
     for i, layer in enumerate(model.layers):
         cls = type(layer)
@@ -197,14 +214,14 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
                 return f"layer {i} (Linear) does not take {width} inputs"
             n = W.shape[1]
             rows.append([0, n, _offset(flat_w, W), -1 if b is None else _offset(flat_w, b),
-                         width, 0, int(seen_linear)])
+                         width, 0, int(seen_params), 0])
             if f"{i}.W" in weight_keys:
                 a = _offset(flat_w, W)
                 wranges.append((a, a + W.size))
-            seen_linear = True
+            seen_linear = seen_params = True
         elif cls in build.ACTIVATIONS:
             n = width
-            rows.append([1, n, build.ACTIVATIONS.index(cls), -1, width, 0, 0])
+            rows.append([1, n, build.ACTIVATIONS.index(cls), -1, width, 0, 0, 0])
         elif cls is Dropout:
             n = width
             drawn = layer.rate > 0.0 and not layer.noise_off  # else forward is the identity
@@ -212,11 +229,25 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
                 return f"layer {i} (Dropout) shares its generator with another Dropout layer"
             if drawn:
                 dropouts.append((i, layer))
-            rows.append([2 if drawn else 3, n, 0, -1, width, 0, 0])
+            rows.append([2 if drawn else 3, n, 0, -1, width, 0, 0, 0])
+        elif cls is BatchNorm:
+            n = width
+            gamma, beta = layer.params["gamma"], layer.params["beta"]
+            if layer.n_features != width or _offset(flat_w, beta) != _offset(flat_w, gamma) + n:
+                return f"layer {i} (BatchNorm) does not normalise {width} packed features"
+            if any(b.dtype != dtype for b in layer.buffers.values()):
+                return f"layer {i} (BatchNorm) keeps its running averages in another dtype"
+            at = sum(2 * other.n_features for other in norms)  # where _pack_buffers puts it
+            rows.append([4, n, _offset(flat_w, gamma), at, width, 0, 0, 0])
+            norms.append(layer)
+            seen_params = True
         else:
             return f"layer {i} ({cls.__name__}) has no compiled kernel"
-        arg = getattr(layer, "kernel_arg", None)
-        alpha.append(0.0 if arg is None else float(getattr(layer, arg)))
+        if cls is BatchNorm:
+            alpha.append((layer.momentum, 1.0 - layer.momentum, layer.eps))
+        else:
+            arg = getattr(layer, "kernel_arg", None)
+            alpha.append((0.0 if arg is None else float(getattr(layer, arg)), 0.0, 0.0))
         widths.append(n)
         width = n
     if not seen_linear:
@@ -241,6 +272,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
                     np.asarray(wranges, np.int64).reshape(-1, 2),
                     build.LOSSES.index(type(trainer.loss)))
     engine.dropouts = dropouts
+    engine.bufs = _pack_buffers(norms, dtype)
     return engine
 
 
@@ -288,6 +320,9 @@ class Engine:
         for i, n in enumerate(widths):
             layers[i, 5] = offset
             offset += bs * n
+            if layers[i, 0] == 4:  # BatchNorm: its x̂ rows and 1/std
+                layers[i, 6], layers[i, 7] = offset, offset + bs * n
+                offset += bs * n + n
         self.ws = np.empty(max(offset, 1), dtype)
         self.xb = np.empty((bs, X.shape[1]), dtype)
         self.idx = np.empty(bs, np.int64)
@@ -307,6 +342,8 @@ class Engine:
                       if cb in trainer._before_update or cb in trainer._batch_end]
         #: ``(index, layer)`` of the Dropout layers that draw masks (set by :func:`plan`)
         self.dropouts: list[tuple[int, Any]] = []
+        #: the BatchNorm layers' running averages, one block (set by :func:`plan`)
+        self.bufs = np.zeros(1, dtype)
         self.no_masks = np.zeros(0, dtype)
 
     # -- one epoch ---------------------------------------------------------------------------
@@ -359,7 +396,7 @@ class Engine:
             self.alpha, self.w, self.g, self.s0, self.s1, self.ws, self.xb, self.idx, self.wb,
             self.d0, self.d1,
             self.loss_code, self.wranges, self.l1, self.l2, self.clip_value, self.clip_norm,
-            self.check_grads, self.rule, sc, decay, values, acc, stop_last, masks)
+            self.check_grads, self.rule, sc, decay, values, acc, stop_last, masks, self.bufs)
         done = n if status < 0 else status
         if status >= 0 and states:  # the masks of the steps not taken go back: the NumPy
             for (_, layer), state in zip(self.dropouts, states):  # replay draws its own

@@ -1,7 +1,8 @@
 """Compile the training loop: one numba module generated from the kernels' own sources.
 
 The loop (:mod:`neuronlab.engine.loop`) calls kernels that live beside their NumPy references:
-each elementwise activation's ``kernel`` (:mod:`neuronlab.layers.activations`), each loss's
+each elementwise activation's ``kernel`` (:mod:`neuronlab.layers.activations`), BatchNorm's
+(:mod:`neuronlab.layers.normalization`), each loss's
 (:mod:`neuronlab.losses`), each update rule's (:mod:`neuronlab.optim`) and the penalties'
 (:mod:`neuronlab.regularizers`).
 :func:`compiled` copies those functions' source text into one module, with three small
@@ -97,6 +98,10 @@ def source() -> str:
         value, slope = (add(f) for f in cls.kernel)
         fwd.append(f"for j in range(x.size):\n    y[j] = {value}(x[j], a)")
         bwd.append(f"for j in range(x.size):\n    d[j] *= {slope}(x[j], y[j], a)")
+    from neuronlab.layers.normalization import BatchNorm
+
+    for fn in BatchNorm.kernel:
+        add(fn)
     parts.append(_dispatch("act_forward", "x, y, a", fwd))
     parts.append(_dispatch("act_backward", "x, y, d, a", bwd))
     cases = [f"return {add(cls.kernel)}(scores, yi, yf, idx, d, wb)" for cls in LOSSES]

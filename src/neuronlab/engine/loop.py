@@ -15,15 +15,23 @@ The network is a table, one row per layer (``layers[i]``):
 =====  ==========================================================================
 col    meaning
 =====  ==========================================================================
-0      op: ``LINEAR`` (0), ``ACT`` (1), ``DROPOUT`` (2) or ``IDENTITY`` (3: dropout at rate 0)
+0      op: ``LINEAR`` (0), ``ACT`` (1), ``DROPOUT`` (2), ``IDENTITY`` (3: dropout at rate 0)
+       or ``BATCHNORM`` (4)
 1      width of the layer's output
 2      LINEAR: offset of W in the flat parameters; ACT: the activation's code; DROPOUT: where
-       the layer's masks for the segment start in ``masks`` (row after row, step after step)
-3      LINEAR: offset of b, or -1 without a bias
+       the layer's masks for the segment start in ``masks`` (row after row, step after step);
+       BATCHNORM: offset of gamma (beta follows it)
+3      LINEAR: offset of b, or -1 without a bias; BATCHNORM: offset of its running mean in
+       ``bufs`` (the running variance follows it)
 4      width of the layer's input
 5      offset of the layer's output rows in the workspace ``ws``
-6      LINEAR: 1 when the gradient of its input is needed (a Linear layer below it)
+6      LINEAR: 1 when the gradient of its input is needed (a layer with parameters below
+       it); BATCHNORM: offset of its x̂ rows in ``ws``
+7      BATCHNORM: offset of its 1/std in ``ws``
 =====  ==========================================================================
+
+``alpha[i]`` holds a layer's scalars in the parameters' dtype: an activation's ``a``;
+BatchNorm's momentum, 1 − momentum and eps.
 
 Every array the step touches is allocated once per fit: the parameters ``w``, gradients ``g``
 and optimizer slots ``s0``/``s1`` are the model's and optimizer's own flat blocks (their layers'
@@ -32,13 +40,14 @@ arrays are views of them), so what Python sees between segments is the trained m
 
 import numpy as np
 
-__all__ = ["ACT", "DROPOUT", "IDENTITY", "LINEAR", "backward", "clip", "finish_step", "finite",
+__all__ = ["ACT", "BATCHNORM", "DROPOUT", "IDENTITY", "LINEAR", "backward", "clip", "finish_step", "finite",
            "forward", "gather", "penalty", "steps", "update"]
 
 LINEAR = 0
 ACT = 1
 DROPOUT = 2
 IDENTITY = 3
+BATCHNORM = 4
 
 
 def gather(X, order, start, stop, xb, idx):
@@ -55,7 +64,7 @@ def gather(X, order, start, stop, xb, idx):
     return m
 
 
-def forward(layers, alpha, w, ws, x, m, masks, row0):
+def forward(layers, alpha, w, ws, x, m, masks, row0, bufs):
     """The training forward pass of ``m`` rows of ``x``; returns the scores (a view of ws).
     Dropout multiplies by the masks its layer drew for this step (rows ``row0 ..`` of the
     segment's), which the engine drew with the layer's generator as its ``forward`` does."""
@@ -71,7 +80,12 @@ def forward(layers, alpha, w, ws, x, m, masks, row0):
                     for j in range(n):
                         out[r, j] += w[b + j]
         elif op == ACT:
-            act_forward(a, prev.reshape(-1), out.reshape(-1), alpha[i])  # noqa: F821
+            act_forward(a, prev.reshape(-1), out.reshape(-1), alpha[i, 0])  # noqa: F821
+        elif op == BATCHNORM:
+            xo, io = layers[i, 6], layers[i, 7]
+            _batchnorm_forward(prev, out, ws[xo:xo + m * n].reshape((m, n)),  # noqa: F821
+                               ws[io:io + n], w[a:a + n], w[a + n:a + 2 * n], bufs[b:b + n],
+                               bufs[b + n:b + 2 * n], alpha[i, 0], alpha[i, 1], alpha[i, 2])
         else:
             src, dst = prev.reshape(-1), out.reshape(-1)
             if op == DROPOUT:
@@ -111,7 +125,11 @@ def backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0):
             d, other = other, d
         elif op == ACT:
             out = ws[off:off + m * n]
-            act_backward(a, prev.reshape(-1), out, dm.reshape(-1), alpha[i])  # noqa: F821
+            act_backward(a, prev.reshape(-1), out, dm.reshape(-1), alpha[i, 0])  # noqa: F821
+        elif op == BATCHNORM:
+            xo, io = layers[i, 6], layers[i, 7]
+            _batchnorm_backward(dm, ws[xo:xo + m * n].reshape((m, n)), ws[io:io + n],  # noqa: F821
+                                w[a:a + n], g[a:a + n], g[a + n:a + 2 * n])
         elif op == DROPOUT:
             dflat, mo = dm.reshape(-1), a + row0 * n
             for j in range(m * n):
@@ -177,7 +195,7 @@ def update(w, g, s0, s1, rule, sc, wranges, decay):
 
 def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1, ws, xb,
           idx, wb, d0, d1, loss_code, wranges, l1, l2, clip_value, clip_norm, check_grads, rule,
-          sc, decay, values, sums, stop_last, masks):
+          sc, decay, values, sums, stop_last, masks, bufs):
     """Minibatch steps ``b0 .. b1-1`` of the epoch whose row order is ``order``.
 
     Per step: gather the rows and their weights (``sw``, ones for an unweighted fit), forward,
@@ -202,7 +220,7 @@ def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1,
         for r in range(m):
             wb[r] = sw[idx[r]]
             mass += wb[r]
-        scores = forward(layers, alpha, w, ws, x, m, masks, row0)
+        scores = forward(layers, alpha, w, ws, x, m, masks, row0, bufs)
         nout = scores.shape[1]
         dm = d0[:m * nout].reshape((m, nout))
         if mass > 0:

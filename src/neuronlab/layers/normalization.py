@@ -51,6 +51,57 @@ class _Norm(Layer):
         return dout2, buf
 
 
+
+# -- compiled kernels ---------------------------------------------------------------------------
+# BatchNorm's training forward and backward on one batch, beside the NumPy methods they are
+# tested against, for the compiled training loop (neuronlab.engine): per feature j, the batch
+# mean and biased variance (summed in float64, rounded to the dtype as NumPy's means are), the
+# running averages r = m·r + (1 − m)·batch, x̂ = (x − μ)·inv_std and y = γ·x̂ + β; backward
+# writes dγ = Σ d·x̂, dβ = Σ d and, in place, dx = γ·inv_std·(d − x̂·dγ/n − dβ/n).
+
+
+def _batchnorm_forward(x, y, xhat, inv_std, gamma, beta, rmean, rvar, mom, rest, eps):  # type: ignore[no-untyped-def]
+    m, n = x.shape
+    T = x.dtype.type
+    for j in range(n):
+        s = 0.0
+        for r in range(m):
+            s += x[r, j]
+        mu = T(s / m)
+        v = 0.0
+        for r in range(m):
+            c = x[r, j] - mu
+            xhat[r, j] = c
+            v += c * c
+        var = T(v / m)
+        rmean[j] = rmean[j] * mom + rest * mu
+        rvar[j] = rvar[j] * mom + rest * var
+        istd = T(1) / np.sqrt(var + eps)
+        inv_std[j] = istd
+        for r in range(m):
+            h = xhat[r, j] * istd
+            xhat[r, j] = h
+            y[r, j] = h * gamma[j] + beta[j]
+
+
+def _batchnorm_backward(d, xhat, inv_std, gamma, dgamma, dbeta):  # type: ignore[no-untyped-def]
+    m, n = d.shape
+    T = d.dtype.type
+    for j in range(n):
+        sg = 0.0
+        sb = 0.0
+        for r in range(m):
+            sg += d[r, j] * xhat[r, j]
+            sb += d[r, j]
+        dgamma[j] = sg
+        dbeta[j] = sb
+        a = T(sg) / m
+        c = T(sb) / m
+        scale = gamma[j] * inv_std[j]
+        for r in range(m):
+            d[r, j] = (d[r, j] - (xhat[r, j] * a + c)) * scale
+
+
 @LAYERS.register("batchnorm")
 class BatchNorm(_Norm):
     """Batch normalisation for fully-connected layers.
@@ -74,6 +125,9 @@ class BatchNorm(_Norm):
     params : {"gamma": ones (n_features,), "beta": zeros (n_features,)}
     buffers : {"running_mean": (n_features,), "running_var": (n_features,)}
     """
+
+    #: Its training forward and backward for the compiled engine (:mod:`neuronlab.engine`).
+    kernel = (_batchnorm_forward, _batchnorm_backward)
 
     def __init__(
         self, n_features: int, *, momentum: float = 0.9, eps: float = 1e-5, dtype: Any = np.float32
