@@ -504,6 +504,26 @@ def test_dropout_draws_the_masks_the_numpy_path_draws(dtype, tol):
     assert_same_run(plain, e, monitor=False)
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-4)], ids=["f64", "f32"])
+def test_gaussian_noise_draws_the_noise_the_numpy_path_draws(dtype, tol):
+    """Input noise and a noise layer after a hidden activation, next to Dropout, segments cut
+    every 5 steps; std 0 draws nothing."""
+    def make(engine):
+        net = nl.Sequential([
+            nl.GaussianNoise(0.3, rng=11), nl.Linear(FEATURES, 16, rng=0, dtype=dtype), nl.Tanh(),
+            nl.GaussianNoise(0.1, rng=12), nl.Dropout(0.2, rng=13), nl.GaussianNoise(0.0, rng=14),
+            nl.Linear(16, 3, rng=1, dtype=dtype)]).pack()
+        return nl.Trainer(net, nl.SoftmaxCrossEntropy(), nl.Momentum(lr=0.05), monitor=False,
+                          engine=engine, callbacks=[StopsEvery(5)])
+
+    e, n = fit(make(True), dtype=dtype), fit(make(False), dtype=dtype)
+    assert_close_runs(e, n, tol)
+    states = [[layer.rng.bit_generator.state for layer in tr.model.layers if hasattr(layer, "rng")]
+              for tr in (e, n)]
+    assert states[0] == states[1]
+    assert states[0][3] == make(False).model.layers[5].rng.bit_generator.state  # std 0
+
+
 def test_dropout_at_rate_0_draws_nothing():
     e, n = fit(dropout_trainer(True, rate=0.0)), fit(dropout_trainer(False, rate=0.0))
     assert_close_runs(e, n, 1e-12)

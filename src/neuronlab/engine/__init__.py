@@ -14,9 +14,10 @@ It runs when numba is installed (the ``fast`` extra), ``NEURONLAB_ENGINE`` is no
 
 * a packed :class:`~neuronlab.layers.Sequential` (as ``mlp`` builds) of
   :class:`~neuronlab.layers.Linear` layers, the elementwise activations (ReLU, leaky ReLU,
-  ELU, tanh, sigmoid), :class:`~neuronlab.layers.BatchNorm` and
-  :class:`~neuronlab.layers.Dropout` (its masks drawn from its own generator exactly as its
-  ``forward`` draws them), float32 or float64;
+  ELU, tanh, sigmoid), :class:`~neuronlab.layers.BatchNorm`,
+  :class:`~neuronlab.layers.Dropout` and :class:`~neuronlab.layers.GaussianNoise` (their
+  masks and noise drawn from their own generators exactly as their ``forward`` draws them),
+  float32 or float64;
 * softmax cross-entropy or mean squared error, with or without sample and class weights;
 * SGD, momentum, Nesterov, Adagrad, RMSprop and Adam (with clipping and weight decay);
 * no regulariser, or the L1/L2/elastic-net penalties; no constraints;
@@ -159,7 +160,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
     """
     from neuronlab.engine import build
     from neuronlab.layers.linear import Linear
-    from neuronlab.layers.noise import Dropout
+    from neuronlab.layers.noise import Dropout, GaussianNoise
     from neuronlab.layers.normalization import BatchNorm
     from neuronlab.layers.sequential import Sequential
     from neuronlab.regularizers import Regularizer
@@ -222,14 +223,15 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
         elif cls in build.ACTIVATIONS:
             n = width
             rows.append([1, n, build.ACTIVATIONS.index(cls), -1, width, 0, 0, 0])
-        elif cls is Dropout:
+        elif cls is Dropout or cls is GaussianNoise:
             n = width
-            drawn = layer.rate > 0.0 and not layer.noise_off  # else forward is the identity
+            # else forward is the identity and draws nothing
+            drawn = (layer.rate if cls is Dropout else layer.std) > 0.0 and not layer.noise_off
             if drawn and any(layer.rng is other.rng for _, other in dropouts):
-                return f"layer {i} (Dropout) shares its generator with another Dropout layer"
+                return f"layer {i} ({cls.__name__}) shares its generator with another layer"
             if drawn:
                 dropouts.append((i, layer))
-            rows.append([2 if drawn else 3, n, 0, -1, width, 0, 0, 0])
+            rows.append([(2 if cls is Dropout else 5) if drawn else 3, n, 0, -1, width, 0, 0, 0])
         elif cls is BatchNorm:
             n = width
             gamma, beta = layer.params["gamma"], layer.params["beta"]
@@ -418,10 +420,10 @@ class Engine:
         return status < 0
 
     def _draw_masks(self, total_rows: int) -> tuple[np.ndarray, list[Any]]:
-        """Every Dropout layer's masks for ``total_rows`` rows, drawn as its ``forward`` draws
-        them (uniforms in the dtype from its own generator, 1/(1 − rate) where ≥ rate, else
-        0): one block per layer, its start written into the layer's table row. Also the
-        generators' states before the draw."""
+        """Every Dropout layer's masks (uniforms in the dtype from its own generator,
+        1/(1 − rate) where ≥ rate, else 0) and every GaussianNoise layer's noise (std·ε) for
+        ``total_rows`` rows, drawn as their ``forward`` draws them: one block per layer, its
+        start written into the layer's table row. Also the generators' states before."""
         if not self.dropouts:
             return self.no_masks, []
         dtype = self.w.dtype
@@ -431,9 +433,13 @@ class Engine:
         for (i, layer), size in zip(self.dropouts, sizes):
             states.append(layer.rng.bit_generator.state)
             block = masks[start:start + size]
-            layer.rng.random(size, dtype=dtype, out=block)
-            np.greater_equal(block, layer.rate, out=block)
-            block *= 1.0 / (1.0 - layer.rate)
+            if self.layers[i, 0] == 2:  # Dropout: 1/(1 − rate) where the uniform ≥ rate
+                layer.rng.random(size, dtype=dtype, out=block)
+                np.greater_equal(block, layer.rate, out=block)
+                block *= 1.0 / (1.0 - layer.rate)
+            else:  # GaussianNoise: std·ε
+                layer.rng.standard_normal(size, dtype=dtype, out=block)
+                block *= dtype.type(layer.std)
             self.layers[i, 2] = start
             start += size
         return masks, states

@@ -15,11 +15,12 @@ The network is a table, one row per layer (``layers[i]``):
 =====  ==========================================================================
 col    meaning
 =====  ==========================================================================
-0      op: ``LINEAR`` (0), ``ACT`` (1), ``DROPOUT`` (2), ``IDENTITY`` (3: dropout at rate 0)
-       or ``BATCHNORM`` (4)
+0      op: ``LINEAR`` (0), ``ACT`` (1), ``DROPOUT`` (2), ``IDENTITY`` (3: dropout or noise
+       that draws nothing), ``BATCHNORM`` (4) or ``NOISE`` (5: Gaussian noise)
 1      width of the layer's output
-2      LINEAR: offset of W in the flat parameters; ACT: the activation's code; DROPOUT: where
-       the layer's masks for the segment start in ``masks`` (row after row, step after step);
+2      LINEAR: offset of W in the flat parameters; ACT: the activation's code; DROPOUT and
+       NOISE: where the layer's masks (noise) for the segment start in ``masks`` (row after
+       row, step after step);
        BATCHNORM: offset of gamma (beta follows it)
 3      LINEAR: offset of b, or -1 without a bias; BATCHNORM: offset of its running mean in
        ``bufs`` (the running variance follows it)
@@ -40,7 +41,7 @@ arrays are views of them), so what Python sees between segments is the trained m
 
 import numpy as np
 
-__all__ = ["ACT", "BATCHNORM", "DROPOUT", "IDENTITY", "LINEAR", "backward", "clip", "finish_step", "finite",
+__all__ = ["ACT", "BATCHNORM", "DROPOUT", "IDENTITY", "LINEAR", "NOISE", "backward", "clip", "finish_step", "finite",
            "forward", "gather", "penalty", "steps", "update"]
 
 LINEAR = 0
@@ -48,6 +49,7 @@ ACT = 1
 DROPOUT = 2
 IDENTITY = 3
 BATCHNORM = 4
+NOISE = 5
 
 
 def gather(X, order, start, stop, xb, idx):
@@ -92,6 +94,10 @@ def forward(layers, alpha, w, ws, x, m, masks, row0, bufs):
                 mo = a + row0 * n
                 for j in range(m * n):
                     dst[j] = src[j] * masks[mo + j]
+            elif op == NOISE:
+                mo = a + row0 * n
+                for j in range(m * n):
+                    dst[j] = masks[mo + j] + src[j]
             else:
                 dst[:] = src
         prev = out
