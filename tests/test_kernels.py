@@ -539,3 +539,30 @@ def test_batchnorm_kernels_match_forward_and_backward(code, dtype):
         assert got.dtype == dtype
         scale = np.max(np.abs(want))
         assert np.max(np.abs(got.astype(np.float64) - want)) <= tol * scale
+
+
+@DTYPES
+def test_layernorm_kernels_match_forward_and_backward(code, dtype):
+    rng = np.random.default_rng(4)
+    m, n = 23, 11
+    layer = nl.LayerNorm(n, eps=1e-3, dtype=dtype)
+    layer.params["gamma"][...] = rng.uniform(0.5, 2, n)
+    layer.params["beta"][...] = rng.standard_normal(n)
+    x = (rng.standard_normal((m, n)) * 3 + 1).astype(dtype)
+    dout = rng.standard_normal((m, n)).astype(dtype)
+    y_ref = layer.forward(x, training=True)
+    layer.grads["gamma"][...] = 0
+    layer.grads["beta"][...] = 0
+    dx_ref = layer.backward(dout)
+
+    y, xhat, inv_std = np.empty_like(x), np.empty_like(x), np.empty(m, dtype)
+    code._layernorm_forward(x, y, xhat, inv_std, layer.params["gamma"], layer.params["beta"],
+                            np.dtype(dtype).type(1e-3))
+    d, dgamma, dbeta = dout.copy(), np.empty(n, dtype), np.empty(n, dtype)
+    code._layernorm_backward(d, xhat, inv_std, layer.params["gamma"], dgamma, dbeta)
+
+    tol = 1e-13 if dtype == np.float64 else 8 * np.finfo(np.float32).eps
+    for got, want in ((y, y_ref), (xhat, layer._xhat), (inv_std, layer._inv_std.reshape(-1)),
+                      (dgamma, layer.grads["gamma"]), (dbeta, layer.grads["beta"]), (d, dx_ref)):
+        assert got.dtype == dtype
+        assert np.max(np.abs(got.astype(np.float64) - want)) <= tol * np.max(np.abs(want))

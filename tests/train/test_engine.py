@@ -583,6 +583,24 @@ def test_batchnorm_matches_numpy_path(dtype, tol, dropout):
     np.testing.assert_allclose(e.predict(X.astype(dtype)), n.predict(X.astype(dtype)))
 
 
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-4)], ids=["f64", "f32"])
+def test_layernorm_matches_numpy_path(dtype, tol):
+    """LayerNorm after each hidden Linear (one with a non-default eps), and on the inputs."""
+    def make(engine):
+        net = nl.Sequential([
+            nl.LayerNorm(FEATURES, dtype=dtype), nl.Linear(FEATURES, 16, rng=0, dtype=dtype),
+            nl.LayerNorm(16, eps=1e-2, dtype=dtype), nl.ReLU(),
+            nl.Linear(16, 12, rng=1, dtype=dtype), nl.LayerNorm(12, dtype=dtype), nl.Tanh(),
+            nl.Linear(12, 3, rng=2, dtype=dtype)]).pack()
+        for layer in net.layers:
+            if isinstance(layer, nl.LayerNorm):
+                layer.params["gamma"][...] = np.linspace(0.5, 1.5, layer.n_features)
+        return nl.Trainer(net, nl.SoftmaxCrossEntropy(), nl.Adam(lr=0.01), monitor=False,
+                          engine=engine)
+
+    assert_close_runs(fit(make(True), dtype=dtype), fit(make(False), dtype=dtype), tol)
+
+
 def test_batchnorm_resume_mid_epoch_is_bit_identical(tmp_path):
     """The running averages go through the checkpoint and back into the engine's block."""
     reference = fit(batchnorm_trainer(True, dropout=0.25))

@@ -15,6 +15,7 @@ It runs when numba is installed (the ``fast`` extra), ``NEURONLAB_ENGINE`` is no
 * a packed :class:`~neuronlab.layers.Sequential` (as ``mlp`` builds) of
   :class:`~neuronlab.layers.Linear` layers, the elementwise activations (ReLU, leaky ReLU,
   ELU, tanh, sigmoid), :class:`~neuronlab.layers.BatchNorm`,
+  :class:`~neuronlab.layers.LayerNorm`,
   :class:`~neuronlab.layers.Dropout` and :class:`~neuronlab.layers.GaussianNoise` (their
   masks and noise drawn from their own generators exactly as their ``forward`` draws them),
   float32 or float64;
@@ -161,7 +162,7 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
     from neuronlab.engine import build
     from neuronlab.layers.linear import Linear
     from neuronlab.layers.noise import Dropout, GaussianNoise
-    from neuronlab.layers.normalization import BatchNorm
+    from neuronlab.layers.normalization import BatchNorm, LayerNorm
     from neuronlab.layers.sequential import Sequential
     from neuronlab.regularizers import Regularizer
 
@@ -243,10 +244,19 @@ def plan(trainer: Any, X: Any, y: np.ndarray, w: np.ndarray | None) -> Engine | 
             rows.append([4, n, _offset(flat_w, gamma), at, width, 0, 0, 0])
             norms.append(layer)
             seen_params = True
+        elif cls is LayerNorm:
+            n = width
+            gamma, beta = layer.params["gamma"], layer.params["beta"]
+            if layer.n_features != width or _offset(flat_w, beta) != _offset(flat_w, gamma) + n:
+                return f"layer {i} (LayerNorm) does not normalise {width} packed features"
+            rows.append([6, n, _offset(flat_w, gamma), -1, width, 0, 0, 0])
+            seen_params = True
         else:
             return f"layer {i} ({cls.__name__}) has no compiled kernel"
         if cls is BatchNorm:
             alpha.append((layer.momentum, 1.0 - layer.momentum, layer.eps))
+        elif cls is LayerNorm:
+            alpha.append((0.0, 0.0, layer.eps))
         else:
             arg = getattr(layer, "kernel_arg", None)
             alpha.append((0.0 if arg is None else float(getattr(layer, arg)), 0.0, 0.0))
@@ -322,9 +332,12 @@ class Engine:
         for i, n in enumerate(widths):
             layers[i, 5] = offset
             offset += bs * n
-            if layers[i, 0] == 4:  # BatchNorm: its x̂ rows and 1/std
+            if layers[i, 0] == 4:  # BatchNorm: its x̂ rows and 1/std per feature
                 layers[i, 6], layers[i, 7] = offset, offset + bs * n
                 offset += bs * n + n
+            elif layers[i, 0] == 6:  # LayerNorm: its x̂ rows and 1/std per row
+                layers[i, 6], layers[i, 7] = offset, offset + bs * n
+                offset += bs * n + bs
         self.ws = np.empty(max(offset, 1), dtype)
         self.xb = np.empty((bs, X.shape[1]), dtype)
         self.idx = np.empty(bs, np.int64)

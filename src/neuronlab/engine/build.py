@@ -98,9 +98,9 @@ def source() -> str:
         value, slope = (add(f) for f in cls.kernel)
         fwd.append(f"for j in range(x.size):\n    y[j] = {value}(x[j], a)")
         bwd.append(f"for j in range(x.size):\n    d[j] *= {slope}(x[j], y[j], a)")
-    from neuronlab.layers.normalization import BatchNorm
+    from neuronlab.layers.normalization import BatchNorm, LayerNorm
 
-    for fn in BatchNorm.kernel:
+    for fn in (*BatchNorm.kernel, *LayerNorm.kernel):
         add(fn)
     parts.append(_dispatch("act_forward", "x, y, a", fwd))
     parts.append(_dispatch("act_backward", "x, y, d, a", bwd))

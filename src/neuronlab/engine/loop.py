@@ -16,23 +16,23 @@ The network is a table, one row per layer (``layers[i]``):
 col    meaning
 =====  ==========================================================================
 0      op: ``LINEAR`` (0), ``ACT`` (1), ``DROPOUT`` (2), ``IDENTITY`` (3: dropout or noise
-       that draws nothing), ``BATCHNORM`` (4) or ``NOISE`` (5: Gaussian noise)
+       that draws nothing), ``BATCHNORM`` (4), ``NOISE`` (5: Gaussian noise) or ``LAYERNORM`` (6)
 1      width of the layer's output
 2      LINEAR: offset of W in the flat parameters; ACT: the activation's code; DROPOUT and
        NOISE: where the layer's masks (noise) for the segment start in ``masks`` (row after
        row, step after step);
-       BATCHNORM: offset of gamma (beta follows it)
+       BATCHNORM and LAYERNORM: offset of gamma (beta follows it)
 3      LINEAR: offset of b, or -1 without a bias; BATCHNORM: offset of its running mean in
        ``bufs`` (the running variance follows it)
 4      width of the layer's input
 5      offset of the layer's output rows in the workspace ``ws``
 6      LINEAR: 1 when the gradient of its input is needed (a layer with parameters below
-       it); BATCHNORM: offset of its x̂ rows in ``ws``
-7      BATCHNORM: offset of its 1/std in ``ws``
+       it); BATCHNORM and LAYERNORM: offset of its x̂ rows in ``ws``
+7      BATCHNORM and LAYERNORM: offset of its 1/std (per feature, per row) in ``ws``
 =====  ==========================================================================
 
 ``alpha[i]`` holds a layer's scalars in the parameters' dtype: an activation's ``a``;
-BatchNorm's momentum, 1 − momentum and eps.
+BatchNorm's momentum, 1 − momentum and eps; LayerNorm's eps (third).
 
 Every array the step touches is allocated once per fit: the parameters ``w``, gradients ``g``
 and optimizer slots ``s0``/``s1`` are the model's and optimizer's own flat blocks (their layers'
@@ -41,7 +41,7 @@ arrays are views of them), so what Python sees between segments is the trained m
 
 import numpy as np
 
-__all__ = ["ACT", "BATCHNORM", "DROPOUT", "IDENTITY", "LINEAR", "NOISE", "backward", "clip", "finish_step", "finite",
+__all__ = ["ACT", "BATCHNORM", "DROPOUT", "IDENTITY", "LAYERNORM", "LINEAR", "NOISE", "backward", "clip", "finish_step", "finite",
            "forward", "gather", "penalty", "steps", "update"]
 
 LINEAR = 0
@@ -50,6 +50,7 @@ DROPOUT = 2
 IDENTITY = 3
 BATCHNORM = 4
 NOISE = 5
+LAYERNORM = 6
 
 
 def gather(X, order, start, stop, xb, idx):
@@ -88,6 +89,10 @@ def forward(layers, alpha, w, ws, x, m, masks, row0, bufs):
             _batchnorm_forward(prev, out, ws[xo:xo + m * n].reshape((m, n)),  # noqa: F821
                                ws[io:io + n], w[a:a + n], w[a + n:a + 2 * n], bufs[b:b + n],
                                bufs[b + n:b + 2 * n], alpha[i, 0], alpha[i, 1], alpha[i, 2])
+        elif op == LAYERNORM:
+            xo, io = layers[i, 6], layers[i, 7]
+            _layernorm_forward(prev, out, ws[xo:xo + m * n].reshape((m, n)),  # noqa: F821
+                               ws[io:io + m], w[a:a + n], w[a + n:a + 2 * n], alpha[i, 2])
         else:
             src, dst = prev.reshape(-1), out.reshape(-1)
             if op == DROPOUT:
@@ -135,6 +140,10 @@ def backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0):
         elif op == BATCHNORM:
             xo, io = layers[i, 6], layers[i, 7]
             _batchnorm_backward(dm, ws[xo:xo + m * n].reshape((m, n)), ws[io:io + n],  # noqa: F821
+                                w[a:a + n], g[a:a + n], g[a + n:a + 2 * n])
+        elif op == LAYERNORM:
+            xo, io = layers[i, 6], layers[i, 7]
+            _layernorm_backward(dm, ws[xo:xo + m * n].reshape((m, n)), ws[io:io + m],  # noqa: F821
                                 w[a:a + n], g[a:a + n], g[a + n:a + 2 * n])
         elif op == DROPOUT:
             dflat, mo = dm.reshape(-1), a + row0 * n

@@ -242,6 +242,59 @@ class BatchNorm(_Norm):
         }
 
 
+
+# LayerNorm's forward and backward on one batch, beside its NumPy methods, for the compiled
+# training loop (neuronlab.engine): per row r, the mean and biased variance over its features,
+# x̂ = (x − μ_r)·inv_std_r and y = γ·x̂ + β; backward writes dγ = Σ_r d·x̂, dβ = Σ_r d and, in
+# place, dx = inv_std·(g − mean(g) − x̂·mean(g·x̂)) with g = γ·d.
+
+
+def _layernorm_forward(x, y, xhat, inv_std, gamma, beta, eps):  # type: ignore[no-untyped-def]
+    m, n = x.shape
+    T = x.dtype.type
+    for r in range(m):
+        s = 0.0
+        for j in range(n):
+            s += x[r, j]
+        mu = T(s / n)
+        v = 0.0
+        for j in range(n):
+            c = x[r, j] - mu
+            xhat[r, j] = c
+            v += c * c
+        istd = T(1) / np.sqrt(T(v / n) + eps)
+        inv_std[r] = istd
+        for j in range(n):
+            h = xhat[r, j] * istd
+            xhat[r, j] = h
+            y[r, j] = h * gamma[j] + beta[j]
+
+
+def _layernorm_backward(d, xhat, inv_std, gamma, dgamma, dbeta):  # type: ignore[no-untyped-def]
+    m, n = d.shape
+    T = d.dtype.type
+    for j in range(n):
+        sg = 0.0
+        sb = 0.0
+        for r in range(m):
+            sg += d[r, j] * xhat[r, j]
+            sb += d[r, j]
+        dgamma[j] = sg
+        dbeta[j] = sb
+    for r in range(m):
+        s1 = 0.0
+        s2 = 0.0
+        for j in range(n):
+            g = d[r, j] * gamma[j]
+            s1 += g
+            s2 += g * xhat[r, j]
+        g_mean = T(s1 / n)
+        gx_mean = T(s2 / n)
+        for j in range(n):
+            g = d[r, j] * gamma[j]
+            d[r, j] = (g - (xhat[r, j] * gx_mean + g_mean)) * inv_std[r]
+
+
 @LAYERS.register("layernorm")
 class LayerNorm(_Norm):
     """Layer normalisation: each sample is normalised over its own features,
@@ -254,6 +307,9 @@ class LayerNorm(_Norm):
     eps : float > 0
     dtype : float32 or float64
     """
+
+    #: Its forward and backward for the compiled engine (:mod:`neuronlab.engine`).
+    kernel = (_layernorm_forward, _layernorm_backward)
 
     def __init__(self, n_features: int, *, eps: float = 1e-5, dtype: Any = np.float32) -> None:
         super().__init__(n_features, eps, dtype)
