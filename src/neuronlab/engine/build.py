@@ -9,14 +9,16 @@ each elementwise activation's ``kernel`` (:mod:`neuronlab.layers.activations`), 
 dispatchers generated over them (``act_forward``/``act_backward`` by activation code,
 ``loss_kernel`` by loss code, ``rule_update`` by rule code), writes it to a cache folder
 under a name that is the hash of its text, and compiles it with numba's on-disk cache: the
-first fit on a machine compiles (several seconds), later processes load the machine code, and
-a change to any kernel gives a new file instead of a stale cache.
+first fit on a machine compiles (15-30 s per dtype, with a warning saying so; ``make venv``
+runs ``python -m neuronlab.engine`` to do it ahead), later processes load the machine code
+(about 0.3 s), and a change to any kernel gives a new file instead of a stale cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import inspect
 import os
 import sys
@@ -28,6 +30,8 @@ from types import ModuleType
 from typing import Any
 
 __all__ = ["ACTIVATIONS", "LOSSES", "RULES", "cache_dir", "compiled", "source", "warm"]
+
+log = logging.getLogger(__name__)
 
 
 def _activations() -> list[type]:
@@ -165,7 +169,10 @@ def compiled() -> ModuleType:
     global _module
     with _lock:
         if _module is None:
-            path, _ = _write(source())
+            path, cached = _write(source())
+            if not cached or not list((path.parent / "__pycache__").glob(f"{path.stem}.steps-*.nbi")):
+                log.warning("compiling neuronlab's training engine (once per machine, 15-30 s per "
+                            "dtype; `python -m neuronlab.engine` does it ahead of time)")
             spec = importlib.util.spec_from_file_location(f"_neuronlab_{path.stem}", path)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
