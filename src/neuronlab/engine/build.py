@@ -146,22 +146,27 @@ def cache_dir() -> Path:
 
 
 def _write(text: str) -> tuple[Path, bool]:
-    """The module file (written once, atomically); False when no folder was writable (numba
-    then compiles in every process)."""
+    """The module file, written atomically unless it already holds exactly ``text`` (a stale
+    or altered file is replaced), in the cache folder or else in a folder of this user's own
+    under the temporary directory; False when neither was writable (numba then compiles in
+    every process)."""
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     name = f"engine_{digest}.py"
-    for folder, cache in ((cache_dir(), True), (Path(tempfile.gettempdir()), False)):
-        path = folder / "engine" / name
+    private = Path(tempfile.gettempdir()) / f"neuronlab-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    for folder in (cache_dir() / "engine", private / "engine"):
+        path = folder / name
         try:
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(text if cache else text.replace("_CACHE = True", "_CACHE = False"))
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.is_file() or path.is_symlink() or path.read_text() != text:
+                tmp = folder / f".{name}.{os.getpid()}.tmp"
+                tmp.write_text(text)
                 os.replace(tmp, path)
-            return path, cache
+            return path, True
         except OSError:
             continue
-    raise OSError("no writable folder for the compiled engine's module")
+    path = Path(tempfile.mkdtemp(prefix="neuronlab-engine-")) / name
+    path.write_text(text.replace("_CACHE = True", "_CACHE = False"))
+    return path, False
 
 
 def compiled() -> ModuleType:
