@@ -59,6 +59,7 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[search]' 'jax==0.10.2' 'jaxlib==0.10.2' 'optax==0.2.8'
 	$(BENCH_VENV)/bin/python -c "import sys, torch; sys.exit('torch is a CUDA build' if torch.version.cuda else 0)"
 	$(BENCH_VENV)/bin/python -c "import sys, jax; sys.exit('jax runs on ' + jax.default_backend() if jax.default_backend() != 'cpu' else 0)"
+	$(BENCH_VENV)/bin/python -m neuronlab.engine  # compiled before any timing (the end-to-end rows)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

@@ -1,5 +1,6 @@
 """The benchmark suite must not rot: run a tiny configuration of its neuronlab side (no
-PyTorch needed) and check the arithmetic its tables rest on. Speed is never asserted."""
+PyTorch or JAX needed; the JAX contenders in a test of their own, skipped where JAX is not
+installed) and check the arithmetic its tables rest on. Speed is never asserted."""
 
 from __future__ import annotations
 
@@ -51,12 +52,87 @@ def test_tiny_run_writes_results(tmp_path: Path) -> None:
     large = next(r for r in rows if r.section == "train large momentum")
     assert large.ceiling == pytest.approx(result["ceilings"]["large"].train_rate)
     text = out.read_text()
-    assert "## GEMM ceiling" in text and "48-16-16-3" in text
+    assert "## GEMM-only loop" in text and "48-16-16-3" in text
+    assert "| *GEMM-only loop (np.matmul)* |" in text
     assert result["machine"]["cpu"] in text
     # without peers, the targets left are the monitors' costs and the ceiling's share
     names = [t for t, _, _ in targets(result)]
-    assert sum("monitors" in n for n in names) == 4
-    assert not any("PyTorch" in n or "scikit-learn" in n for n in names)
+    assert sum("monitors cost" in n for n in names) == 4
+    assert not any("PyTorch" in n or "scikit-learn" in n or "JAX" in n for n in names)
+    assert sum("GEMM-only loop" in n for n in names) == 4  # 80% and 85%, both large sections
+
+
+def test_tiny_run_with_jax(tmp_path: Path) -> None:
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    import jax_contenders as J
+
+    cfg = replace(TINY, peers=("jax",), sections=("ceiling", "train"))
+    out = tmp_path / "RESULTS.md"
+    result = bench.run_benchmark(cfg, out=out)
+    rows = result["rows"]
+    for section in ("train large momentum", "train large adam", "train small momentum",
+                    "train small adam"):
+        got = {r.contender: r for r in rows if r.section == section}
+        assert set(got) == {"neuronlab", "neuronlab (monitors off)", J.PER_STEP, J.SCAN}
+        assert all(math.isfinite(r.rate) and r.rate > 0 for r in got.values())
+        check = got[J.SCAN].agreement
+        assert check is not None and check.ok, (section, check)  # the same work
+    names = [t for t, _, _ in targets(result)]
+    assert sum("JAX (jit whole epoch, scan)" in n for n in names) == 4
+    text = out.read_text()
+    assert "× JAX scan" in text and "Weight check (not timed)" in text
+    assert "the same work." in text and "DISAGREE" not in text
+
+
+def test_jax_contenders_train_what_neuronlab_trains() -> None:
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    import contenders as C
+    import jax_contenders as J
+
+    X, y = C.random_data(64, 8, 3, seed=0)
+    sizes, batch = (8, 16, 3), 16
+    for opt in C.OPTIMIZERS.values():
+        check = J.agreement(X, y, sizes, batch, opt, rows=64)
+        assert check.ok and check.steps == 4, check
+        # another order, or another learning rate, is other work, and the check says so
+        for other_order, lr in ((99, opt.lr), (1234, opt.lr * 1.1)):
+            trainer = C._nl_trainer(sizes, opt, monitor=False, seed=0)
+            start = [a.copy() for a in trainer.model.params.values()]
+            run = J.jax_epoch(X, y, sizes, batch, replace(opt, lr=lr), scan=False)
+            run.train(J.order(64, batch, other_order))
+            trainer.fit(X, y, epochs=1, batch_size=batch, seed=1234)
+            _, update = J.compare(list(trainer.model.params.values()), run.weights(), start)
+            assert update > 5 * check.tolerance, (other_order, lr, update)
+        # per step and scan agree with each other, epoch by epoch
+        step, scan = (J.jax_epoch(X, y, sizes, batch, opt, scan=s) for s in (False, True))
+        assert step() == scan() == 64
+        for a, b in zip(step.weights(), scan.weights(), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="whole number of batches"):
+        J.jax_epoch(X[:60], y[:60], sizes, batch, C.OPTIMIZERS["adam"], scan=True)
+
+
+def test_jax_missing_is_said_and_skipped(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(bench.J, "available", lambda: "ImportError: No module named 'jax'")
+    result = bench.run_benchmark(replace(TINY, peers=("jax",), sections=()))
+    assert "jax is not importable" in capsys.readouterr().out
+    assert result["rows"] == [] and result["config"].peers == ()
+
+
+def test_e2e_startup_rows_run_fresh_processes() -> None:
+    from e2e import measure_e2e, neuronlab_script
+
+    said: list[str] = []
+    rows = measure_e2e(reps=1, parts=("startup",), say=said.append)
+    names = [r.name for r in rows]
+    assert names[:2] == ['python -c "import numpy"', 'python -c "import neuronlab"']
+    assert ("neuronlab --help" in names) == (neuronlab_script() is not None)
+    assert all(r.unit == "s" and r.value > 0 and r.runs == 1 for r in rows)
+    assert {r.name: r.target for r in rows}['python -c "import neuronlab"'] == 0.25
+    assert len(said) == len(rows)
 
 
 def test_memmap_child_trains_from_npy(tmp_path: Path) -> None:
@@ -104,10 +180,44 @@ def test_ratios_and_targets() -> None:
     assert ratio(rows, "train large momentum", "neuronlab", "missing") is None
     got = {t: (v, ok) for t, v, ok in targets({"rows": rows, "memmap": None})}
     assert got["train large momentum: ≥ 1.1× PyTorch"] == ("1.20×", True)
-    assert got["train large momentum: ≥ 80% of the GEMM ceiling"] == ("60%", False)  # 120/200
+    # the GEMM-only share is the monitors-off row's (the same work as the GEMM loop): 100/200
+    assert got["train large momentum: monitors off ≥ 85% of the GEMM-only loop"] == ("50%", False)
     assert got["train large momentum: ≥ 2× scikit-learn"] == ("2.40×", True)
     # the monitor's own clocked time, not the noisy ratio of medians (120 vs 100)
     assert got["train large momentum: monitors cost ≤ 5%"] == ("2%", True)
+
+
+def test_jax_targets_are_judged_only_for_the_same_work() -> None:
+    from dataclasses import dataclass
+
+    from e2e import E2E
+    from report import JAX_SCAN, NL_OFF
+
+    @dataclass
+    class Check:
+        ok: bool
+
+    def rows(ok: bool) -> list[Row]:
+        return [Row("train small adam", "neuronlab", 120.0, 0.0, None),
+                Row("train small adam", NL_OFF, 130.0, 0.0, None),
+                Row("train small adam", JAX_SCAN, 100.0, 0.0, None, agreement=Check(ok)),
+                Row("train large adam", "neuronlab", 90.0, 0.0, 110.0),
+                Row("train large adam", NL_OFF, 100.0, 0.0, 110.0),
+                Row("train large adam", JAX_SCAN, 100.0, 0.0, 110.0)]
+
+    got = {t: (v, ok) for t, v, ok in targets({"rows": rows(True), "memmap": None})}
+    assert got["train small adam: monitors off ≥ 1.25× JAX (jit whole epoch, scan)"] == ("1.30×", True)
+    assert got["train large adam: monitors off ≥ 1.05× JAX (jit whole epoch, scan)"] == ("1.00×", False)
+    assert got["train large adam: monitors off ≥ 85% of the GEMM-only loop"] == ("91%", True)
+    got = {t: (v, ok) for t, v, ok in targets({"rows": rows(False), "memmap": None})}
+    assert got["train small adam: monitors off ≥ 1.25× JAX (jit whole epoch, scan) — JAX did other work, "
+               "not judged"] == ("1.30×", None)
+    e2e = [E2E('python -c "import neuronlab"', 0.31, "s", 7, 0.1, target=0.25),
+           E2E("neuronlab --help", 0.29, "s", 7, 0.1, target=0.3),
+           E2E("neuronlab search", 200.0, "trials/min", 1, 0.0)]
+    got = {t: (v, ok) for t, v, ok in targets({"rows": [], "memmap": None, "e2e": e2e})}
+    assert got == {'python -c "import neuronlab": ≤ 0.25 s': ("0.31 s", False),
+                   "neuronlab --help: ≤ 0.3 s": ("0.29 s", True)}
 
 
 def test_monitor_share_is_the_time_inside_the_monitor() -> None:
@@ -115,7 +225,9 @@ def test_monitor_share_is_the_time_inside_the_monitor() -> None:
 
     X, y = C.random_data(640, 8, 3, seed=0)
     share = C.monitor_share(X, y, (8, 16, 3), 32, C.OPTIMIZERS["momentum"], steps=20)
-    assert 0.0 < share < 1.0
+    # a ratio, not a fraction: with the compiled engine 20 steps of this network take well
+    # under a millisecond, so a busy moment inside a hook can make the monitor the larger part
+    assert 0.0 < share and math.isfinite(share)
 
 
 def test_random_data_is_float32_and_labelled() -> None:
