@@ -59,7 +59,7 @@ def test_tiny_run_writes_results(tmp_path: Path) -> None:
     names = [t for t, _, _ in targets(result)]
     assert sum("monitors cost" in n for n in names) == 4
     assert not any("PyTorch" in n or "scikit-learn" in n or "JAX" in n for n in names)
-    assert sum("GEMM-only loop" in n for n in names) == 4  # 80% and 85%, both large sections
+    assert sum("GEMM-only loop" in n for n in names) == 2  # 85%, both large sections
 
 
 def test_tiny_run_with_jax(tmp_path: Path) -> None:
