@@ -153,14 +153,16 @@ assert results["Polyak average (steps 185-370)"] > results["last weights"]
 assert results["snapshot ensemble (last 5 epochs)"] > results["last weights"]
 
 # %% [markdown]
-# The averaged weights also give a lower test loss: the last weights, after the large
-# final steps, are confidently wrong more often.
+# The EMA's weights also give a lower test loss: the last weights, after the large final
+# steps, are confidently wrong more often. The Polyak mean reaches the same accuracy, but it
+# averages in weights from half the run back, and whether its loss beats the last weights'
+# depends on the run.
 
 # %%
 test_scores = {name: loss(m.forward(scaler.transform(X_test)), y_test)
                for name, m in (("last", model), ("EMA", ema_model), ("Polyak", polyak_model))}
 print({k: round(v, 3) for k, v in test_scores.items()})
-assert test_scores["EMA"] < test_scores["last"] and test_scores["Polyak"] < test_scores["last"]
+assert test_scores["EMA"] < test_scores["last"]
 
 # %% [markdown]
 # `averaged_model(model)` returns a copy with the averaged weights; `ema.copy_to(model)`

@@ -24,7 +24,7 @@ def test_minibatch_steps_are_bit_identical_to_the_previous_loop():
     model = nl.mlp(5, [16, 8], 3, batchnorm=True, rng=0)
     ref_model, opt = copy.deepcopy(model), nl.Momentum(lr=0.05)
     ref_opt, loss, reg = copy.deepcopy(opt), nl.SoftmaxCrossEntropy(), nl.L2(1e-2)
-    tr = nl.Trainer(model, loss, opt, regularizer=reg, monitor=False)
+    tr = nl.Trainer(model, loss, opt, regularizer=reg, monitor=False, engine=False)  # the NumPy loop
     tr.fit(X, y, epochs=2, batch_size=32, seed=4)
 
     rng, losses = np.random.default_rng(4), []

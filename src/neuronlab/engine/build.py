@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["ACTIVATIONS", "LOSSES", "RULES", "cache_dir", "compiled", "source", "warm"]
+__all__ = ["ACTIVATIONS", "LOSSES", "RULES", "cache_dir", "compiled", "source"]
 
 log = logging.getLogger(__name__)
 
@@ -186,25 +186,3 @@ def compiled() -> ModuleType:
             _module = module
     return _module
 
-
-def warm() -> float:
-    """Compile the loop for float32 and float64 now (a one-step fit of a tiny network in each),
-    so that the first real fit loads machine code from the cache; returns the seconds taken.
-    ``python -m neuronlab.engine`` runs it (``make venv`` does, after installing)."""
-    import time
-
-    import numpy as np
-
-    from neuronlab.layers.builders import mlp
-    from neuronlab.losses.classification import SoftmaxCrossEntropy
-    from neuronlab.optim.momentum import Momentum
-    from neuronlab.train.trainer import Trainer
-
-    start = time.perf_counter()
-    X = np.arange(16, dtype=np.float64).reshape(8, 2)
-    y = np.arange(8) % 2
-    for dtype in (np.float32, np.float64):
-        trainer = Trainer(mlp(2, [3], 2, rng=0, dtype=dtype), SoftmaxCrossEntropy(),
-                          Momentum(lr=0.01), monitor=False, engine=True)
-        trainer.fit(X.astype(dtype), y, epochs=1, batch_size=8)
-    return time.perf_counter() - start

@@ -41,8 +41,8 @@ arrays are views of them), so what Python sees between segments is the trained m
 
 import numpy as np
 
-__all__ = ["ACT", "BATCHNORM", "DROPOUT", "IDENTITY", "LAYERNORM", "LINEAR", "NOISE", "backward", "clip", "finish_step", "finite",
-           "forward", "gather", "penalty", "steps", "update"]
+__all__ = ["ACT", "BATCHNORM", "DROPOUT", "IDENTITY", "LAYERNORM", "LINEAR", "NOISE",
+           "finish_step", "steps"]
 
 LINEAR = 0
 ACT = 1
@@ -53,7 +53,7 @@ NOISE = 5
 LAYERNORM = 6
 
 
-def gather(X, order, start, stop, xb, idx):
+def _gather(X, order, start, stop, xb, idx):
     """Rows ``sorted(order[start:stop])`` of X into ``xb`` (the Trainer's ``batch``)."""
     m = stop - start
     for i in range(m):
@@ -67,7 +67,7 @@ def gather(X, order, start, stop, xb, idx):
     return m
 
 
-def forward(layers, alpha, w, ws, x, m, masks, row0, bufs):
+def _forward(layers, alpha, w, ws, x, m, masks, row0, bufs):
     """The training forward pass of ``m`` rows of ``x``; returns the scores (a view of ws).
     Dropout multiplies by the masks its layer drew for this step (rows ``row0 ..`` of the
     segment's), which the engine drew with the layer's generator as its ``forward`` does."""
@@ -109,7 +109,7 @@ def forward(layers, alpha, w, ws, x, m, masks, row0, bufs):
     return prev
 
 
-def backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0):
+def _backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0):
     """Gradients of every parameter into ``g`` from dL/dscores in ``d0`` (which the pass
     overwrites, as it does ``d1``)."""
     d, other = d0, d1
@@ -151,7 +151,7 @@ def backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0):
                 dflat[j] *= masks[mo + j]
 
 
-def penalty(w, g, wranges, l1, l2):
+def _penalty(w, g, wranges, l1, l2):
     """The regulariser (:class:`neuronlab.regularizers.Regularizer`): R(W) summed over the
     weight arrays ``w[a:b]`` of ``wranges``, and dR/dW added into ``g``."""
     total = 0.0
@@ -170,7 +170,7 @@ def penalty(w, g, wranges, l1, l2):
     return total
 
 
-def clip(g, clip_value, clip_norm):
+def _clip(g, clip_value, clip_norm):
     """The optimizer's gradient clipping (:meth:`neuronlab.optim.base.Optimizer._clip`)."""
     if clip_value > 0:
         c = g.dtype.type(clip_value)
@@ -189,7 +189,7 @@ def clip(g, clip_value, clip_norm):
                 g[j] *= scale
 
 
-def finite(g):
+def _finite(g):
     """True when every element of ``g`` is finite (Inf·0 and NaN·0 are NaN)."""
     acc = g.dtype.type(0)
     for j in range(g.size):
@@ -197,7 +197,7 @@ def finite(g):
     return acc == 0
 
 
-def update(w, g, s0, s1, rule, sc, wranges, decay):
+def _update(w, g, s0, s1, rule, sc, wranges, decay):
     """The optimizer's step on the flat block: the rule, then decoupled weight decay
     ``w *= decay`` on the weight arrays (``decay`` 1 for none)."""
     rule_update(rule, w, g, s0, s1, sc)  # noqa: F821
@@ -220,8 +220,45 @@ def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1,
     loss 0 and gradient 0, as on the NumPy path. With ``stop_last`` the last step stops
     before clipping and the update (a callback looks at its gradient first).
 
-    Returns the index (from ``b0``) of the first step whose scores (or, with
-    ``check_grads``, loss or gradients) were not finite, before its update, or -1.
+    Parameters
+    ----------
+    X, yi, yf, sw : ndarray
+        The training rows (model dtype), labels (int64), targets (float64, 2-D) and row
+        weights (float64; ones for an unweighted fit).
+    order : ndarray of int64
+        The epoch's row order; ``batch_size`` rows per step.
+    batch_size, b0, b1 : int
+        The batch size and the steps' range (batch indices of the epoch).
+    layers, alpha : ndarray
+        The network's table and its layers' scalars (see the module docstring).
+    w, g, s0, s1 : ndarray
+        Flat parameters, gradients and the optimizer's slots (empty when unused).
+    ws, xb, idx, wb, d0, d1 : ndarray
+        Workspaces: layer outputs (and BatchNorm/LayerNorm caches), the batch's rows, their
+        indices and weights, two gradient buffers.
+    loss_code, rule : int
+        Codes of the loss and the update rule (their dispatchers).
+    wranges : ndarray of shape (n, 2)
+        ``[start, stop)`` of every weight array in ``w``.
+    l1, l2, clip_value, clip_norm : float
+        The penalty's coefficients and the optimizer's clipping (0 for none).
+    check_grads : bool
+        Also stop at a non-finite loss or gradient (a NonFiniteGuard is present).
+    sc, decay : ndarray
+        Each step's rule scalars (a row per step) and weight-decay factor.
+    values, sums : ndarray
+        Out: each step's loss; in and out: the epoch's running sums (loss × mass, mass, right
+        predictions or squared error).
+    stop_last : bool
+        Stop the last step before its clipping and update.
+    masks, bufs : ndarray
+        The segment's Dropout masks and Gaussian noise; BatchNorm's running averages.
+
+    Returns
+    -------
+    int
+        The index (from ``b0``) of the first step whose scores (or, with ``check_grads``, loss
+        or gradients) were not finite, before its update; -1 when every step ran.
     """
     n = X.shape[0]
     row0 = 0  # rows of the segment before this step (where its dropout masks start)
@@ -229,13 +266,13 @@ def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1,
         k = b - b0
         start = b * batch_size
         stop = min(start + batch_size, n)
-        m = gather(X, order, start, stop, xb, idx)
+        m = _gather(X, order, start, stop, xb, idx)
         x = xb[:m]
         mass = 0.0
         for r in range(m):
             wb[r] = sw[idx[r]]
             mass += wb[r]
-        scores = forward(layers, alpha, w, ws, x, m, masks, row0, bufs)
+        scores = _forward(layers, alpha, w, ws, x, m, masks, row0, bufs)
         nout = scores.shape[1]
         dm = d0[:m * nout].reshape((m, nout))
         if mass > 0:
@@ -245,10 +282,10 @@ def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1,
         else:  # no weight, no data: the regulariser alone
             value, stat = 0.0, 0.0
             dm[:] = 0
-        backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0)
+        _backward(layers, alpha, w, g, ws, x, m, d0, d1, masks, row0)
         row0 += m
-        value += penalty(w, g, wranges, l1, l2)
-        if check_grads and not (finite(g) and -np.inf < value < np.inf):
+        value += _penalty(w, g, wranges, l1, l2)
+        if check_grads and not (_finite(g) and -np.inf < value < np.inf):
             return k
         values[k] = value
         sums[0] += value * mass
@@ -256,12 +293,26 @@ def steps(X, yi, yf, sw, order, batch_size, b0, b1, layers, alpha, w, g, s0, s1,
         sums[2] += stat
         if stop_last and b == b1 - 1:
             return -1
-        clip(g, clip_value, clip_norm)
-        update(w, g, s0, s1, rule, sc[k], wranges, decay[k])
+        _clip(g, clip_value, clip_norm)
+        _update(w, g, s0, s1, rule, sc[k], wranges, decay[k])
     return -1
 
 
 def finish_step(w, g, s0, s1, rule, sc, wranges, decay, clip_value, clip_norm):
-    """The rest of a step that ``steps`` stopped before: clipping and the update."""
-    clip(g, clip_value, clip_norm)
-    update(w, g, s0, s1, rule, sc, wranges, decay)
+    """The rest of a step that ``steps`` stopped before: clipping and the update.
+
+    Parameters
+    ----------
+    w, g, s0, s1 : ndarray
+        Flat parameters, gradients and the optimizer's slots.
+    rule : int
+        The update rule's code.
+    sc : ndarray
+        The step's rule scalars.
+    wranges : ndarray of shape (n, 2)
+        The weight arrays' ranges in ``w``.
+    decay, clip_value, clip_norm : float
+        The weight-decay factor (1 for none) and the clipping (0 for none).
+    """
+    _clip(g, clip_value, clip_norm)
+    _update(w, g, s0, s1, rule, sc, wranges, decay)

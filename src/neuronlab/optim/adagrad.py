@@ -13,11 +13,23 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["Adagrad"]
 
 
-
 # The rule as one pass over flat 1-D arrays, for the compiled training loop
 # (neuronlab.engine): the same float operations in the same order as _update, so
 # the result is bit-identical (tests/test_kernels.py).
 def _adagrad_kernel(w, g, cache, lr, eps):  # type: ignore[no-untyped-def]
+    """Adagrad's rule, ``c += g²; w −= lr·g/(√c + eps)``, as one pass over flat arrays.
+
+    Parameters
+    ----------
+    w, g : ndarray
+        The parameters (updated in place) and their gradient, 1-D.
+    cache : ndarray
+        The sum of squared gradients.
+    lr : float
+        The step's learning rate.
+    eps : float
+        The denominator's floor.
+    """
     for i in range(w.size):
         gi = g[i]
         ci = cache[i] + gi * gi

@@ -14,11 +14,33 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["Adam", "AdamW"]
 
 
-
 # The rule as one pass over flat 1-D arrays, for the compiled training loop
 # (neuronlab.engine): the same float operations in the same order as _update, so
 # the result is bit-identical (tests/test_kernels.py).
 def _adam_kernel(w, g, m, v, b1, c1, b2, c2, eps, step):  # type: ignore[no-untyped-def]
+    """Adam's rule with the bias corrections folded into ``eps`` and ``step``, as one pass.
+
+    Parameters
+    ----------
+    w, g : ndarray
+        The parameters (updated in place) and their gradient, 1-D.
+    m : ndarray
+        The first-moment slot.
+    v : ndarray
+        The second-moment slot.
+    b1 : float
+        β1.
+    c1 : float
+        1 − β1.
+    b2 : float
+        β2.
+    c2 : float
+        1 − β2.
+    eps : float
+        Eps·√(1 − β2^t).
+    step : float
+        lr·√(1 − β2^t)/(1 − β1^t).
+    """
     for i in range(w.size):
         gi = g[i]
         mi = m[i] * b1 + gi * c1

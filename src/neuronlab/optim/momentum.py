@@ -13,11 +13,23 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["Momentum"]
 
 
-
 # The rule as one pass over flat 1-D arrays, for the compiled training loop
 # (neuronlab.engine): the same float operations in the same order as _update, so
 # the result is bit-identical (tests/test_kernels.py).
 def _momentum_kernel(w, g, v, lr, mu):  # type: ignore[no-untyped-def]
+    """Momentum's rule, ``v = μv − lr·g; w += v``, as one pass over flat arrays.
+
+    Parameters
+    ----------
+    w, g : ndarray
+        The parameters (updated in place) and their gradient, 1-D.
+    v : ndarray
+        The velocity slot.
+    lr : float
+        The step's learning rate.
+    mu : float
+        The momentum.
+    """
     for i in range(w.size):
         vi = v[i] * mu - g[i] * lr
         v[i] = vi

@@ -10,11 +10,23 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["Nesterov"]
 
 
-
 # The rule as one pass over flat 1-D arrays, for the compiled training loop
 # (neuronlab.engine): the same float operations in the same order as _update, so
 # the result is bit-identical (tests/test_kernels.py).
 def _nesterov_kernel(w, g, v, lr, mu):  # type: ignore[no-untyped-def]
+    """Nesterov's rule (the notes' form), as one pass over flat arrays.
+
+    Parameters
+    ----------
+    w, g : ndarray
+        The parameters (updated in place) and their gradient, 1-D.
+    v : ndarray
+        The velocity slot.
+    lr : float
+        The step's learning rate.
+    mu : float
+        The momentum.
+    """
     for i in range(w.size):
         step = g[i] * lr
         vi = v[i] * mu - step

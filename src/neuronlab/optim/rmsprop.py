@@ -13,11 +13,27 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["RMSprop"]
 
 
-
 # The rule as one pass over flat 1-D arrays, for the compiled training loop
 # (neuronlab.engine): the same float operations in the same order as _update, so
 # the result is bit-identical (tests/test_kernels.py).
 def _rmsprop_kernel(w, g, cache, lr, decay, rest, eps):  # type: ignore[no-untyped-def]
+    """RMSprop's rule, ``c = decay·c + (1 − decay)·g²; w −= lr·g/(√c + eps)``, as one pass.
+
+    Parameters
+    ----------
+    w, g : ndarray
+        The parameters (updated in place) and their gradient, 1-D.
+    cache : ndarray
+        The running mean of squared gradients.
+    lr : float
+        The step's learning rate.
+    decay : float
+        The decay.
+    rest : float
+        1 − decay.
+    eps : float
+        The denominator's floor.
+    """
     for i in range(w.size):
         gi = g[i]
         ci = cache[i] * decay + gi * gi * rest

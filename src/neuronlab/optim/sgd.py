@@ -10,11 +10,19 @@ from neuronlab.registry import OPTIMIZERS
 __all__ = ["SGD"]
 
 
-
 # The rule as one pass over flat 1-D arrays, for the compiled training loop
 # (neuronlab.engine): the same float operations in the same order as _update, so
 # the result is bit-identical (tests/test_kernels.py).
 def _sgd_kernel(w, g, lr):  # type: ignore[no-untyped-def]
+    """SGD's rule, ``w -= lr·g``, as one pass over flat arrays (the engine's update).
+
+    Parameters
+    ----------
+    w, g : ndarray
+        The parameters (updated in place) and their gradient, 1-D.
+    lr : float
+        The step's learning rate, in the arrays' dtype.
+    """
     for i in range(w.size):
         w[i] -= g[i] * lr
 
