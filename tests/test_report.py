@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -211,6 +214,75 @@ def test_an_empty_directory_renders_and_a_missing_one_raises(tmp_path):
     assert "no config.toml" in text
     with pytest.raises(FileNotFoundError, match="run directory not found"):
         write_report(tmp_path / "missing")
+
+
+# -- the processes that draw it -------------------------------------------------------------------
+def _children_of_this_process() -> set[int]:
+    me = str(os.getpid())
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:
+            out.add(int(stat.parent.name))
+    return out
+
+
+needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked drawing: Linux")
+
+
+@needs_fork
+def test_forked_drawing_processes_give_the_same_page_and_end(moons_run, tmp_path):
+    before = _children_of_this_process()
+    one = write_report(moons_run, path=tmp_path / "one.html", workers=1).read_text()
+    two = write_report(moons_run, path=tmp_path / "two.html", workers=2).read_text()
+    assert one == two
+    assert _children_of_this_process() <= before  # every drawing process has ended
+
+
+@needs_fork
+def test_a_drawing_process_that_dies_loses_nothing(moons_run, tmp_path, monkeypatch):
+    """A drawing process killed with a figure in hand: that figure is drawn by the parent."""
+    from neuronlab import report
+
+    parent, real = os.getpid(), report._Figure.html
+
+    def html(self, png):
+        if self.alt == "Loss" and os.getpid() != parent:
+            os._exit(3)  # killed in the middle of the loss curve
+        return real(self, png)
+
+    monkeypatch.setattr(report._Figure, "html", html)
+    page, _ = _parse(write_report(moons_run, path=tmp_path / "r.html", workers=2))
+    assert page.sections == ALWAYS + ["decision-regions"] and len(page.images) == len(PLOTS) + 1
+
+
+@needs_fork
+def test_the_report_writer_writes_in_its_process_and_ends(moons_run, tmp_path):
+    from neuronlab.report import ReportWriter
+
+    expected = write_report(moons_run, path=tmp_path / "here.html").read_text()
+    with ReportWriter(workers=2) as writer:
+        pid = writer._pid
+        assert pid is not None and pid in _children_of_this_process()
+        out = writer.write(moons_run, path=tmp_path / "there.html")
+        assert out == tmp_path / "there.html" and out.read_text() == expected
+    assert pid not in _children_of_this_process()  # ended and reaped
+
+
+@needs_fork
+def test_the_report_writer_falls_back_to_this_process(moons_run, tmp_path):
+    """Its process killed (or a report it could not write): the report is written here."""
+    from neuronlab.report import ReportWriter
+
+    with ReportWriter() as writer:
+        os.kill(writer._pid, signal.SIGKILL)
+        out = writer.write(moons_run, path=tmp_path / "r.html")
+        assert out.is_file() and writer._pid is None
+    with ReportWriter() as writer, pytest.raises(FileNotFoundError, match="run directory not found"):
+        writer.write(tmp_path / "missing")
 
 
 def test_image_shape_comes_from_the_data_source():

@@ -15,11 +15,20 @@ import base64
 import html
 import io
 import json
+import logging
 import math
+import multiprocessing
 import os
+import re
+import signal
+import sys
+import time
 import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing import connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -27,7 +36,9 @@ from neuronlab import plots
 from neuronlab.io import atomic_write_bytes
 from neuronlab.train.loggers import read_metrics
 
-__all__ = ["SECTION_IDS", "image_shape_for", "write_report"]
+__all__ = ["SECTION_IDS", "ReportWriter", "default_workers", "image_shape_for", "write_report"]
+
+logger = logging.getLogger(__name__)
 
 SECTION_IDS: tuple[str, ...] = (
     "config",
@@ -149,9 +160,11 @@ class _Pngs:
     to render); ``canvas.draw()`` lays out and renders in one pass, with the same pixels.
     Figures of one size share an Agg canvas, so they share its renderer and what it caches
     (text extents, parsed math text of the log-axis labels): the loss, accuracy and monitor
-    plots are drawn about a quarter faster, pixel for pixel the same. The figures are opaque,
-    so the PNGs are RGB (a tenth smaller than savefig's RGBA); Pillow writes no Software
-    tag, so the bytes do not depend on the matplotlib version.
+    plots are drawn about a quarter faster, pixel for pixel the same. Constrained layout
+    runs once instead of twice when its first pass leaves every axis with the ticks it
+    measured (see :func:`_one_pass_layout`). The figures are opaque, so the PNGs are RGB (a
+    tenth smaller than savefig's RGBA); Pillow writes no Software tag, so the bytes do not
+    depend on the matplotlib version.
     """
 
     def __init__(self) -> None:
@@ -166,6 +179,7 @@ class _Pngs:
             fig.set_size_inches(_WIDE)
         elif len({round(a.get_position().x0, 2) for a in fig.axes}) == 1:  # stacked curves
             fig.set_size_inches(_WIDE[0], fig.get_figheight())
+        _one_pass_layout(fig)
         size = (float(fig.get_figwidth()), float(fig.get_figheight()))
         canvas = self._canvases.get(size)
         if canvas is None:
@@ -179,6 +193,414 @@ class _Pngs:
         buf = io.BytesIO()
         Image.fromarray(pixels).save(buf, format="png", dpi=(_DPI, _DPI))
         return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+_ONE_PASS: Any = None  # the layout engine class, made on first use (it subclasses matplotlib's)
+
+
+def _one_pass_layout(fig: Any) -> None:
+    """Give ``fig`` a constrained layout that stops after its first pass when that pass
+    changed no axis's ticks.
+
+    Matplotlib's constrained layout always makes two passes: the first sizes the margins from
+    the tick labels of the axes where they stand, the second again after moving them, because
+    moving an axes can change its ticks and so its labels' extents. When the first pass left
+    every axis with the tick locations it measured, the second measures the same labels and
+    moves the axes by a fraction of a pixel at most (a panel figure's axes 0.4 px wider; a
+    curve's not at all); it is skipped (a report's nine to twelve figures: a fifth of their
+    drawing time). Otherwise the second pass runs as matplotlib's does. A figure whose
+    engine is not the stock constrained one, or a matplotlib whose layout internals differ,
+    keeps matplotlib's own layout.
+    """
+    global _ONE_PASS
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    engine = fig.get_layout_engine()
+    if type(engine) is not ConstrainedLayoutEngine or getattr(engine, "_compress", False):
+        return
+    if _ONE_PASS is None:
+        try:
+            from matplotlib import _constrained_layout as cl
+
+            steps = (cl.make_layoutgrids, cl.make_layout_margins, cl.make_margin_suptitles,
+                     cl.match_submerged_margins, cl.check_no_collapsed_axes, cl.reposition_axes,
+                     cl.reset_margins)
+        except (ImportError, AttributeError):  # another matplotlib: its own two passes
+            _ONE_PASS = ConstrainedLayoutEngine
+        else:
+            _ONE_PASS = _make_one_pass_engine(ConstrainedLayoutEngine, cl, steps)
+    if _ONE_PASS is not ConstrainedLayoutEngine:
+        fig.set_layout_engine(_ONE_PASS(**engine.get()))
+
+
+def _make_one_pass_engine(base: Any, cl: Any, steps: tuple[Any, ...]) -> Any:
+    """The engine class of :func:`_one_pass_layout`: matplotlib's ``do_constrained_layout``
+    (3.8 to 3.11), whose loop ends early when the ticks stayed where they were."""
+
+    def ticks(fig: Any) -> list[Any]:
+        return [(tuple(axis.get_majorticklocs()), tuple(axis.get_minorticklocs()))
+                for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)]
+
+    class OnePassConstrained(base):  # type: ignore[misc, valid-type]
+        def execute(self, fig: Any) -> Any:
+            try:
+                return self._layout(fig)
+            except (TypeError, AttributeError):  # another signature: matplotlib's own
+                return super().execute(fig)
+
+        def _layout(self, fig: Any) -> Any:
+            width, height = fig.get_size_inches()
+            p = self._params
+            w_pad, h_pad = p["w_pad"] / width, p["h_pad"] / height
+            renderer = fig._get_renderer()
+            grids = cl.make_layoutgrids(fig, None, rect=p["rect"])
+            if not grids["hasgrids"]:
+                return super().execute(fig)
+            for _ in range(2):
+                measured = ticks(fig)
+                cl.make_layout_margins(grids, fig, renderer, h_pad=h_pad, w_pad=w_pad,
+                                       hspace=p["hspace"], wspace=p["wspace"])
+                cl.make_margin_suptitles(grids, fig, renderer, h_pad=h_pad, w_pad=w_pad)
+                cl.match_submerged_margins(grids, fig)
+                grids[fig].update_variables()
+                if not cl.check_no_collapsed_axes(grids, fig):  # matplotlib warns; we leave it
+                    return super().execute(fig)
+                cl.reposition_axes(grids, fig, renderer, h_pad=h_pad, w_pad=w_pad,
+                                   hspace=p["hspace"], wspace=p["wspace"])
+                cl.reset_margins(grids, fig)
+                if ticks(fig) == measured:
+                    break
+            return grids
+
+    return OnePassConstrained
+
+
+@dataclass
+class _Figure:
+    """One picture of the report: ``make()`` builds the figure; :meth:`html` draws it."""
+
+    make: Callable[[], Any]
+    alt: str
+    failed: str = "this plot failed"
+    cost: float = 1.0  # a rough drawing time, to hand out the slow ones first
+
+    def html(self, png: _Pngs) -> str:
+        try:
+            return _img(png(self.make()), self.alt)
+        except Exception as e:  # noqa: BLE001  one failing plot must not take the report down
+            return _note(f"{self.failed}: {type(e).__name__}: {e}")
+
+
+_FIGURE_MARK = "\x00figure {}\x00"  # where a figure's <img> goes in a section's HTML
+
+
+# -- drawing the figures in processes ---------------------------------------------------------
+def default_workers() -> int:
+    """How many processes draw a report's figures by default: one per core this process may
+    use, at most 4, and 1 where processes cannot be forked (a report's figures are drawn by
+    forked copies of the process that read the run)."""
+    if "fork" not in multiprocessing.get_all_start_methods() or not sys.platform.startswith("linux"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+_WARM: _Pngs | None = None  # the drawing state :func:`_warm_up` leaves to forked processes
+
+
+def _warm_up() -> None:
+    """Import what drawing a report needs and draw a first figure the size of the page's
+    curves: matplotlib and Pillow, the plot modules, the fonts, the math-text grammar, and
+    that canvas's renderer with the extents of the labels most curves have (steps, powers of
+    ten). A process that forks its drawing processes after this hands all of it to them."""
+    global _WARM
+    if _WARM is not None:
+        return
+    _WARM = _Pngs()
+    import matplotlib.figure
+    from matplotlib.ticker import MaxNLocator
+    from PIL import PngImagePlugin  # noqa: F401
+
+    try:
+        import threadpoolctl  # noqa: F401  (the drawing processes limit BLAS with it)
+    except ImportError:
+        pass
+
+    from neuronlab.babysit import (  # noqa: F401
+        gradient_noise,
+        lr_find,
+        sharpness,
+        spectrum,
+    )
+
+    fig = matplotlib.figure.Figure(figsize=_WIDE, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot([0, 500, 1000], [1e-4, 2e-2, 3.0], "o-", label="train (epoch mean)")
+    ax.set_yscale("log")
+    ax.set_title("Loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend(loc="best", fontsize="small")
+    _WARM(fig)
+    fig = matplotlib.figure.Figure(figsize=(2.6, 2.1), layout="constrained")
+    ax = fig.add_subplot()
+    ax.stairs([1, 2], [0.0, 0.5, 1.0], fill=True)
+    ax.set_title("0: Linear", fontsize="small")
+    ax.tick_params(labelsize="x-small")
+    ax.xaxis.set_major_locator(MaxNLocator(4))
+    _Pngs()(fig)
+
+
+def _draw_all(figures: list[_Figure], workers: int) -> list[str]:
+    """Each figure's HTML (its ``<img>``, or a note that it failed), drawn here or, with
+    ``workers`` > 1, by that many forked processes, the slow figures first."""
+    if workers > 1 and len(figures) > 1 and default_workers() > 1:
+        try:
+            return _draw_forked(figures, min(workers, len(figures)))
+        except OSError as e:  # no process could be started (memory, a process limit)
+            logger.warning("drawing the report's figures in this process: %s", e)
+    png = _Pngs()
+    return [f.html(png) for f in figures]
+
+
+def _no_fork_warning() -> Any:
+    """Python 3.12+ warns when a process with threads forks (a lock another thread holds
+    stays locked in the child). The threads here are BLAS's own, which fork safely (OpenBLAS
+    parks them at fork), and the children only draw and write to their pipe."""
+    import warnings
+
+    ctx = warnings.catch_warnings()
+    ctx.__enter__()
+    warnings.filterwarnings("ignore", message=r".*fork\(\)", category=DeprecationWarning)
+    return ctx
+
+
+def _draw_forked(figures: list[_Figure], workers: int) -> list[str]:
+    """Fork ``workers`` drawing processes and hand them the figures one at a time, each to
+    the first that is free. A drawing process that dies (killed, out of memory) loses only
+    its figure in hand: it is drawn here at the end. The processes end with this one."""
+    _warm_up()  # once here, not once per process
+    ctx = multiprocessing.get_context("fork")
+    todo = sorted(range(len(figures)), key=lambda i: -figures[i].cost)
+    out: dict[int, str] = {}
+    procs: dict[Any, tuple[Any, int | None]] = {}  # connection -> (process, figure in hand)
+    try:
+        for _ in range(workers):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_draw_served, args=(figures, theirs, os.getpid()),
+                               name="neuronlab-report", daemon=True)
+            quiet = _no_fork_warning()
+            try:
+                proc.start()
+            finally:
+                quiet.__exit__(None, None, None)
+            theirs.close()
+            procs[mine] = (proc, None)
+        for conn in list(procs):
+            _hand_out(conn, procs, todo)
+        while any(i is not None for _, i in procs.values()):
+            for conn in connection.wait([c for c, (_, i) in procs.items() if i is not None]):
+                proc, i = procs[conn]
+                try:
+                    out[i] = conn.recv()
+                except (EOFError, OSError):  # it died with figure i in hand
+                    logger.warning("a report drawing process ended early (exit code %s)",
+                                   proc.exitcode)
+                    del procs[conn]
+                    conn.close()
+                    continue
+                _hand_out(conn, procs, todo)
+    finally:
+        for conn, (proc, _) in procs.items():
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            conn.close()
+        for proc, _ in procs.values():
+            proc.join(5.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    png = _Pngs()
+    return [out[i] if i in out else figures[i].html(png) for i in range(len(figures))]
+
+
+def _hand_out(conn: Any, procs: dict[Any, tuple[Any, int | None]], todo: list[int]) -> None:
+    proc, _ = procs[conn]
+    i = todo.pop(0) if todo else None
+    procs[conn] = (proc, i)
+    if i is not None:
+        conn.send(i)
+
+
+def _draw_served(figures: list[_Figure], conn: Any, parent: int) -> None:
+    """A drawing process: figure numbers in, their HTML out, until None or the end of the
+    pipe. Forked, so it has the figures (and the warm matplotlib) of its parent."""
+    from neuronlab._children import die_with_parent
+
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:  # the processes draw side by side: the histograms' products (500 rows) on one thread
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    except ImportError:
+        pass
+    png = _WARM if _WARM is not None else _Pngs()  # this process's own copy of the warm canvases
+    while True:
+        try:
+            i = conn.recv()
+        except (EOFError, OSError):
+            return
+        if i is None:
+            return
+        try:
+            conn.send(figures[i].html(png))
+        except OSError:  # the parent is gone
+            return
+
+
+class ReportWriter:
+    """Writes run reports from a process started ahead of time, so that a report costs its
+    caller little more than drawing its figures on every core.
+
+    ``neuronlab train`` starts one before it trains: while training runs (on one core for the
+    networks it trains by default), the writer's process imports matplotlib, loads the fonts
+    and draws a first small figure on another core, so that when training ends the report's
+    figures are drawn at once by ``workers`` forked copies of that warm process (matplotlib's
+    import and warm-up are a fifth of a report's time, its figures most of the rest). The
+    process is a fork of this one started at construction; it ends with this process
+    (``PR_SET_PDEATHSIG`` on Linux), when :meth:`close` is called, or when this side of its
+    pipe closes. Where processes cannot be forked, or if the process is gone, :meth:`write`
+    writes the report here, with the same page.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Processes that draw a report's figures (:func:`write_report`); default
+        :func:`default_workers`.
+    """
+
+    def __init__(self, *, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else max(1, int(workers))
+        self._pid: int | None = None
+        self._conn: Any = None
+        if "fork" not in multiprocessing.get_all_start_methods() or not sys.platform.startswith("linux"):
+            return
+        # os.fork, not multiprocessing: the writer forks the processes that draw, which a
+        # daemonic multiprocessing process may not, and a non-daemonic one would be joined at
+        # this process's exit while it waits on its pipe
+        mine, theirs = multiprocessing.Pipe()
+        parent = os.getpid()
+        for stream in (sys.stdout, sys.stderr):  # what the child would otherwise write twice
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        quiet = _no_fork_warning()
+        try:
+            pid = os.fork()
+        except OSError as e:  # memory, a process limit: the report is written here
+            logger.warning("no report process (%s): the report will be written in this one", e)
+            mine.close()
+            theirs.close()
+            return
+        finally:
+            quiet.__exit__(None, None, None)
+        if pid == 0:  # the writer's process: it never returns from here
+            code = 1
+            try:
+                mine.close()
+                _serve_reports(theirs, parent, self.workers)
+                code = 0
+            finally:
+                os._exit(code)
+        theirs.close()
+        self._pid, self._conn = pid, mine
+
+    def write(self, run_dir: str | os.PathLike[str], *, path: str | os.PathLike[str] | None = None,
+              sample_size: int = 500) -> Path:
+        """:func:`write_report` of ``run_dir`` (same arguments), in the writer's process.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        if self._conn is not None:
+            try:
+                self._conn.send((os.fspath(run_dir), None if path is None else os.fspath(path),
+                                 sample_size))
+                ok, value = self._conn.recv()
+            except (EOFError, OSError):
+                logger.warning("the report process ended early: writing the report in this one")
+                self.close()
+            else:
+                if ok:
+                    return Path(value)
+                # the same failure, raised here with its own type and traceback
+                logger.debug("the report process failed: %s", value)
+        return write_report(run_dir, path=path, sample_size=sample_size, workers=self.workers)
+
+    def close(self) -> None:
+        """End the writer's process (waiting for a report it is writing)."""
+        conn, pid, self._conn, self._pid = self._conn, self._pid, None, None
+        if conn is not None:
+            try:
+                conn.send(None)
+            except OSError:
+                pass
+            conn.close()
+        if pid is not None:
+            for k in range(100):  # it ends at once when told, or at the end of its pipe
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if done:
+                    return
+                time.sleep(0.01 if k < 50 else 0.1)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _serve_reports(conn: Any, parent: int, workers: int) -> None:
+    """The writer's process: warm up, then ``(run_dir, path, sample_size)`` in, ``(True,
+    path)`` or ``(False, error)`` out, until None or the end of the pipe."""
+    from neuronlab._children import die_with_parent
+
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        _warm_up()
+    except Exception as e:  # noqa: BLE001  the report itself will say what is wrong
+        logger.debug("report warm-up failed: %s", e)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        run_dir, path, sample_size = job
+        try:
+            reply = (True, str(write_report(run_dir, path=path, sample_size=sample_size,
+                                            workers=workers)))
+        except Exception as e:  # noqa: BLE001  raised again by the caller, in its process
+            reply = (False, f"{type(e).__name__}: {e}")
+        try:
+            conn.send(reply)
+        except OSError:  # the parent is gone
+            return
 
 
 def _img(png: str, alt: str) -> str:
@@ -281,6 +703,7 @@ def write_report(
     *,
     path: str | os.PathLike[str] | None = None,
     sample_size: int = 500,
+    workers: int = 1,
 ) -> Path:
     """Write ``report.html`` for a run directory and return its path.
 
@@ -292,6 +715,11 @@ def write_report(
         Where to write (default ``RUN_DIR/report.html``); written atomically.
     sample_size : int
         Training rows forwarded for the activation and gradient histograms.
+    workers : int
+        Processes that draw the figures: 1 draws them in this process; more (Linux) forks
+        that many copies of this process once the run is read, each drawing the next figure
+        not yet drawn (a report's figures are most of its time; :func:`default_workers`
+        gives one per core). They end with this process. The page is the same either way.
 
     Returns
     -------
@@ -310,13 +738,11 @@ def write_report(
     def add(sid: str, title: str, content: str) -> None:
         sections.append((sid, title, content))
 
-    png = _Pngs()
+    figures: list[_Figure] = []  # drawn once the page is planned, maybe in other processes
 
-    def figure(sid: str, title: str, make: Any, *, explain: str = "") -> None:
-        try:
-            content = _img(png(make()), title)
-        except Exception as e:  # noqa: BLE001  one failing plot must not take the report down
-            content = _note(f"this plot failed: {type(e).__name__}: {e}")
+    def figure(sid: str, title: str, make: Any, *, explain: str = "", cost: float = 1.0) -> None:
+        content = _FIGURE_MARK.format(len(figures))
+        figures.append(_Figure(make, title, cost=cost))
         add(sid, title, (f"<p>{html.escape(explain)}</p>" if explain else "") + content)
 
     add(
@@ -336,8 +762,9 @@ def write_report(
         diagnosis = _note(f"the diagnosis failed: {type(e).__name__}: {e}")
     add("baselines", "Baselines", _baselines_html(model, records))
     add("diagnosis", "Diagnosis", diagnosis)
-    _verification_section(run_dir, add, figure)
-    figure("loss", "Loss", lambda: plots.plot_loss(records, log_scale=_spans_decades(records.loss)))
+    _verification_section(run_dir, add, figures)
+    figure("loss", "Loss", lambda: plots.plot_loss(records, log_scale=_spans_decades(records.loss)),
+           cost=2.0)
     figure("accuracy", "Accuracy", lambda: plots.plot_accuracy(records))
     figure("learning-rate", "Learning rate", lambda: plots.plot_learning_rate(records))
     _lr_find_section(run_dir, add, figure)
@@ -369,12 +796,14 @@ def write_report(
             "Activation histograms",
             lambda: plots.plot_activation_histograms(model, Xp),
             explain=f"Each layer's output on {len(Xp)} training examples, inference mode.",
+            cost=1.7,
         )
         figure(
             "gradients",
             "Gradient histograms",
             lambda: plots.plot_gradient_histograms(model, loss, Xp, ys),
             explain="The gradient reaching each layer's output on the same examples (gradient flow).",
+            cost=3.0,
         )
     else:
         add("activations", "Activation histograms", _note(data_note or ""))
@@ -391,6 +820,8 @@ def write_report(
                 lambda: plots.plot_decision_regions(model, X, y),
             )
 
+    drawn = _draw_all(figures, workers)
+    sections = [(sid, t, _fill(c, drawn)) for sid, t, c in sections]
     name = html.escape(run_dir.resolve().name)
     nav = "".join(f'<a href="#{sid}">{html.escape(t)}</a>' for sid, t, _ in sections)
     body = "".join(
@@ -404,6 +835,11 @@ def write_report(
     out = Path(path) if path is not None else run_dir / "report.html"
     atomic_write_bytes(out, doc.encode("utf-8"))
     return out
+
+
+def _fill(content: str, drawn: list[str]) -> str:
+    """A section's HTML with its figures' marks replaced by what drawing them gave."""
+    return re.sub("\x00figure (\\d+)\x00", lambda m: drawn[int(m.group(1))], content)
 
 
 def _lr_find_section(run_dir: Path, add: Any, figure: Any) -> None:
@@ -445,7 +881,7 @@ def _baselines_html(model: Any, records: plots.RunRecords) -> str:
     return f"<p>{html.escape(words[0].upper() + words[1:])}.</p><p>{html.escape(base.summary())}</p>"
 
 
-def _verification_section(run_dir: Path, add: Any, figure: Any) -> None:
+def _verification_section(run_dir: Path, add: Any, figures: list[_Figure]) -> None:
     """The replays of ``neuronlab diagnose --verify`` (``verify.json``): "what to try next",
     the changes that helped first, by how much they lowered the loss, then a plot of both arms
     of every replay."""
@@ -470,10 +906,10 @@ def _verification_section(run_dir: Path, add: Any, figure: Any) -> None:
         f'<div class="finding {"ok" if v.helped else "info"}"><h3>{i}. {html.escape(v.change)} '
         f'({html.escape(v.rule)})</h3><p>{html.escape(v.summary())}</p></div>'
         for i, v in enumerate(ranked, 1))
-    try:
-        items += _img(_Pngs()(plot_verification(ranked)), "replays")
-    except Exception as e:  # noqa: BLE001  the ranking is worth having without the picture
-        items += _note(f"the replay plot failed: {type(e).__name__}: {e}")
+    # the ranking is worth having without the picture: a failing plot leaves a note
+    items += _FIGURE_MARK.format(len(figures))
+    figures.append(_Figure(lambda: plot_verification(ranked), "replays",
+                           failed="the replay plot failed", cost=2.0))
     add("verification", title, items)
 
 
@@ -485,7 +921,8 @@ def _instrument_sections(records: plots.RunRecords, model: Any, add: Any, figure
 
         batch = records.info.get("batch_size")
         figure("noise-scale", "Gradient noise scale", lambda: plot_noise_scale(
-            records.monitor, batch_size=batch if isinstance(batch, int) else None), explain=(
+            records.monitor, batch_size=batch if isinstance(batch, int) else None), cost=2.8,
+            explain=(
             "B_simple = tr(Σ)/|G|² from per-sample gradients of the monitor's sample: the batch "
             "size beyond which a bigger batch hardly shortens training (McCandlish et al. 2018); "
             "below, each layer's gradient signal-to-noise ratio."))
@@ -504,7 +941,7 @@ def _instrument_sections(records: plots.RunRecords, model: Any, add: Any, figure
     if model is not None and getattr(model, "weight_keys", None):
         from neuronlab.babysit.spectrum import plot_spectrum
 
-        figure("spectrum", "Weight spectra", lambda: plot_spectrum(model), explain=(
+        figure("spectrum", "Weight spectra", lambda: plot_spectrum(model), cost=2.8, explain=(
             "The eigenvalues of WᵀW of each weight matrix (squared singular values) on log-log "
             "axes, with the power-law fit of the tail where the layer is big enough (α between "
             "2 and 6: well-trained layers; the spectra of a random matrix have no heavy tail)."))

@@ -108,6 +108,37 @@ def test_interrupted_trials_are_rerun_on_resume(tmp_path):
     assert r.records[4]["interrupted"] is True
 
 
+def test_a_trial_told_but_not_recorded_gets_its_record_on_resume(tmp_path):
+    """A search killed between telling the study a trial's outcome and writing its record
+    (status.json, its trials.jsonl line) leaves the worker's files in the trial's folder: the
+    next run writes the record. A finished trial with no folder here (another directory's,
+    sharing an RDB study) gets none."""
+    import socket
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    run_search(quadratic, SPACE, n_trials=2, workers=0, directory=tmp_path, pruner=None, plots=False)
+    study = optuna.load_study(study_name="neuronlab",
+                              storage=JournalStorage(JournalFileBackend(str(tmp_path / "study.journal"))))
+    for with_files in (True, False):
+        ghost = study.ask({"lr": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
+                           "y": optuna.distributions.FloatDistribution(0, 1)})
+        ghost.set_user_attr("owner", f"{socket.gethostname()}:999999999")  # no such process
+        if with_files:
+            (tmp_path / "trials" / f"{ghost.number:04d}").mkdir()
+            (tmp_path / "trials" / f"{ghost.number:04d}" / "config.toml").write_text("")
+        study.tell(ghost, -1.0)
+    r = run_search(quadratic, SPACE, n_trials=4, workers=0, directory=tmp_path, pruner=None, plots=False)
+    assert [t["state"] for t in r.records] == ["COMPLETE"] * 4
+    status = json.loads((tmp_path / "trials" / "0002" / "status.json").read_text())
+    assert status["state"] == "COMPLETE" and status["value"] == -1.0
+    assert not (tmp_path / "trials" / "0003").exists()
+    lines = [json.loads(line)["number"] for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    assert sorted(lines) == [0, 1, 2]
+
+
 def test_diverging_trials_are_failed_and_the_search_goes_on(tmp_path):
     r = run_search(diverging, SPACE, n_trials=12, workers=0, directory=tmp_path, pruner=None, plots=False, seed=3)
     failed = [t for t in r.records if t["state"] == "FAIL"]

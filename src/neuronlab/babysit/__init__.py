@@ -10,8 +10,13 @@ that reads it and its plot:
 :mod:`~.diagnose`                 :func:`diagnose`: every rule over a history, in report order
 ================================  ===========================================================
 
-Importing this package imports none of its modules; ``neuronlab`` re-exports ``Monitor``,
-``diagnose``, ``Finding`` and ``format_findings``.
+Importing this package imports none of its modules, only :mod:`neuronlab.train` first:
+:class:`Monitor` is a training callback and the trainer builds one, so the two import each
+other, which works in that order only (``import neuronlab`` imports neither, so
+``from neuronlab.babysit.monitor import Monitor`` may come first). ``neuronlab`` re-exports
+``Monitor``, ``diagnose``, ``Finding`` and ``format_findings``.
 """
+
+import neuronlab.train  # noqa: F401  (see above)
 
 __all__: list[str] = []

@@ -67,8 +67,9 @@ class _Group(click.Group):
 
     def add_lazy_command(self, name: str, target: str, help: str) -> None:
         """Register the command ``target`` (``"module:attribute"``) as ``name``, imported on
-        first use. ``help`` is the command's own help text (its docstring), for the listing of
-        ``neuronlab --help``; tests/test_startup.py holds the two equal."""
+        first use. ``help`` is the command's own help text, or its first paragraph (all that
+        the listing of ``neuronlab --help`` shows); tests/test_startup.py holds the listing's
+        line equal to the command's own."""
         self.lazy_commands[name] = (target, help)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -102,8 +103,6 @@ class _Group(click.Group):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        from neuronlab.train import DivergenceError
-
         debug = bool(os.environ.get("NEURONLAB_DEBUG"))
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -117,8 +116,8 @@ class _Group(click.Group):
             _fail(e.format_message(), e.exit_code)
         except click.exceptions.Abort:
             _fail("aborted", 130)
-        except DivergenceError as e:  # raised outside `train` (which adds the checkpoint note)
-            if debug:
+        except RuntimeError as e:  # a DivergenceError outside `train` (which adds the checkpoint note)
+            if debug or not _is_divergence(e):
                 raise
             _fail(str(e), EXIT_DIVERGED)
         except _USER_ERRORS as e:
@@ -131,14 +130,22 @@ class _Group(click.Group):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
+def _is_divergence(e: BaseException) -> bool:
+    """``e`` is a :class:`~neuronlab.train.DivergenceError`, read without importing the
+    training package (and NumPy) for commands that never train: if its module is not loaded,
+    nothing raised one."""
+    errors = sys.modules.get("neuronlab.train.errors")
+    return errors is not None and isinstance(e, errors.DivergenceError)
+
+
 def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
     from importlib.metadata import version
 
-    from neuronlab import kernels
+    from neuronlab import engine
 
-    click.echo(f"neuronlab, version {version('neuronlab')}; {kernels.describe()}")
+    click.echo(f"neuronlab, version {version('neuronlab')}; {engine.describe()}")
     ctx.exit()
 
 

@@ -393,7 +393,21 @@ def _prepare_resume(run_dir: Path, cfg: RunConfig) -> str | None:
 def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progress: bool | None,
                     tensorboard: bool, report: bool, threads: int | None = None) -> None:
     """Train the prepared run in its folder (from the checkpoint ``resume`` if not None), then
-    write the model, print the test metrics and the diagnosis, and write the report."""
+    write the model, print the test metrics and the diagnosis, and write the report (its
+    process starts now and warms up while training runs: :class:`~neuronlab.report.ReportWriter`)."""
+    if not report:
+        _train_and_save(run, cfg, run_dir, resume, progress, tensorboard, threads)
+        return
+    from neuronlab.report import ReportWriter
+
+    with ReportWriter() as writer:
+        _train_and_save(run, cfg, run_dir, resume, progress, tensorboard, threads)
+        click.echo(f"report: {writer.write(run_dir)}", err=True)
+
+
+def _train_and_save(run: Any, cfg: Any, run_dir: Path, resume: str | None, progress: bool | None,
+                    tensorboard: bool, threads: int | None) -> None:
+    """Train, write the model, print the test metrics and the diagnosis."""
     from neuronlab.babysit.baselines import baselines_for_run
     from neuronlab.babysit.diagnose import diagnose, format_findings
     from neuronlab.babysit.monitor import Monitor
@@ -468,10 +482,6 @@ def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progr
     click.echo(f"baselines: {base.compare(scores[base.part])}" if base is not None
                else f"baselines: not computed ({why})")
     click.echo(format_findings(diagnose(trainer.history)))
-    if report:
-        from neuronlab.report import write_report
-
-        click.echo(f"report: {write_report(run_dir)}", err=True)
 
 
 def _early_stopping_line(stopper: Any, epochs: int) -> str:
@@ -555,9 +565,9 @@ def check(config_file: str | None, n_overfit: int, max_steps: int, **options: An
 )
 def report(run_dir: str, output: str | None) -> None:
     """Write one self-contained HTML report of RUN_DIR: config, model, metrics, diagnosis, plots."""
-    from neuronlab.report import write_report
+    from neuronlab.report import default_workers, write_report
 
-    click.echo(write_report(run_dir, path=output))
+    click.echo(write_report(run_dir, path=output, workers=default_workers()))
 
 
 # -- evaluate / summary / export -----------------------------------------------------------

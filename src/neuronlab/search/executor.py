@@ -242,6 +242,30 @@ def _pin_blas(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def _start_worker(threads: int, warm: Callable[[], Any] | None = None) -> None:
+    """A local worker's start: pin BLAS, import what every trial uses (the training stack,
+    threadpoolctl, Optuna's pruners) and run the objective's own ``warm_up`` (a
+    :class:`~neuronlab.search.objective.TrainObjective` loads its data split and the compiled
+    engine its trials run). The pool starts its workers with the search, so all of this runs
+    while the parent opens the study, not in the first trial of each worker."""
+    _pin_blas(threads)
+    import importlib
+    import logging
+
+    for name in ("threadpoolctl", "optuna.pruners", "optuna.trial", "neuronlab.train",
+                 "neuronlab.runs"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional piece: the trial that needs it says so
+            pass
+    if warm is not None:
+        try:
+            with _limit_threads(threads):
+                warm()
+        except Exception as e:  # noqa: BLE001 - the first trial meets the same problem and reports it
+            logging.getLogger(__name__).debug("objective warm-up failed: %s", e)
+
+
 class Pool:
     """Where trials run: local processes (:class:`~neuronlab.search.workers.WorkerPool`), this
     process, or a Dask cluster (whose scheduler reruns the tasks of a lost worker itself).
@@ -253,7 +277,8 @@ class Pool:
         How many trials to keep in flight.
     """
 
-    def __init__(self, workers: int, dask: str | None, threads: int | None) -> None:
+    def __init__(self, workers: int, dask: str | None, threads: int | None,
+                 warm: Callable[[], Any] | None = None) -> None:
         self.client: Any = None
         if dask is not None:
             from distributed import Client
@@ -265,7 +290,8 @@ class Pool:
         elif workers == 0:
             self.executor, self.capacity = InlineExecutor(), 1
         else:
-            self.executor = WorkerPool(workers, initializer=_pin_blas, initargs=(threads or 1,))
+            self.executor = WorkerPool(workers, initializer=_start_worker,
+                                       initargs=(threads or 1, warm), eager=True)
             self.capacity = workers
 
     def close(self, *, interrupted: bool = False) -> None:
@@ -280,7 +306,8 @@ class Pool:
 
 
 @contextlib.contextmanager
-def open_executor(workers: int = 1, *, dask: str | None = None, threads: int | None = 1) -> Iterator[Pool]:
+def open_executor(workers: int = 1, *, dask: str | None = None, threads: int | None = 1,
+                  warm: Callable[[], Any] | None = None) -> Iterator[Pool]:
     """A :class:`Pool` of ``workers`` local processes, or the Dask cluster at ``dask``.
 
     Parameters
@@ -292,12 +319,15 @@ def open_executor(workers: int = 1, *, dask: str | None = None, threads: int | N
         Scheduler address, e.g. ``"tcp://127.0.0.1:8786"``.
     threads : int or None
         BLAS threads per trial (None: leave the default).
+    warm : callable, optional
+        Picklable; called once in each local worker process as it starts (the objective's
+        ``warm_up``: what every trial reuses). The local processes start at once.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
     if threads is not None:
         check_positive_int("threads", threads)
-    pool = Pool(workers, dask, threads)
+    pool = Pool(workers, dask, threads, warm)
     try:
         yield pool
     except BaseException:  # Ctrl-C, SIGTERM (the CLI raises KeyboardInterrupt) or a failing search

@@ -192,6 +192,26 @@ class TrainObjective:
             base = base.with_overrides({"data": {"source": "<arrays>"}})
         self.base, self.keep_best, self.vary_seed = base, bool(keep_best), bool(vary_seed)
 
+    def warm_up(self) -> None:
+        """Prepare, in a worker process before its first trial, what its trials reuse: the
+        data split and its preprocessor (cached per process), the modules that build and
+        train a run, and the compiled training engine for the base run's dtype, loss and
+        optimizer (numba's import and the machine code from its cache, most of a second; a
+        one-epoch fit of two batches loads exactly what the trials run, and compiles it if
+        the cache is cold). A search's pool calls it as each worker starts."""
+        import neuronlab.io  # noqa: F401  (each trial saves its model)
+        from neuronlab.runs import build_run
+        from neuronlab.train import Trainer
+
+        run = _prepared_data(self.base, self.data, self.data_key)
+        X, y = run.train
+        bs = self.base.train.batch_size
+        n = min(len(y), 2 * bs)
+        parts = build_run(self.base, int(np.prod(X.shape[1:])), run.n_outputs, X.shape[0])
+        model = parts.pop("model")
+        Trainer(model, **parts, monitor=False).fit(X[:n], y[:n], epochs=1, batch_size=bs,
+                                                   seed=self.base.train.seed)
+
     def check_space(self, space: Space) -> None:
         """Fail before any trial runs if a name or a categorical value cannot make a run:
         each choice (and each numeric range's two bounds) is applied to the base config and

@@ -16,13 +16,11 @@ decides what happens (it records the trials in flight as interrupted, then kills
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -30,34 +28,18 @@ from multiprocessing import connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
+from neuronlab._children import die_with_parent
+
 __all__ = ["WorkerLost", "WorkerPool"]
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
 
 class WorkerLost(Exception):
     """The process running a task died before answering."""
 
 
-def _die_with_parent(parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-
-
-def _watch_parent(parent: int) -> None:
-    # the portable fallback: an orphan is adopted by another process
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
-
-
 def _serve(conn: Any, parent: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
     """A worker's main loop: ``(fn, args, kwargs)`` in, ``(result, exception)`` out, until
     None or the end of the pipe."""
-    _die_with_parent(parent)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if initializer is not None:
         initializer(*initargs)
@@ -65,9 +47,15 @@ def _serve(conn: Any, parent: int, initializer: Callable[..., None] | None, init
         try:
             job = conn.recv()
         except EOFError:
-            return
+            job = None
         if job is None:
-            return
+            # Nothing of a worker's outlives its tasks (their results went to the parent):
+            # it ends at once instead of tearing its interpreter down (numba, Optuna, ...:
+            # most of a second, which the parent's shutdown would wait for).
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(0)
         fn, args, kwargs = job
         try:
             reply = (fn(*args, **kwargs), None)
@@ -93,12 +81,16 @@ class WorkerPool(Executor):
     workers : int >= 1
     initializer : callable, optional
         Called with ``initargs`` in each new worker process.
+    eager : bool
+        Start the processes now (their start-up and ``initializer`` then run while the caller
+        prepares its first tasks) instead of with their first task.
     """
 
     def __init__(self, workers: int, *, initializer: Callable[..., None] | None = None,
-                 initargs: tuple = ()) -> None:
+                 initargs: tuple = (), eager: bool = False) -> None:
         self._ctx = multiprocessing.get_context("spawn")
         self._init = (initializer, initargs)
+        self._eager = eager
         self._slots = [_Slot() for _ in range(workers)]  # processes start with their first task
         self._queue: deque[tuple[Future, bytes]] = deque()
         self._lock = threading.Lock()
@@ -138,6 +130,9 @@ class WorkerPool(Executor):
     # -- the thread that feeds the workers and collects their answers ------------------------
     def _run(self) -> None:
         try:
+            if self._eager:  # here: PR_SET_PDEATHSIG ties each process to this thread
+                for slot in self._slots:
+                    self._start(slot)
             while True:
                 self._dispatch()
                 busy = [s for s in self._slots if s.future is not None]
@@ -157,6 +152,11 @@ class WorkerPool(Executor):
                 self._stop = "kill"
                 while self._queue:
                     self._queue.popleft()[0].cancel()
+            if not kill:  # every worker is told first, so that they end together
+                for slot in self._slots:
+                    if slot.process is not None:
+                        with contextlib.suppress(OSError):
+                            slot.conn.send(None)
             for slot in self._slots:
                 self._retire(slot, kill=kill)
 
