@@ -793,3 +793,42 @@ def test_an_infinite_loss_from_finite_scores(guard):
             assert tr.history.loss[0] == np.inf
     assert runs[0].engine_used == "compiled"
     assert runs[0].history.loss == runs[1].history.loss
+
+
+def test_writing_a_new_engine_version_prunes_the_stale_ones(tmp_path, monkeypatch):
+    """A version nothing has loaded for STALE_AFTER_S goes with its machine code; one loaded
+    recently (its .used stamp) or written recently stays, and so does the one written."""
+    import os
+    import time
+
+    from neuronlab.engine import build
+
+    monkeypatch.setenv("NEURONLAB_CACHE", str(tmp_path))
+    folder = tmp_path / "engine"
+    (folder / "__pycache__").mkdir(parents=True)
+    old = time.time() - build.STALE_AFTER_S - 60
+
+    def version(stem: str, *, written: float, used: float | None) -> None:
+        module = folder / f"{stem}.py"
+        module.write_text("x = 1\n")
+        os.utime(module, (written, written))
+        for ext in ("steps-1.py311.nbi", "steps-1.py311.1.nbc"):
+            (folder / "__pycache__" / f"{stem}.{ext}").write_bytes(b"code")
+        if used is not None:
+            (folder / f"{stem}.used").touch()
+            os.utime(folder / f"{stem}.used", (used, used))
+
+    version("engine_stale", written=old, used=old)
+    version("engine_stale_no_stamp", written=old, used=None)
+    version("engine_used_lately", written=old, used=time.time())
+    version("engine_new_elsewhere", written=time.time(), used=None)
+    path, cached = build._write("y = 2\n")
+    assert cached and path.parent == folder and path.with_suffix(".used").exists()
+    left = sorted(p.name for p in folder.glob("engine_*.py"))
+    assert left == sorted([path.name, "engine_new_elsewhere.py", "engine_used_lately.py"])
+    code = {p.name.split(".")[0] for p in (folder / "__pycache__").iterdir()}
+    assert code == {"engine_new_elsewhere", "engine_used_lately"}
+    # the same text again: nothing rewritten, nothing pruned, the stamp refreshed
+    os.utime(path.with_suffix(".used"), (old, old))
+    assert build._write("y = 2\n") == (path, True)
+    assert path.with_suffix(".used").stat().st_mtime > old + 60

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -145,11 +146,17 @@ def cache_dir() -> Path:
     return Path(base) / "neuronlab"
 
 
+#: A cached engine version (another neuronlab's, or this one's before a kernel changed) that no
+#: process has loaded for this long is deleted when a new version is written.
+STALE_AFTER_S = 30 * 24 * 3600
+
+
 def _write(text: str) -> tuple[Path, bool]:
     """The module file, written atomically unless it already holds exactly ``text`` (a stale
     or altered file is replaced), in the cache folder or else in a folder of this user's own
     under the temporary directory; False when neither was writable (numba then compiles in
-    every process)."""
+    every process). Each load touches the version's ``.used`` stamp (not the module, whose
+    time numba's cache checks); writing a new version prunes the stale ones."""
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     name = f"engine_{digest}.py"
     private = Path(tempfile.gettempdir()) / f"neuronlab-{os.getuid() if hasattr(os, 'getuid') else 0}"
@@ -161,12 +168,33 @@ def _write(text: str) -> tuple[Path, bool]:
                 tmp = folder / f".{name}.{os.getpid()}.tmp"
                 tmp.write_text(text)
                 os.replace(tmp, path)
+                _prune(folder, keep=path.stem)
+            path.with_suffix(".used").touch()
             return path, True
         except OSError:
             continue
     path = Path(tempfile.mkdtemp(prefix="neuronlab-engine-")) / name
     path.write_text(text.replace("_CACHE = True", "_CACHE = False"))
     return path, False
+
+
+def _prune(folder: Path, *, keep: str) -> None:
+    """Delete the engine versions in ``folder`` other than ``keep`` that no process has loaded
+    for :data:`STALE_AFTER_S` (their ``.used`` stamp, else the module's time), with their
+    machine code. A version deleted while in use is compiled again by its next process."""
+    now = time.time()
+    for module in folder.glob("engine_*.py"):
+        if module.stem == keep:
+            continue
+        stamp = module.with_suffix(".used")
+        try:
+            last = (stamp if stamp.exists() else module).stat().st_mtime
+            if now - last < STALE_AFTER_S:
+                continue
+            for f in [*(folder / "__pycache__").glob(f"{module.stem}.*"), stamp, module]:
+                f.unlink(missing_ok=True)
+        except OSError as e:  # another process pruned it first, or a read-only file
+            log.debug("engine cache: %s not pruned (%s)", module.name, e)
 
 
 def compiled() -> ModuleType:
