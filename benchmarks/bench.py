@@ -24,7 +24,8 @@ this. What it measures, section by section:
 * ``digits``: wall time to 97% test accuracy on digits.
 * ``memmap``: peak RSS of training from a memory-mapped ``.npy`` (``memory.py``).
 * ``e2e``: the command line end to end (``e2e.py``): ``import neuronlab`` and ``neuronlab
-  --help`` in fresh processes, a default ``neuronlab train`` with and without its report,
+  --help`` in fresh processes, a default ``neuronlab train`` (its report drawn in the
+  background), with ``--wait-report`` and with ``--no-report`` (the report's share of each),
   ``neuronlab search`` in trials per minute.
 
 Every throughput is the median over interleaved repetitions (each repetition runs every
@@ -51,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script or i
 
 import contenders as C
 import jax_contenders as J
-from ceiling import Ceiling, best_ceiling, gemm_ceiling
+from ceiling import Ceiling, best_ceiling, gemm_ceiling, gemm_loop_epoch
 from e2e import measure_e2e
 from machine import blas_threads, describe_machine
 from memory import measure_memmap
@@ -99,6 +100,10 @@ QUICK = Config(reps=3, large_rows=2048, small_rows=4096, large_infer_rows=4096,
                ceiling_tries=3, e2e_train_reps=1, e2e_search_reps=1)
 
 
+#: The contender that runs a step's GEMMs and nothing else, in one compiled loop.
+GEMM_LOOP = "GEMMs alone, compiled loop"
+
+
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
@@ -129,6 +134,9 @@ def _train_section(cfg: Config, size: str, ceil: Ceiling | None) -> list[Row]:
         if "jax" in cfg.peers:
             runs[J.PER_STEP] = J.jax_epoch(X, y, sizes, batch, opt, scan=False, data=jax_data)
             runs[J.SCAN] = J.jax_epoch(X, y, sizes, batch, opt, scan=True, data=jax_data)
+        gemms = gemm_loop_epoch(sizes, batch, n)  # the floor of a compiled step's time
+        if gemms is not None:
+            runs[GEMM_LOOP] = gemms
         section = f"train {size} {opt_name}"
         _say(f"{section}: {'-'.join(map(str, sizes))} batch {batch}, {n} rows, {cfg.reps} reps")
         section_rows = _rows(section, interleave(runs, reps=cfg.reps),

@@ -7,6 +7,10 @@ O(batch × width) or O(parameters) and, done well, small beside them. We time ea
 its real shape with ``np.matmul(..., out=...)`` (best of several tries: the least disturbed
 run is the closest to what the hardware can do) and add the best times: ``batch / sum`` is the
 samples/s a training loop would reach if it did nothing but its GEMMs.
+
+:func:`gemm_loop_epoch` is the same products run back to back in one compiled loop, as a step
+runs them (numba's ``np.dot``, the BLAS the compiled engine calls), timed as a contender
+beside the others: what a trainer with no work but its GEMMs would reach at that moment.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from itertools import pairwise
 
 import numpy as np
 
-__all__ = ["Ceiling", "best_ceiling", "gemm_ceiling", "time_gemm"]
+__all__ = ["Ceiling", "best_ceiling", "gemm_ceiling", "gemm_loop_epoch", "time_gemm"]
 
 
 def time_gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, *, tries: int = 7,
@@ -100,3 +104,45 @@ def best_ceiling(a: Ceiling, b: Ceiling) -> Ceiling:
     return Ceiling(a.sizes, a.batch, min(a.train_seconds, b.train_seconds),
                    min(a.infer_seconds, b.infer_seconds), a.train_flops,
                    max(a.peak_gflops, b.peak_gflops))
+
+
+_GEMM_LOOP: object = None
+
+
+def gemm_loop_epoch(sizes: Sequence[int], batch: int, n_rows: int, *,
+                    seed: int = 0) -> object:
+    """A zero-argument callable that runs ``ceil(n_rows / batch)`` steps of nothing but the
+    step's float32 GEMMs, in a numba loop in the order a step runs them (forward, then per
+    layer from the top dW and dX), and returns ``n_rows``; None without numba."""
+    global _GEMM_LOOP
+    try:
+        import numba
+    except ImportError:
+        return None
+    if _GEMM_LOOP is None:
+        @numba.njit(nogil=True)
+        def loop(xs, ws, ds, gs, steps):  # xs[i]: layer i's input, ds[i]: dL/d(output i)
+            for _ in range(steps):
+                for i in range(len(ws)):
+                    np.dot(xs[i], ws[i], ds[i])  # forward (into a buffer of the output's shape)
+                for i in range(len(ws) - 1, -1, -1):
+                    np.dot(xs[i].T, ds[i], gs[i])
+                    if i > 0:
+                        np.dot(ds[i], ws[i].T, xs[i])  # dX, written over the layer's input
+        _GEMM_LOOP = loop
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    xs = numba.typed.List([rng.standard_normal((batch, a), dtype=f32) for a in sizes[:-1]])
+    ws = numba.typed.List([rng.standard_normal((a, b), dtype=f32) * f32(0.01)
+                           for a, b in pairwise(sizes)])
+    ds = numba.typed.List([rng.standard_normal((batch, b), dtype=f32) for b in sizes[1:]])
+    gs = numba.typed.List([np.empty_like(w) for w in ws])
+    steps = -(-n_rows // batch)
+    loop = _GEMM_LOOP
+    loop(xs, ws, ds, gs, 1)  # compile and warm
+
+    def run() -> int:
+        loop(xs, ws, ds, gs, steps)
+        return n_rows
+
+    return run

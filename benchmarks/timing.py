@@ -36,13 +36,15 @@ class Samples:
 
 
 def interleave(
-    contenders: Mapping[str, Callable[[], int]], *, reps: int, warmup: int = 1
+    contenders: Mapping[str, Callable[[], int]], *, reps: int, warmup: int = 1,
+    settle: Callable[[], None] | None = None,
 ) -> dict[str, Samples]:
     """Run ``reps`` rounds; in each, every contender's callable once (order rotated by one
     every round). Each callable does one unit of work and returns the items it processed.
 
     The garbage collector is collected before and disabled during each timed call, so one
-    contender's garbage is not paid for by the next.
+    contender's garbage is not paid for by the next. ``settle``, if given, runs before each
+    timed call, untimed: it waits for work a contender leaves running after it returns.
     """
     names = list(contenders)
     out = {name: Samples() for name in names}
@@ -52,6 +54,8 @@ def interleave(
     for r in range(reps):
         order = names[r % len(names):] + names[: r % len(names)]
         for name in order:
+            if settle is not None:
+                settle()
             gc.collect()
             gc.disable()
             try:

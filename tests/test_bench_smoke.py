@@ -45,8 +45,8 @@ def test_tiny_run_writes_results(tmp_path: Path) -> None:
     sections = {r.section for r in rows}
     assert sections == {"train large momentum", "train large adam", "train small momentum",
                         "train small adam", "infer large", "infer small", "digits to 97%"}
-    for r in rows:
-        assert r.contender.startswith("neuronlab")
+    for r in rows:  # the GEMMs-alone loop runs beside neuronlab where numba is installed
+        assert r.contender.startswith("neuronlab") or r.contender == bench.GEMM_LOOP
         assert math.isfinite(r.rate) and r.rate > 0
     # training rows are compared with the training ceiling of their network
     large = next(r for r in rows if r.section == "train large momentum")

@@ -93,7 +93,7 @@ def test_lr_find_is_listed():
 def auto_run(tmp_path_factory) -> tuple[Path, object]:
     runs = tmp_path_factory.mktemp("runs")
     result = run_cli("train", "--lr", "auto", "--epochs", 2, "--runs-dir", runs, "--name", "auto",
-                     "--no-progress")
+                     "--no-progress", "--wait-report")
     assert result.exit_code == 0, result.output
     return runs / "auto", result
 

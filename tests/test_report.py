@@ -55,8 +55,9 @@ def _train(runs: Path, name: str, *args: str) -> Path:
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
-    """The default run (digits, 64-256-10 ReLU) for 2 epochs; `train` writes the report."""
-    return _train(tmp_path_factory.mktemp("runs"), "digits", "--epochs", "2")
+    """The default run (digits, 64-256-10 ReLU) for 2 epochs; `train` writes the report
+    before it returns (the default, in the background: test_report_background.py)."""
+    return _train(tmp_path_factory.mktemp("runs"), "digits", "--epochs", "2", "--wait-report")
 
 
 @pytest.fixture(scope="module")

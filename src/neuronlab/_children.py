@@ -2,7 +2,10 @@
 
 On Linux the kernel SIGKILLs the child when the thread that forked or spawned it exits
 (``PR_SET_PDEATHSIG``); elsewhere a thread in the child sees its parent change and exits.
-Used by the search's worker processes and by the report's drawing processes.
+Used by the search's worker processes and by the report's drawing processes. The one
+process of neuronlab that outlives its parent on purpose is the report a default
+``neuronlab train`` leaves drawing in the background: a bounded job with a time limit
+(``report.write_in_background``), which does not call this.
 """
 
 from __future__ import annotations

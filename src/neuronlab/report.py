@@ -20,6 +20,7 @@ import math
 import multiprocessing
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -36,7 +37,8 @@ from neuronlab import plots
 from neuronlab.io import atomic_write_bytes
 from neuronlab.train.loggers import read_metrics
 
-__all__ = ["SECTION_IDS", "ReportWriter", "default_workers", "image_shape_for", "write_report"]
+__all__ = ["PENDING_FILE", "REPORT_TIMEOUT_S", "SECTION_IDS", "ReportWriter", "default_workers",
+           "image_shape_for", "pending_report", "write_in_background", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -461,6 +463,177 @@ def _draw_served(figures: list[_Figure], conn: Any, parent: int) -> None:
             return
 
 
+# -- the report drawn in the background -----------------------------------------------------
+# A default `neuronlab train` returns before its report is drawn (issue 14: the report was
+# half of a default run's time, and drawing the same pictures faster cannot make it a
+# quarter). The process that draws it is the one exception to "worker processes die with
+# their parent" (DESIGN.md), on purpose: it is a bounded job, one report, that ends by itself
+# when the report is written, when writing it fails, or at its time limit (REPORT_TIMEOUT_S,
+# SIGALRM, whose handler exits); the processes that draw its figures die with it. No other
+# process of neuronlab outlives its parent.
+PENDING_FILE = "report.pending"
+"""``RUN_DIR/report.pending``: while it exists, ``report.html`` is not the run's report but a
+placeholder that says why. JSON: ``pid`` and ``started`` (Unix time) of the process drawing
+it, its ``timeout_s``, and ``failed`` (why) once that process gave up. A report written to
+``RUN_DIR/report.html`` (:func:`write_report`, ``neuronlab report RUN_DIR``) removes it."""
+
+REPORT_TIMEOUT_S = 600.0
+"""How long a background report may take before its process gives up (a default ``train``'s
+takes about a second; a large network's weight spectra some seconds)."""
+
+
+def pending_report(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What :data:`PENDING_FILE` of ``run_dir`` says, or None when there is none (then
+    ``report.html``, if there is one, is the run's report).
+
+    Parameters
+    ----------
+    run_dir : path
+        A run folder.
+
+    Returns
+    -------
+    dict or None
+    """
+    try:
+        doc = json.loads((Path(run_dir) / PENDING_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        return {"failed": f"{PENDING_FILE} could not be read: {e}"}
+    return doc if isinstance(doc, dict) else {"failed": f"{PENDING_FILE} holds no JSON object"}
+
+
+def write_in_background(run_dir: str | os.PathLike[str], *, sample_size: int = 500,
+                        workers: int | None = None,
+                        timeout: float = REPORT_TIMEOUT_S) -> int | None:
+    """Start a process that writes ``RUN_DIR/report.html`` on its own, after this process has
+    ended if need be, and return its pid once the folder says the report is pending
+    (:data:`PENDING_FILE` and a placeholder page; see :func:`pending_report`).
+
+    The process is forked from this one through a short-lived middle process, so it is
+    nobody's child to wait for, and calls ``setsid``; it does not end with this process. It
+    ends when the report is written, when writing it fails, or after ``timeout`` seconds,
+    the folder then saying why.
+
+    Parameters
+    ----------
+    run_dir : path
+        A folder written by ``neuronlab train``.
+    sample_size : int
+        As for :func:`write_report`.
+    workers : int, optional
+        Processes that draw the figures (:func:`write_report`); default
+        :func:`default_workers`.
+    timeout : float
+        Seconds after which the process gives up.
+
+    Returns
+    -------
+    int or None
+        Its pid; None where no process could be started (not Linux, fork failed): then
+        nothing was written.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods() or not sys.platform.startswith("linux"):
+        return None
+    run_dir = Path(os.path.abspath(run_dir))
+    workers = default_workers() if workers is None else max(1, int(workers))
+    for stream in (sys.stdout, sys.stderr):  # what the children would otherwise write again
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    ready, done = os.pipe()
+    quiet = _no_fork_warning()
+    try:
+        middle = os.fork()
+    except OSError as e:
+        logger.warning("no background report process (%s)", e)
+        os.close(ready)
+        os.close(done)
+        return None
+    finally:
+        quiet.__exit__(None, None, None)
+    if middle == 0:  # forks the report's process and ends at once: it is nobody's child
+        code = 1
+        try:
+            os.close(ready)
+            if os.fork() == 0:
+                _finish_detached(run_dir, sample_size, workers, timeout, done)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(done)
+    os.waitpid(middle, 0)
+    with os.fdopen(ready, "rb") as f:
+        said = f.read()  # its pid once the folder says so; nothing if it failed before
+    return int(said) if said else None
+
+
+def _finish_detached(run_dir: Path, sample_size: int, workers: int, timeout: float,
+                     done: int) -> None:
+    """The background report's process: detach, say so in the folder (then write its pid to
+    ``done``), write the report, end. It ends however the report goes: written, failed, or
+    not done after ``timeout`` seconds (SIGALRM: its handler ends the process at once, an
+    exception could be swallowed where it lands); a failure leaves the marker and a page that
+    says why."""
+    os.setsid()  # no terminal: its closing (SIGHUP) and Ctrl-C are the command's, not ours
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # the command's output ends with it (whoever reads it sees its end)
+        os.dup2(null, fd)
+    marker = {"pid": os.getpid(), "started": time.time(), "timeout_s": timeout}
+    _write_pending(run_dir, marker)
+    os.write(done, str(os.getpid()).encode())
+    os.close(done)
+
+    def give_up(signum: int, frame: Any) -> None:
+        try:
+            _failed(run_dir, marker, f"the report was not done after {timeout:g} s")
+        finally:
+            os._exit(1)  # the processes drawing its figures end with it (PR_SET_PDEATHSIG)
+
+    signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        write_report(run_dir, sample_size=sample_size, workers=workers)  # removes the marker
+    except Exception as e:
+        _failed(run_dir, marker, f"{type(e).__name__}: {e}")
+        raise
+
+
+def _failed(run_dir: Path, marker: dict[str, Any], why: str) -> None:
+    if pending_report(run_dir) is not None:  # not written meanwhile by `neuronlab report`
+        _write_pending(run_dir, {**marker, "failed": why})
+
+
+def _write_pending(run_dir: Path, marker: dict[str, Any]) -> None:
+    """The marker, then the placeholder page: while the marker exists, ``report.html`` is
+    not the report."""
+    atomic_write_bytes(run_dir / PENDING_FILE, (json.dumps(marker) + "\n").encode("utf-8"))
+    name = html.escape(run_dir.name)
+    command = f"<code>neuronlab report {html.escape(shlex.quote(str(run_dir)))}</code>"
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(marker["started"]))
+    if "failed" in marker:
+        refresh, title = "", "The report could not be drawn"
+        body = (f"<p>The process that drew it in the background ({marker['pid']}, started "
+                f"{started}) gave up: {html.escape(marker['failed'])}.</p>"
+                f"<p>Run {command} to write it.</p>")
+    else:
+        refresh, title = '<meta http-equiv="refresh" content="2">', "The report is being drawn"
+        body = (f"<p>Process {marker['pid']} has been drawing it in the background since "
+                f"{started}. This page reloads itself and becomes the report when it is done, "
+                "usually within seconds.</p><p>If this page does not change within a minute, "
+                f"that process has ended without finishing (killed, or the machine restarted): "
+                f"run {command} to write the report.</p>")
+    doc = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{refresh}<title>'
+           f"neuronlab report: {name} (pending)</title><style>{_CSS}</style></head><body><header>"
+           f"<h1>neuronlab run report</h1><p>{name}</p></header><main><section id=\"pending\">"
+           f"<h2>{title}</h2>{body}</section></main></body></html>\n")
+    atomic_write_bytes(run_dir / "report.html", doc.encode("utf-8"))
+
+
 class ReportWriter:
     """Writes run reports from a process started ahead of time, so that a report costs its
     caller little more than drawing its figures on every core.
@@ -834,6 +1007,8 @@ def write_report(
     )
     out = Path(path) if path is not None else run_dir / "report.html"
     atomic_write_bytes(out, doc.encode("utf-8"))
+    if out.resolve() == (run_dir / "report.html").resolve():  # the run's own: no longer pending
+        (run_dir / PENDING_FILE).unlink(missing_ok=True)
     return out
 
 

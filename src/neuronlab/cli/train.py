@@ -258,7 +258,11 @@ def write_sweep(result: Any, lr: float, path: Path) -> None:
     "--report/--no-report",
     default=True,
     show_default=True,
-    help="Write RUN_DIR/report.html at the end.",
+    help="Write RUN_DIR/report.html at the end: by default in the background, after this "
+    "command returns (RUN_DIR/report.pending exists until it is done).",
+)
+@click.option(
+    "--wait-report", is_flag=True, help="Write the report before returning."
 )
 @click.option(
     "--tensorboard", is_flag=True, help="Also log to RUN_DIR/tensorboard/ (needs tensorboardX)."
@@ -278,12 +282,16 @@ def train(
     runs_dir: str,
     progress: bool | None,
     report: bool,
+    wait_report: bool,
     tensorboard: bool,
     threads: int | None,
     **options: Any,
 ) -> None:
     """Train an MLP and write runs/<name>/ (config.toml, metrics.jsonl, model.safetensors,
     checkpoints/). With no options: 64-256-10 ReLU on digits, He init, Adam, standardized.
+
+    The report, runs/<name>/report.html, is drawn in the background once this command has
+    returned, by a process that then ends (--wait-report: before it returns).
 
     The run folder is made only once the data and every option check out, and never shared:
     of two runs started with one --name, one runs and the other exits 2."""
@@ -311,7 +319,8 @@ def train(
             resume = _prepare_resume(run_dir, cfg)
         if found is not None:
             write_sweep(found, cfg.optim.lr, run_dir / LR_FIND_FILE)
-        _train_prepared(run, cfg, run_dir, resume, progress, tensorboard, report, threads)
+        _train_prepared(run, cfg, run_dir, resume, progress, tensorboard,
+                        None if not report else "wait" if wait_report else "background", threads)
     finally:
         run.close()
 
@@ -391,18 +400,33 @@ def _prepare_resume(run_dir: Path, cfg: RunConfig) -> str | None:
 
 
 def _train_prepared(run: Any, cfg: Any, run_dir: Path, resume: str | None, progress: bool | None,
-                    tensorboard: bool, report: bool, threads: int | None = None) -> None:
+                    tensorboard: bool, report: str | None, threads: int | None = None) -> None:
     """Train the prepared run in its folder (from the checkpoint ``resume`` if not None), then
-    write the model, print the test metrics and the diagnosis, and write the report (its
-    process starts now and warms up while training runs: :class:`~neuronlab.report.ReportWriter`)."""
-    if not report:
-        _train_and_save(run, cfg, run_dir, resume, progress, tensorboard, threads)
-        return
-    from neuronlab.report import ReportWriter
+    write the model, print the test metrics and the diagnosis, and write the report.
 
-    with ReportWriter() as writer:
-        _train_and_save(run, cfg, run_dir, resume, progress, tensorboard, threads)
-        click.echo(f"report: {writer.write(run_dir)}", err=True)
+    ``report="background"``: a process forked now writes it after this one returns
+    (:func:`~neuronlab.report.write_in_background`; where none can be forked, it is written
+    here). ``"wait"``: it is written before this returns, by a process started before
+    training, which warms up while training runs (:class:`~neuronlab.report.ReportWriter`;
+    not for the background report: on a busy machine its warm-up slows the training that the
+    user waits for). None: no report."""
+    if report == "wait":
+        from neuronlab.report import ReportWriter
+
+        with ReportWriter() as writer:
+            _train_and_save(run, cfg, run_dir, resume, progress, tensorboard, threads)
+            click.echo(f"report: {writer.write(run_dir)}", err=True)
+        return
+    _train_and_save(run, cfg, run_dir, resume, progress, tensorboard, threads)
+    if report == "background":
+        from neuronlab.report import default_workers, write_in_background, write_report
+
+        pid = write_in_background(run_dir)
+        if pid is None:
+            click.echo(f"report: {write_report(run_dir, workers=default_workers())}", err=True)
+        else:
+            click.echo(f"report: {run_dir / 'report.html'} (being drawn in the background, "
+                       f"pid {pid})", err=True)
 
 
 def _train_and_save(run: Any, cfg: Any, run_dir: Path, resume: str | None, progress: bool | None,
@@ -564,7 +588,10 @@ def check(config_file: str | None, n_overfit: int, max_steps: int, **options: An
     "-o", "--output", type=click.Path(dir_okay=False), help="Output file [RUN_DIR/report.html]."
 )
 def report(run_dir: str, output: str | None) -> None:
-    """Write one self-contained HTML report of RUN_DIR: config, model, metrics, diagnosis, plots."""
+    """Write one self-contained HTML report of RUN_DIR: config, model, metrics, diagnosis, plots.
+
+    It replaces a report still being drawn in the background, or one whose drawing was
+    killed or gave up (RUN_DIR/report.pending)."""
     from neuronlab.report import default_workers, write_report
 
     click.echo(write_report(run_dir, path=output, workers=default_workers()))
