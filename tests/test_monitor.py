@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 
 import neuronlab as nl
+from neuronlab.babysit.gradient_noise import per_sample_gradients
+from neuronlab.babysit.spectrum import MIN_DIM, fit_power_law
 
 
 def blobs(n: int = 96, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -216,3 +219,215 @@ def test_lbfgs_records_the_update_of_the_whole_minimize():
     w = next(r for r in tr.history.monitor if r.get("param") == "0.W")
     assert w["update_norm"] == pytest.approx(float(np.linalg.norm(model.params["0.W"] - w0)))
     assert w["update_ratio"] == pytest.approx(w["update_norm"] / float(np.linalg.norm(w0)))
+
+
+# -- every record against a readable reference --------------------------------------------------
+class Snapshots(nl.Callback):
+    """Copies what the Monitor measures at each of its steps (it runs after the Monitor,
+    whose order is -10): the parameters and gradients before the update, the model after it,
+    and the model at each epoch end."""
+
+    def __init__(self, every: int) -> None:
+        self.interval = every
+        self.before: dict[int, tuple[dict, dict, float, float]] = {}
+        self.after: dict[int, nl.Sequential] = {}
+        self.epoch_end: dict[int, nl.Sequential] = {}
+
+    def on_before_update(self, trainer, step, loss):
+        reg = trainer.regularizer
+        penalty = float(reg.loss(trainer.model)) if reg is not None else 0.0
+        self.before[step] = ({k: v.copy() for k, v in trainer.model.params.items()},
+                             {k: g.copy() for k, g in trainer.model.grads.items()}, loss, penalty)
+
+    def on_batch_end(self, trainer, step, logs):
+        self.after[step] = copy.deepcopy(trainer.model)
+
+    def on_epoch_end(self, trainer, epoch, logs):
+        self.epoch_end[trainer.step - 1] = copy.deepcopy(trainer.model)
+
+
+def norm(a: np.ndarray) -> float:
+    return float(np.linalg.norm(a.astype(np.float64).ravel()))
+
+
+def reference_layer_records(model: nl.Sequential, X: np.ndarray, step: int) -> list[dict]:
+    """Each layer's output on the sample, described with NumPy's own float64 reductions."""
+    out, x = [], X
+    for i, layer in enumerate(model.layers):
+        x = layer.forward(x, training=False)
+        y = x.reshape(x.shape[0], -1).astype(np.float64)
+        rec = {"step": step, "kind": "layer", "layer": str(i), "type": type(layer).__name__,
+               "units": y.shape[1], "act_mean": y.mean(), "act_std": y.std()}
+        if isinstance(layer, (nl.ReLU, nl.Tanh, nl.Sigmoid)):
+            rec["role"] = "activation"
+        if isinstance(layer, nl.ReLU):  # units that output 0 (or less) on every row
+            rec["dead_fraction"] = float(np.mean(np.all(y <= 0, axis=0)))
+        if isinstance(layer, (nl.Tanh, nl.Sigmoid)):
+            centre, half = layer.saturation_band
+            rec["saturation"] = float(np.mean(np.abs(x - centre) > half))
+        if isinstance(layer, nl.BatchNorm):
+            rm, rv = layer.buffers["running_mean"], layer.buffers["running_var"]
+            rec.update(running_mean_mean=rm.mean(), running_mean_std=rm.std(),
+                       running_var_mean=rv.mean(), running_var_min=rv.min(),
+                       running_var_max=rv.max())
+        out.append(rec)
+    return out
+
+
+def reference_noise(model, X, y, reg, step: int) -> list[dict]:
+    """B_simple, tr(Σ), |G|² and each Linear layer's GSNR from the materialised per-sample
+    gradients, in float64 (the noise scale of McCandlish et al.: unbiased tr(Σ) over |G|²)."""
+    ps = per_sample_gradients(model, nl.SoftmaxCrossEntropy(), X, y)
+    pen = {}
+    if reg is not None:
+        twin = copy.deepcopy(model)
+        twin.zero_grad()
+        reg.add_grad(twin)
+        pen = {k: g.astype(np.float64) for k, g in twin.grads.items()}
+    n = X.shape[0]
+
+    def stats(keys):
+        g = np.concatenate([ps[k].reshape(n, -1).astype(np.float64) for k in keys], axis=1)
+        r = [pen.get(k, np.zeros(ps[k].shape[1:])).ravel() for k in keys]
+        mean = g.mean(axis=0) + np.concatenate(r)
+        trace = max(float(np.sum(g.var(axis=0, ddof=1))), 0.0)
+        grad_sq = float(mean @ mean) - trace / n
+        return trace, grad_sq, (trace / grad_sq if grad_sq > 0 else None)
+
+    trace, grad_sq, b = stats(list(ps))
+    recs = [{"step": step, "kind": "noise", "layer": "", "type": "", "b_simple": b,
+             "trace_cov": trace, "grad_sq": grad_sq, "n": n}]
+    for i in sorted({int(k.split(".")[0]) for k in ps}):
+        g = ps[f"{i}.W"].astype(np.float64)
+        var = g.var(axis=0, ddof=1)
+        keep = var > 100 * np.finfo(ps[f"{i}.W"].dtype).eps * np.mean(g**2, axis=0)
+        snr = float(np.mean(g.mean(axis=0)[keep] ** 2 / var[keep]))
+        recs.append({"step": step, "kind": "noise", "layer": str(i), "type": "Linear", "snr": snr,
+                     "b_simple": stats([k for k in ps if k.startswith(f"{i}.")])[2]})
+    return recs
+
+
+def reference_spectrum(model, step: int) -> list[dict]:
+    """Top singular value and stable rank from NumPy's SVD; α from the fit on its λ = s²."""
+    recs = []
+    for key in model.weight_keys:
+        W = model.params[key].astype(np.float64)
+        s = np.linalg.svd(W, compute_uv=False)
+        rec = {"step": step, "kind": "spectrum", "layer": key.split(".")[0], "type": "Linear",
+               "param": key, "top_singular": s[0], "stable_rank": float(np.sum(s**2)) / s[0] ** 2}
+        if min(W.shape) >= MIN_DIM:
+            fit = fit_power_law(s[s * s > max(W.shape) * np.finfo(np.float64).eps * s[0] ** 2] ** 2)
+            rec.update(alpha=fit.alpha, alpha_low=fit.alpha_low, alpha_high=fit.alpha_high,
+                       n_tail=fit.n_tail)
+        else:
+            rec.update(alpha=None, alpha_low=None, alpha_high=None, n_tail=0)
+        recs.append(rec)
+    return recs
+
+
+def assert_records_match(got: list[dict], want: list[dict], rel: dict[str, float],
+                         default: float) -> None:
+    """The same records in the same order: equal keys (a spectrum's ``reason`` aside), equal
+    non-float values, floats within ``rel[key]`` (else ``default``) relative; a mean, which
+    can be ~0, within that much absolute as well."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert {k: v for k, v in g.items() if k not in w} in ({}, {"reason": g.get("reason")})
+        for k, v in w.items():
+            where = (g["kind"], g["step"], g.get("layer"), k, g[k], v)
+            if isinstance(v, float) and g[k] is not None:
+                tol = rel.get(k, default)
+                scale = max(abs(v), tol if k == "act_mean" else 0.0)
+                assert abs(g[k] - v) <= tol * scale, where
+            else:
+                assert g[k] == v, where
+
+
+def record_model(seed: int = 0, dtype=np.float64) -> nl.Sequential:
+    """Linear, batch norm, ReLU (two units never fire), dropout, tanh, sigmoid; a 64x60 weight
+    matrix for a power-law fit."""
+    model = nl.Sequential([
+        nl.Linear(6, 64, rng=seed, dtype=dtype), nl.BatchNorm(64, dtype=dtype), nl.ReLU(),
+        nl.Dropout(0.2, rng=seed + 1), nl.Linear(64, 60, init="glorot", rng=seed + 2, dtype=dtype),
+        nl.Tanh(), nl.Linear(60, 8, init="glorot", rng=seed + 3, dtype=dtype), nl.Sigmoid(),
+        nl.Linear(8, 3, init="glorot", rng=seed + 4, dtype=dtype),
+    ])
+    model.layers[1].params["beta"][:2] = -1000.0
+    return model
+
+
+@pytest.mark.parametrize("regularizer", [None, "l2"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layout", ["engine", "packed", "separate"])
+def test_every_record_matches_a_reference_computation(layout, dtype, regularizer):
+    """A run of 12 steps measured every 2 (noise every 4, a spectrum after epoch 4): every
+    record against NumPy's norms, means and SVD of copies of the model taken at those steps,
+    and the noise statistics of its materialised per-sample gradients. float64 within 1e-12
+    (the noise's differences of sums within 1e-9); float32 norms to its rounding (they are
+    float32 sums), activation statistics within 1e-12 (float64 sums of the same outputs)."""
+    if layout == "engine":
+        pytest.importorskip("numba")
+    X, y = blobs(96, d=6)
+    X = X.astype(dtype)
+    model = record_model(dtype=dtype)
+    if layout != "separate":
+        model.pack()
+    reg = nl.L2(1e-2) if regularizer else None
+    snaps = Snapshots(every=2)
+    mon = nl.Monitor(every=2, noise_every=4)
+    tr = nl.Trainer(model, nl.SoftmaxCrossEntropy(), nl.Adam(lr=1e-2), regularizer=reg,
+                    callbacks=[snaps], monitor=mon, engine=layout == "engine")
+    tr.fit(X, y, epochs=4, batch_size=32, seed=1)
+    np.testing.assert_array_equal(mon.sample, X)  # 96 rows <= sample_size: all of them
+    f32 = dtype == np.float32
+    norms = {k: 1e-5 if f32 else 1e-12
+             for k in ("weight_norm", "grad_norm", "update_norm", "update_ratio")}
+    noise_tol = {k: 1e-4 if f32 else 1e-9 for k in ("b_simple", "trace_cov", "grad_sq", "snr")}
+    spec_tol = {"top_singular": 1e-12, "stable_rank": 1e-10, "alpha": 1e-9, "alpha_low": 1e-9,
+                "alpha_high": 1e-9}
+    recs = tr.history.monitor
+    assert sorted({r["step"] for r in recs if r["kind"] == "param"}) == list(range(0, 12, 2))
+    assert sorted({r["step"] for r in recs if r["kind"] == "noise"}) == [0, 4, 8]
+    assert sorted({r["step"] for r in recs if r["kind"] == "spectrum"}) == [11]
+    seen = 0
+    for step in range(0, 12, 2):
+        params, grads, loss, penalty = snaps.before[step]
+        after = snaps.after[step]
+        if step % 4 == 0:
+            got = [r for r in recs if r["step"] == step and r["kind"] == "noise"]
+            assert_records_match(got, reference_noise(after, X, y, reg, step), noise_tol, 1e-12)
+            seen += len(got)
+        want = [{"step": step, "kind": "objective", "layer": "", "type": "",
+                 "data_loss": loss - penalty, "penalty": penalty}]
+        for name, w in after.params.items():
+            idx, _, short = name.partition(".")
+            layer = after.layers[int(idx)]
+            role = ("weight" if short in layer.weight_names else
+                    "bias" if short in layer.bias_names else "other")
+            before, upd = norm(params[name]), norm(w - params[name])
+            want.append({"step": step, "kind": "param", "layer": idx, "type": type(layer).__name__,
+                         "param": name, "role": role, "size": w.size, "weight_norm": norm(w),
+                         "grad_norm": norm(grads[name]), "update_norm": upd,
+                         "update_ratio": upd / before if before > 0 else None})
+        want += reference_layer_records(after, X, step)
+        got = [r for r in recs
+               if r["step"] == step and r["kind"] in ("objective", "param", "layer")]
+        assert_records_match(got, want, norms, 1e-12)
+        seen += len(got)
+    got = [r for r in recs if r["kind"] == "spectrum"]
+    assert_records_match(got, reference_spectrum(snaps.epoch_end[11], 11), spec_tol, 1e-12)
+    assert seen + len(got) == len(recs)
+    assert any(r.get("dead_fraction") == 2 / 64 for r in recs)  # the two silenced units
+
+
+def test_overflowing_norms_are_none():
+    """A float32 weight of 2e19 keeps the scores finite but ‖W‖² overflows float32: the
+    weight norm and the update ratio (over the norm before the step) are None (records are
+    strict JSON), the other numbers of the array are still measured."""
+    model = nl.mlp(4, [8], 3, rng=0)
+    model.layers[0].params["W"][0, 0] = 2e19
+    tr = fit(model, nl.Monitor(every=1), optimizer=nl.SGD(lr=1e-30), epochs=1)
+    w0 = [r for r in tr.history.monitor if r.get("param") == "0.W"]
+    assert len(w0) == 3
+    assert all(r["weight_norm"] is None and r["update_ratio"] is None for r in w0)
+    assert all(r["grad_norm"] is not None and r["update_norm"] is not None for r in w0)

@@ -127,6 +127,22 @@ def test_noise_statistics_match_brute_force(with_l2):
         np.testing.assert_allclose(noise.mean_grad[k], mean[k], rtol=1e-10, atol=1e-14)
 
 
+def test_snr_leaves_out_elements_without_variance():
+    """A ReLU unit that never fires (its batch-norm input is driven to -1000) gives every row
+    the same gradient (0) in its column of layer 0's W and its row of layer 4's: those
+    elements have no variance and stay out of the GSNR mean, as in the brute force."""
+    model = mixed_net(seed=3)
+    model.layers[1].params["beta"][0] = -1000.0
+    X, labels, _ = data(n=12, seed=3)
+    loss = nl.SoftmaxCrossEntropy()
+    noise = gradient_noise(model, loss, X, labels)
+    ps = per_sample_gradients(model, loss, X, labels)
+    assert not ps["0.W"][:, :, 0].any() and not ps["4.W"][:, 0, :].any()
+    _, _, snr = brute_force(ps)
+    for ln in noise.layers:
+        assert ln.snr == pytest.approx(snr[ln.layer], rel=1e-9)
+
+
 @pytest.mark.parametrize(("D", "dist", "sigma"), [(10, 1.0, 1.0), (6, 0.3, 0.5), (20, 2.0, 0.2)])
 def test_b_simple_matches_linear_regression_closed_form(D, dist, sigma):
     """x ~ N(0, I_D), y = w*·x + ε, ε ~ N(0, σ²), a Linear(D, 1) at W = w* + d, b = b* = 0.

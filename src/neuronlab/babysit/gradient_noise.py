@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neuronlab.babysit.findings import Finding
-from neuronlab.babysit.probe import layers_of, probe
+from neuronlab.babysit.probe import Probe, layers_of, probe
 from neuronlab.babysit.runview import number
 from neuronlab.threads import blas_threads, limit_blas
 
@@ -83,6 +83,7 @@ __all__ = [
     "GradientNoise",
     "LayerNoise",
     "gradient_noise",
+    "gradient_noise_of",
     "noise_scale_rule",
     "per_sample_gradients",
     "plot_noise_scale",
@@ -214,9 +215,9 @@ def _ratio(trace: float, grad_sq: float) -> float:
 
 
 def _sq(a: np.ndarray) -> float:
-    """‖a‖², summed in float64."""
-    flat = a.reshape(-1)
-    return float(np.einsum("i,i->", flat, flat, dtype=np.float64))
+    """‖a‖², summed in float64 (a float32 ``a`` is cast first: its squares are exact)."""
+    flat = a.reshape(-1).astype(np.float64, copy=False)
+    return float(np.dot(flat, flat))
 
 
 def gradient_noise(
@@ -251,15 +252,34 @@ def gradient_noise(
     n = _check_rows(X)
     # the thread policy of a fit also outside one: no BLAS threads spinning on small products
     with limit_blas(blas_threads(model, n)):
-        return _gradient_noise(model, loss, X, y, regularizer, n)
+        return gradient_noise_of(probe(model, loss, X, y, regularizer, capture=True), model)
 
 
-def _gradient_noise(model: Any, loss: Any, X: Any, y: Any, regularizer: Any,
-                    n: int) -> GradientNoise:
-    p = probe(model, loss, X, y, regularizer, capture=True)
+def gradient_noise_of(p: Probe, model: Any) -> GradientNoise:
+    """The measurement of :func:`gradient_noise` from a probe taken with ``capture=True``
+    (:func:`~neuronlab.babysit.probe.probe`) on ``model`` at n >= 2 rows: for a caller that
+    also reads the probe's forward (the Monitor describes its layer outputs).
+
+    Parameters
+    ----------
+    p : Probe
+        Its ``inputs``, ``douts``, ``grads`` and ``penalty_grads``.
+    model : Sequential
+        The probed model.
+
+    Returns
+    -------
+    GradientNoise
+
+    Raises
+    ------
+    ValueError
+        If the model has no Linear layer (nothing captured), or fewer than 2 rows were probed.
+    """
     layers = layers_of(model)
     if not p.inputs:
         raise ValueError("gradient noise is measured on Linear layers, and the model has none")
+    n = _check_rows(next(iter(p.inputs.values())))
     sample_sq = np.zeros(n)
     mean_grad: dict[str, np.ndarray] = {}
     per_layer = []
@@ -272,34 +292,42 @@ def _gradient_noise(model: Any, loss: Any, X: Any, y: Any, regularizer: Any,
         has_bias = "b" in layers[i].params
         xsq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
         dsq = np.einsum("ij,ij->i", delta, delta, dtype=np.float64)
-        per = xsq * dsq + (dsq if has_bias else 0.0)
+        per = xsq * dsq
+        if has_bias:
+            per += dsq
         sample_sq += per
         # ḡ is the backward's own dW = xᵀ dout and db = Σ dout: no GEMM of ours
         gW = p.grads[f"{i}.W"]
         second = np.square(x).T @ np.square(delta)  # Σ_i g_ijk², one GEMM
         second *= 1.0 / n
-        data = {"W": gW, **({"b": p.grads[f"{i}.b"]} if has_bias else {})}
-        mean_sq = sum(_sq(g) for g in data.values())
-        obj = {k: g.astype(np.float64) for k, g in data.items()}
-        for k, g in obj.items():
-            g += p.penalty_grads.get(f"{i}.{k}", 0.0)
-        obj_sq = sum(_sq(g) for g in obj.values())
-        mean_grad.update({f"{i}.{k}": g for k, g in obj.items()})
-        trace = max(scale * (float(per.mean()) - mean_sq), 0.0)
-        grad_sq = obj_sq - trace / n
+        # the data gradient in float64 (exact), then the objective's: plus the penalty's
+        obj = {"W": gW.astype(np.float64)}
+        if has_bias:
+            obj["b"] = p.grads[f"{i}.b"].astype(np.float64)
+        mean_sq = sum(_sq(g) for g in obj.values())
         var = second - np.square(gW)
         var *= scale
         keep = var > (VAR_FLOOR * float(np.finfo(var.dtype).eps)) * second
         snr = math.nan
-        if keep.any():
-            # the data gradient's signal (Liu et al.'s GSNR): a penalty's gradient is the same
-            # for every row, so adding it would report signal that no example carries
-            snr = float(np.mean(np.square(gW[keep].astype(np.float64))
-                                / var[keep].astype(np.float64)))
+        # the data gradient's signal (Liu et al.'s GSNR): a penalty's gradient is the same
+        # for every row, so adding it would report signal that no example carries
+        if keep.all():  # the common case, without boolean gathers
+            snr = float(np.mean(np.square(obj["W"]) / var.astype(np.float64, copy=False)))
+        elif keep.any():
+            snr = float(np.mean(np.square(obj["W"][keep]) / var[keep].astype(np.float64)))
+        obj_sq = mean_sq
+        penalized = [k for k in obj if f"{i}.{k}" in p.penalty_grads]
+        for k in penalized:
+            obj[k] += p.penalty_grads[f"{i}.{k}"]
+        if penalized:
+            obj_sq = sum(_sq(g) for g in obj.values())
+        mean_grad.update({f"{i}.{k}": g for k, g in obj.items()})
+        trace = max(scale * (float(np.add.reduce(per)) / n - mean_sq), 0.0)
+        grad_sq = obj_sq - trace / n
         per_layer.append(LayerNoise(i, trace, grad_sq, _ratio(trace, grad_sq), snr))
         total_mean_sq += mean_sq
         total_obj_sq += obj_sq
-    trace = max(scale * (float(sample_sq.mean()) - total_mean_sq), 0.0)
+    trace = max(scale * (float(np.add.reduce(sample_sq)) / n - total_mean_sq), 0.0)
     grad_sq = total_obj_sq - trace / n
     return GradientNoise(n, trace, grad_sq, _ratio(trace, grad_sq), sample_sq, mean_grad,
                          tuple(per_layer))

@@ -13,15 +13,22 @@ optimizer steps (and at step 0) it measures, per layer:
 
 How it measures (and why it changes nothing). The gradient norms are read in
 ``on_before_update``, when the gradients are complete (regularisation included) and before
-the optimizer clips them; the parameters are copied into buffers allocated once. In
-``on_batch_end`` the difference with the updated parameters gives ``‖Δw‖`` (clipping,
-weight decay and constraints included: the real step). Activations come from a separate
-forward pass, in inference mode, of a fixed sample of at most ``sample_size`` training rows
-chosen once at ``on_train_begin`` with the monitor's own generator: the same rows every
-time, so the numbers are comparable over time, and no dropout mask or batch-norm running
-average is touched. The trainer's random generators are never used, so a run is bit-identical
-with and without the monitor. The cost is one small forward pass and two passes over the
-parameters every ``every`` steps (a few percent of training at the defaults).
+the optimizer clips them; the parameters are copied into buffers allocated once (a packed
+model's in one copy of its flat block). In ``on_batch_end`` the difference with the updated
+parameters gives ``‖Δw‖`` (clipping, weight decay and constraints included: the real step).
+Activations come from a separate forward pass, in inference mode, of a fixed sample of at
+most ``sample_size`` training rows chosen once at ``on_train_begin`` with the monitor's own
+generator: the same rows every time, so the numbers are comparable over time, and no dropout
+mask or batch-norm running average is touched (at a step where the gradient noise is
+measured too, its probe's forward of the same rows is described instead). The trainer's
+random generators are never used, so a run is bit-identical with and without the monitor.
+
+The cost, every ``every`` steps: one forward pass of the sample and a few passes over the
+parameters; the products on the sample run on one BLAS thread. Beside the compiled engine
+(make bench, runs of 1000-1875 steps at the defaults) that is ~2% of the 3072-512-512-10
+network's training and 12-14% of the 64-128-10 one's at batch 32, whose ~25 µs steps make the
+sample's forward, the noise probe and the spectra's eigensolver alone ~7%
+(benchmarks/NOTES.md, 2026-12-03); the NumPy path's steps are ~3x slower.
 
 Records (``trainer.history.monitor``, and ``{"event": "monitor", ...}`` lines in
 ``metrics.jsonl``) are flat JSON-able dicts. Every record has ``"step"`` (0-based optimizer
@@ -67,6 +74,7 @@ filled at step 0), ``"n_outputs"``,
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -75,8 +83,9 @@ import numpy as np
 from neuronlab._validation import check_positive_int
 from neuronlab.babysit.activations import mean_std
 from neuronlab.babysit.dead_units import dead_fraction
-from neuronlab.babysit.gradient_noise import NOISE_RECORD_KEYS, gradient_noise
+from neuronlab.babysit.gradient_noise import NOISE_RECORD_KEYS, gradient_noise_of
 from neuronlab.babysit.gradient_noise import records as noise_records
+from neuronlab.babysit.probe import run_probe
 from neuronlab.babysit.runview import number
 from neuronlab.babysit.saturation import saturation
 from neuronlab.babysit.sharpness import SHARPNESS_RECORD_KEYS, sharpness_record
@@ -85,6 +94,7 @@ from neuronlab.babysit.spectrum import records as spectrum_records
 from neuronlab.babysit.update_ratio import update_ratio
 from neuronlab.data.arrays import batch
 from neuronlab.errors import CheckpointError
+from neuronlab.threads import limit_blas
 from neuronlab.train.base import Callback
 
 __all__ = ["INFO_KEYS", "RECORD_KEYS", "SPECTRUM_GAP", "Monitor", "check_records"]
@@ -93,6 +103,24 @@ __all__ = ["INFO_KEYS", "RECORD_KEYS", "SPECTRUM_GAP", "Monitor", "check_records
 def _norm(a: np.ndarray) -> float:
     flat = a.reshape(-1)
     return math.sqrt(float(np.dot(flat, flat)))
+
+
+def _block(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The 1-D array that ``arrays`` tile back to back, as C-contiguous views of one base (a
+    packed Sequential's parameters, ``Sequential.pack``), or None: then one copy and one
+    difference cover all the parameters instead of one per array."""
+    base = arrays[0].base if arrays else None
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    start = (arrays[0].ctypes.data - base.ctypes.data) // base.itemsize
+    address, stop = arrays[0].ctypes.data, start
+    for a in arrays:
+        if (a.base is not base or a.dtype != base.dtype or not a.flags.c_contiguous
+                or a.ctypes.data != address):
+            return None
+        address += a.nbytes
+        stop += a.size
+    return base[start:stop] if 0 <= start and stop <= base.size else None
 
 
 #: Weight spectra are at least this many monitor intervals apart (the last epoch's aside).
@@ -152,14 +180,15 @@ class Monitor(Callback):
     every : int > 0, default 100
         Measure at steps 0, every, 2·every, ... . One measurement costs an inference pass over
         the sample (about sample_size / (every · batch_size) of the forward work between two
-        measurements) and four passes over the parameters (copy, two norms, the difference):
-        about two training steps' worth on the benchmark MLPs, so 100 keeps the monitor near
-        2% of training (``make bench`` reports it) and still gives a run of a few thousand
-        steps dozens of points per curve.
+        measurements) and a few passes over the parameters (copy, norms, the difference):
+        a few training steps' worth on the benchmark MLPs (beside the compiled engine, which
+        leaves them cold in cache), so 100 keeps the monitor at ~2% of the large benchmark
+        MLP's training and 12-14% of the small one's (``make bench`` reports it) and still gives
+        a run of a few thousand steps dozens of points per curve.
     sample_size : int > 0, default 128
         Training rows (at most) forwarded to measure activations; chosen once, seeded.
-        128 rows estimate a unit's mean to about a tenth of its spread and keep the
-        measurement under 5% of training for batches as small as 32 (benchmarks/RESULTS.md).
+        128 rows estimate a unit's mean to about a tenth of its spread; their forward is the
+        work of 128 / batch_size training forwards.
     seed : int, default 0
         Seeds the choice of the sample (the monitor's own generator, never the trainer's).
     noise_every : int > 0 or None, default 1000
@@ -167,8 +196,9 @@ class Monitor(Callback):
         ratio from the per-sample gradients of the sample (:mod:`~neuronlab.babysit.gradient_noise`,
         ``kind = "noise"`` records) at steps 0, noise_every, ... . One measurement is one
         inference forward and backward of the sample plus a product per layer, about ten
-        training steps of batch 32: every 1000 steps keeps it near 1% (with the rest of the
-        Monitor under 5% on the benchmark MLPs, make bench). None turns it off.
+        training steps of batch 32 (~0.6 ms on 64-128-10): every 1000 steps keeps it near 2%
+        of that network's training beside the compiled engine, and under 1% of the large
+        benchmark MLP's (make bench). None turns it off.
     sharpness_every : int > 0 or None, default None
         Estimate the top eigenvalue of the (preconditioned) Hessian against the optimizer's
         edge-of-stability bound 2/lr or its equivalent (:mod:`~neuronlab.babysit.sharpness`,
@@ -210,8 +240,12 @@ class Monitor(Callback):
         self.seed = int(seed)
         self.sample: np.ndarray | None = None
         self._y: np.ndarray | None = None
-        self._before: dict[str, np.ndarray] = {}  # parameter copies, allocated once
-        self._pending: list[dict[str, Any]] | None = None
+        self._loss: Any = None  # the probes' copy of the trainer's loss (one per fit)
+        self._before: list[np.ndarray] = []  # parameter copies, allocated once
+        # a packed model's parameters and their copies as two flat blocks (else None)
+        self._block: tuple[np.ndarray, np.ndarray] | None = None
+        # at a due step: the norms before the update, and the gradients' (None until read)
+        self._pending: tuple[list[float], list[float | None] | None] | None = None
         self._objective: dict[str, Any] | None = None
         self._spectrum_step = 0
         self._params: list[tuple[str, str, str, str, np.ndarray, np.ndarray]] = []
@@ -248,8 +282,18 @@ class Monitor(Callback):
                 role = "bias"
             kind = type(layer).__name__ if layer is not None else ""
             self._params.append((name, idx, kind, role, p, grads[name]))
-        self._before = {name: np.empty_like(p) for name, _, _, _, p, _ in self._params}
+        arrays = [p for *_, p, _ in self._params]
+        block = _block(arrays)
+        if block is None:
+            self._block, self._before = None, [np.empty_like(p) for p in arrays]
+        else:  # the copies are views of one block too: one copy, one difference per step
+            buf = np.empty_like(block)
+            self._block, self._before, start = (block, buf), [], 0
+            for p in arrays:
+                self._before.append(buf[start:start + p.size].reshape(p.shape))
+                start += p.size
         self._pending = None
+        self._loss = None
         # a resumed run goes on from its last spectrum, as the uninterrupted run would
         self._spectrum_step = max((int(r["step"]) for r in trainer.history.monitor
                                    if r.get("kind") == "spectrum"), default=0)
@@ -290,14 +334,14 @@ class Monitor(Callback):
     def _due(self, step: int) -> bool:
         return step % self.every == 0
 
-    def _snapshot(self) -> list[dict[str, Any]]:
-        pending = []
-        with np.errstate(all="ignore"):
-            for name, _, _, _, p, _ in self._params:
-                before = self._before[name]
+    def _snapshot(self) -> tuple[list[float], None]:
+        """Copy the parameters into the buffers; their norms (the gradients' come later)."""
+        if self._block is not None:
+            np.copyto(self._block[1], self._block[0])
+        else:
+            for before, (*_, p, _) in zip(self._before, self._params):
                 np.copyto(before, p)
-                pending.append({"before": _norm(before), "grad_norm": None})
-        return pending
+        return [_norm(before) for before in self._before], None
 
     def on_epoch_begin(self, trainer: Any, epoch: int) -> None:
         """For full-batch L-BFGS at a due step, copy the parameters so the epoch's update can be
@@ -312,7 +356,8 @@ class Monitor(Callback):
         """
         # L-BFGS updates inside one minimize call per epoch: compare with the epoch's start
         if trainer.full_batch and self._due(trainer.step):
-            self._pending = self._snapshot()
+            with np.errstate(all="ignore"):
+                self._pending = self._snapshot()
 
     def on_before_update(self, trainer: Any, step: int, loss: float) -> None:
         """At a due step: split the loss into data loss and penalty, record the initial loss at
@@ -338,27 +383,34 @@ class Monitor(Callback):
         info = trainer.history.info
         if step == 0 and not trainer.full_batch and info.get("initial_loss", 0) is None:
             info["initial_loss"] = self._objective["data_loss"]
-        if not trainer.full_batch:
-            self._pending = self._snapshot()
-        if self._pending is not None:
-            with np.errstate(all="ignore"):
-                for pre, (*_, g) in zip(self._pending, self._params):
-                    pre["grad_norm"] = number(_norm(g))
+        with np.errstate(all="ignore"):  # diverged parameters have an infinite norm, no warning
+            if not trainer.full_batch:
+                self._pending = self._snapshot()
+            if self._pending is not None:
+                self._pending = self._pending[0], [number(_norm(g)) for *_, g in self._params]
 
-    def _measure_noise(self, trainer: Any, step: int) -> None:
+    def _measure_noise(self, trainer: Any, step: int) -> list[np.ndarray] | None:
         """The gradient noise at the weights after the step (the sample's per-sample
         gradients, inference mode). Weights that turned non-finite (a run without
-        NonFiniteGuard) give no measurement instead of an error."""
+        NonFiniteGuard) give no measurement instead of an error. Returns the layers' outputs
+        of the probe's forward (what :meth:`layer_records` would compute at this step)."""
         if self.sample is None or self._y is None or self.sample.shape[0] < 2 \
                 or getattr(trainer.model, "layers", None) is None:
-            return
+            return None
+        # probe()'s guarantees, with the loss copied once per fit: its buffers and cache are
+        # the monitor's, the trainer's are not touched (the sample is in the model's dtype)
+        if self._loss is None:
+            self._loss = copy.deepcopy(trainer.loss)
+        reg = None if trainer.regularizer is None else copy.deepcopy(trainer.regularizer)
         with np.errstate(all="ignore"):
             try:
-                noise = gradient_noise(trainer.model, trainer.loss, self.sample, self._y,
-                                       trainer.regularizer)
-            except ValueError:  # the loss refused non-finite scores
-                return
+                p = run_probe(trainer.model, self._loss, self.sample, self._y, reg,
+                              capture=True)
+                noise = gradient_noise_of(p, trainer.model)
+            except ValueError:  # the loss refused non-finite scores, or no Linear layer
+                return None
         trainer.history.monitor.extend(noise_records(noise, step))
+        return p.outputs
 
     def _measure_sharpness(self, trainer: Any, step: int, lr: float | None) -> None:
         if self.sample is None or self._y is None or lr is None \
@@ -388,14 +440,15 @@ class Monitor(Callback):
         """
         # the singular values of every weight matrix after epochs 1, 2, 4, 8, ... at least
         # SPECTRUM_GAP monitor intervals after the last (a few points of a run, when checkpoints
-        # are written): one Gram product and a symmetric eigensolver per matrix, ~0.1 s for a
-        # 3072x512 one. Not "the last epoch": a run resumed for more epochs must record what
-        # the longer run records (the report draws the final model's spectra itself).
+        # are written): one Gram product and a symmetric eigensolver per matrix, ~50 ms for
+        # the 3072-512-512-10 network's three on one BLAS thread. Not "the last epoch": a run
+        # resumed for more epochs must record what the longer run records (the report draws
+        # the final model's spectra itself).
         n, step = epoch + 1, trainer.step - 1
         due = n & (n - 1) == 0 and step - self._spectrum_step >= SPECTRUM_GAP * self.every
         if self.spectrum and due:
             self._spectrum_step = step
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), limit_blas(1):
                 trainer.history.monitor.extend(spectrum_records(trainer.model, step))
 
     def on_batch_end(self, trainer: Any, step: int, logs: dict[str, Any]) -> None:
@@ -411,33 +464,49 @@ class Monitor(Callback):
         logs : dict
             The batch's logs; ``"lr"`` is read for the sharpness bound.
         """
-        if self.noise_every is not None and step % self.noise_every == 0:
-            self._measure_noise(trainer, step)
-        if self.sharpness_every is not None and step > 0 and step % self.sharpness_every == 0:
-            self._measure_sharpness(trainer, step, logs.get("lr"))
-        if self._pending is None or not self._due(step):
+        noise = self.noise_every is not None and step % self.noise_every == 0
+        sharp = self.sharpness_every is not None and step > 0 and step % self.sharpness_every == 0
+        due = self._pending is not None and self._due(step)
+        if not (noise or sharp or due):
             return
-        pending, self._pending = self._pending, None
+        # the products on the sample run on one BLAS thread: threads of the engine's BLAS and
+        # of other work share the cores (benchmarks/NOTES.md, 2026-12-03)
+        with limit_blas(1):
+            # the layers' outputs on the sample, when the noise probe computed them
+            outputs = self._measure_noise(trainer, step) if noise else None
+            if sharp:
+                self._measure_sharpness(trainer, step, logs.get("lr"))
+            if due:
+                self._record(trainer, step, outputs)
+
+    def _record(self, trainer: Any, step: int, outputs: list[np.ndarray] | None) -> None:
+        """Append the objective, parameter and layer records of the due step ``step``."""
+        assert self._pending is not None
+        (befores, grad_norms), self._pending = self._pending, None
         records = trainer.history.monitor
         if self._objective is not None and self._objective["step"] == step:
             records.append(self._objective)
         self._objective = None
         with np.errstate(all="ignore"):
-            for (name, idx, kind, role, p, _), pre in zip(self._params, pending):
-                rec: dict[str, Any] = {"step": step, "kind": "param", "layer": idx, "type": kind,
-                                       "param": name, "role": role, "size": int(p.size),
-                                       "weight_norm": number(_norm(p)), "grad_norm": pre["grad_norm"],
-                                       "update_norm": None, "update_ratio": None}
-                if pre["before"] is not None:
-                    delta = self._before[name]
-                    np.subtract(p, delta, out=delta)  # the buffer now holds Δw
-                    rec["update_norm"] = upd = number(_norm(delta))
-                    rec["update_ratio"] = update_ratio(upd, pre["before"])
-                records.append(rec)
-            records.extend(self.layer_records(trainer.model, step))
+            weights = [_norm(p) for *_, p, _ in self._params]
+            if self._block is not None:  # the buffers now hold Δw
+                np.subtract(*self._block, out=self._block[1])
+            else:
+                for delta, (*_, p, _) in zip(self._before, self._params):
+                    np.subtract(p, delta, out=delta)
+            updates = [number(_norm(delta)) for delta in self._before]
+            for k, (name, idx, kind, role, p, _) in enumerate(self._params):
+                records.append({"step": step, "kind": "param", "layer": idx, "type": kind,
+                                "param": name, "role": role, "size": p.size,
+                                "weight_norm": number(weights[k]),
+                                "grad_norm": None if grad_norms is None else grad_norms[k],
+                                "update_norm": updates[k],
+                                "update_ratio": update_ratio(updates[k], befores[k])})
+            records.extend(self.layer_records(trainer.model, step, outputs=outputs))
 
     # -- activations ----------------------------------------------------------------------------
-    def layer_records(self, model: Any, step: int) -> list[dict[str, Any]]:
+    def layer_records(self, model: Any, step: int, *,
+                      outputs: list[np.ndarray] | None = None) -> list[dict[str, Any]]:
         """Forward the sample through ``model`` in inference mode and describe every layer's
         output (the ``kind = "layer"`` records). Empty without a sample or a ``layers`` list.
 
@@ -447,6 +516,10 @@ class Monitor(Callback):
             The network (each layer's ``forward`` is called, which replaces its cache).
         step : int
             The step written into the records.
+        outputs : list of ndarray, optional
+            Every layer's output on the sample at the current weights, already computed (the
+            gradient-noise probe's forward, :attr:`~neuronlab.babysit.probe.Probe.outputs`):
+            described instead of forwarding the sample again.
 
         Returns
         -------
@@ -461,7 +534,7 @@ class Monitor(Callback):
         x = self.sample
         with np.errstate(all="ignore"):
             for i, layer in enumerate(layers):
-                x = layer.forward(x, training=False)
+                x = layer.forward(x, training=False) if outputs is None else outputs[i]
                 out.append(_describe(step, i, layer, x.reshape(x.shape[0], -1)))
         return out
 

@@ -72,6 +72,10 @@ class Probe:
     douts : dict of int to ndarray
         With ``capture``: Linear layer index -> ∂loss/∂(layer output), shape (n, n_out);
         row i is (1/n)·∂L_i/∂out_i.
+    outputs : list of ndarray
+        With ``capture``: every layer's output of the inference-mode forward, in order (what
+        ``layer.forward(x, training=False)`` returned; the Monitor describes them when it
+        measures the gradient noise and the activations at the same step).
     """
 
     loss: float
@@ -80,6 +84,7 @@ class Probe:
     penalty_grads: dict[str, np.ndarray] = field(default_factory=dict)
     inputs: dict[int, np.ndarray] = field(default_factory=dict)
     douts: dict[int, np.ndarray] = field(default_factory=dict)
+    outputs: list[np.ndarray] = field(default_factory=list)
 
     @property
     def objective(self) -> float:
@@ -204,7 +209,7 @@ def run_probe(
     regularizer : object with ``loss(model)`` and ``add_grad(model)``, optional
         Used as it is.
     capture : bool, default False
-        Keep every Linear layer's input and output gradient.
+        Keep every Linear layer's input and output gradient, and every layer's output.
 
     Returns
     -------
@@ -214,12 +219,15 @@ def run_probe(
     saved = _swap_grads(layers)
     inputs: dict[int, np.ndarray] = {}
     douts: dict[int, np.ndarray] = {}
+    outputs: list[np.ndarray] = []
     try:
         x = X
         for i, layer in enumerate(layers):
             if capture and isinstance(layer, Linear):
                 inputs[i] = x.reshape(x.shape[0], -1)
             x = layer.forward(x, training=False)
+            if capture:
+                outputs.append(x)
         value = float(loss.forward(x, y))
         dout: np.ndarray | None = loss.backward()
         for i in range(len(layers) - 1, -1, -1):
@@ -237,7 +245,7 @@ def run_probe(
             penalty_grads = _named(layers)
     finally:
         _restore(saved)
-    return Probe(value, penalty, grads, penalty_grads, inputs, douts)
+    return Probe(value, penalty, grads, penalty_grads, inputs, douts, outputs)
 
 
 def probe(
@@ -262,7 +270,7 @@ def probe(
         Deep-copied first. Its penalty and gradient are reported apart from the data loss's.
     capture : bool, default False
         Keep every Linear layer's input and output gradient (:attr:`Probe.inputs`,
-        :attr:`Probe.douts`).
+        :attr:`Probe.douts`) and every layer's output (:attr:`Probe.outputs`).
 
     Returns
     -------
