@@ -54,6 +54,57 @@ def test_ensemble_errors():
         Ensemble([m, m], weights=[0, 0])
 
 
+def test_ensemble_accepts_array_likes_like_its_members():
+    a = _linear_model([[np.log(3.0), 0.0], [0.0, 0.0]], [0.0, 0.0])
+    b = _linear_model([[0.0, 0.0], [0.0, 0.0]], [0.0, np.log(4.0)])
+    ens = Ensemble([a, b])
+    rows = [[1.0, 0.0], [0.0, 1.0]]
+    expected = ens.predict_proba(np.array(rows))
+    for X in (rows, tuple(map(tuple, rows)), [[1, 0], [0, 1]]):  # lists, tuples, integer data
+        np.testing.assert_allclose(ens.predict_proba(X), expected)
+        assert ens.predict(X).tolist() == expected.argmax(axis=1).tolist()
+        assert ens.score(X, [1, 0]) == 0.5
+        assert ens.member_scores(X, [1, 0]) == [0.5, 0.5]
+    np.testing.assert_allclose(expected, (a.predict_proba(rows) + b.predict_proba(rows)) / 2)
+    with pytest.raises(ValueError, match="NaN"):
+        ens.predict_proba([[np.nan, 0.0]])
+    with pytest.raises(TypeError, match="numbers"):
+        ens.predict_proba([["a", "b"]])
+    with pytest.raises(ValueError, match="features"):
+        ens.predict_proba([[1.0, 0.0, 0.0]])
+
+
+def test_multilabel_members_read_scores_with_the_multilabel_loss(tmp_path):
+    from sklearn.datasets import make_multilabel_classification
+
+    from neuronlab.io import save
+    from neuronlab.losses import SigmoidCrossEntropy
+    from neuronlab.prediction import resolve_loss
+
+    X, Y = make_multilabel_classification(n_samples=60, n_features=5, n_classes=3, random_state=0)
+    X = X.astype(np.float64)
+    paths = []
+    for seed in (0, 1):
+        model = mlp(5, [8], 3, rng=seed, dtype=np.float64)
+        Trainer(model, SigmoidCrossEntropy(multilabel=True), Adam(lr=1e-2), monitor=False).fit(
+            X, Y, epochs=2, batch_size=30)
+        paths.append(tmp_path / f"m{seed}.safetensors")
+        save(model, paths[-1], metadata={"loss": "sigmoid_cross_entropy"})  # as a run saves it
+    ens = Ensemble.from_files(paths)
+    for model, loss in zip(ens.models, ens.losses):
+        single = resolve_loss(model)  # what model.predict_proba uses
+        assert type(loss) is type(single) is SigmoidCrossEntropy
+        assert loss.task == single.task == "multilabel"
+        assert loss.get_config() == single.get_config() == {"multilabel": True}
+    # the members' probabilities are each model's own, one column per attribute
+    # (the binary loss refused the (n, 3) scores)
+    p = ens.predict_proba(X)
+    assert p.shape == Y.shape
+    np.testing.assert_allclose(p, np.mean([m.predict_proba(X) for m in ens.models], axis=0))
+    # explicit loss names resolve the same way
+    assert all(loss.multilabel for loss in Ensemble(ens.models, losses=["sigmoid_cross_entropy"] * 2).losses)
+
+
 class _FakeTrainer:
     def __init__(self, model):
         self.model = model

@@ -9,6 +9,7 @@ import io
 import json
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import numpy as np
 import pytest
 
 from neuronlab.playground import Session, create_app, parse_settings
+from neuronlab.playground.jobs import JobQueue
+from neuronlab.playground.session import _Stopped
 from neuronlab.playground.render import CLASS_COLORS, grid, png_rgb, region_image
 from neuronlab.playground.settings import make_data
 
@@ -163,9 +166,20 @@ def test_region_colours() -> None:
 # -- sessions --------------------------------------------------------------------------------
 def test_a_pause_that_races_a_publish_is_shown_before_the_session_waits() -> None:
     """The page once stayed on "running" after Pause: the training thread had drawn its state
-    just before the pause and then waited without drawing again."""
+    just before the pause and then waited without drawing again. Here a second caller of the
+    gate finds that stale state: the session's own thread is parked in its wait first, so
+    nothing else touches the model."""
     s = Session(parse_settings({}))
     try:
+        def parked() -> bool:  # the training thread waits in _wait_for_go before epoch 0
+            frame = sys._current_frames().get(s._thread.ident)
+            while frame is not None:
+                if frame.f_code.co_name == "_wait_for_go":
+                    return True
+                frame = frame.f_back
+            return False
+
+        wait_until(parked)
         s.status = "running"
         s._publish(s.trainer)  # the last state drawn says running ...
         assert json.loads(s.state)["status"] == "running"
@@ -174,18 +188,15 @@ def test_a_pause_that_races_a_publish_is_shown_before_the_session_waits() -> Non
         done = threading.Event()
 
         def wait() -> None:
-            with contextlib.suppress(Exception):
-                s._wait_for_go()
+            with contextlib.suppress(_Stopped):
+                s._wait_for_go(s.trainer, JobQueue(s._cond))
             done.set()
 
         threading.Thread(target=wait, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while json.loads(s.state)["status"] != "paused" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert json.loads(s.state)["status"] == "paused"
+        wait_until(lambda: json.loads(s.state)["status"] == "paused")
     finally:
         s.close()
-    assert done.wait(5)
+    assert done.wait(5)  # and the close ended its wait
 
 
 def test_session_learns_spiral_and_steps_one_epoch() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -124,9 +125,14 @@ def test_the_report_is_self_contained(digits_run):
     )
 
 
+def _notes(text: str) -> list[str]:
+    """The page's notes (where a figure is missing, the note says why)."""
+    return re.findall(r'<p class="note">(.*?)</p>', text, flags=re.S)
+
+
 def test_every_image_is_a_png(digits_run):
-    page, _ = _parse(digits_run / "report.html")
-    assert len(page.images) == len(PLOTS) + 1  # + the weight grid
+    page, text = _parse(digits_run / "report.html")
+    assert len(page.images) == len(PLOTS) + 1, _notes(text)  # + the weight grid
     for src in page.images:
         png = base64.b64decode(src.removeprefix("data:image/png;base64,"), validate=True)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
@@ -323,7 +329,7 @@ def test_the_digits_report_renders_in_headless_chromium(digits_run, tmp_path):
         finally:
             browser.close()
     assert ids == ALWAYS + ["weights"]
-    assert len(images) == len(PLOTS) + 1
+    assert len(images) == len(PLOTS) + 1, _notes((digits_run / "report.html").read_text())
     assert all(done and w > 0 and h > 0 for done, w, h in images), images
     assert all(h > 40 for h in heights)  # every section laid out with content
     assert all(u.startswith(("file:", "data:")) for u in requests), requests  # nothing fetched

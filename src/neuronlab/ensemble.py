@@ -51,25 +51,26 @@ class Ensemble:
     losses : sequence of str, optional
         The loss of each member, which turns scores into probabilities (softmax for
         ``"softmax"``); default: each model's saved ``metadata["loss"]``, else softmax.
+        Resolved as a single model's ``predict_proba`` resolves it
+        (:func:`neuronlab.prediction.resolve_loss`): ``"sigmoid_cross_entropy"`` on a
+        member with more than one output is the multi-label form.
     weights : sequence of float, optional
         Non-negative member weights (normalised to sum 1); default equal.
     """
 
     def __init__(self, models: Sequence[Any], *, losses: Sequence[str] | None = None,
                  weights: Sequence[float] | None = None) -> None:
-        from neuronlab.registry import LOSSES
-
         models = list(models)
         if not models:
             raise ValueError("an ensemble needs at least one model")
-        if losses is None:
-            losses = [str((getattr(m, "metadata", None) or {}).get("loss", "softmax")) for m in models]
-        if len(losses) != len(models):
-            raise ValueError(f"losses has {len(losses)} entries for {len(models)} models")
+        names = [None] * len(models) if losses is None else list(losses)
+        if len(names) != len(models):
+            raise ValueError(f"losses has {len(names)} entries for {len(models)} models")
         self.models = models
-        self.losses = [LOSSES.create(name) for name in losses]
-        for name, loss in zip(losses, self.losses):
+        self.losses = [prediction.resolve_loss(m, name) for m, name in zip(models, names)]
+        for loss in self.losses:
             if loss.task == "regression":
+                name = type(loss).registry_name or type(loss).__name__
                 raise ValueError(f"an ensemble averages class probabilities; loss {name!r} is a regression loss")
         if weights is None:
             w = np.full(len(models), 1.0 / len(models))
@@ -224,7 +225,7 @@ class Ensemble:
         return ens
 
     # -- prediction -------------------------------------------------------------------------
-    def member_proba(self, i: int, X: np.ndarray, *, batch_size: int = 2048) -> np.ndarray:
+    def member_proba(self, i: int, X: Any, *, batch_size: int = 2048) -> np.ndarray:
         """Probabilities of member ``i`` for raw inputs, in float64
         (:func:`neuronlab.prediction.predict_proba`: its preprocessor, then its loss).
 
@@ -232,7 +233,7 @@ class Ensemble:
         ----------
         i : int
             Index of the member.
-        X : ndarray of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features)
             Raw inputs.
         batch_size : int, default 2048
             Rows per forward pass.
@@ -240,32 +241,37 @@ class Ensemble:
         Returns
         -------
         ndarray of float64
-            Shape (n_samples, n_classes), or (n_samples,) for a binary member.
+            Shape (n_samples, n_classes), (n_samples, n_attributes) for a multi-label
+            member, or (n_samples,) for a binary member.
         """
         proba = prediction.predict_proba(self.models[i], X, loss=self.losses[i],
                                           batch_size=batch_size)
         return np.asarray(proba, dtype=np.float64)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: Any) -> np.ndarray:
         """Weighted mean of the members' probabilities.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
-            Raw inputs, float32 or float64, finite (each member applies its preprocessor).
+        X : array-like of shape (n_samples, n_features)
+            Raw inputs, finite (lists, DataFrames, integer data are converted to float once;
+            each member applies its preprocessor).
 
         Returns
         -------
         ndarray of float64
-            Shape (n_samples, n_classes), or (n_samples,) for binary members with one
-            output.
+            Shape (n_samples, n_classes), (n_samples, n_attributes) for multi-label members,
+            or (n_samples,) for binary members with one output.
 
         Raises
         ------
         ValueError
-            If the members' probabilities have different shapes.
+            If X holds NaN or Inf or has the wrong number of features, or the members'
+            probabilities have different shapes.
+        TypeError
+            If X does not hold numbers.
         """
-        X = check_array("X", X)
+        X = prediction._as_inputs(X)
         total: np.ndarray | None = None
         for i, w in enumerate(self.weights):
             p = self.member_proba(i, X)
@@ -282,12 +288,12 @@ class Ensemble:
     def _labels(proba: np.ndarray) -> np.ndarray:
         return (proba >= 0.5).astype(np.int64) if proba.ndim == 1 else proba.argmax(axis=1)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: Any) -> np.ndarray:
         """Class labels of the averaged probabilities (argmax; ``p >= 0.5`` for binary members).
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features)
             Raw inputs.
 
         Returns
@@ -296,12 +302,12 @@ class Ensemble:
         """
         return self._labels(self.predict_proba(X))
 
-    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+    def score(self, X: Any, y: Any) -> float:
         """Accuracy of the ensemble on (X, y).
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features)
             Raw inputs.
         y : array-like of shape (n_samples,)
             Integer class labels.
@@ -313,12 +319,12 @@ class Ensemble:
         """
         return float(np.mean(self.predict(X) == np.asarray(y).reshape(-1)))
 
-    def member_scores(self, X: np.ndarray, y: np.ndarray) -> list[float]:
+    def member_scores(self, X: Any, y: Any) -> list[float]:
         """Accuracy of each member on (X, y), to compare with :meth:`score`.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features)
             Raw inputs.
         y : array-like of shape (n_samples,)
             Integer class labels.
@@ -328,7 +334,7 @@ class Ensemble:
         list of float
             One accuracy per member, in member order.
         """
-        X, y = check_array("X", X), np.asarray(y).reshape(-1)
+        X, y = prediction._as_inputs(X), np.asarray(y).reshape(-1)
         return [float(np.mean(self._labels(self.member_proba(i, X)) == y)) for i in range(len(self))]
 
 

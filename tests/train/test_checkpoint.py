@@ -166,6 +166,27 @@ def test_keep_prunes_oldest(tmp_path):
     assert latest_checkpoint(tmp_path).endswith("epoch-0003-step-000000020.safetensors")
 
 
+def test_custom_name_is_saved_and_never_pruned(tmp_path):
+    ckpt = nl.Checkpoint(tmp_path, every_epochs=1, keep=2)
+
+    class SaveBest(nl.Callback):  # a user's callback saving under its own name each epoch
+        order = 150
+
+        def on_epoch_end(self, trainer, epoch, logs):
+            # a custom name used to hit an assert in the pruning
+            assert ckpt.save(trainer, "best.safetensors") == str(tmp_path / "best.safetensors")
+
+    case.fit(case.trainer([ckpt, SaveBest()]))
+    # the managed files were pruned to keep=2 around it; the custom file was never touched
+    assert sorted(os.listdir(tmp_path)) == [
+        "best.safetensors",
+        "epoch-0002-step-000000015.safetensors",
+        "epoch-0003-step-000000020.safetensors",
+    ]
+    assert nl.load_checkpoint(tmp_path / "best.safetensors").meta["state"]["step"] == 20
+    assert latest_checkpoint(tmp_path).endswith("epoch-0003-step-000000020.safetensors")
+
+
 def _snapshot(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
 

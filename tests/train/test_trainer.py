@@ -99,6 +99,25 @@ def test_history_steps_lrs_and_json_round_trip():
         h["val_error"]
 
 
+def test_history_best_skips_non_finite_epochs():
+    nan, inf = float("nan"), float("inf")
+    h = nl.History()
+    for i, (loss, acc) in enumerate([(nan, nan), (0.5, 0.7), (-inf, inf), (0.3, 0.6)]):
+        h.record_epoch({"epoch": i, "val_loss": loss, "val_acc": acc})
+    # a NaN first epoch used to win every comparison; ±inf used to be the extreme
+    assert h.best()["epoch"] == 3
+    assert h.best("val_acc")["epoch"] == 1
+    # to_dict stores non-finite metrics as None; the restored history agrees
+    again = nl.History.from_dict(json.loads(json.dumps(h.to_dict())))
+    assert again.best()["epoch"] == 3 and again.best("val_acc")["epoch"] == 1
+    broken = nl.History()
+    broken.record_epoch({"epoch": 0, "val_loss": nan})
+    with pytest.raises(KeyError, match="no epoch has a finite 'val_loss'"):
+        broken.best()
+    with pytest.raises(KeyError):
+        nl.History().best()
+
+
 def test_same_seed_same_run_other_seed_other_order():
     X, y = blobs(90)
 

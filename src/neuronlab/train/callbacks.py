@@ -472,9 +472,10 @@ class Checkpoint(Callback):
         trainer : Trainer
             Whose model, optimizer, state, schedule and callbacks are saved.
         name : str
-            File name inside ``directory``, ``step-<9 digits>.safetensors`` or
-            ``epoch-<4 digits>-step-<9 digits>.safetensors``: pruning and ``resume`` read
-            the step from the name.
+            File name inside ``directory``. The callback manages the files named
+            ``step-<9 digits>.safetensors`` or ``epoch-<4 digits>-step-<9 digits>.safetensors``:
+            pruning and ``resume`` read the step from the name. A file of any other name
+            (``"best.safetensors"``) is written but never pruned, and saving it prunes nothing.
 
         Returns
         -------
@@ -486,21 +487,19 @@ class Checkpoint(Callback):
                         state=trainer.state, schedule=trainer.schedule,
                         callbacks=trainer.callbacks)
         self.last_path = path
-        if self.keep is not None:
-            self._prune(path, self.keep)
+        if self.keep is not None and CHECKPOINT_NAME.match(name):
+            self._prune(name, self.keep)
         return path
 
     def _prune(self, newest: str, keep: int) -> None:
-        def key(name: str) -> tuple[int, bool]:
+        """Delete all but the ``keep`` newest managed checkpoints up to ``newest`` (a name
+        :data:`CHECKPOINT_NAME` matches); newer ones and other files stay."""
+        keys: dict[str, tuple[int, bool]] = {}
+        for name in os.listdir(self.directory):
             m = CHECKPOINT_NAME.match(name)
-            assert m is not None
-            return int(m.group(2)), m.group(1) is not None
-
-        top = key(os.path.basename(newest))
-        older = sorted(
-            n for n in os.listdir(self.directory) if CHECKPOINT_NAME.match(n) and key(n) <= top
-        )
-        older.sort(key=key)
+            if m:
+                keys[name] = (int(m.group(2)), m.group(1) is not None)
+        older = sorted((n for n in keys if keys[n] <= keys[newest]), key=lambda n: (keys[n], n))
         for name in older[: max(0, len(older) - keep)]:
             try:
                 os.unlink(os.path.join(self.directory, name))

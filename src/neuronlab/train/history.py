@@ -76,7 +76,8 @@ class History:
         ----------
         key : str, default "val_loss"
             An epoch metric; names ending in ``"acc"`` are maximised, all others minimised.
-            Ties go to the earliest epoch.
+            Ties go to the earliest epoch. Epochs whose value is NaN, infinite or missing
+            (``None``, as :meth:`from_dict` restores non-finite values) are never the best.
 
         Returns
         -------
@@ -86,12 +87,15 @@ class History:
         Raises
         ------
         KeyError
-            If no epoch is recorded, or the last epoch has no ``key``.
+            If no epoch is recorded, the last epoch has no ``key``, or no epoch has a finite
+            value of ``key``.
         """
         values = self[key]
+        finite = [j for j, v in enumerate(values) if v is not None and math.isfinite(v)]
+        if not finite:
+            raise KeyError(f"no epoch has a finite {key!r}: {values}")
         sign = -1.0 if key.endswith("acc") else 1.0
-        i = min(range(len(values)), key=lambda j: sign * values[j])
-        return self.epochs[i]
+        return self.epochs[min(finite, key=lambda j: sign * values[j])]
 
     # -- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
