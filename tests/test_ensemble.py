@@ -101,6 +101,13 @@ def test_multilabel_members_read_scores_with_the_multilabel_loss(tmp_path):
     p = ens.predict_proba(X)
     assert p.shape == Y.shape
     np.testing.assert_allclose(p, np.mean([m.predict_proba(X) for m in ens.models], axis=0))
+    # labels: each attribute against 0.5 (not an argmax over the attributes); the score is
+    # the fraction of rows with every attribute right (scikit-learn's subset accuracy)
+    labels = ens.predict(X)
+    np.testing.assert_array_equal(labels, (p >= 0.5).astype(np.int64))
+    assert ens.score(X, Y) == pytest.approx(np.mean(np.all(labels == Y, axis=1)))
+    members = [(m.predict_proba(X) >= 0.5) for m in ens.models]
+    assert ens.member_scores(X, Y) == pytest.approx([np.mean(np.all(q == Y, axis=1)) for q in members])
     # explicit loss names resolve the same way
     assert all(loss.multilabel for loss in Ensemble(ens.models, losses=["sigmoid_cross_entropy"] * 2).losses)
 

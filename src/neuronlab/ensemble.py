@@ -284,12 +284,21 @@ class Ensemble:
         assert total is not None  # an ensemble has at least one member
         return total
 
-    @staticmethod
-    def _labels(proba: np.ndarray) -> np.ndarray:
-        return (proba >= 0.5).astype(np.int64) if proba.ndim == 1 else proba.argmax(axis=1)
+    def _labels(self, proba: np.ndarray) -> np.ndarray:
+        if proba.ndim == 1 or self.losses[0].task == "multilabel":  # each p against 0.5
+            return (proba >= 0.5).astype(np.int64)
+        return proba.argmax(axis=1)
+
+    def _accuracy(self, labels: np.ndarray, y: Any) -> float:
+        """The fraction of rows predicted right (for multilabel members: every attribute)."""
+        y = np.asarray(y)
+        if labels.ndim == 2:
+            return float(np.mean(np.all(labels == y.reshape(labels.shape), axis=1)))
+        return float(np.mean(labels == y.reshape(-1)))
 
     def predict(self, X: Any) -> np.ndarray:
-        """Class labels of the averaged probabilities (argmax; ``p >= 0.5`` for binary members).
+        """Class labels of the averaged probabilities (argmax; ``p >= 0.5`` for binary
+        members, and for each attribute of multilabel members).
 
         Parameters
         ----------
@@ -298,7 +307,8 @@ class Ensemble:
 
         Returns
         -------
-        ndarray of int of shape (n_samples,)
+        ndarray of int of shape (n_samples,), or (n_samples, n_attributes) for multilabel
+        members
         """
         return self._labels(self.predict_proba(X))
 
@@ -309,15 +319,16 @@ class Ensemble:
         ----------
         X : array-like of shape (n_samples, n_features)
             Raw inputs.
-        y : array-like of shape (n_samples,)
-            Integer class labels.
+        y : array-like of shape (n_samples,) or (n_samples, n_attributes)
+            Integer class labels, or 0/1 attributes for multilabel members.
 
         Returns
         -------
         float
-            Fraction of rows whose predicted label equals ``y``.
+            Fraction of rows whose predicted label equals ``y`` (multilabel: whose every
+            attribute does, scikit-learn's subset accuracy).
         """
-        return float(np.mean(self.predict(X) == np.asarray(y).reshape(-1)))
+        return self._accuracy(self.predict(X), y)
 
     def member_scores(self, X: Any, y: Any) -> list[float]:
         """Accuracy of each member on (X, y), to compare with :meth:`score`.
@@ -326,16 +337,16 @@ class Ensemble:
         ----------
         X : array-like of shape (n_samples, n_features)
             Raw inputs.
-        y : array-like of shape (n_samples,)
-            Integer class labels.
+        y : array-like of shape (n_samples,) or (n_samples, n_attributes)
+            As for :meth:`score`.
 
         Returns
         -------
         list of float
             One accuracy per member, in member order.
         """
-        X, y = prediction._as_inputs(X), np.asarray(y).reshape(-1)
-        return [float(np.mean(self._labels(self.member_proba(i, X)) == y)) for i in range(len(self))]
+        X = prediction._as_inputs(X)
+        return [self._accuracy(self._labels(self.member_proba(i, X)), y) for i in range(len(self))]
 
 
 # -- parameter averaging ----------------------------------------------------------------------
