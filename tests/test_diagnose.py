@@ -152,3 +152,20 @@ def test_empty_and_monitorless_histories():
     h.loss = [2.3, 5.0, float("nan")]
     (f,) = nl.diagnose(h)
     assert f.rule == "lr_too_high" and f.evidence["first_non_finite_step"] == 2
+
+
+def test_lr_too_low_under_lbfgs_speaks_of_its_iterations_not_a_learning_rate(runs):
+    """L-BFGS has no learning rate (a line search sizes each step): with a tolerance it meets
+    at once (tol=0.5) it leaves the weights where they are, and the finding says so in its
+    terms; the SGD run's finding keeps the learning-rate text."""
+    lb = train(nl.mlp(64, [64, 64], 10, rng=0), nl.LBFGS(max_iter=5, tol=0.5), epochs=5, every=1)
+    assert lb.history.info["batch_size"] is None  # what the Monitor records for a full batch
+    for h in (lb.history, json.loads(json.dumps(lb.history.to_dict()))):  # also from its JSON
+        (f,) = [f for f in nl.diagnose(h) if f.rule == "lr_too_low"]
+        assert f.evidence["full_batch"] is True
+        assert f.message.startswith("L-BFGS hardly moves the weights") and "learning rate" not in f.message
+        assert "tol=" in f.action and "max_iter=" in f.action and "more epochs" in f.action
+        assert "raise the learning rate (" not in f.action
+    (sgd,) = [f for f in nl.diagnose(runs["lr_too_low"].history) if f.rule == "lr_too_low"]
+    assert "full_batch" not in sgd.evidence and sgd.message.startswith("update/weight ratios are below")
+    assert sgd.action == "raise the learning rate (try 10x larger) until ratios are near 1e-3"

@@ -112,7 +112,8 @@ class OptimConfig:
 
     ``lr = "auto"`` (:data:`AUTO_LR`) asks ``neuronlab train`` to pick the rate with a
     learning-rate range test (:func:`neuronlab.babysit.lr_find.lr_find`) before training; the
-    run folder's ``config.toml`` then holds the number it picked.
+    run folder's ``config.toml`` then holds the number it picked. ``neuronlab search`` has no
+    range test per trial and refuses it: its space searches the rate instead.
     """
 
     optimizer: str = "adam"

@@ -39,6 +39,8 @@ def test_parse_each_kind(text, expected):
         "choice(relu, relu)",
         "choice(a b)",
         "choice(relu,)",
+        "choice(\"a b\" c)",  # text after a quoted value
+        "choice(\"a b, c)",  # unclosed quote
         "uniform(0, 1, 2)",
         "lr",
     ],
@@ -49,6 +51,45 @@ def test_bad_text_names_key_and_text(text):
     msg = str(e.value)
     assert "'optim.lr'" in msg
     assert repr(text) in msg or text.strip() in msg
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ("a b", "c"),  # spaces
+        ("a, b", "a", "b"),  # a comma inside one value: not three values
+        ("1", 1, "true", True, "1.5", 1.5),  # text that would read as a number or a boolean
+        ("my data/x.npz", "it's", 'say "hi"', "C:\\dir\\f.csv", "back\\", "x)", ""),
+    ],
+)
+def test_text_choices_round_trip(values):
+    p = Choice(values)
+    back = parse_param("k", p.text())
+    assert back.choices == values
+    assert [type(v) for v in back.choices] == [type(v) for v in values]
+    sp = Space({"k": p})
+    assert Space(sp.to_dict()) == sp  # search.json's form of the space reads back
+
+
+def test_quoted_text_choices_keep_spaces_and_commas():
+    p = parse_param("data.source", """choice("my data.npz", 'a, b', digits)""")
+    assert p.choices == ("my data.npz", "a, b", "digits")
+    assert p.text() == 'choice("my data.npz", "a, b", digits)'
+
+
+def test_unquoted_text_with_spaces_says_how_to_quote():
+    with pytest.raises(ValueError) as e:
+        parse_param("data.source", "choice(my data.npz, digits)")
+    msg = str(e.value)
+    assert "'data.source'" in msg and "'my data.npz'" in msg
+    assert """choice("my data.npz", ...)""" in msg and "literal string" in msg
+
+
+def test_text_choices_with_spaces_from_a_toml_file(tmp_path):
+    f = tmp_path / "space.toml"
+    f.write_text("""[space]\n"data.source" = 'choice("my data.npz", digits)'\n""")
+    space, _ = load_space(f)
+    assert space["data.source"] == Choice(("my data.npz", "digits"))
 
 
 def test_non_string_is_refused_with_an_example():

@@ -31,6 +31,41 @@ def test_bad_choice_fails_before_any_trial(tmp_path):
     assert not (tmp_path / "trials").exists()
 
 
+def test_lr_auto_is_refused_before_any_trial(tmp_path):
+    """train's lr = "auto" (a range test) has no per-trial equivalent: a clear error pointing to
+    a searched range, from the base config or from a choice, before any trial runs."""
+    auto = BASE.with_overrides({"optim": {"lr": "auto"}})
+    with pytest.raises(ValueError, match=r"optim\.lr = 'auto' .* not available in a search.*loguniform"):
+        run_search(TrainObjective(auto), {"l2": "loguniform(1e-6, 1e-3)"}, n_trials=2, workers=0,
+                   directory=tmp_path)
+    with pytest.raises(ValueError, match=r"search space 'lr': .* not available in a search.*loguniform"):
+        run_search(TrainObjective(BASE), {"lr": "choice(auto, 0.01)"}, n_trials=2, workers=0,
+                   directory=tmp_path)
+    assert not (tmp_path / "trials").exists()
+
+
+def test_lr_auto_in_the_base_is_fine_when_the_space_sets_lr():
+    auto = BASE.with_overrides({"optim": {"lr": "auto"}})
+    objective = TrainObjective(auto)
+    objective.check_space(Space({"lr": "loguniform(1e-3, 1e-2)", "l2": "loguniform(1e-6, 1e-3)"}))
+    objective.warm_up()  # a worker's warm-up builds the base with a number for the rate
+    assert apply_params(auto, {"lr": 0.01, "l2": 1e-4}).optim.lr == 0.01
+
+
+def test_cli_search_lr_auto_is_a_one_line_error(tmp_path, capsys):
+    from neuronlab.cli import main
+
+    space = tmp_path / "space.toml"
+    space.write_text('[space]\nl2 = "loguniform(1e-6, 1e-3)"\n\n[optim]\nlr = "auto"\n')
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--space", str(space), "--trials", "1", "--workers", "0", "--no-plots",
+              "--out", str(tmp_path / "s")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "error: optim.lr = 'auto'" in err and 'lr = "loguniform(1e-4, 1e-2)"' in err
+
+
 def test_training_trials_write_configs_models_and_plots(tmp_path):
     space = Space({"lr": "loguniform(1e-3, 1e-2)", "l2": "loguniform(1e-6, 1e-3)"})
     r = run_search(TrainObjective(BASE), space, n_trials=3, workers=0, directory=tmp_path, pruner=None)

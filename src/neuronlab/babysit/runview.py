@@ -74,6 +74,13 @@ class RunView:
             if r.get("kind") not in ("param", "layer"):
                 self.by_kind[str(r.get("kind"))].append(r)
 
+    @property
+    def full_batch(self) -> bool:
+        """Whether the run stepped over the whole training set with a line search (L-BFGS):
+        the Monitor records ``info["batch_size"] = None`` for it (a number otherwise; no key
+        when no Monitor ran). Such a run has no learning rate to raise or lower."""
+        return "batch_size" in self.info and self.info["batch_size"] is None
+
     def weight_ratios(self) -> dict[str, tuple[float, list[int]]]:
         """{param: (median update ratio, [first step, last step])} over the weight arrays."""
         out = {}

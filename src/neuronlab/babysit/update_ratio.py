@@ -166,7 +166,10 @@ def lr_too_low_rule(run: RunView) -> Finding | None:
     -------
     Finding or None
         A warning with the ratios and the loss at both ends; None when no ratio was measured,
-        fewer than half of them are low, or the loss still falls well.
+        fewer than half of them are low, or the loss still falls well. For a full-batch run
+        (L-BFGS, :attr:`RunView.full_batch`: no learning rate, a line search sizes each step)
+        the text speaks of its iterations and tolerance instead, and the evidence holds
+        ``"full_batch": True``.
     """
     ratios = run.weight_ratios()
     if not ratios:
@@ -179,9 +182,16 @@ def lr_too_low_rule(run: RunView) -> Finding | None:
     evidence: dict[str, Any] = {"median_update_ratio": {k: v[0] for k, v in ratios.items()},
                                 "ratio_steps": [min(v[1][0] for v in ratios.values()),
                                                 max(v[1][1] for v in ratios.values())]}
-    msg = f"update/weight ratios are below {LOW_RATIO:g} in {len(low)} of {len(ratios)} " \
-          f"weight arrays (median over steps, down to {fmt(low[0])}), far below the healthy " \
-          f"≈ {TARGET_RATIO:g}: the weights hardly change"
+    if run.full_batch:  # L-BFGS: the line search, not a rate, sizes the steps
+        evidence["full_batch"] = True
+        msg = f"L-BFGS hardly moves the weights: update/weight ratios are below {LOW_RATIO:g} " \
+              f"in {len(low)} of {len(ratios)} weight arrays (median over steps, down to " \
+              f"{fmt(low[0])}); its iterations stop early (its tolerance is reached) or " \
+              "its line search finds no lower loss"
+    else:
+        msg = f"update/weight ratios are below {LOW_RATIO:g} in {len(low)} of {len(ratios)} " \
+              f"weight arrays (median over steps, down to {fmt(low[0])}), far below the healthy " \
+              f"≈ {TARGET_RATIO:g}: the weights hardly change"
     finite = run.loss[np.isfinite(run.loss)]
     if finite.size >= 2:
         w = window(finite.size)
@@ -192,6 +202,12 @@ def lr_too_low_rule(run: RunView) -> Finding | None:
         evidence.update({"loss_start": start, "loss_end": end, "relative_drop": drop,
                          "steps": [0, len(run.loss) - 1]})
         msg += f"; the loss went from {fmt(start)} to {fmt(end)} ({-drop:+.1%})"
+    if run.full_batch:
+        return Finding("lr_too_low", "warning", msg, evidence,
+                       "L-BFGS has no learning rate to raise: if the loss is still high, train "
+                       "more epochs, allow more iterations per epoch and a lower tolerance "
+                       "(nl.LBFGS(max_iter=..., tol=...)), and check the gradients (nl.gradcheck); "
+                       "if the loss is already low, it has converged and more training will not help")
     return Finding("lr_too_low", "warning", msg, evidence,
                    "raise the learning rate (try 10x larger) until ratios are near 1e-3")
 

@@ -69,7 +69,8 @@ class _Interrupted(click.ClickException):
 @cli.command()
 @click.option("--space", "space_file", type=click.Path(dir_okay=False),
               help="TOML file: a [space] table (lr = \"loguniform(1e-5, 1e-1)\", ...) and optional "
-                   "fixed run-config tables [a default space for digits].")
+                   "fixed run-config tables [a default space for digits]. lr = \"auto\" is not "
+                   "available in a search: give lr a range.")
 @click.option("--strategy", type=click.Choice(["grid", "random", "coarse-to-fine", "tpe"]), default="random",
               show_default=True)
 @click.option("--trials", "n_trials", type=click.IntRange(min=1), default=30, show_default=True, help="Trials in the study in total.")
@@ -77,7 +78,8 @@ class _Interrupted(click.ClickException):
               help="Worker processes (0: this process); with --dask: trials in flight (0: one per thread).")
 @click.option("--dask", "dask_address", help="Dask scheduler address, e.g. tcp://HOST:8786.")
 @click.option("--storage", help="Optuna RDB URL shared between machines [a journal file in --out].")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Base run config (TOML).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Base run config (TOML); its optim.lr is a number, or \"auto\" only when the space sets lr.")
 @click.option("--data", help="Data set or file, as for train [digits].")
 @click.option("--epochs", type=int, help=f"Epochs of a full-budget trial [{DEFAULT_EPOCHS}].")
 @click.option("--out", "out_dir", help="Search directory; rerunning the same command resumes it [searches/STRATEGY].")
@@ -97,7 +99,10 @@ def search(space_file: str | None, strategy: str, n_trials: int, workers: int, d
 
     Writes the search directory (study journal, trials/NNNN/, trials.csv, best.toml, the best
     model.safetensors, plots/). Ctrl-C or SIGTERM stops the search and its worker processes;
-    rerunning the same command resumes it."""
+    rerunning the same command resumes it.
+
+    The learning rate is searched, not found: lr = "auto" (train --lr auto's range test) is
+    refused before any trial; put a range in the space, e.g. lr = "loguniform(1e-4, 1e-2)"."""
     from neuronlab.search import Space, TrainObjective, get_strategy, load_space, run_search
 
     if space_file is not None:

@@ -7,6 +7,10 @@ Search-space names map onto the run configuration of ``neuronlab train``
 The model, loss, optimizer and schedule come from the CLI's own builder
 (:func:`neuronlab.runs.build_run`), so a trial's ``config.toml`` trains the same network with
 ``neuronlab train --config``.
+
+The learning rate of a trial is a number: ``optim.lr = "auto"`` (the range test of
+``neuronlab train --lr auto``) is refused before any trial runs; a search looks for the rate
+itself, e.g. ``lr = "loguniform(1e-4, 1e-2)"`` in the space.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from neuronlab.config import RunConfig
+from neuronlab.config import AUTO_LR, OptimConfig, RunConfig
 from neuronlab.search.space import Choice, Space
 from neuronlab.train.callbacks import Callback
 
@@ -45,6 +49,7 @@ PARAM_NAMES: dict[str, tuple[str, str]] = {
     "preprocess": ("data", "preprocess"),
 }
 _SHAPE_NAMES = ("width", "depth")
+_LR_RANGE = 'lr = "loguniform(1e-4, 1e-2)"'  # the example a refused lr = "auto" points to
 
 
 def _resolve(name: str) -> tuple[str, str] | None:
@@ -85,19 +90,40 @@ def apply_params(base: RunConfig, params: Mapping[str, Any]) -> RunConfig:
     Raises
     ------
     ValueError
-        If a name is not a run setting, or a value is invalid for its setting.
+        If a name is not a run setting, or a value is invalid for its setting, or the
+        trial's learning rate would be ``"auto"`` (from ``params`` or from ``base``): the
+        range test of ``neuronlab train --lr auto`` is not available in a search, whose
+        space searches the rate instead (``lr = "loguniform(1e-4, 1e-2)"``).
     """
     overrides: dict[str, dict[str, Any]] = {}
     for name, value in params.items():
         target = _resolve(name)
         if target is not None:
             overrides.setdefault(target[0], {})[target[1]] = value
+            if target == ("optim", "lr") and isinstance(value, str) and value.strip().lower() == AUTO_LR:
+                raise ValueError(
+                    f"search space {name!r}: lr = {AUTO_LR!r} (the range test of `neuronlab train "
+                    f"--lr auto`) is not available in a search; search the rate instead, e.g. {_LR_RANGE}")
     if "width" in params or "depth" in params:
         hidden = overrides.get("model", {}).get("hidden", base.model.hidden)
         width = params.get("width", hidden[0] if hidden else 64)
         depth = params.get("depth", len(hidden))
         overrides.setdefault("model", {})["hidden"] = [int(width)] * int(depth)
-    return base.with_overrides(overrides, source="the search space")
+    cfg = base.with_overrides(overrides, source="the search space")
+    if cfg.optim.lr == AUTO_LR:  # from the base config: the space has no learning rate
+        raise ValueError(
+            f"optim.lr = {AUTO_LR!r} (the range test of `neuronlab train --lr auto`) is not "
+            f"available in a search: add the rate to the search space, e.g. {_LR_RANGE}, or "
+            "give optim.lr a number in the base config (e.g. the suggestion of `neuronlab lr-find`)")
+    return cfg
+
+
+def _numeric_lr(base: RunConfig) -> RunConfig:
+    """``base`` with ``lr = "auto"`` replaced by the default number: a base whose rate every
+    trial takes from the space, as the checks and the warm-up build it."""
+    if base.optim.lr != AUTO_LR:
+        return base
+    return base.with_overrides({"optim": {"lr": OptimConfig().lr}})
 
 
 _DATA_CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
@@ -149,7 +175,8 @@ class TrainObjective:
     Parameters
     ----------
     base : RunConfig
-        Everything the space does not set (data, epochs, seed, ...).
+        Everything the space does not set (data, epochs, seed, ...). Its ``optim.lr`` may be
+        ``"auto"`` only when the space sets ``lr``: a search has no range test per trial.
     data : (X, y) or None
         In-memory arrays to search on instead of ``base.data.source`` (split, checked and
         preprocessed as ``base.data`` says; trials' ``config.toml`` then name the source
@@ -203,14 +230,15 @@ class TrainObjective:
         from neuronlab.runs import build_run
         from neuronlab.train import Trainer
 
-        run = _prepared_data(self.base, self.data, self.data_key)
+        base = _numeric_lr(self.base)  # lr = "auto" here: the space sets every trial's rate
+        run = _prepared_data(base, self.data, self.data_key)
         X, y = run.train
-        bs = self.base.train.batch_size
+        bs = base.train.batch_size
         n = min(len(y), 2 * bs)
-        parts = build_run(self.base, int(np.prod(X.shape[1:])), run.n_outputs, X.shape[0])
+        parts = build_run(base, int(np.prod(X.shape[1:])), run.n_outputs, X.shape[0])
         model = parts.pop("model")
         Trainer(model, **parts, monitor=False).fit(X[:n], y[:n], epochs=1, batch_size=bs,
-                                                   seed=self.base.train.seed)
+                                                   seed=base.train.seed)
 
     def check_space(self, space: Space) -> None:
         """Fail before any trial runs if a name or a categorical value cannot make a run:
@@ -226,15 +254,20 @@ class TrainObjective:
         Raises
         ------
         ValueError
-            If a name is not a run setting or a value cannot make a run.
+            If a name is not a run setting or a value cannot make a run, or a trial's
+            learning rate would be ``"auto"`` (see :func:`apply_params`).
         """
         from neuronlab.runs import build_run
 
+        base = self.base
+        if any(_resolve(n) == ("optim", "lr") for n in space):
+            # the space sets every trial's rate: check the other values with a number there
+            base = _numeric_lr(base)
         for name, p in space.items():
             _resolve(name)
             values = p.choices if isinstance(p, Choice) else (p.low, p.high)
             for v in values:
-                cfg = apply_params(self.base, {name: v})
+                cfg = apply_params(base, {name: v})
                 build_run(cfg, 2, 2, 1)
 
     def __call__(self, params: dict[str, Any], trial: Any) -> float:

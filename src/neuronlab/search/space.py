@@ -6,6 +6,13 @@ A parameter is written as the notes write it::
     dropout    = "uniform(0, 0.5)"
     depth      = "int(1, 3)"                 # inclusive; "logint(16, 512)" samples in log space
     activation = "choice(relu, tanh)"        # categorical: names, integers, floats, true/false
+    source     = 'choice("my data.npz", digits)'  # text with spaces, commas, "/"...: quoted
+
+A choice's bare word is a name (letters, digits, ``_ . -``); any other text (spaces, commas,
+slashes, or a word that would read as a number or a boolean, such as ``"1"`` or ``"true"``) is
+written in single or double quotes, with ``\\`` before a quote of the same kind or a backslash
+inside. In a TOML file the entry is easiest as a literal string: ``'choice("a b", c)'``.
+:meth:`Choice.text` writes that form, so every choice reads back as itself.
 
 Parsing is strict: anything else raises a ValueError that names the key and quotes the bad
 text, so ``lr = "loguniform(1e-5 1e-1)"`` fails at once instead of after an hour of trials.
@@ -332,9 +339,20 @@ class Choice(Param):
         return list(self.choices)
 
     def text(self) -> str:
-        """The TOML text form, ``choice(v1, v2, ...)`` (booleans as ``true``/``false``, strings
-        unquoted)."""
-        return "choice(" + ", ".join(str(c).lower() if isinstance(c, bool) else str(c) for c in self.choices) + ")"
+        """The TOML text form, ``choice(v1, v2, ...)``, which :func:`parse_param` reads back
+        as these very values: booleans as ``true``/``false``, a string bare when it is a plain
+        name and double-quoted otherwise (spaces, commas, ``"1"``, ``"true"``...)."""
+        return "choice(" + ", ".join(_choice_text(c) for c in self.choices) + ")"
+
+
+def _choice_text(c: Scalar) -> str:
+    if isinstance(c, bool):
+        return str(c).lower()
+    if not isinstance(c, str):
+        return str(c)
+    if _NAME.match(c) and c.lower() not in ("true", "false"):
+        return c  # reads back as this name
+    return '"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 _CALL = re.compile(r"^\s*([a-z]+)\s*\((.*)\)\s*$", re.DOTALL)
@@ -344,19 +362,57 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _KINDS = ("loguniform", "uniform", "int", "logint", "choice")
 
 
-def _item(key: str, text: str, raw: str) -> Scalar:
-    t = text.strip()
+def _split_choices(key: str, body: str, raw: str) -> list[Scalar]:
+    """The values of ``choice(...)``'s ``body``: comma-separated, a quoted one kept whole
+    (commas and spaces included; ``\\`` escapes its quote or a backslash)."""
+    out: list[Scalar] = []
+    i, n = 0, len(body)
+    while True:
+        while i < n and body[i].isspace():
+            i += 1
+        if i < n and body[i] in "'\"":
+            quote, i, chars = body[i], i + 1, []
+            while i < n and body[i] != quote:
+                if body[i] == "\\" and i + 1 < n and body[i + 1] in (quote, "\\"):
+                    i += 1
+                chars.append(body[i])
+                i += 1
+            if i >= n:
+                raise ValueError(f"search space {key!r}: unclosed {quote} quote in {raw!r}")
+            out.append("".join(chars))
+            i += 1
+            while i < n and body[i].isspace():
+                i += 1
+            if i < n and body[i] != ",":
+                raise ValueError(f"search space {key!r}: expected a comma after the quoted value "
+                                 f"{out[-1]!r} in {raw!r}")
+        else:
+            j = body.find(",", i)
+            j = n if j < 0 else j
+            t = body[i:j].strip()
+            if not t:
+                raise ValueError(f"search space {key!r}: empty argument in {raw!r}")
+            out.append(_item(key, t, raw))
+            i = j
+        if i >= n:
+            return out
+        i += 1  # the comma
+
+
+def _item(key: str, t: str, raw: str) -> Scalar:
     if _INT.match(t):
         return int(t)
     if _FLOAT.match(t):
         return float(t)
     if t.lower() in ("true", "false"):
         return t.lower() == "true"
-    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
-        return t[1:-1]
     if _NAME.match(t):
         return t
-    raise ValueError(f"search space {key!r}: cannot read {t!r} in {raw!r}")
+    # anything else is text that is not a plain name (spaces, slashes...): it needs quotes
+    q = _choice_text(t)
+    hint = (f"; quote text that is not a plain name, e.g. choice({q}, ...), written in a TOML "
+            f"file as a literal string: 'choice({q}, ...)'")
+    raise ValueError(f"search space {key!r}: cannot read {t!r} in {raw!r}{hint}")
 
 
 def _number(key: str, text: str, raw: str, *, integer: bool) -> float:
@@ -414,12 +470,12 @@ def parse_param(key: str, text: Any) -> Param:
             "loguniform(a, b), uniform(a, b), int(a, b), logint(a, b), choice(v1, v2, ...)"
         )
     kind, body = m.group(1), m.group(2)
-    args = [a for a in body.split(",")]
-    if any(not a.strip() for a in args):
-        raise ValueError(f"search space {key!r}: empty argument in {text!r}")
     try:
         if kind == "choice":
-            return Choice(tuple(_item(key, a, text) for a in args))
+            return Choice(tuple(_split_choices(key, body, text)))
+        args = body.split(",")
+        if any(not a.strip() for a in args):
+            raise ValueError(f"search space {key!r}: empty argument in {text!r}")
         if len(args) != 2:
             raise ValueError(f"search space {key!r}: {kind} takes 2 arguments (low, high), got {len(args)} in {text!r}")
         integer = kind in ("int", "logint")
