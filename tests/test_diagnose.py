@@ -169,3 +169,119 @@ def test_lr_too_low_under_lbfgs_speaks_of_its_iterations_not_a_learning_rate(run
     (sgd,) = [f for f in nl.diagnose(runs["lr_too_low"].history) if f.rule == "lr_too_low"]
     assert "full_batch" not in sgd.evidence and sgd.message.startswith("update/weight ratios are below")
     assert sgd.action == "raise the learning rate (try 10x larger) until ratios are near 1e-3"
+
+
+def _lbfgs_run(folder) -> nl.Trainer:
+    """L-BFGS (50 iterations per epoch) on the digits, 3 epochs, with the default Monitor (as
+    ``neuronlab train`` has it: one measurement, the first epoch's), logged to
+    ``folder/metrics.jsonl``."""
+    X, y, Xv, yv = digits_split()
+    tr = nl.Trainer(nl.mlp(64, [32], 10, rng=0), nl.SoftmaxCrossEntropy(), nl.LBFGS(max_iter=50),
+                    monitor=nl.Monitor(),
+                    callbacks=[nl.JSONLLogger(folder)])
+    tr.fit(X, y, validation=(Xv, yv), epochs=3)
+    return tr
+
+
+def test_a_healthy_lbfgs_run_is_not_told_to_lower_a_learning_rate_nor_about_its_initial_loss(tmp_path):
+    """L-BFGS measures one update ratio per epoch (a whole minimize call: ratios of 1-100 are
+    normal) and records its first loss after that call, not at the initial weights: neither is
+    a sign of a learning rate too high or of a bad initialisation. The diagnosis reads the same
+    from the History, its JSON and its metrics.jsonl."""
+    from neuronlab.babysit.runview import RunView
+    from neuronlab.babysit.update_ratio import HIGH_RATIO
+    from neuronlab.plots import as_records
+    from neuronlab.train.loggers import read_metrics
+
+    tr = _lbfgs_run(tmp_path)
+    h = tr.history
+    # what fooled the rules: large per-epoch ratios, a first loss far below ln 10
+    info = h.info
+    assert info["batch_size"] is None and info["initial_loss"] is None
+    assert h.loss[0] < info["expected_initial_loss"] / 2 == pytest.approx(np.log(10) / 2)
+    ratios = RunView(h).weight_ratios()  # {array: (median ratio, steps)}
+    assert len(ratios) == 2 and min(m for m, _ in ratios.values()) > HIGH_RATIO, ratios
+    assert h.epochs[-1]["val_acc"] > 0.9
+    from_jsonl = as_records(read_metrics(tmp_path)).to_history()
+    assert from_jsonl.info["batch_size"] is None and from_jsonl.info["initial_loss"] is None
+    for hist in (h, json.loads(json.dumps(h.to_dict())), from_jsonl):
+        names = [f.rule for f in nl.diagnose(hist)]
+        assert "lr_too_high" not in names and "initial_loss" not in names, names
+
+
+def _history(loss, *, batch_size, ratio=None, **info) -> dict:
+    """A history dict as the Monitor leaves it: ``batch_size`` None for full batch, one weight
+    array (``ratio``: its update ratio at every step) and its bias."""
+    monitor = [] if ratio is None else [
+        {"step": s, "kind": "param", "layer": "0", "type": "Linear", "param": p, "role": role,
+         "update_ratio": ratio}
+        for s in range(len(loss)) for p, role in (("0.W", "weight"), ("0.b", "bias"))]
+    return {"loss": list(loss), "epochs": [], "monitor": monitor,
+            "info": {"loss": "SoftmaxCrossEntropy", "n_outputs": 10, "batch_size": batch_size,
+                     "expected_initial_loss": float(np.log(10)), "initial_loss": None, **info}}
+
+
+def _one(history: dict, rule: str):
+    found = [f for f in nl.diagnose(history) if f.rule == rule]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+LR_HIGH_WARNING = "lower the learning rate (by 3-10x) until update/weight ratios are near 1e-3"
+LR_HIGH_NAN = ("lower the learning rate (try 10x smaller), clip gradients, check the data for "
+               "extreme values; NonFiniteGuard stops a run at the first bad step")
+
+
+def test_lr_too_high_under_lbfgs_reads_the_loss_not_the_update_ratios():
+    """Ratios of 0.5 fire lr_too_high for a minibatch run (text unchanged) and not for a full
+    batch one; a growing or non-finite loss still fires for L-BFGS, with L-BFGS's remedies and
+    no learning rate to lower, while the minibatch texts stay as they were."""
+    flat = [1.0] * 25
+    sgd = _one(_history(flat, batch_size=64, ratio=0.5), "lr_too_high")
+    assert sgd.action == LR_HIGH_WARNING and "full_batch" not in sgd.evidence
+    assert sgd.message.startswith("update/weight ratios are above 0.03 in 1 of 1 weight arrays")
+    assert _one(_history(flat, batch_size=None, ratio=0.5), "lr_too_high") is None
+
+    growing = list(np.linspace(1.0, 3.0, 25))
+    sgd = _one(_history(growing, batch_size=64), "lr_too_high")
+    assert sgd.action == LR_HIGH_WARNING and sgd.message.startswith("the loss grew from")
+    lb = _one(_history(growing, batch_size=None, ratio=0.5), "lr_too_high")
+    assert lb.severity == "warning" and lb.evidence["full_batch"] is True
+    assert lb.message.startswith("L-BFGS: the loss grew from") and "ratio" not in lb.message
+    assert "median_update_ratio" not in lb.evidence
+    assert lb.action.startswith("L-BFGS has no learning rate to lower")
+    assert "nl.gradcheck" in lb.action and "lower the learning rate (" not in lb.action
+
+    nan = [2.3, 1.0, float("nan")]
+    sgd = _one(_history(nan, batch_size=64), "lr_too_high")
+    assert sgd.severity == "error" and sgd.action == LR_HIGH_NAN
+    lb = _one(_history(nan, batch_size=None), "lr_too_high")
+    assert lb.severity == "error" and lb.evidence["full_batch"] is True
+    assert lb.message == sgd.message and lb.action.startswith("L-BFGS has no learning rate")
+    for hist in (_history(nan, batch_size=None), _history(growing, batch_size=None)):
+        again = nl.diagnose(json.loads(json.dumps(hist)))
+        assert [f.to_dict() for f in again] == [f.to_dict() for f in nl.diagnose(hist)]
+
+
+def test_lr_too_high_keeps_its_text_on_a_diverged_minibatch_run(runs):
+    (f,) = [f for f in nl.diagnose(runs["lr_too_high"].history) if f.rule == "lr_too_high"]
+    assert "full_batch" not in f.evidence
+    assert f.action.endswith("lower the learning rate (try 10x smaller), clip gradients "
+                             "(clip_norm), check the data for extreme values")
+
+
+def test_initial_loss_compares_only_a_loss_at_the_initial_weights(runs):
+    """A full-batch run's first recorded loss comes after its first L-BFGS iterations: without
+    a measured initial loss the rule stays quiet; a minibatch run's first loss (taken before
+    its first update) is still read, with the same text."""
+    low_first = [0.1] * 5
+    assert _one(_history(low_first, batch_size=None), "initial_loss") is None
+    sgd = _one(_history(low_first, batch_size=64), "initial_loss")
+    assert sgd.evidence["initial_loss"] == 0.1
+    assert sgd.action == ("check the initialisation scale (weights too large make confident "
+                          "wrong scores), the preprocessing and the loss; run nl.sanity_check")
+    # a full-batch history that does hold a loss measured at the initial weights is checked
+    measured = _one(_history(low_first, batch_size=None, initial_loss=25.0), "initial_loss")
+    assert measured.evidence["initial_loss"] == 25.0 and measured.action == sgd.action
+    (f,) = [f for f in nl.diagnose(runs["initial_loss"].history) if f.rule == "initial_loss"]
+    assert f.message.startswith("the initial loss ") and f.action == sgd.action

@@ -6,11 +6,11 @@
 the order they are reported (thresholds are module constants, so they are easy to cite):
 
 =========================  ==================================================================
-``lr_too_high``            the loss becomes NaN/Inf, or grows, or update/weight ratios ≫ 1e-3
+``lr_too_high``            the loss becomes NaN/Inf, or grows, or update/weight ratios ≫ 1e-3 (L-BFGS: not its ratios)
 ``update_spike``           an update/weight ratio jumps 10x its running median before the loss grows
 ``edge_of_stability``      the Hessian's top eigenvalue is above the optimizer's stability bound (2/lr for SGD)
 ``lr_too_low``             update/weight ratios ≪ 1e-3 and the loss barely moves (L-BFGS: its iterations stop)
-``initial_loss``           the first loss is far from its expected value (ln C for softmax)
+``initial_loss``           the first loss is far from its expected value (ln C for softmax; L-BFGS: none)
 ``overfitting``            a large, growing gap between training and validation accuracy
 ``regularization_too_strong`` the penalty is most of the objective while the network underfits
 ``underfitting``           training accuracy low and flat, validation just as low

@@ -3,7 +3,9 @@ expected value (ln C for softmax cross-entropy over C classes: the notes' "2.302
 classes").
 
 Measured by the :class:`~neuronlab.babysit.monitor.Monitor` at step 0 (``history.info``:
-``expected_initial_loss`` from the loss, ``initial_loss`` the first batch's data loss).
+``expected_initial_loss`` from the loss, ``initial_loss`` the first batch's data loss). A
+full-batch L-BFGS run has no such loss: its first recorded loss comes after the first
+epoch's iterations, so the Monitor leaves ``initial_loss`` at None and the check is skipped.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ INITIAL_FACTOR = 2.0  # initial loss off its expected value by more than this fa
 def initial_loss_rule(run: RunView) -> Finding | None:
     """``initial_loss``: the loss at step 0 is more than :data:`INITIAL_FACTOR` times above or
     below the loss's expected initial value (``history.info``; the first step's loss when the
-    Monitor did not record ``initial_loss``).
+    Monitor did not record ``initial_loss``, except for a full-batch run, whose first
+    recorded loss is measured after its first L-BFGS iterations, not at the initial weights).
 
     Parameters
     ----------
@@ -32,11 +35,14 @@ def initial_loss_rule(run: RunView) -> Finding | None:
     -------
     Finding or None
         A warning with both values and their ratio; None when they agree or either is
-        missing or not positive.
+        missing or not positive (for a full-batch run without a recorded ``initial_loss``:
+        always None).
     """
     expected = run.info.get("expected_initial_loss")
     observed = run.info.get("initial_loss")
-    if observed is None and run.loss.size and math.isfinite(run.loss[0]):
+    # a minibatch step's loss is taken before its update (at the initial weights for step
+    # 0); L-BFGS records its loss after the epoch's minimize call (RunView.full_batch)
+    if observed is None and not run.full_batch and run.loss.size and math.isfinite(run.loss[0]):
         observed = float(run.loss[0])
     if expected is None or observed is None or expected <= 0 or observed <= 0:
         return None

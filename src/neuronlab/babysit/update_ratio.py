@@ -2,7 +2,9 @@
 thumb says about 1e-3. Far above, the learning rate is too high; far below, too low.
 
 The Monitor measures it from the real step (clipping, decay and constraints included); the
-rules read the median over the measured steps of each weight array.
+rules read the median over the measured steps of each weight array. For full-batch L-BFGS one
+step is a whole epoch's minimize call (ratios of 1-100 are normal) and there is no learning
+rate: ``lr_too_high`` does not read its ratios, ``lr_too_low`` speaks of its iterations.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ LOSS_GROWTH = 1.5  # loss at the end this many times the start: it is growing
 LOW_DROP = 0.05  # relative loss decrease below which the loss "barely moved"
 UPDATE_RATIO_BAND = (1e-4, 1e-2)  # a decade either side of the target, shaded in the plot
 
+# lr_too_high under full-batch L-BFGS: its line search keeps each epoch's loss from rising on
+# a fixed objective, so a rise or a NaN points at the objective, the gradients or the data
+_LBFGS_ACTION = ("L-BFGS has no learning rate to lower: check the gradients (nl.gradcheck) "
+                 "and the data for extreme values, add a penalty (nl.L2) to keep the weights "
+                 "bounded, and leave out layers that change the loss between epochs (dropout, "
+                 "noise); or train with a first-order optimizer (Adam) and clip gradients")
+
 
 def update_ratio(update_norm: float | None, weight_norm_before: float) -> float | None:
     """``‖Δw‖ / ‖w‖`` of one step, or None when it is undefined (a zero or non-finite norm).
@@ -75,6 +84,11 @@ def lr_too_high_rule(run: RunView) -> Finding | None:
     most weight arrays have a median update/weight ratio above :data:`HIGH_RATIO` (a
     "warning").
 
+    A full-batch run (L-BFGS, :attr:`RunView.full_batch`) has no learning rate, and its
+    ratios are measured over a whole epoch of line-searched iterations (1-100 is normal), so
+    they are not read: only a divergence, a non-finite loss or a growing loss fires, with
+    ``"full_batch": True`` in the evidence and L-BFGS's remedies in the action.
+
     Parameters
     ----------
     run : RunView
@@ -87,7 +101,8 @@ def lr_too_high_rule(run: RunView) -> Finding | None:
     """
     loss = run.loss
     bad = np.flatnonzero(~np.isfinite(loss))
-    ratios = run.weight_ratios()
+    # L-BFGS: one ratio per minimize call (many iterations), and no learning rate to lower
+    ratios = {} if run.full_batch else run.weight_ratios()
     if "diverged_step" in run.info:
         i = int(run.info["diverged_step"])
         what = run.info.get("diverged_at")
@@ -110,17 +125,24 @@ def lr_too_high_rule(run: RunView) -> Finding | None:
         if context:
             msg += f"; {context}"
         first = f"look at layer {layer} ({kind}) first; " if layer is not None else ""
+        if run.full_batch:
+            evidence["full_batch"] = True
         return Finding("lr_too_high", "error", msg, evidence,
-                       f"{first}lower the learning rate (try 10x smaller), clip gradients "
-                       "(clip_norm), check the data for extreme values")
+                       first + (_LBFGS_ACTION if run.full_batch else
+                                "lower the learning rate (try 10x smaller), clip gradients "
+                                "(clip_norm), check the data for extreme values"))
     if bad.size:
         i = int(bad[0])
         last_good = float(loss[i - 1]) if i > 0 else None
+        evidence = {"first_non_finite_step": i, "last_finite_loss": last_good,
+                    "steps": [0, len(loss) - 1]}
+        if run.full_batch:
+            evidence["full_batch"] = True
         return Finding("lr_too_high", "error",
                        f"the loss became non-finite at step {i}"
                        + (f" (last finite value {fmt(last_good)})" if last_good is not None else ""),
-                       {"first_non_finite_step": i, "last_finite_loss": last_good,
-                        "steps": [0, len(loss) - 1]},
+                       evidence,
+                       _LBFGS_ACTION if run.full_batch else
                        "lower the learning rate (try 10x smaller), clip gradients, check the "
                        "data for extreme values; NonFiniteGuard stops a run at the first bad step")
     evidence = {}
@@ -146,6 +168,10 @@ def lr_too_high_rule(run: RunView) -> Finding | None:
         evidence["ratio_steps"] = high[worst][1]
     if not reasons:
         return None
+    if run.full_batch:
+        evidence["full_batch"] = True
+        return Finding("lr_too_high", "warning", "L-BFGS: " + "; ".join(reasons), evidence,
+                       _LBFGS_ACTION)
     return Finding("lr_too_high", "warning", "; ".join(reasons),
                    evidence, "lower the learning rate (by 3-10x) until update/weight ratios are "
                    "near 1e-3")
