@@ -23,6 +23,9 @@ this. What it measures, section by section:
 * ``infer``: labelling an array in batches of 1024.
 * ``digits``: wall time to 97% test accuracy on digits.
 * ``memmap``: peak RSS of training from a memory-mapped ``.npy`` (``memory.py``).
+* ``l2``: L2 under load (``l2_load.py``): ``NeuralNetClassifier(hidden_layer_sizes=(256,))``
+  on digits with ``alpha=1e-4`` and ``alpha=0``, interleaved, while two busy processes run
+  (started and stopped here); the target is L2 at most 1.2× the time without.
 * ``e2e``: the command line end to end (``e2e.py``): ``import neuronlab`` and ``neuronlab
   --help`` in fresh processes, a default ``neuronlab train`` (its report drawn in the
   background), with ``--wait-report`` and with ``--no-report`` (the report's share of each),
@@ -82,7 +85,7 @@ class Config:
     memmap_gib: float | None = 2.0
     ceiling_tries: int = 9
     peers: tuple[str, ...] = ("torch", "sklearn", "jax")  # jax: left out if not importable
-    sections: tuple[str, ...] = ("ceiling", "train", "infer", "digits", "memmap", "e2e")
+    sections: tuple[str, ...] = ("ceiling", "train", "infer", "digits", "memmap", "l2", "e2e")
     optimizers: tuple[str, ...] = ("momentum", "adam")
     sizes: dict[str, tuple[int, ...]] = field(
         default_factory=lambda: {"large": LARGE, "small": SMALL})
@@ -92,12 +95,15 @@ class Config:
     e2e_train_reps: int = 3
     e2e_search_reps: int = 2
     e2e_search_trials: int = 30
+    l2_epochs: int = 30  # L2 under load: the estimator's fits, with and without alpha
+    l2_reps: int = 7
+    l2_busy: int = 2  # busy processes beside them
 
 
 FULL = Config()
 QUICK = Config(reps=3, large_rows=2048, small_rows=4096, large_infer_rows=4096,
                small_infer_rows=40000, digits_seeds=1, digits_max_epochs=40, memmap_gib=0.25,
-               ceiling_tries=3, e2e_train_reps=1, e2e_search_reps=1)
+               ceiling_tries=3, e2e_train_reps=1, e2e_search_reps=1, l2_epochs=5, l2_reps=3)
 
 
 #: The contender that runs a step's GEMMs and nothing else, in one compiled loop.
@@ -218,9 +224,25 @@ def _digits_section(cfg: Config) -> list[Row]:
     return rows
 
 
+def measure_l2(cfg: Config) -> dict[str, Any]:
+    """The L2-under-load row (:func:`l2_load.measure`): median wall and CPU seconds of the
+    estimator's fit with ``alpha=1e-4`` ("l2") and ``alpha=0`` ("no l2"), interleaved, while
+    ``cfg.l2_busy`` busy processes run (started and stopped by the measurement)."""
+    import l2_load
+
+    times = l2_load.measure(what="estimator", epochs=cfg.l2_epochs, reps=cfg.l2_reps,
+                            n_busy=cfg.l2_busy)
+    out: dict[str, Any] = {"epochs": cfg.l2_epochs, "reps": cfg.l2_reps, "busy": cfg.l2_busy}
+    for kind, runs in times.items():
+        out[kind] = {name: statistics.median(s) for name, s in runs.items()}
+        _say(f"  {kind:<5}alpha 1e-4 {out[kind]['l2']:.2f} s, alpha 0 {out[kind]['no l2']:.2f} s "
+             f"(median): {out[kind]['l2'] / out[kind]['no l2']:.2f}×")
+    return out
+
+
 def run_benchmark(cfg: Config, *, out: Path | None = None, notes: str = "") -> dict[str, Any]:
     """Run the sections of ``cfg``; print as it goes; write ``out`` (markdown, with ``notes``
-    appended) if given. Returns ``{"machine", "ceilings", "rows", "memmap", "e2e",
+    appended) if given. Returns ``{"machine", "ceilings", "rows", "memmap", "l2", "e2e",
     "config"}``."""
     if "jax" in cfg.peers and (why := J.available()) is not None:
         _say(f"jax is not importable ({why}): the JAX contenders are left out")
@@ -261,6 +283,11 @@ def run_benchmark(cfg: Config, *, out: Path | None = None, notes: str = "") -> d
         _say(f"  peak RSS {memmap['peak_rss_mib']:.0f} MiB (baseline "
              f"{memmap['baseline_rss_mib']:.0f} MiB), {memmap['rows']} rows in "
              f"{memmap['seconds']:.1f} s")
+    l2 = None
+    if "l2" in cfg.sections:
+        _say(f"L2 under load: digits, NeuralNetClassifier((256,)), alpha 1e-4 and 0, "
+             f"{cfg.l2_epochs} epochs, {cfg.l2_reps} reps, {cfg.l2_busy} busy processes")
+        l2 = measure_l2(cfg)
     e2e = None
     if "e2e" in cfg.sections:
         _say(f"end to end: fresh processes of {sys.executable}")
@@ -281,7 +308,7 @@ def run_benchmark(cfg: Config, *, out: Path | None = None, notes: str = "") -> d
                  f"{c.train_rate:,.0f} samples/s, inference {c.infer_rate:,.0f} samples/s")
     machine["load_average_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = {"machine": machine, "ceilings": ceilings, "rows": rows, "memmap": memmap,
-              "e2e": e2e, "config": cfg}
+              "l2": l2, "e2e": e2e, "config": cfg}
     if out is not None:
         write_results(out, result, notes=notes)
         _say(f"wrote {out}")
@@ -300,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(default benchmarks/NOTES.md: the analysis of the targets)")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per section")
     parser.add_argument("--sections", default=None,
-                        help="comma-separated subset of ceiling,train,infer,digits,memmap,e2e")
+                        help="comma-separated subset of ceiling,train,infer,digits,memmap,l2,e2e")
     parser.add_argument("--peers", default=None,
                         help="comma-separated subset of torch,sklearn,jax (none: neuronlab alone)")
     args = parser.parse_args(argv)

@@ -95,6 +95,11 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         ok = mm["peak_rss_mib"] < 600 if mm["gib"] >= 2 else None
         out.append((f"memmap {mm['gib']:g} GiB: peak RSS < 600 MiB",
                     f"{mm['peak_rss_mib']:.0f} MiB", ok))
+    l2 = result.get("l2")
+    if l2:
+        v = l2["wall"]["l2"] / l2["wall"]["no l2"]
+        out.append((f"L2 under load ({l2['busy']} busy processes): alpha=1e-4 ≤ 1.2× alpha=0",
+                    _fmt(v, "×"), v <= 1.2))
     for e in result.get("e2e") or []:
         if e.target is not None:
             out.append((f"{e.name}: ≤ {e.target:g} s", e.shown(), e.met))
@@ -209,6 +214,17 @@ def write_results(path: Path, result: dict[str, Any], *, notes: str = "") -> Non
                   f"Trainer defaults) from a memory-mapped {mm['file_mib']:,.0f} MiB `.npy`, in a "
                   f"fresh process: peak RSS **{mm['peak_rss_mib']:.0f} MiB** (after imports "
                   f"{mm['baseline_rss_mib']:.0f} MiB), {mm['seconds']:.1f} s."), ""]
+    l2 = result.get("l2")
+    if l2:
+        lines += ["## L2 under load", "",
+                  (f"`NeuralNetClassifier(hidden_layer_sizes=(256,), epochs={l2['epochs']})` on "
+                   f"digits with `alpha=1e-4` and `alpha=0`, {l2['reps']} interleaved repetitions "
+                   f"while {l2['busy']} busy processes run (`benchmarks/l2_load.py`); medians."), "",
+                  "| | alpha=1e-4 | alpha=0 | ratio |", "|---|---:|---:|---:|"]
+        for kind, what in (("wall", "wall seconds"), ("cpu", "CPU seconds of the process")):
+            a, b = l2[kind]["l2"], l2[kind]["no l2"]
+            lines.append(f"| {what} | {a:.2f} | {b:.2f} | {a / b:.2f}× |")
+        lines.append("")
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]
     path.write_text("\n".join(lines))

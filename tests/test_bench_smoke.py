@@ -5,6 +5,7 @@ installed) and check the arithmetic its tables rest on. Speed is never asserted.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -60,6 +61,38 @@ def test_tiny_run_writes_results(tmp_path: Path) -> None:
     assert sum("monitors cost" in n for n in names) == 4
     assert not any("PyTorch" in n or "scikit-learn" in n or "JAX" in n for n in names)
     assert sum("GEMM-only loop" in n for n in names) == 2  # 85%, both large sections
+
+
+def _children() -> set[int]:
+    """Pids of this process's living children (Linux /proc)."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:  # not a process, or it ended
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if d.name.isdigit() and int(fields[1]) == os.getpid() and fields[0] != "Z":
+            out.add(int(d.name))
+    return out
+
+
+def test_l2_under_load_row(tmp_path: Path) -> None:
+    """The L2 row: both fits timed with a busy process beside them, which is stopped after."""
+    before = _children()
+    cfg = replace(TINY, sections=("l2",), l2_epochs=1, l2_reps=1, l2_busy=1)
+    out = tmp_path / "RESULTS.md"
+    result = bench.run_benchmark(cfg, out=out)
+    l2 = result["l2"]
+    for kind in ("wall", "cpu"):
+        assert set(l2[kind]) == {"l2", "no l2"}
+        assert all(math.isfinite(v) and v > 0 for v in l2[kind].values())
+    ratio_ = l2["wall"]["l2"] / l2["wall"]["no l2"]
+    assert [(t, v) for t, v, _ in targets(result)] == [
+        ("L2 under load (1 busy processes): alpha=1e-4 ≤ 1.2× alpha=0", f"{ratio_:.2f}×")]
+    text = out.read_text()
+    assert "## L2 under load" in text and "| wall seconds |" in text
+    assert _children() <= before  # the busy process is gone
 
 
 def test_tiny_run_with_jax(tmp_path: Path) -> None:
