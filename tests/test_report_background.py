@@ -150,3 +150,35 @@ def test_a_report_past_its_time_limit_gives_up_and_says_so(background, tmp_path)
     assert f"neuronlab report {run.resolve()}" in text
     write_report(run)  # the run's own report.html: no longer pending
     assert pending_report(run) is None
+
+
+def test_a_report_process_superseded_meanwhile_leaves_the_newer_one_alone(background, tmp_path,
+                                                                          monkeypatch):
+    """A run resumed while its last report is drawn: the resumed run's report process marks
+    the folder again, and the older process, done later, must not put its report (of the
+    run before the resume) in place nor remove the newer marker."""
+    import time
+
+    from neuronlab import report
+
+    run, gate = tmp_path / "resumed", tmp_path / "gate"
+    shutil.copytree(background["run"], run)
+    real = report.write_report
+
+    def held(*args, **kwargs):  # in the forked process: draws once the test says so
+        while not gate.exists():
+            time.sleep(0.01)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(report, "write_report", held)
+    pid = write_in_background(run)
+    assert pid is not None and pending_report(run)["pid"] == pid
+    newer = {"pid": os.getpid(), "started": time.time(), "timeout_s": 600.0}
+    report._write_pending(run, newer)  # what the resumed run's report process writes
+    page = (run / "report.html").read_text(encoding="utf-8")
+    gate.touch()
+    wait_for_session(pid)
+    assert pending_report(run) == newer
+    assert (run / "report.html").read_text(encoding="utf-8") == page
+    assert f"Process {os.getpid()}" in page
+    assert not list(run.glob(".report*"))  # its drawn page was dropped

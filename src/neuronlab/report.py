@@ -576,7 +576,8 @@ def _finish_detached(run_dir: Path, sample_size: int, workers: int, timeout: flo
     ``done``), write the report, end. It ends however the report goes: written, failed, or
     not done after ``timeout`` seconds (SIGALRM: its handler ends the process at once, an
     exception could be swallowed where it lands); a failure leaves the marker and a page that
-    says why."""
+    says why. A process whose marker was replaced meanwhile (the run resumed, a newer
+    process drawing its report) or removed (``neuronlab report``) leaves the folder as it is."""
     os.setsid()  # no terminal: its closing (SIGHUP) and Ctrl-C are the command's, not ours
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -591,20 +592,38 @@ def _finish_detached(run_dir: Path, sample_size: int, workers: int, timeout: flo
     def give_up(signum: int, frame: Any) -> None:
         try:
             _failed(run_dir, marker, f"the report was not done after {timeout:g} s")
+            (run_dir / f".report.{os.getpid()}.html").unlink(missing_ok=True)
         finally:
             os._exit(1)  # the processes drawing its figures end with it (PR_SET_PDEATHSIG)
 
     signal.signal(signal.SIGALRM, give_up)
     signal.setitimer(signal.ITIMER_REAL, timeout)
+    # drawn beside the page, then put in its place only while the folder still waits for
+    # this process: a run resumed meanwhile has a newer marker (its own report comes later),
+    # and `neuronlab report` removes it after writing the same report
+    drawn = run_dir / f".report.{os.getpid()}.html"
     try:
-        write_report(run_dir, sample_size=sample_size, workers=workers)  # removes the marker
+        write_report(run_dir, path=drawn, sample_size=sample_size, workers=workers)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if _ours(run_dir, marker):
+            os.replace(drawn, run_dir / "report.html")
+            (run_dir / PENDING_FILE).unlink(missing_ok=True)
     except Exception as e:
         _failed(run_dir, marker, f"{type(e).__name__}: {e}")
         raise
+    finally:
+        drawn.unlink(missing_ok=True)
+
+
+def _ours(run_dir: Path, marker: dict[str, Any]) -> bool:
+    """Whether ``run_dir``'s pending marker is still ``marker`` (this process's)."""
+    now = pending_report(run_dir)
+    return now is not None and (now.get("pid"), now.get("started")) == (
+        marker["pid"], marker["started"])
 
 
 def _failed(run_dir: Path, marker: dict[str, Any], why: str) -> None:
-    if pending_report(run_dir) is not None:  # not written meanwhile by `neuronlab report`
+    if _ours(run_dir, marker):  # not written meanwhile, nor handed to a newer process
         _write_pending(run_dir, {**marker, "failed": why})
 
 
