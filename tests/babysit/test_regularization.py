@@ -57,6 +57,17 @@ def test_underfitting_is_low_accuracy_or_a_data_loss_that_has_not_fallen(acc, da
     assert (regularization_rule(h) is not None) is fires
 
 
+@pytest.mark.parametrize("acc, fires", [(0.99, False), (0.5, True), (None, False)])
+def test_a_full_batch_run_is_judged_by_its_accuracy_alone(acc, fires):
+    """L-BFGS's first objective record comes after its first epoch's minimize call: a data
+    loss that has stayed there (97% of it) is a converged fit, not underfitting."""
+    h = _history([(0, 0.0077, 0.4), (10, 0.0075, 0.4)], acc=acc)
+    assert regularization_rule(h) is not None  # minibatch: the data loss has not fallen
+    h["info"] = {"batch_size": None}  # what the Monitor records for L-BFGS
+    for run in (h, RunView(h), History.from_dict(h)):
+        assert (regularization_rule(run) is not None) is fires
+
+
 def test_quiet_when_the_penalty_is_a_small_part_of_the_objective():
     share = reg.PENALTY_SHARE
     penalty = 1.5 * share / (1 - share) * 0.99  # just under the threshold

@@ -12,7 +12,7 @@ the order they are reported (thresholds are module constants, so they are easy t
 ``lr_too_low``             update/weight ratios ≪ 1e-3 and the loss barely moves (L-BFGS: its iterations stop)
 ``initial_loss``           the first loss is far from its expected value (ln C for softmax; L-BFGS: none)
 ``overfitting``            a large, growing gap between training and validation accuracy
-``regularization_too_strong`` the penalty is most of the objective while the network underfits
+``regularization_too_strong`` the penalty is most of the objective while the network underfits (L-BFGS: by accuracy)
 ``underfitting``           training accuracy low and flat, validation just as low
 ``dead_relu``              many ReLU units output 0 on every example of the sample
 ``saturation``             most sigmoid/tanh outputs sit near their asymptotes

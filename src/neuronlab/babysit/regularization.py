@@ -84,6 +84,13 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _full_batch(run: Any) -> bool:
+    """Whether the run is full-batch (L-BFGS: ``info["batch_size"]`` is None, as
+    :attr:`~neuronlab.babysit.runview.RunView.full_batch` reads it)."""
+    info = run.get("info") if isinstance(run, dict) else getattr(run, "info", None)
+    return isinstance(info, dict) and "batch_size" in info and info["batch_size"] is None
+
+
 def _last_accuracy(run: Any) -> float | None:
     epochs = getattr(run, "epochs", None)
     if epochs is None and isinstance(run, dict):
@@ -108,7 +115,9 @@ def regularization_rule(run: Any) -> Finding | None:
     -------
     Finding or None
         A warning with the penalty's share, the data loss then and at the start, and the
-        training accuracy; None when the run has no objective records or no penalty.
+        training accuracy; None when the run has no objective records or no penalty. For a
+        full-batch (L-BFGS) run only the accuracy tells underfitting: its first record is
+        not at the initial weights.
     """
     records = objective_records(run)
     if len(records) < 2:
@@ -122,7 +131,9 @@ def regularization_rule(run: Any) -> Finding | None:
     first = float(records[0]["data_loss"])
     acc = _last_accuracy(run)
     low_acc = acc is not None and acc < UNDERFIT_ACC
-    high_loss = first > 0 and data > DATA_LOSS_SHARE * first
+    # L-BFGS's first record comes after its first epoch's minimize call, not at the initial
+    # weights: a data loss that has not fallen since then may have converged there
+    high_loss = not _full_batch(run) and first > 0 and data > DATA_LOSS_SHARE * first
     if not (low_acc or high_loss):
         return None
     steps = [int(tail[0]["step"]), int(tail[-1]["step"])]
