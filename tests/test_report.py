@@ -267,6 +267,31 @@ def test_a_drawing_process_that_dies_loses_nothing(moons_run, tmp_path, monkeypa
 
 
 @needs_fork
+def test_a_figure_that_fails_in_a_drawing_process_is_drawn_again(moons_run, tmp_path,
+                                                                monkeypatch):
+    """A plot that raises in a drawing process (that process's state, not the run's data) is
+    tried once more in the parent: the page keeps every picture."""
+    import dataclasses
+
+    from neuronlab import report
+
+    parent, real = os.getpid(), report._Figure.html
+
+    def boom():
+        raise MemoryError("the drawing process ran out of memory")
+
+    def html(self, png):
+        if self.alt == "Loss" and os.getpid() != parent:
+            return real(dataclasses.replace(self, make=boom), png)
+        return real(self, png)
+
+    monkeypatch.setattr(report._Figure, "html", html)
+    page, text = _parse(write_report(moons_run, path=tmp_path / "r.html", workers=2))
+    assert len(page.images) == len(PLOTS) + 1, _notes(text)
+    assert "ran out of memory" not in text
+
+
+@needs_fork
 def test_the_report_writer_writes_in_its_process_and_ends(moons_run, tmp_path):
     from neuronlab.report import ReportWriter
 

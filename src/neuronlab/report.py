@@ -380,7 +380,8 @@ def _no_fork_warning() -> Any:
 def _draw_forked(figures: list[_Figure], workers: int) -> list[str]:
     """Fork ``workers`` drawing processes and hand them the figures one at a time, each to
     the first that is free. A drawing process that dies (killed, out of memory) loses only
-    its figure in hand: it is drawn here at the end. The processes end with this one."""
+    its figure in hand, and a figure that failed there is tried once more: both are drawn
+    here at the end. The processes end with this one."""
     _warm_up()  # once here, not once per process
     ctx = multiprocessing.get_context("fork")
     todo = sorted(range(len(figures)), key=lambda i: -figures[i].cost)
@@ -424,8 +425,16 @@ def _draw_forked(figures: list[_Figure], workers: int) -> list[str]:
             if proc.is_alive():
                 proc.kill()
                 proc.join()
+    # a figure lost with its process, or that failed there, is drawn again here: a failure
+    # of that process's state (fork, memory) must not cost the page a picture
     png = _Pngs()
-    return [out[i] if i in out else figures[i].html(png) for i in range(len(figures))]
+    for i in range(len(figures)):
+        if i not in out or out[i].startswith(_note("")[:-4]):
+            if i in out:
+                logger.warning("a report figure failed in a drawing process (%s); drawing it "
+                               "again in this one", out[i])
+            out[i] = figures[i].html(png)
+    return [out[i] for i in range(len(figures))]
 
 
 def _hand_out(conn: Any, procs: dict[Any, tuple[Any, int | None]], todo: list[int]) -> None:
