@@ -286,8 +286,8 @@ class Ensemble:
 
     def _labels(self, proba: np.ndarray) -> np.ndarray:
         if proba.ndim == 1 or self.losses[0].task == "multilabel":  # each p against 0.5
-            return (proba >= 0.5).astype(np.int64)
-        return proba.argmax(axis=1)
+            return np.asarray(proba >= 0.5, dtype=np.int64)
+        return np.asarray(proba.argmax(axis=1))
 
     def _accuracy(self, labels: np.ndarray, y: Any) -> float:
         """The fraction of rows predicted right (for multilabel members: every attribute)."""
