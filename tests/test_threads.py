@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import scipy.linalg.cython_blas  # noqa: F401  SciPy's BLAS (the engine's): blas() lists it from the start
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import neuronlab as nl
@@ -193,6 +194,91 @@ def test_overlapping_blocks_in_threads_restore_the_original(first):
     with limit_blas(1):  # and the next block sets the limit again
         assert set(blas()) == {1}
     assert blas() == before
+
+
+_LATER_BLAS = """
+import json, numpy
+from threadpoolctl import threadpool_info
+from neuronlab.threads import limit_blas
+
+def blas():
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+out = {}
+with limit_blas(1):
+    out["numpy only"] = blas()
+import scipy.linalg  # SciPy's own OpenBLAS, loaded after the first block
+out["loaded"] = blas()
+with limit_blas(1):
+    out["both"] = blas()
+out["after"] = blas()
+print(json.dumps(out))
+"""
+
+
+def test_a_blas_loaded_after_the_first_block_is_limited_too():
+    """The handles on the BLAS libraries are kept between blocks (finding them costs ~1 ms)
+    and found again after imports: SciPy's OpenBLAS, loaded after a first block, is limited
+    in the next one. In a fresh process, where SciPy is not loaded yet."""
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _LATER_BLAS], capture_output=True, text=True,
+                       timeout=120, check=True)
+    out = json.loads(r.stdout)
+    assert set(out["numpy only"].values()) == {1}
+    new = set(out["loaded"]) - set(out["numpy only"])
+    if not new:
+        pytest.skip("SciPy shares NumPy's BLAS here: no second library to find")
+    assert set(out["both"]) == set(out["loaded"]) and set(out["both"].values()) == {1}
+    assert out["after"] == out["loaded"]  # and the previous limits came back
+
+
+_FIRST_FIT = """
+import json
+import numpy as np
+import neuronlab as nl
+from threadpoolctl import threadpool_info
+
+def blas():
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+class Spy(nl.Callback):
+    seen = []
+    def on_train_begin(self, trainer):
+        self.seen.append(blas())
+    def on_batch_end(self, trainer, step, logs):
+        self.seen.append(blas())
+
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((64, 64)).astype(np.float32), rng.integers(0, 3, 64)
+before = blas()
+tr = nl.Trainer(nl.mlp(64, [256], 3, rng=0), nl.SoftmaxCrossEntropy(), nl.SGD(lr=0.01),
+                monitor=False, callbacks=[Spy()])
+tr.fit(X, y, epochs=1, batch_size=32)
+print(json.dumps({"before": before, "seen": Spy.seen, "after": blas(), "engine": tr.engine_used}))
+"""
+
+
+def test_the_first_fit_of_a_process_limits_the_engine_blas_too():
+    """The compiled engine's products go through SciPy's BLAS, which a process loads for its
+    first fit: it is loaded before the fit sets its limits, so the engine's products of a
+    small network run on one thread from the first step on (a fresh process: every
+    ``neuronlab train``)."""
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _FIRST_FIT], capture_output=True, text=True,
+                       timeout=300, check=True)
+    out = json.loads(r.stdout)
+    if out["engine"] != "compiled":
+        pytest.skip(f"no compiled engine here: {out['engine']}")
+    libraries = set(out["seen"][0])
+    assert len(out["seen"]) == 3  # the fit's start and its two steps
+    assert all(set(s) == libraries and set(s.values()) == {1} for s in out["seen"]), out
+    assert all(out["after"][k] == v for k, v in out["before"].items())  # restored
 
 
 # -- the command line --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ the previous limits when it ends.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,6 +72,21 @@ def blas_threads(model: Any, rows: int, threads: int | None = None) -> int | Non
 # (threadpoolctl also lets only one thread at a time change OpenBLAS's pthreads pool.)
 _lock = threading.Lock()
 _owned = [False]
+# threadpoolctl's handles on the loaded BLAS libraries, and len(sys.modules) when they were
+# found: finding them scans the process's libraries (~1 ms with NumPy, SciPy and numba
+# loaded, a twentieth of a small network's one-epoch fit), so it is done again only after
+# new imports, which may have loaded another BLAS (SciPy's)
+_found: list[Any] = [None, -1]
+
+
+def _blas_libraries() -> Any:
+    """The process's ``threadpoolctl.ThreadpoolController``, found again after imports."""
+    if _found[1] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _found[0] = ThreadpoolController()
+        _found[1] = len(sys.modules)
+    return _found[0]
 
 
 @contextmanager
@@ -89,10 +105,8 @@ def limit_blas(threads: int | None) -> Iterator[None]:
     if not owner:
         yield
         return
-    from threadpoolctl import threadpool_limits  # about 0.1 ms per block: once per call
-
     try:
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with _blas_libraries().limit(limits=threads, user_api="blas"):
             yield
     finally:
         with _lock:

@@ -202,6 +202,11 @@ def compiled() -> ModuleType:
     global _module
     with _lock:
         if _module is None:
+            # numba's np.dot calls SciPy's BLAS, whose library its first call would load: load
+            # it now, before a fit sets the BLAS thread limits (neuronlab.threads), or that
+            # fit's products would run outside them
+            import scipy.linalg.cython_blas  # noqa: F401
+
             path, cached = _write(source())
             if not cached or not list((path.parent / "__pycache__").glob(f"{path.stem}.steps-*.nbi")):
                 log.warning("compiling neuronlab's training engine (once per machine, 15-30 s per "
