@@ -108,8 +108,16 @@ def test_multilabel_members_read_scores_with_the_multilabel_loss(tmp_path):
     assert ens.score(X, Y) == pytest.approx(np.mean(np.all(labels == Y, axis=1)))
     members = [(m.predict_proba(X) >= 0.5) for m in ens.models]
     assert ens.member_scores(X, Y) == pytest.approx([np.mean(np.all(q == Y, axis=1)) for q in members])
+    with pytest.raises(ValueError, match=r"shape \(60, 3\).*got shape \(60,\)"):
+        ens.score(X, Y[:, 0])
     # explicit loss names resolve the same way
     assert all(loss.multilabel for loss in Ensemble(ens.models, losses=["sigmoid_cross_entropy"] * 2).losses)
+    # and members of another task are refused, whatever their order (same output width)
+    other = mlp(5, [8], 3, rng=2, dtype=np.float64)
+    for models, names in (([ens.models[0], other], ["sigmoid_cross_entropy", "softmax"]),
+                          ([other, ens.models[0]], ["softmax", "sigmoid_cross_entropy"])):
+        with pytest.raises(ValueError, match="mix classification and multilabel members"):
+            Ensemble(models, losses=names)
 
 
 class _FakeTrainer:

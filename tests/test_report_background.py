@@ -182,3 +182,28 @@ def test_a_report_process_superseded_meanwhile_leaves_the_newer_one_alone(backgr
     assert (run / "report.html").read_text(encoding="utf-8") == page
     assert f"Process {os.getpid()}" in page
     assert not list(run.glob(".report*"))  # its drawn page was dropped
+
+
+def test_neuronlab_report_leaves_a_marker_that_a_newer_process_wrote_meanwhile(
+        background, tmp_path, monkeypatch):
+    """`neuronlab report` (write_report) removes the marker it answered, not one that a run
+    resumed while it drew wrote meanwhile: that run's report is still to come."""
+    import time
+
+    from neuronlab import report
+
+    run = tmp_path / "r"
+    shutil.copytree(background["run"], run)
+    newer = {"pid": os.getpid(), "started": time.time(), "timeout_s": 600.0}
+    real = report._load_model
+
+    def load_then_resume(run_dir):  # a newer process starts while this report is drawn
+        report._write_pending(run, newer)
+        return real(run_dir)
+
+    monkeypatch.setattr(report, "_load_model", load_then_resume)
+    write_report(run)
+    assert pending_report(run) == newer
+    monkeypatch.setattr(report, "_load_model", real)
+    write_report(run)  # the report that answers it removes it
+    assert pending_report(run) is None

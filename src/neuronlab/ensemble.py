@@ -72,6 +72,11 @@ class Ensemble:
             if loss.task == "regression":
                 name = type(loss).registry_name or type(loss).__name__
                 raise ValueError(f"an ensemble averages class probabilities; loss {name!r} is a regression loss")
+        tasks = {loss.task for loss in self.losses}
+        if len(tasks) > 1:  # one class each (softmax) and attributes (multilabel) cannot be averaged
+            raise ValueError(f"an ensemble's members must predict the same kind of labels; these "
+                             f"mix {' and '.join(sorted(tasks))} members: "
+                             f"{[t.task for t in self.losses]}")
         if weights is None:
             w = np.full(len(models), 1.0 / len(models))
         else:
@@ -293,7 +298,10 @@ class Ensemble:
         """The fraction of rows predicted right (for multilabel members: every attribute)."""
         y = np.asarray(y)
         if labels.ndim == 2:
-            return float(np.mean(np.all(labels == y.reshape(labels.shape), axis=1)))
+            if y.shape != labels.shape:
+                raise ValueError(f"y must hold the 0/1 attributes of each row, shape "
+                                 f"{labels.shape} (multilabel members), got shape {y.shape}")
+            return float(np.mean(np.all(labels == y, axis=1)))
         return float(np.mean(labels == y.reshape(-1)))
 
     def predict(self, X: Any) -> np.ndarray:

@@ -25,7 +25,8 @@ import signal
 import sys
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import connection
 from pathlib import Path
@@ -550,7 +551,7 @@ def write_in_background(run_dir: str | os.PathLike[str], *, sample_size: int = 5
     for stream in (sys.stdout, sys.stderr):  # what the children would otherwise write again
         try:
             stream.flush()
-        except (OSError, ValueError):
+        except (AttributeError, OSError, ValueError):  # None when the command has no stdout
             pass
     ready, done = os.pipe()
     quiet = _no_fork_warning()
@@ -594,14 +595,19 @@ def _finish_detached(run_dir: Path, sample_size: int, workers: int, timeout: flo
     for fd in (0, 1, 2):  # the command's output ends with it (whoever reads it sees its end)
         os.dup2(null, fd)
     marker = {"pid": os.getpid(), "started": time.time(), "timeout_s": timeout}
-    _write_pending(run_dir, marker)
+    with _folder_lock(run_dir):
+        _write_pending(run_dir, marker)
     os.write(done, str(os.getpid()).encode())
     os.close(done)
+
+    drawn = run_dir / f".report.{os.getpid()}.html"
 
     def give_up(signum: int, frame: Any) -> None:
         try:
             _failed(run_dir, marker, f"the report was not done after {timeout:g} s")
-            (run_dir / f".report.{os.getpid()}.html").unlink(missing_ok=True)
+            # its page, and the temporary file of a write the alarm cut short
+            for path in (drawn, *run_dir.glob(f".{drawn.name}.*.tmp")):
+                path.unlink(missing_ok=True)
         finally:
             os._exit(1)  # the processes drawing its figures end with it (PR_SET_PDEATHSIG)
 
@@ -610,13 +616,13 @@ def _finish_detached(run_dir: Path, sample_size: int, workers: int, timeout: flo
     # drawn beside the page, then put in its place only while the folder still waits for
     # this process: a run resumed meanwhile has a newer marker (its own report comes later),
     # and `neuronlab report` removes it after writing the same report
-    drawn = run_dir / f".report.{os.getpid()}.html"
     try:
         write_report(run_dir, path=drawn, sample_size=sample_size, workers=workers)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        if _ours(run_dir, marker):
-            os.replace(drawn, run_dir / "report.html")
-            (run_dir / PENDING_FILE).unlink(missing_ok=True)
+        with _folder_lock(run_dir):
+            if _ours(run_dir, marker):
+                os.replace(drawn, run_dir / "report.html")
+                (run_dir / PENDING_FILE).unlink(missing_ok=True)
     except Exception as e:
         _failed(run_dir, marker, f"{type(e).__name__}: {e}")
         raise
@@ -632,8 +638,24 @@ def _ours(run_dir: Path, marker: dict[str, Any]) -> bool:
 
 
 def _failed(run_dir: Path, marker: dict[str, Any], why: str) -> None:
-    if _ours(run_dir, marker):  # not written meanwhile, nor handed to a newer process
-        _write_pending(run_dir, {**marker, "failed": why})
+    with _folder_lock(run_dir):
+        if _ours(run_dir, marker):  # not written meanwhile, nor handed to a newer process
+            _write_pending(run_dir, {**marker, "failed": why})
+
+
+@contextmanager
+def _folder_lock(run_dir: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the run folder itself (no file of its own): the marker's
+    writers and removers check and change it one at a time (a background process swapping
+    its page in, a newer one starting, ``write_report``)."""
+    import fcntl
+
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the folder's descriptor releases the lock
 
 
 def _write_pending(run_dir: Path, marker: dict[str, Any]) -> None:
@@ -697,7 +719,7 @@ class ReportWriter:
         for stream in (sys.stdout, sys.stderr):  # what the child would otherwise write twice
             try:
                 stream.flush()
-            except (OSError, ValueError):
+            except (AttributeError, OSError, ValueError):  # None without a stdout
                 pass
         quiet = _no_fork_warning()
         try:
@@ -929,6 +951,7 @@ def write_report(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run directory not found: {run_dir}")
+    pending = pending_report(run_dir)  # what this report answers (see the end)
     model, model_note = _load_model(run_dir)
     config, config_note = _load_config(run_dir, model)
     metrics_file = run_dir / "metrics.jsonl"
@@ -1035,8 +1058,10 @@ def write_report(
     )
     out = Path(path) if path is not None else run_dir / "report.html"
     atomic_write_bytes(out, doc.encode("utf-8"))
-    if out.resolve() == (run_dir / "report.html").resolve():  # the run's own: no longer pending
-        (run_dir / PENDING_FILE).unlink(missing_ok=True)
+    if out.resolve() == (run_dir / "report.html").resolve():  # the run's own: no longer pending,
+        with _folder_lock(run_dir):  # unless a newer process (a resumed run's) took it over
+            if pending_report(run_dir) == pending:
+                (run_dir / PENDING_FILE).unlink(missing_ok=True)
     return out
 
 

@@ -84,8 +84,9 @@ def _blas_libraries() -> Any:
     if _found[1] != len(sys.modules):
         from threadpoolctl import ThreadpoolController
 
+        n = len(sys.modules)  # before the scan: an import meanwhile (a thread) scans again
         _found[0] = ThreadpoolController()
-        _found[1] = len(sys.modules)
+        _found[1] = n
     return _found[0]
 
 

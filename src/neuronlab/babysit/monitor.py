@@ -24,8 +24,9 @@ measured too, its probe's forward of the same rows is described instead). The tr
 random generators are never used, so a run is bit-identical with and without the monitor.
 
 The cost, every ``every`` steps: one forward pass of the sample and a few passes over the
-parameters; the products on the sample run on one BLAS thread. Beside the compiled engine
-(make bench, runs of 1000-1875 steps at the defaults) that is ~2% of the 3072-512-512-10
+parameters; the products on the sample run on one BLAS thread (where the fit has a limit of
+its own, e.g. ``Trainer(threads=4)``, that one holds). Beside the compiled engine (make
+bench, runs of 1000-1875 steps at the defaults) that is ~2% of the 3072-512-512-10
 network's training and 12-14% of the 64-128-10 one's at batch 32, whose ~25 µs steps make the
 sample's forward, the noise probe and the spectra's eigensolver alone ~7%
 (benchmarks/NOTES.md, 2026-12-03); the NumPy path's steps are ~3x slower.
