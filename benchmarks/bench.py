@@ -232,9 +232,9 @@ def measure_l2(cfg: Config) -> dict[str, Any]:
 
     times = l2_load.measure(what="estimator", epochs=cfg.l2_epochs, reps=cfg.l2_reps,
                             n_busy=cfg.l2_busy)
-    out: dict[str, Any] = {"epochs": cfg.l2_epochs, "reps": cfg.l2_reps, "busy": cfg.l2_busy}
-    for kind, runs in times.items():
-        out[kind] = {name: statistics.median(s) for name, s in runs.items()}
+    out: dict[str, Any] = {"epochs": cfg.l2_epochs, "reps": cfg.l2_reps, "busy": cfg.l2_busy,
+                           **l2_load.medians(times)}
+    for kind in times:
         _say(f"  {kind:<5}alpha 1e-4 {out[kind]['l2']:.2f} s, alpha 0 {out[kind]['no l2']:.2f} s "
              f"(median): {out[kind]['l2'] / out[kind]['no l2']:.2f}×")
     return out

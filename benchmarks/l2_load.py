@@ -113,6 +113,12 @@ def measure(*, what: str = "estimator", epochs: int, reps: int, n_busy: int,
             "cpu": {name: c[1:] for name, c in cpu.items()}}  # without the warm-up run
 
 
+def medians(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """The median of each run's seconds in :func:`measure`'s result, by kind and run."""
+    return {kind: {name: statistics.median(s) for name, s in runs.items()}
+            for kind, runs in times.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--what", choices=["estimator", "cli"], default="estimator")
@@ -138,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     times = measure(what=args.what, epochs=epochs, reps=reps, n_busy=args.busy,
                     policy=not args.no_policy)
     for kind, runs in times.items():
-        med = {name: statistics.median(s) for name, s in runs.items()}
+        med = medians(times)[kind]
         for name, s in runs.items():
             _say(f"  {kind:<5}{name:<7}{med[name]:7.2f} s median  "
                  f"({', '.join(f'{t:.2f}' for t in s)})")

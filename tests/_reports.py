@@ -24,6 +24,17 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"
 
 
+def children() -> set[int]:
+    """The child processes of this process, ended but not yet reaped (zombies) included."""
+    me = os.getpid()
+    found = set()
+    for p in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(p.name))
+        if fields is not None and int(fields[1]) == me:
+            found.add(int(p.name))
+    return found
+
+
 def session(sid: int) -> set[int]:
     """The live processes of session ``sid`` (the background report's, and the processes
     drawing its figures)."""

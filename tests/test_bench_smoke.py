@@ -5,7 +5,6 @@ installed) and check the arithmetic its tables rest on. Speed is never asserted.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import bench
+from _reports import children
 from ceiling import Ceiling, best_ceiling, gemm_ceiling
 from report import Row, ratio, targets
 from timing import interleave
@@ -63,23 +63,9 @@ def test_tiny_run_writes_results(tmp_path: Path) -> None:
     assert sum("GEMM-only loop" in n for n in names) == 2  # 85%, both large sections
 
 
-def _children() -> set[int]:
-    """Pids of this process's living children (Linux /proc)."""
-    out = set()
-    for d in Path("/proc").iterdir():
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:  # not a process, or it ended
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if d.name.isdigit() and int(fields[1]) == os.getpid() and fields[0] != "Z":
-            out.add(int(d.name))
-    return out
-
-
 def test_l2_under_load_row(tmp_path: Path) -> None:
     """The L2 row: both fits timed with a busy process beside them, which is stopped after."""
-    before = _children()
+    before = children()
     cfg = replace(TINY, sections=("l2",), l2_epochs=1, l2_reps=1, l2_busy=1)
     out = tmp_path / "RESULTS.md"
     result = bench.run_benchmark(cfg, out=out)
@@ -92,7 +78,7 @@ def test_l2_under_load_row(tmp_path: Path) -> None:
         ("L2 under load (1 busy processes): alpha=1e-4 ≤ 1.2× alpha=0", f"{ratio_:.2f}×")]
     text = out.read_text()
     assert "## L2 under load" in text and "| wall seconds |" in text
-    assert _children() <= before  # the busy process is gone
+    assert children() <= before  # the busy process is gone
 
 
 def test_tiny_run_with_jax(tmp_path: Path) -> None:

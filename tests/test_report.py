@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from _reports import children
 from click.testing import CliRunner
 
 from neuronlab.cli import cli
@@ -127,7 +128,7 @@ def test_the_report_is_self_contained(digits_run):
 
 def _notes(text: str) -> list[str]:
     """The page's notes (where a figure is missing, the note says why)."""
-    return re.findall(r'<p class="note">(.*?)</p>', text, flags=re.S)
+    return re.findall(r'<p class="note">(.*?)</p>', text, flags=re.DOTALL)
 
 
 def test_every_image_is_a_png(digits_run):
@@ -224,17 +225,6 @@ def test_an_empty_directory_renders_and_a_missing_one_raises(tmp_path):
 
 
 # -- the processes that draw it -------------------------------------------------------------------
-def _children_of_this_process() -> set[int]:
-    me = str(os.getpid())
-    out = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me:
-            out.add(int(stat.parent.name))
-    return out
 
 
 needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked drawing: Linux")
@@ -242,11 +232,11 @@ needs_fork = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fo
 
 @needs_fork
 def test_forked_drawing_processes_give_the_same_page_and_end(moons_run, tmp_path):
-    before = _children_of_this_process()
+    before = children()
     one = write_report(moons_run, path=tmp_path / "one.html", workers=1).read_text()
     two = write_report(moons_run, path=tmp_path / "two.html", workers=2).read_text()
     assert one == two
-    assert _children_of_this_process() <= before  # every drawing process has ended
+    assert children() <= before  # every drawing process has ended
 
 
 @needs_fork
@@ -298,10 +288,10 @@ def test_the_report_writer_writes_in_its_process_and_ends(moons_run, tmp_path):
     expected = write_report(moons_run, path=tmp_path / "here.html").read_text()
     with ReportWriter(workers=2) as writer:
         pid = writer._pid
-        assert pid is not None and pid in _children_of_this_process()
+        assert pid is not None and pid in children()
         out = writer.write(moons_run, path=tmp_path / "there.html")
         assert out == tmp_path / "there.html" and out.read_text() == expected
-    assert pid not in _children_of_this_process()  # ended and reaped
+    assert pid not in children()  # ended and reaped
 
 
 @needs_fork

@@ -430,7 +430,7 @@ def _draw_forked(figures: list[_Figure], workers: int) -> list[str]:
     # of that process's state (fork, memory) must not cost the page a picture
     png = _Pngs()
     for i in range(len(figures)):
-        if i not in out or out[i].startswith(_note("")[:-4]):
+        if i not in out or out[i].startswith(_NOTE):
             if i in out:
                 logger.warning("a report figure failed in a drawing process (%s); drawing it "
                                "again in this one", out[i])
@@ -830,8 +830,11 @@ def _img(png: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
 
 
+_NOTE = '<p class="note">'  # how a note (a figure's failure among them) begins
+
+
 def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
+    return f"{_NOTE}{html.escape(text)}</p>"
 
 
 def _fmt(v: Any) -> str:
